@@ -1,0 +1,3 @@
+from dyncc.cli import main
+
+main()

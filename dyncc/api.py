@@ -1,0 +1,105 @@
+"""The library API the CLI is a thin layer over: validate specs, build targets, check drift."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Iterable
+
+from dyncc.compiler import Compilation, check_spec, compile_spec
+from dyncc.diagnostics import Diagnostic, DiagnosticError
+from dyncc.output import drift, write_tree
+from dyncc.spec import load_spec
+from dyncc.targets import load_target, target_names
+
+
+@dataclasses.dataclass(frozen=True)
+class Validation:
+    file: str
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.is_error for d in self.diagnostics)
+
+
+def validate(path: str | Path) -> Validation:
+    """Load and check one spec; every problem comes back as a diagnostic, none as an exception."""
+    try:
+        loaded = load_spec(path)
+    except DiagnosticError as exc:
+        return Validation(str(path), tuple(exc.diagnostics))
+    _, _, diagnostics = check_spec(loaded)
+    return Validation(str(path), tuple(diagnostics))
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetOutput:
+    target: str
+    directory: Path
+    files: dict[str, str]
+    drift: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildResult:
+    compilation: Compilation
+    outputs: tuple[TargetOutput, ...]
+    skipped: tuple[Diagnostic, ...]  # targets `all` left out because they cannot run this spec
+
+    @property
+    def diagnostics(self) -> tuple[Diagnostic, ...]:
+        return self.compilation.diagnostics + self.skipped
+
+
+def render_targets(compilation: Compilation, targets: Iterable[str]) -> tuple[dict[str, dict[str, str]], list[Diagnostic]]:
+    """Render each target in memory. ``all`` skips (with a note) targets that can't run the spec."""
+    requested = list(targets)
+    names = list(target_names()) if "all" in requested else list(dict.fromkeys(requested))
+    rendered, skipped, errors = {}, [], []
+    for name in names:
+        module = load_target(name)
+        problem = _target_cannot_run(compilation, name, module)
+        if problem is None:
+            rendered[name] = module.render(compilation.plan)
+        elif "all" in requested:
+            skipped.append(dataclasses.replace(problem, severity="info"))
+        else:
+            errors.append(problem)
+    if errors:
+        raise DiagnosticError(errors)
+    return rendered, skipped
+
+
+def _target_cannot_run(compilation: Compilation, name: str, module) -> Diagnostic | None:
+    plan = compilation.plan
+    if module.MULTI_NODE or plan.single_node:
+        return None
+    capable = [n for n in target_names() if load_target(n).MULTI_NODE]
+    return Diagnostic(
+        "DYN501",
+        f"the {name} target runs one node; this spec places workers on {plan.placement.nodes_used} nodes",
+        path=("cluster",),
+        hint=f"build it with -t {' or -t '.join(capable)}" if capable else "shrink the deployment to one node",
+        location=compilation.loaded.source.locate(("cluster",)),
+    )
+
+
+def build(spec_path: str | Path, targets: Iterable[str], out_dir: str | Path, check: bool = False) -> BuildResult:
+    """Compile the spec and write (or, with ``check``, compare) ``out_dir/<target>/`` for each target.
+
+    Everything is rendered before anything is written, so a failing build writes nothing.
+    """
+    compilation = compile_spec(load_spec(spec_path))
+    rendered, skipped = render_targets(compilation, targets)
+    out = Path(out_dir)
+    outputs = []
+    for name, files in rendered.items():
+        directory = out / name
+        if check:
+            outputs.append(TargetOutput(name, directory, files, tuple(drift(directory, files))))
+        else:
+            write_tree(directory, files)
+            outputs.append(TargetOutput(name, directory, files))
+    return BuildResult(compilation, tuple(outputs), tuple(skipped))
+

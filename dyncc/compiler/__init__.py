@@ -1,0 +1,57 @@
+"""parse -> graph -> rules -> placement -> plan.
+
+:func:`compile_spec` runs the whole pipeline and returns a :class:`Compilation`; any error-severity
+diagnostic stops it with :class:`~dyncc.diagnostics.DiagnosticError`. Each step reads the graph the
+previous one built; none re-derives it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import networkx as nx
+
+from dyncc.compiler.graph import build_graph, pools, spec_of
+from dyncc.compiler.placement import Placement, PlacementError, place_ranks
+from dyncc.compiler.plan import DeploymentPlan, lower
+from dyncc.compiler.rules import RULES, run_rules
+from dyncc.diagnostics import Diagnostic, DiagnosticError, has_errors
+from dyncc.spec import LoadedSpec
+
+__all__ = ["Compilation", "RULES", "compile_spec", "check_spec"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Compilation:
+    loaded: LoadedSpec
+    graph: nx.DiGraph
+    placement: Placement
+    plan: DeploymentPlan
+    diagnostics: tuple[Diagnostic, ...]  # warnings and notes; errors never get this far
+
+
+def check_spec(loaded: LoadedSpec) -> tuple[nx.DiGraph, Placement | None, list[Diagnostic]]:
+    """Build the graph, run every rule, and place ranks when the rules pass. Never raises for bad specs."""
+    graph = build_graph(loaded)
+    diagnostics = run_rules(graph)
+    placement = None
+    if not has_errors(diagnostics):
+        cluster = spec_of(graph).cluster
+        try:
+            placement = place_ranks(pools(graph), cluster.gpus_per_node, cluster.nodes)
+        except PlacementError as exc:
+            diagnostics.append(exc.diagnostic)
+    return graph, placement, _locate(loaded, diagnostics)
+
+
+def compile_spec(loaded: LoadedSpec) -> Compilation:
+    graph, placement, diagnostics = check_spec(loaded)
+    if has_errors(diagnostics) or placement is None:
+        raise DiagnosticError(diagnostics)
+    return Compilation(loaded, graph, placement, lower(graph, placement), tuple(diagnostics))
+
+
+def _locate(loaded: LoadedSpec, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    located = [d if d.location else d.located(loaded.source.locate(d.path)) for d in diagnostics]
+    return sorted(located, key=lambda d: ({"error": 0, "warning": 1, "info": 2}[d.severity],
+                                          d.location.line, d.location.column, d.code))

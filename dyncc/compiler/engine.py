@@ -1,0 +1,195 @@
+"""Resolve each pool's TensorRT-LLM engine config, recording where every value came from.
+
+The engine YAML is the single place parallelism, KV cache layout, KV transfer and speculation reach
+TRT-LLM (Dynamo's worker has no flags for the last two). Each leaf gets a :class:`Provenance`: the
+user's spec path, a default (with the reason), or a compiler rule. ``engine.extra`` is merged last
+because it is the user's explicit word — exactly like Dynamo's own override order — and each value it
+overrides is reported (DYN109) so nothing changes silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+from dyncc.spec.model import DeploymentSpec, Pool, Role
+
+# Engine keys that drive placement, ranks and flags: they must come from the pool's first-class fields
+# so that every target (and the placement) reads one value.
+OWNED_KEYS = {
+    "tensor_parallel_size": "tensor_parallel",
+    "pipeline_parallel_size": "pipeline_parallel",
+    "context_parallel_size": "tensor_parallel / pipeline_parallel (context parallelism is not modelled)",
+    "moe_expert_parallel_size": "expert_parallel",
+    "moe_tensor_parallel_size": "moe_tensor_parallel",
+    "enable_attention_dp": "attention_dp",
+    "gpus_per_node": "cluster.gpus_per_node",
+    "model": "model.path",
+    "backend": "nothing (TRT-LLM 1.3 only has the PyTorch backend)",
+}
+
+SourceKind = Literal["user", "default", "rule"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Provenance:
+    kind: SourceKind
+    detail: str  # spec path for "user", reason for "default", rule code for "rule"
+    path: tuple = ()  # spec path of the value, for file:line
+
+    def describe(self) -> str:
+        return {"user": "set in spec", "default": "default", "rule": "rule"}[self.kind] + f": {self.detail}"
+
+
+@dataclasses.dataclass
+class ResolvedEngine:
+    config: dict[str, Any]
+    sources: dict[str, Provenance]
+    overrides: list[tuple[str, Any, Any]]  # (dotted key, first-class value, extra's value)
+    owned_conflicts: list[str]
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        node: Any = self.config
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+
+class _Builder:
+    def __init__(self, role: Role):
+        self.role = role
+        self.config: dict[str, Any] = {}
+        self.sources: dict[str, Provenance] = {}
+
+    def set(self, dotted: str, value: Any, source: Provenance) -> None:
+        node = self.config
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+        self.sources[dotted] = source
+
+
+def _user(path: tuple) -> Provenance:
+    return Provenance("user", ".".join(str(p) for p in path), path)
+
+
+def resolve_engine(spec: DeploymentSpec, role: Role, pool: Pool, moe: bool | None) -> ResolvedEngine:
+    base = ("pools", role)
+    eng = pool.engine
+    b = _Builder(role)
+
+    def first_class(key: str, value: Any, field: str) -> None:
+        if value is not None:
+            b.set(key, value, _user(base + ("engine", field)))
+
+    b.set("tensor_parallel_size", pool.tensor_parallel, _user(base + ("tensor_parallel",)))
+    b.set("pipeline_parallel_size", pool.pipeline_parallel, _user(base + ("pipeline_parallel",)))
+    if moe or pool.expert_parallel > 1:
+        b.set("moe_expert_parallel_size", pool.expert_parallel, _user(base + ("expert_parallel",)))
+        moe_tp = pool.moe_tensor_parallel or max(1, pool.tensor_parallel // pool.expert_parallel)
+        b.set("moe_tensor_parallel_size", moe_tp,
+              _user(base + ("moe_tensor_parallel",)) if pool.moe_tensor_parallel
+              else Provenance("default", "tensor_parallel / expert_parallel"))
+    b.set("enable_attention_dp", pool.attention_dp, _user(base + ("attention_dp",)))
+    first_class("max_batch_size", eng.max_batch_size, "max_batch_size")
+    first_class("max_num_tokens", eng.max_num_tokens, "max_num_tokens")
+    first_class("max_seq_len", eng.max_seq_len, "max_seq_len")
+    first_class("enable_chunked_prefill", eng.chunked_prefill, "chunked_prefill")
+
+    if eng.overlap_scheduler is not None:
+        b.set("disable_overlap_scheduler", not eng.overlap_scheduler, _user(base + ("engine", "overlap_scheduler")))
+    elif role == "prefill":
+        # Prefill-only workers don't support the overlap scheduler (Dynamo's own prefill configs).
+        b.set("disable_overlap_scheduler", True, Provenance("default", "prefill workers run without the overlap scheduler"))
+
+    _resolve_cuda_graphs(b, role, eng, base)
+
+    first_class("kv_cache_config.free_gpu_memory_fraction", eng.free_gpu_memory_fraction, "free_gpu_memory_fraction")
+    first_class("kv_cache_config.dtype", eng.kv_cache_dtype, "kv_cache_dtype")
+    if eng.tokens_per_block is not None:
+        first_class("kv_cache_config.tokens_per_block", eng.tokens_per_block, "tokens_per_block")
+    else:
+        # Written out explicitly: the router's block size and the prefill/decode pair must match it.
+        b.set("kv_cache_config.tokens_per_block", 32, Provenance("default", "TRT-LLM and Dynamo default (32)"))
+    first_class("kv_cache_config.enable_block_reuse", eng.enable_block_reuse, "enable_block_reuse")
+
+    if role in ("prefill", "decode"):
+        kvt = spec.kv_transfer
+        b.set("cache_transceiver_config.backend", kvt.backend,
+              _user(("kv_transfer", "backend")) if "backend" in kvt.model_fields_set
+              else Provenance("default", "NIXL, Dynamo 1.6's KV transfer default; written explicitly (unset fails every disagg request)"))
+        if kvt.max_tokens_in_buffer is not None:
+            b.set("cache_transceiver_config.max_tokens_in_buffer", kvt.max_tokens_in_buffer,
+                  _user(("kv_transfer", "max_tokens_in_buffer")))
+
+    _resolve_speculative(b, spec)
+    if spec.model.trust_remote_code:
+        b.set("trust_remote_code", True, _user(("model", "trust_remote_code")))
+
+    overrides, conflicts = _merge_extra(b, eng.extra, base + ("engine", "extra"))
+    return ResolvedEngine(b.config, b.sources, overrides, conflicts)
+
+
+def _resolve_cuda_graphs(b: _Builder, role: Role, eng, base: tuple) -> None:
+    graphs = eng.cuda_graphs
+    if graphs is None:
+        if role == "prefill":
+            b.set("cuda_graph_config", None, Provenance("default", "prefill workers run without CUDA graphs"))
+        return
+    path = base + ("engine", "cuda_graphs")
+    if not graphs.enabled:
+        b.set("cuda_graph_config", None, _user(path + ("enabled",)))
+        return
+    b.set("cuda_graph_config", {}, _user(path))
+    if graphs.padding is not None:
+        b.set("cuda_graph_config.enable_padding", graphs.padding, _user(path + ("padding",)))
+    if graphs.batch_sizes is not None:
+        b.set("cuda_graph_config.batch_sizes", list(graphs.batch_sizes), _user(path + ("batch_sizes",)))
+    if graphs.max_batch_size is not None:
+        b.set("cuda_graph_config.max_batch_size", graphs.max_batch_size, _user(path + ("max_batch_size",)))
+    elif graphs.batch_sizes is None and eng.max_batch_size is not None:
+        b.set("cuda_graph_config.max_batch_size", eng.max_batch_size,
+              Provenance("default", "capture up to the pool's max_batch_size"))
+
+
+def _resolve_speculative(b: _Builder, spec: DeploymentSpec) -> None:
+    sp = spec.speculative
+    if sp.mode == "none":
+        return
+    path = ("speculative",)
+    decoding_type = {"mtp": "MTP", "eagle": "Eagle3", "eagle3": "Eagle3"}[sp.mode]
+    # TRT-LLM's PyTorch backend turns `Eagle` into Eagle3 anyway; writing Eagle3 says what really runs.
+    b.set("speculative_config.decoding_type", decoding_type, _user(path + ("mode",)))
+    draft_len = sp.draft_len if sp.draft_len is not None else (1 if sp.mode == "mtp" else None)
+    if draft_len is not None:
+        b.set("speculative_config.max_draft_len", draft_len,
+              _user(path + ("draft_len",)) if sp.draft_len is not None else Provenance("default", "one MTP draft token"))
+    if sp.mode in ("eagle", "eagle3"):
+        if sp.draft_model is not None:
+            b.set("speculative_config.speculative_model", sp.draft_model, _user(path + ("draft_model",)))
+        b.set("speculative_config.eagle3_one_model", sp.one_model,
+              _user(path + ("one_model",)) if "one_model" in sp.model_fields_set else Provenance("default", "one-model Eagle3"))
+
+
+def _merge_extra(b: _Builder, extra: dict, path: tuple) -> tuple[list, list]:
+    overrides: list[tuple[str, Any, Any]] = []
+    conflicts = [key for key in extra if key in OWNED_KEYS]
+
+    def merge(target: dict, incoming: dict, prefix: str) -> None:
+        for key, value in incoming.items():
+            dotted = f"{prefix}{key}"
+            if not prefix and key in OWNED_KEYS:
+                continue
+            if isinstance(value, dict) and isinstance(target.get(key), dict):
+                merge(target[key], value, dotted + ".")
+                continue
+            if key in target and target[key] != value:
+                overrides.append((dotted, target[key], value))
+            target[key] = value
+            b.sources[dotted] = Provenance("user", ".".join(map(str, path)) + f".{dotted}", path + tuple(dotted.split(".")))
+
+    merge(b.config, extra, "")
+    return overrides, conflicts

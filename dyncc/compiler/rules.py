@@ -1,0 +1,410 @@
+"""Validation rules over the deployment graph.
+
+Each rule is a small function registered with its stable code; it reads the graph (never the YAML)
+and yields diagnostics with the spec path at fault. The decorator stamps the rule's code on what it
+yields, so a rule cannot report under another rule's code. Codes are stable: CI pipelines match on
+them. DYN0xx are load errors (``dyncc.spec``); 1xx parallelism and engine; 2xx disaggregation;
+3xx routing; 4xx topology and placement; 5xx targets; 6xx planner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Iterable, Iterator
+
+import networkx as nx
+
+from dyncc.compiler.engine_keys import check_engine_config
+from dyncc.compiler.engine import OWNED_KEYS
+from dyncc.compiler.graph import FRONTEND, PoolInfo, edges_of_kind, pool, pools, routed_pools, spec_of
+from dyncc.compiler.placement import nodes_per_worker
+from dyncc.diagnostics import Diagnostic, Severity
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    code: str
+    name: str
+    summary: str
+    check: Callable[[nx.DiGraph], Iterable[Diagnostic]]
+
+
+RULES: list[Rule] = []
+
+
+def rule(code: str, name: str) -> Callable:
+    def register(fn: Callable[[nx.DiGraph], Iterable[Diagnostic]]) -> Callable:
+        def stamped(graph: nx.DiGraph) -> Iterator[Diagnostic]:
+            for found in fn(graph):
+                yield dataclasses.replace(found, code=code)
+
+        RULES.append(Rule(code, name, (fn.__doc__ or "").strip().splitlines()[0], stamped))
+        return fn
+
+    return register
+
+
+def finding(message: str, path: tuple, hint: str | None = None, severity: Severity = "error") -> Diagnostic:
+    return Diagnostic("", message, path=path, hint=hint, severity=severity)
+
+
+def run_rules(graph: nx.DiGraph) -> list[Diagnostic]:
+    return [d for r in RULES for d in r.check(graph)]
+
+
+def _facts(graph: nx.DiGraph):
+    return graph.graph["facts"]
+
+
+def _is_moe(graph: nx.DiGraph, info: PoolInfo) -> bool:
+    return bool(_facts(graph).moe) or info.spec.expert_parallel > 1
+
+
+# --- 1xx: parallelism, speculation and engine keys ----------------------------------------------
+
+@rule("DYN101", "gpus-per-worker")
+def gpus_per_worker_is_tp_times_pp(graph):
+    """A worker's GPU count is tensor_parallel x pipeline_parallel; attention DP adds none."""
+    for p in pools(graph):
+        declared = p.spec.gpus_per_worker
+        if declared is not None and declared != p.gpus_per_worker:
+            hint = f"a {p.role} worker with TP={p.spec.tensor_parallel} PP={p.spec.pipeline_parallel} uses {p.gpus_per_worker} GPUs"
+            if p.spec.attention_dp and declared == p.gpus_per_worker * p.spec.tensor_parallel:
+                hint += "; attention DP runs inside the TP ranks and adds no GPUs"
+            yield finding(f"gpus_per_worker is {declared}, but TP x PP = {p.gpus_per_worker}",
+                          p.path + ("gpus_per_worker",), hint)
+
+
+@rule("DYN102", "moe-parallel-product")
+def moe_parallel_covers_tp(graph):
+    """For MoE models, expert_parallel x moe_tensor_parallel must equal tensor_parallel."""
+    for p in pools(graph):
+        if not _is_moe(graph, p):
+            continue
+        ep = p.spec.expert_parallel
+        moe_tp = p.engine.get("moe_tensor_parallel_size")
+        if ep * moe_tp != p.spec.tensor_parallel:
+            field = "moe_tensor_parallel" if p.spec.moe_tensor_parallel else "expert_parallel"
+            yield finding(f"expert_parallel ({ep}) x moe_tensor_parallel ({moe_tp}) = {ep * moe_tp}, "
+                          f"but tensor_parallel is {p.spec.tensor_parallel}", p.path + (field,),
+                          "TRT-LLM splits the TP ranks between expert and tensor parallelism for MoE layers: "
+                          "choose expert_parallel dividing tensor_parallel")
+
+
+@rule("DYN103", "expert-parallel-needs-moe")
+def expert_parallel_only_for_moe(graph):
+    """expert_parallel > 1 only makes sense for a mixture-of-experts model."""
+    facts = _facts(graph)
+    if facts.moe is not False:
+        return
+    for p in pools(graph):
+        if p.spec.expert_parallel > 1:
+            yield finding(f"expert_parallel is {p.spec.expert_parallel}, but the model is dense (moe: false, "
+                          f"from {facts.source.get('moe', 'spec')})", p.path + ("expert_parallel",),
+                          "remove expert_parallel, or correct model.moe / model.num_experts")
+
+
+@rule("DYN104", "attention-dp-needs-tp")
+def attention_dp_needs_tp(graph):
+    """Attention DP splits attention across the TP ranks; with TP=1 it does nothing."""
+    for p in pools(graph):
+        if p.spec.attention_dp and p.spec.tensor_parallel == 1:
+            yield finding("attention_dp is on with tensor_parallel 1: there is nothing to split",
+                          p.path + ("attention_dp",), "raise tensor_parallel, or turn attention_dp off",
+                          severity="warning")
+
+
+@rule("DYN105", "mtp-needs-mtp-layers")
+def mtp_needs_mtp_layers(graph):
+    """MTP speculative decoding needs a checkpoint with MTP (next-n prediction) layers."""
+    spec, facts = spec_of(graph), _facts(graph)
+    if spec.speculative.mode == "mtp" and facts.mtp_layers == 0:
+        yield finding(f"speculative mode mtp, but the model has no MTP layers (from {facts.source.get('mtp_layers', 'spec')})",
+                      ("speculative", "mode"), "use eagle3 with a draft model, or a checkpoint with MTP layers "
+                      "(e.g. DeepSeek-R1: num_nextn_predict_layers 1)")
+
+
+@rule("DYN106", "eagle-needs-draft-model")
+def eagle_needs_draft_model(graph):
+    """Eagle/Eagle3 needs a draft model and a draft length > 0."""
+    sp = spec_of(graph).speculative
+    if sp.mode not in ("eagle", "eagle3"):
+        return
+    if sp.draft_model is None:
+        yield finding(f"speculative mode {sp.mode} needs a draft model", ("speculative", "mode"),
+                      "set speculative.draft_model to the Eagle3 draft checkpoint (HF id or directory)")
+    if sp.draft_len is None:
+        yield finding(f"speculative mode {sp.mode} needs draft_len > 0", ("speculative", "mode"),
+                      "set speculative.draft_len (e.g. 3)")
+
+
+@rule("DYN107", "experts-divisible-by-ep")
+def experts_divisible_by_ep(graph):
+    """Each expert-parallel rank holds the same number of experts."""
+    experts = _facts(graph).num_experts
+    if experts is None:
+        return
+    for p in pools(graph):
+        ep = p.spec.expert_parallel
+        if ep > 1 and experts % ep:
+            yield finding(f"{experts} experts do not divide over expert_parallel {ep}", p.path + ("expert_parallel",),
+                          f"choose expert_parallel dividing {experts}")
+
+
+@rule("DYN108", "engine-keys-accepted")
+def engine_keys_accepted(graph):
+    """Engine YAMLs hold only keys and values TensorRT-LLM 1.3.0rc29 accepts; owned keys come from pool fields."""
+    for p in pools(graph):
+        extra_path = p.path + ("engine", "extra")
+        for key in p.engine.owned_conflicts:
+            yield finding(f"`{key}` cannot be passed through engine.extra", extra_path + (key,),
+                          f"set it with {OWNED_KEYS[key]}: every target and the placement read that one value")
+        for key_path, problem, suggestion in check_engine_config(p.engine.config):
+            source = p.engine.sources.get(".".join(key_path))
+            path = source.path if source and source.path else extra_path + key_path
+            yield finding(problem, path, f"did you mean `{suggestion}`?" if suggestion else
+                          "see TensorRT-LLM's llm_args for the accepted keys")
+
+
+@rule("DYN109", "extra-overrides")
+def extra_overrides_are_reported(graph):
+    """A passthrough engine key that overrides a value dyncc set is reported, never silent."""
+    for p in pools(graph):
+        for dotted, ours, theirs in p.engine.overrides:
+            yield finding(f"engine.extra sets `{dotted}: {theirs}` over `{ours}` from the spec",
+                          p.path + ("engine", "extra") + tuple(dotted.split(".")),
+                          "prefer the first-class spec field, so every pool and target agrees",
+                          severity="warning")
+
+
+@rule("DYN110", "cuda-graph-batch-sizes")
+def cuda_graph_sizes_consistent(graph):
+    """CUDA-graph max_batch_size equals max(batch_sizes) when both are given, and fits the engine's batch."""
+    for p in pools(graph):
+        cfg = p.engine.get("cuda_graph_config")
+        if not isinstance(cfg, dict):
+            continue
+        sizes, largest = cfg.get("batch_sizes"), cfg.get("max_batch_size")
+        path = p.path + ("engine", "cuda_graphs")
+        if sizes and largest is not None and largest != max(sizes):
+            yield finding(f"cuda_graphs.max_batch_size {largest} differs from max(batch_sizes) {max(sizes)}",
+                          path + ("max_batch_size",), "give one of them, or make them agree")
+        top = max(sizes) if sizes else largest
+        limit = p.engine.get("max_batch_size")
+        if top is not None and limit is not None and top > limit:
+            yield finding(f"CUDA graphs captured up to batch {top}, above max_batch_size {limit}", path,
+                          "graphs above max_batch_size are never used; lower them", severity="warning")
+
+
+@rule("DYN111", "speculative-fields-without-mode")
+def speculative_fields_match_mode(graph):
+    """Draft settings without a speculative mode (or a draft model for MTP) would be silently ignored."""
+    sp = spec_of(graph).speculative
+    if sp.mode == "none" and (sp.draft_len is not None or sp.draft_model is not None):
+        yield finding("draft settings given, but speculative.mode is none", ("speculative",),
+                      "set speculative.mode (mtp, eagle3), or remove draft_len/draft_model")
+    if sp.mode == "mtp" and sp.draft_model is not None:
+        yield finding("MTP drafts with the model's own MTP layers; draft_model is not used",
+                      ("speculative", "draft_model"), "remove draft_model, or use mode eagle3")
+
+
+# --- 2xx: disaggregation ------------------------------------------------------------------------
+
+@rule("DYN201", "disagg-needs-both-pools")
+def disagg_needs_prefill_and_decode(graph):
+    """Disaggregated serving needs both a prefill and a decode pool, and no agg pool beside them."""
+    have = {p.role for p in pools(graph)}
+    if ("prefill" in have) != ("decode" in have):
+        missing = "decode" if "prefill" in have else "prefill"
+        present = "prefill" if missing == "decode" else "decode"
+        yield finding(f"pools.{present} without pools.{missing}: disaggregated serving needs both",
+                      ("pools", present), f"add pools.{missing}, or serve with pools.agg alone")
+    if "agg" in have and have & {"prefill", "decode"}:
+        yield finding("pools.agg beside prefill/decode: the frontend serves one model one way",
+                      ("pools", "agg"), "declare agg alone, or prefill + decode")
+
+
+def _pair(graph) -> tuple[PoolInfo, PoolInfo] | None:
+    prefill, decode = pool(graph, "prefill"), pool(graph, "decode")
+    return (prefill, decode) if prefill and decode else None
+
+
+def _pair_must_match(graph, dotted: str, what: str, hint: str):
+    pair = _pair(graph)
+    if not pair:
+        return
+    prefill, decode = pair
+    a, b = prefill.engine.get(dotted), decode.engine.get(dotted)
+    if a != b:
+        src = decode.engine.sources.get(dotted) or prefill.engine.sources.get(dotted)
+        path = src.path if src and src.path else ("pools", "decode", "engine")
+        yield finding(f"prefill and decode disagree on {what}: prefill {a!r}, decode {b!r}", path,
+                      hint + " (nothing in TRT-LLM checks the pair: a mismatch shows up as hangs or garbage)")
+
+
+@rule("DYN202", "transceiver-backend-matches")
+def transceiver_backend_matches(graph):
+    """Prefill and decode use the same explicit KV-cache transceiver backend."""
+    pair = _pair(graph)
+    if pair and pair[0].engine.get("cache_transceiver_config.backend") is None:
+        yield finding("no KV-cache transceiver backend on the prefill pool", ("kv_transfer", "backend"),
+                      "unset, every disaggregated request fails at run time: set kv_transfer.backend")
+    yield from _pair_must_match(graph, "cache_transceiver_config.backend", "the KV transfer backend",
+                                "set it once in kv_transfer.backend, not per pool")
+
+
+@rule("DYN203", "tokens-per-block-matches")
+def tokens_per_block_matches(graph):
+    """Prefill and decode use the same KV-cache tokens per block."""
+    yield from _pair_must_match(graph, "kv_cache_config.tokens_per_block", "KV tokens per block",
+                                "give both pools the same engine.tokens_per_block")
+
+
+@rule("DYN204", "kv-dtype-matches")
+def kv_dtype_matches(graph):
+    """Prefill and decode store the KV cache in the same dtype."""
+    yield from _pair_must_match(graph, "kv_cache_config.dtype", "the KV cache dtype",
+                                "give both pools the same engine.kv_cache_dtype")
+
+
+@rule("DYN205", "speculative-config-matches")
+def speculative_config_matches(graph):
+    """Prefill and decode share the speculative config (draft layers change the KV layout)."""
+    yield from _pair_must_match(graph, "speculative_config", "the speculative config",
+                                "declare speculation once in `speculative:`, not in engine.extra")
+
+
+@rule("DYN206", "transfer-backend-default")
+def default_backend_is_ambiguous(graph):
+    """The DEFAULT transceiver backend means different things across TRT-LLM versions."""
+    spec = spec_of(graph)
+    if _pair(graph) and spec.kv_transfer.backend == "DEFAULT":
+        yield finding("kv_transfer.backend DEFAULT resolves from environment variables and changed across "
+                      "TRT-LLM versions (UCX before, NIXL in 1.3)", ("kv_transfer", "backend"),
+                      "name the backend: NIXL (Dynamo 1.6's default) or UCX", severity="warning")
+
+
+# --- 3xx: routing ---------------------------------------------------------------------------------
+
+@rule("DYN301", "kv-router-needs-events")
+def kv_router_gets_events(graph):
+    """The KV router (with events) needs KV events from every pool it routes."""
+    router = graph.nodes[FRONTEND]["router"]
+    if router.mode != "kv" or not router.kv_events:
+        return
+    publishers = {u for u, _ in edges_of_kind(graph, "kv_events")}
+    for node in routed_pools(graph):
+        p = graph.nodes[node]["pool"]
+        if node not in publishers:
+            yield finding(f"the KV router routes the {p.role} pool, but its publish_kv_events is false",
+                          p.path + ("publish_kv_events",),
+                          "remove publish_kv_events: false, or set router.kv_events: false (approximate routing)")
+        elif p.publish_kv_events_source.kind == "rule":
+            yield finding(f"KV events turned on for the {p.role} pool (--publish-kv-events): the KV router needs them",
+                          ("router", "mode"), severity="info")
+
+
+@rule("DYN302", "router-block-size")
+def router_block_size_matches(graph):
+    """The KV router's block size equals the tokens per block of every pool it routes."""
+    router = graph.nodes[FRONTEND]["router"]
+    if router.mode != "kv":
+        return
+    for node in routed_pools(graph):
+        p = graph.nodes[node]["pool"]
+        if p.tokens_per_block != router.block_size:
+            where = ("router", "block_size") if router.block_size_source.kind == "user" else p.path + ("engine", "tokens_per_block")
+            yield finding(f"router block size {router.block_size} differs from the {p.role} pool's "
+                          f"tokens_per_block {p.tokens_per_block}", where,
+                          "the router hashes prefixes per block: use one block size everywhere")
+
+
+@rule("DYN303", "conditional-disagg-needs-kv")
+def conditional_disagg_needs_kv_and_disagg(graph):
+    """Conditional disaggregation needs the KV router and prefill + decode pools."""
+    spec = spec_of(graph)
+    if not spec.router.conditional_disagg:
+        return
+    if spec.router.mode != "kv":
+        yield finding("router.conditional_disagg needs router.mode kv", ("router", "conditional_disagg"),
+                      "set router.mode: kv")
+    if not _pair(graph):
+        yield finding("router.conditional_disagg needs prefill and decode pools", ("router", "conditional_disagg"))
+
+
+@rule("DYN304", "kv-options-need-kv-router")
+def kv_options_need_kv_router(graph):
+    """KV-router options are errors under another router mode (they would be silently ignored)."""
+    router = spec_of(graph).router
+    if router.mode == "kv":
+        return
+    for field in ("overlap_score_credit", "temperature", "replica_sync", "block_size"):
+        if getattr(router, field) is not None:
+            yield finding(f"router.{field} only applies to the KV router; mode is {router.mode}",
+                          ("router", field), "set router.mode: kv, or remove it")
+    if "kv_events" in router.model_fields_set:
+        yield finding(f"router.kv_events only applies to the KV router; mode is {router.mode}",
+                      ("router", "kv_events"), "set router.mode: kv, or remove it")
+
+
+# --- 4xx: topology and placement ------------------------------------------------------------------
+
+@rule("DYN401", "pools-reachable")
+def every_pool_reachable(graph):
+    """Every pool is reachable from the frontend over request edges."""
+    requests = graph.edge_subgraph(edges_of_kind(graph, "requests"))
+    reached = nx.descendants(requests, FRONTEND) if FRONTEND in requests else set()
+    for p in pools(graph):
+        if f"pool:{p.role}" not in reached:
+            yield finding(f"nothing sends requests to the {p.role} pool", p.path,
+                          "an encode pool is called by prefill (or agg) workers: declare one")
+
+
+@rule("DYN402", "ports-unique")
+def ports_unique(graph):
+    """The frontend's HTTP port and the workers' system ports are distinct valid ports."""
+    http_port = graph.nodes[FRONTEND]["http_port"]
+    for p in pools(graph):
+        if http_port in p.system_ports:
+            yield finding(f"local.http_port {http_port} is also the system port of {p.role} worker "
+                          f"{p.system_ports.index(http_port)}", ("local", "http_port"),
+                          "move local.http_port, or local.system_port_base past the workers' range")
+        if p.system_ports and p.system_ports[-1] > 65535:
+            yield finding(f"{p.role} workers' system ports run past 65535", ("local", "system_port_base"),
+                          "lower local.system_port_base")
+
+
+@rule("DYN403", "gpus-fit-cluster")
+def gpus_fit_cluster(graph):
+    """All workers' GPUs fit the declared cluster."""
+    cluster = spec_of(graph).cluster
+    capacity = cluster.nodes * cluster.gpus_per_node
+    needed = sum(p.gpus_per_worker * p.replicas for p in pools(graph))
+    if needed > capacity:
+        parts = ", ".join(f"{p.role} {p.replicas}x{p.gpus_per_worker}" for p in pools(graph))
+        yield finding(f"the pools need {needed} GPUs ({parts}); the cluster has {capacity} "
+                      f"({cluster.nodes} nodes x {cluster.gpus_per_node})", ("cluster", "nodes"),
+                      "raise cluster.nodes, or lower replicas / parallelism")
+
+
+@rule("DYN404", "spanning-worker-fills-nodes")
+def spanning_worker_fills_whole_nodes(graph):
+    """A worker larger than a node spans whole nodes, with the same number of ranks on each."""
+    gpn = spec_of(graph).cluster.gpus_per_node
+    for p in pools(graph):
+        size = p.gpus_per_worker
+        if size > gpn and size % gpn:
+            yield finding(f"a {p.role} worker has {size} ranks: more than a node's {gpn} GPUs, and not a multiple "
+                          f"of it", p.path + ("tensor_parallel",),
+                          f"it would span {nodes_per_worker(size, gpn)} nodes unevenly; use a multiple of {gpn}")
+
+
+# --- 6xx: planner -----------------------------------------------------------------------------------
+
+@rule("DYN601", "sla-planner-targets")
+def sla_planner_has_targets(graph):
+    """The SLA planner scales to latency targets, which must be given."""
+    planner = spec_of(graph).planner
+    if planner.enabled and planner.mode == "sla" and (planner.ttft_ms is None or planner.itl_ms is None):
+        yield finding("the SLA planner needs planner.ttft_ms and planner.itl_ms", ("planner",),
+                      "set both targets, or use planner.mode: load")

@@ -1,0 +1,202 @@
+"""The topology spec: one deployment, as typed pydantic models.
+
+Keys are snake_case; unknown keys are errors (``extra="forbid"``) and values are checked strictly
+(``"8"`` is not an integer), because a silently coerced or ignored value is exactly the class of
+mistake dyncc exists to catch. This module knows nothing of targets' file formats: it only says
+what a deployment is. Cross-field rules that need the whole topology live in ``dyncc.compiler``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+API_VERSION = "dyncc/v1"
+
+# Strings that end up in shell scripts, manifests and file names. Anything outside these patterns is
+# rejected at load time; what passes is still quoted by every target.
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+NoControlChars = Annotated[str, Field(min_length=1, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+Role = Literal["agg", "prefill", "decode", "encode"]
+ROLES: tuple[Role, ...] = ("agg", "prefill", "decode", "encode")
+
+RouterMode = Literal[
+    "round-robin", "random", "power-of-two", "kv", "direct", "least-loaded", "device-aware-weighted"
+]
+TransferBackend = Literal["UCX", "NIXL", "MPI", "MOONCAKE", "DEFAULT"]
+KvCacheDtype = Literal["auto", "fp8", "fp8_ds_mla", "nvfp4", "float16", "bfloat16", "float32"]
+
+
+class SpecModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=False)
+
+
+class ModelSource(SpecModel):
+    """The checkpoint served, and the facts about it that rules need (unknown when left out)."""
+
+    path: NoControlChars = Field(description="Hugging Face id or a local checkpoint directory.")
+    served_name: Optional[NoControlChars] = Field(
+        None, description="Name clients ask for; defaults to the path."
+    )
+    moe: Optional[bool] = Field(None, description="Mixture-of-experts model (read from config.json if local).")
+    num_experts: Optional[int] = Field(None, ge=1, description="Routed experts per MoE layer.")
+    mtp_layers: Optional[int] = Field(
+        None, ge=0, description="MTP (next-n prediction) layers in the checkpoint; 0 = none."
+    )
+    trust_remote_code: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.served_name or self.path
+
+
+class CudaGraphs(SpecModel):
+    enabled: bool = True
+    batch_sizes: Optional[list[Annotated[int, Field(ge=1)]]] = Field(None, min_length=1)
+    max_batch_size: Optional[int] = Field(None, ge=1)
+    padding: Optional[bool] = None
+
+
+class EngineSettings(SpecModel):
+    """First-class TRT-LLM engine limits; ``extra`` passes further engine keys through verbatim."""
+
+    max_batch_size: Optional[int] = Field(None, ge=1)
+    max_num_tokens: Optional[int] = Field(None, ge=1)
+    max_seq_len: Optional[int] = Field(None, ge=1)
+    free_gpu_memory_fraction: Optional[float] = Field(None, ge=0.0, le=1.0)
+    kv_cache_dtype: Optional[KvCacheDtype] = None
+    tokens_per_block: Optional[int] = Field(None, ge=1, le=1024)
+    enable_block_reuse: Optional[bool] = None
+    chunked_prefill: Optional[bool] = None
+    cuda_graphs: Optional[CudaGraphs] = None
+    overlap_scheduler: Optional[bool] = None
+    extra: dict[str, Any] = Field(
+        default_factory=dict, description="Further TRT-LLM engine keys, written to the engine YAML as given."
+    )
+
+    @field_validator("cuda_graphs", mode="before")
+    @classmethod
+    def _bool_means_enabled(cls, value: Any) -> Any:
+        # `cuda_graphs: false` is the common spelling; it means a settings block with enabled=false.
+        return {"enabled": value} if isinstance(value, bool) else value
+
+
+class Pool(SpecModel):
+    """One kind of worker (agg, prefill, decode or encode) and how many of it run."""
+
+    replicas: int = Field(1, ge=1, le=100_000)
+    tensor_parallel: int = Field(1, ge=1, le=4096)
+    pipeline_parallel: int = Field(1, ge=1, le=4096)
+    expert_parallel: int = Field(1, ge=1, le=4096)
+    moe_tensor_parallel: Optional[int] = Field(None, ge=1, le=4096)
+    attention_dp: bool = Field(False, description="Attention data parallelism inside the TP ranks.")
+    gpus_per_worker: Optional[int] = Field(
+        None, ge=1, description="If given, must equal tensor_parallel x pipeline_parallel."
+    )
+    publish_kv_events: Optional[bool] = None
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    env: dict[Annotated[str, Field(pattern=ENV_NAME, max_length=256)], Annotated[str, Field(max_length=32768)]] = (
+        Field(default_factory=dict)
+    )
+
+
+class Pools(SpecModel):
+    agg: Optional[Pool] = None
+    prefill: Optional[Pool] = None
+    decode: Optional[Pool] = None
+    encode: Optional[Pool] = None
+
+    @model_validator(mode="after")
+    def _at_least_one_pool(self) -> "Pools":
+        # Which pools may go together is a graph rule (DYN201); an empty topology is simply not a spec.
+        if not self.declared():
+            raise ValueError("no pool declared: declare `agg`, or `prefill` and `decode`")
+        return self
+
+    def declared(self) -> list[tuple[Role, Pool]]:
+        return [(role, pool) for role in ROLES if (pool := getattr(self, role)) is not None]
+
+
+class Speculative(SpecModel):
+    mode: Literal["none", "mtp", "eagle", "eagle3"] = "none"
+    draft_len: Optional[int] = Field(None, ge=1, le=64)
+    draft_model: Optional[NoControlChars] = None
+    one_model: bool = True
+
+
+class KvTransfer(SpecModel):
+    backend: TransferBackend = Field("NIXL", description="Dynamo 1.6 / TRT-LLM 1.3 default is NIXL.")
+    max_tokens_in_buffer: Optional[int] = Field(None, ge=1)
+
+
+class Router(SpecModel):
+    mode: RouterMode = "round-robin"
+    kv_events: bool = Field(True, description="False = approximate KV routing (no events from workers).")
+    overlap_score_credit: Optional[float] = Field(None, ge=0.0)
+    temperature: Optional[float] = Field(None, ge=0.0)
+    replica_sync: Optional[bool] = None
+    conditional_disagg: bool = False
+    block_size: Optional[int] = Field(None, ge=1, le=1024)
+
+
+class Migration(SpecModel):
+    limit: int = Field(0, ge=0, le=1000)
+    max_seq_len: Optional[int] = Field(None, ge=1)
+
+
+class Kvbm(SpecModel):
+    enabled: bool = False
+
+
+class Planner(SpecModel):
+    enabled: bool = False
+    mode: Literal["sla", "load"] = "sla"
+    ttft_ms: Optional[float] = Field(None, gt=0)
+    itl_ms: Optional[float] = Field(None, gt=0)
+    adjustment_interval_s: int = Field(60, ge=1)
+
+
+class Cluster(SpecModel):
+    gpus_per_node: int = Field(8, ge=1, le=1024)
+    nodes: int = Field(1, ge=1, le=100_000)
+    gpu_type: Optional[NoControlChars] = None
+
+
+class LocalSettings(SpecModel):
+    http_host: Literal["127.0.0.1", "0.0.0.0", "localhost", "::1"] = "127.0.0.1"
+    http_port: int = Field(8000, ge=1, le=65535)
+    system_port_base: int = Field(8081, ge=1, le=65535)
+    ready_timeout_s: int = Field(900, ge=1, le=86_400)
+
+
+class K8sSettings(SpecModel):
+    namespace: Optional[str] = Field(None, pattern=DNS_LABEL, max_length=63)
+    hf_token_secret: Optional[str] = Field("hf-token-secret", pattern=DNS_LABEL, max_length=253)
+
+
+class SlurmSettings(SpecModel):
+    partition: Optional[NoControlChars] = None
+    account: Optional[NoControlChars] = None
+    time: str = Field("04:00:00", pattern=r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$")
+
+
+class DeploymentSpec(SpecModel):
+    api_version: Literal["dyncc/v1"] = Field(alias="apiVersion")
+    name: str = Field(pattern=DNS_LABEL, min_length=1, max_length=63)
+    namespace: str = Field("dynamo", pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=63)
+    model: ModelSource
+    pools: Pools
+    speculative: Speculative = Field(default_factory=Speculative)
+    kv_transfer: KvTransfer = Field(default_factory=KvTransfer)
+    router: Router = Field(default_factory=Router)
+    migration: Migration = Field(default_factory=Migration)
+    kvbm: Kvbm = Field(default_factory=Kvbm)
+    planner: Planner = Field(default_factory=Planner)
+    image: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", max_length=512)
+    cluster: Cluster = Field(default_factory=Cluster)
+    local: LocalSettings = Field(default_factory=LocalSettings)
+    k8s: K8sSettings = Field(default_factory=K8sSettings)
+    slurm: SlurmSettings = Field(default_factory=SlurmSettings)
