@@ -208,6 +208,18 @@ def speculative_fields_match_mode(graph):
                       ("speculative", "draft_model"), "remove draft_model, or use mode eagle3")
 
 
+@rule("DYN112", "moe-slots-divisible-by-ep")
+def load_balancer_slots_divisible_by_ep(graph):
+    """The MoE load balancer's expert slots spread evenly over the expert-parallel ranks."""
+    for p in pools(graph):
+        slots = p.engine.get("moe_config.load_balancer.num_slots")
+        ep = p.spec.expert_parallel
+        if isinstance(slots, int) and slots % ep:
+            yield finding(f"moe_config.load_balancer.num_slots {slots} is not a multiple of expert_parallel {ep}",
+                          p.path + ("engine", "extra", "moe_config", "load_balancer", "num_slots"),
+                          f"use a multiple of {ep} (e.g. {((slots // ep) + 1) * ep})")
+
+
 # --- 2xx: disaggregation ------------------------------------------------------------------------
 
 @rule("DYN201", "disagg-needs-both-pools")

@@ -64,8 +64,11 @@ class SourceMap:
         for i, part in enumerate(path):
             last = i == len(path) - 1
             if isinstance(node, CommentedMap) and part in node:
-                line, col = node.lc.key(part) if (last and at_key) else node.lc.value(part)
-                node = node[part]
+                child = node[part]
+                # A block value starts on the next line; the key is where a reader looks.
+                on_key = (last and at_key) or isinstance(child, (CommentedMap, CommentedSeq))
+                line, col = node.lc.key(part) if on_key else node.lc.value(part)
+                node = child
             elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
                 line, col = node.lc.item(part)
                 node = node[part]
@@ -139,8 +142,8 @@ def load_spec_text(raw: bytes | str, file: str = "<string>", base_dir: Path | No
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise DiagnosticError([Diagnostic(
             "DYN003", f"a spec is a YAML mapping; this document is {kind}",
-            hint=f"start from `dyncc init`, or a file in examples/ (first key: `apiVersion: {API_VERSION}`)",
-            location=Location(file, 1, 1))])
+            hint=f"start from a file in examples/ (first key: `apiVersion: {API_VERSION}`)",
+            location=source.locate(()))])
     try:
         spec = DeploymentSpec.model_validate(data)
     except ValidationError as exc:
@@ -166,7 +169,9 @@ def parse_yaml(raw: bytes | str, file: str) -> Any:
     try:
         return yaml.load(io.StringIO(raw))
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        # An unclosed bracket or quote is found at the end of the stream; where it opened is more useful.
+        at_end = "end of the stream" in str(exc.problem) or "<stream end>" in str(exc.problem)
+        mark = (exc.context_mark if at_end and exc.context_mark else None) or exc.problem_mark or exc.context_mark
         loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
         problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         raise DiagnosticError([Diagnostic("DYN001", f"YAML syntax error: {problem or 'malformed YAML'}",
@@ -238,7 +243,7 @@ def _diagnostic_for(error: dict, loc: YamlPath, key_error: bool, source: SourceM
     if kind == "missing":
         parent = loc[:-1]
         return Diagnostic("DYN011", f"missing required key `{loc[-1]}`", path=loc,
-                          hint=f"add `{loc[-1]}:` under {format_yaml_path(parent)}",
+                          hint=f"add `{loc[-1]}:` " + (f"under {format_yaml_path(parent)}" if parent else "at the top level"),
                           location=source.locate(parent))
     if loc == ("apiVersion",) and kind == "literal_error":
         return Diagnostic("DYN004", f"unsupported apiVersion {error.get('input')!r}", path=loc,
@@ -264,10 +269,19 @@ def _diagnostic_for(error: dict, loc: YamlPath, key_error: bool, source: SourceM
                       location=source.locate(loc))
 
 
-def _range_hint(kind: str, error: dict) -> str | None:
+def _range_hint(kind: str, error: dict) -> str:
+    ctx = error.get("ctx", {})
+    bounds = {"greater_than": "above {gt}", "greater_than_equal": "of at least {ge}", "less_than": "below {lt}",
+              "less_than_equal": "of at most {le}", "string_too_short": "of at least {min_length} character(s)",
+              "string_too_long": "of at most {max_length} characters", "too_short": "with at least {min_length} item(s)",
+              "too_long": "with at most {max_length} items", "multiple_of": "that is a multiple of {multiple_of}"}
+    if kind in bounds:
+        return "use a value " + bounds[kind].format(**ctx)
     if kind == "string_pattern_mismatch":
-        return f"the value must match {error.get('ctx', {}).get('pattern')}"
-    return None
+        return f"the value must match the pattern {ctx.get('pattern')}"
+    if kind == "finite_number":
+        return "use a finite number"
+    return "change the value as the message says"
 
 
 def _did_you_mean(word: str, candidates: list[str] | set[str]) -> str | None:

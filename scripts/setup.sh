@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs everything dyncc and its test suite need on a fresh Debian/Ubuntu machine (run as root or
+# with sudo available): dyncc itself, the test tools, Dynamo 1.6.1 (frontend + mock engine, CPU only)
+# and shellcheck. Safe to run again.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PYTHON="${PYTHON:-python3}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+apt_packages=(shellcheck)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+export PIP_ROOT_USER_ACTION=ignore
+pip_install() { "$PYTHON" -m pip install --quiet --disable-pip-version-check "$@"; }
+pip_install -e ".[test]"
+# Dynamo 1.6.1 without its unreachable placeholder dependency (see requirements/dynamo-1.6.1.txt).
+pip_install --no-deps ai-dynamo==1.6.1 ai-dynamo-runtime==1.6.1
+pip_install -r requirements/dynamo-1.6.1.txt
+"$PYTHON" -c "import dyncc, dynamo.frontend, dynamo.mocker; print('dyncc and Dynamo 1.6.1 installed')"

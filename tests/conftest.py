@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+VALID_EXAMPLES = sorted(EXAMPLES.glob("*.yaml"))
+INVALID_EXAMPLES = sorted((EXAMPLES / "invalid").glob("*.yaml"))
+MULTI_NODE_EXAMPLES = {"wide_ep.yaml"}
+SINGLE_NODE_EXAMPLES = [p for p in VALID_EXAMPLES if p.name not in MULTI_NODE_EXAMPLES]
+REFERENCE = ROOT.parent / "shared" / "reference"
+
+
+def run_dyncc(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """The real CLI in a fresh interpreter, as a user or CI would run it."""
+    return subprocess.run([sys.executable, "-m", "dyncc", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd or ROOT, timeout=timeout)
+
+
+def expected_failure(path: Path) -> tuple[str, int, str | None]:
+    """(code, line, target) an invalid example declares: `# expect: CODE`, `# target: T`, `# <-` marker."""
+    lines = path.read_text().splitlines()
+    code = re.fullmatch(r"# expect: (DYN\d{3})", lines[0]).group(1)
+    target = next((m.group(1) for l in lines[:3] if (m := re.fullmatch(r"# target: (\w+)", l))), None)
+    line = next(i for i, l in enumerate(lines, 1) if f"# <- {code}" in l)
+    return code, line, target
+
+
+def assert_no_traceback(proc: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+
+
+@pytest.fixture
+def tmp_out(tmp_path: Path) -> Path:
+    return tmp_path / "out"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI") == "true"
