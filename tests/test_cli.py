@@ -1,0 +1,67 @@
+"""Bad input through the real CLI: coded errors with locations, exit 1 (2 for usage), never a traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import EXAMPLES, assert_no_traceback, run_dyncc
+
+JUNK = {
+    "empty.yaml": b"",
+    "binary.yaml": bytes(range(256)) * 4,
+    "latin1.yaml": "name: caf\xe9\n".encode("latin-1"),
+    "deep.yaml": b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n",
+    "tabs.yaml": b"apiVersion: dyncc/v1\n\tname: x\n",
+    "dupkey.yaml": b"apiVersion: dyncc/v1\nname: a\nname: b\n",
+    "intkey.yaml": b"apiVersion: dyncc/v1\n1: 2\n",
+    "scalar.yaml": b"42\n",
+    "huge-number.yaml": b"apiVersion: dyncc/v1\nname: t\nmodel: {path: m}\npools: {agg: {replicas: 99999999999999999999999}}\n",
+    "negative.yaml": b"apiVersion: dyncc/v1\nname: t\nmodel: {path: m}\npools: {agg: {tensor_parallel: -4}}\n",
+    "null-pool.yaml": b"apiVersion: dyncc/v1\nname: t\nmodel: {path: m}\npools: {agg: null}\n",
+    "date.yaml": b"apiVersion: dyncc/v1\nname: 2026-01-01\nmodel: {path: m}\npools: {agg: {}}\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(JUNK))
+def test_junk_is_a_coded_error(name, tmp_path):
+    path = tmp_path / name
+    path.write_bytes(JUNK[name])
+    proc = run_dyncc("validate", "--format", "json", path)
+    assert_no_traceback(proc)
+    assert proc.returncode == 1
+    (report,) = json.loads(proc.stdout)["files"]
+    assert report["diagnostics"] and all(d["code"].startswith("DYN0") for d in report["diagnostics"])
+    assert all(d["line"] >= 1 for d in report["diagnostics"])
+
+
+def test_missing_file_and_directory(tmp_path):
+    for target in (tmp_path / "nope.yaml", tmp_path):
+        proc = run_dyncc("validate", target)
+        assert_no_traceback(proc)
+        assert proc.returncode in (1, 2)
+    proc = run_dyncc("validate", tmp_path / "nope.yaml")
+    assert proc.returncode == 1 and "DYN002" in proc.stderr
+
+
+def test_usage_errors_exit_2():
+    assert run_dyncc("validate").returncode == 2
+    assert run_dyncc("build", EXAMPLES / "agg.yaml", "-t", "nowhere").returncode == 2
+
+
+def test_text_errors_show_code_location_and_hint():
+    proc = run_dyncc("validate", EXAMPLES / "invalid" / "DYN010_unknown-key.yaml")
+    assert proc.returncode == 1
+    assert "DYN010_unknown-key.yaml:9:5: error DYN010: unknown key `tp`" in proc.stderr
+    assert "did you mean `tensor_parallel`?" in proc.stderr
+
+
+def test_json_report_shape():
+    proc = run_dyncc("validate", "--format", "json", EXAMPLES / "agg.yaml", EXAMPLES / "invalid" / "DYN403_too-many-gpus.yaml")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 1 and report["valid"] is False
+    assert [f["valid"] for f in report["files"]] == [True, False]
+    (error,) = report["files"][1]["diagnostics"]
+    assert set(error) == {"code", "severity", "message", "path", "file", "line", "column", "hint"}
+    assert error["path"] == "cluster.nodes"
