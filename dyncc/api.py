@@ -85,12 +85,21 @@ def _target_cannot_run(compilation: Compilation, name: str, module) -> Diagnosti
     )
 
 
-def build(spec_path: str | Path, targets: Iterable[str], out_dir: str | Path, check: bool = False) -> BuildResult:
+def with_local_engine(compilation: Compilation, engine: str | None) -> Compilation:
+    """The same compilation with the local target's engine (trtllm or mocker) chosen from outside the spec."""
+    if engine is None:
+        return compilation
+    plan = dataclasses.replace(compilation.plan, local=compilation.plan.local.model_copy(update={"engine": engine}))
+    return dataclasses.replace(compilation, plan=plan)
+
+
+def build(spec_path: str | Path, targets: Iterable[str], out_dir: str | Path, check: bool = False,
+          engine: str | None = None) -> BuildResult:
     """Compile the spec and write (or, with ``check``, compare) ``out_dir/<target>/`` for each target.
 
     Everything is rendered before anything is written, so a failing build writes nothing.
     """
-    compilation = compile_spec(load_spec(spec_path))
+    compilation = with_local_engine(compile_spec(load_spec(spec_path)), engine)
     rendered, skipped = render_targets(compilation, targets)
     out = Path(out_dir)
     outputs = []

@@ -69,12 +69,14 @@ def _target_choices() -> list[str]:
 @click.option("-o", "--out", "out_dir", default="build", show_default=True, type=click.Path(file_okay=False),
               help="Output directory; each target writes OUT/<target>/.")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if the files on disk differ from a fresh build.")
-def build(spec: str, targets: tuple[str, ...], out_dir: str, check: bool) -> None:
+@click.option("--engine", type=click.Choice(["trtllm", "mocker"]), default=None,
+              help="Local target's worker engine (default: the spec's local.engine).")
+def build(spec: str, targets: tuple[str, ...], out_dir: str, check: bool, engine: str | None) -> None:
     """Compile SPEC and write each target's files."""
     from dyncc.api import build as build_spec
 
     try:
-        result = build_spec(spec, targets, out_dir, check=check)
+        result = build_spec(spec, targets, out_dir, check=check, engine=engine)
     except DiagnosticError as exc:
         _fail(exc.diagnostics)
     _print(result.diagnostics)
@@ -89,6 +91,31 @@ def build(spec: str, targets: tuple[str, ...], out_dir: str, check: bool) -> Non
     if check:
         click.echo("dyncc: generated files are stale; run `dyncc build` again" if stale else "dyncc: up to date")
         sys.exit(EXIT_INVALID if stale else 0)
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--engine", type=click.Choice(["trtllm", "mocker"]), default=None,
+              help="mocker: Dynamo's mock engine instead of TensorRT-LLM (runs without a GPU).")
+@click.option("-o", "--out", "out_dir", default="build", show_default=True, type=click.Path(file_okay=False))
+@click.option("--smoke", is_flag=True, help="Once ready, send a plain and a streaming chat completion, stop, "
+                                            "and exit 0 if both succeed.")
+@click.option("--timeout", type=float, default=None, help="Seconds to wait for readiness (default: the spec's).")
+def up(spec: str, engine: str | None, out_dir: str, smoke: bool, timeout: float | None) -> None:
+    """Build SPEC for the local target and run it until Ctrl-C."""
+    from dyncc.api import build as build_spec
+    from dyncc.run import up as run_up
+
+    try:
+        result = build_spec(spec, ["local"], out_dir, engine=engine)
+    except DiagnosticError as exc:
+        _fail(exc.diagnostics)
+    _print(result.diagnostics)
+    (output,) = result.outputs
+    plan = result.compilation.plan
+    wait = timeout if timeout is not None else plan.local.ready_timeout_s + 30
+    sys.exit(run_up(output.directory / "launch.sh", wait, smoke, plan.served_name,
+                    echo=lambda line: click.echo(line)))
 
 
 if __name__ == "__main__":

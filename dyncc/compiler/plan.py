@@ -67,6 +67,7 @@ class DeploymentPlan:
     name: str
     namespace: str
     model_path: str
+    model_local_dir: str | None  # absolute path when model.path is a checkpoint directory on this machine
     served_name: str
     image: str | None
     frontend: FrontendPlan
@@ -93,12 +94,14 @@ class DeploymentPlan:
 
 def lower(graph: nx.DiGraph, placement: Placement) -> DeploymentPlan:
     spec = spec_of(graph)
+    facts = graph.graph["facts"]
     router = graph.nodes[FRONTEND]["router"]
     pool_plans = tuple(_lower_pool(p, placement, spec) for p in pools(graph))
     return DeploymentPlan(
         name=spec.name,
         namespace=spec.namespace,
         model_path=spec.model.path,
+        model_local_dir=facts.local_dir,
         served_name=spec.model.name,
         image=spec.image,
         frontend=FrontendPlan(router.mode, tuple(_frontend_flags(spec, router)), ()),

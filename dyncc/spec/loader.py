@@ -102,6 +102,7 @@ class ModelFacts:
     moe: bool | None = None
     num_experts: int | None = None
     mtp_layers: int | None = None
+    local_dir: str | None = None  # the checkpoint directory, when model.path names one on this machine
     source: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -346,7 +347,9 @@ def read_model_facts(spec: DeploymentSpec, base_dir: Path, source: SourceMap) ->
     model = spec.model
     facts = {"moe": model.moe, "num_experts": model.num_experts, "mtp_layers": model.mtp_layers}
     origin = {k: "spec" for k, v in facts.items() if v is not None}
-    config_path = (base_dir / model.path / "config.json") if not Path(model.path).is_absolute() else Path(model.path) / "config.json"
+    model_dir = Path(model.path) if Path(model.path).is_absolute() else base_dir / model.path
+    local_dir = str(model_dir.resolve()) if model_dir.is_dir() else None
+    config_path = model_dir / "config.json"
     if config_path.is_file():
         try:
             config = json.loads(config_path.read_text(encoding="utf-8"))
@@ -367,4 +370,4 @@ def read_model_facts(spec: DeploymentSpec, base_dir: Path, source: SourceMap) ->
     if facts["moe"] is None and facts["num_experts"] is not None:
         facts["moe"] = facts["num_experts"] > 1
         origin["moe"] = origin["num_experts"]
-    return ModelFacts(**facts, source=origin)
+    return ModelFacts(**facts, local_dir=local_dir, source=origin)

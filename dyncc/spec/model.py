@@ -166,6 +166,10 @@ class Cluster(SpecModel):
 
 
 class LocalSettings(SpecModel):
+    engine: Literal["trtllm", "mocker"] = Field(
+        "trtllm", description="mocker: the same topology with Dynamo's mock engine, for machines without GPUs."
+    )
+    mocker_speedup_ratio: float = Field(1.0, ge=0.0, description="Mock engine timing speed-up (0 = no delays).")
     http_host: Literal["127.0.0.1", "0.0.0.0", "localhost", "::1"] = "127.0.0.1"
     http_port: int = Field(8000, ge=1, le=65535)
     system_port_base: int = Field(8081, ge=1, le=65535)
