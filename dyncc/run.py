@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -113,10 +112,18 @@ class Deployment:
         self._ready.wait(timeout)
         return self.url is not None and self.process.poll() is None
 
+    def terminate(self) -> None:
+        """Ask the launch script to stop everything; safe inside a signal handler (it does not wait)."""
+        if self.process.returncode is None:
+            try:
+                os.kill(self.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
     def stop(self) -> int:
         """SIGTERM the launch script (it stops its processes); returns its exit status."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.terminate()
             try:
                 self.process.wait(STOP_GRACE_S)
             except subprocess.TimeoutExpired:
@@ -136,14 +143,17 @@ def up(launch_script: Path, timeout: float, run_smoke: bool, served_name: str,
     stopping = threading.Event()
 
     def on_signal(signum, _frame):
-        stopping.set()
-        echo(f"dyncc up: {signal.Signals(signum).name}, stopping the deployment")
-        deployment.stop()
+        # Only signal here: the main thread is (or will be) waiting on the script already.
+        if not stopping.is_set():
+            stopping.set()
+            echo(f"dyncc up: {signal.Signals(signum).name}, stopping the deployment")
+        deployment.terminate()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         if not deployment.wait_ready(timeout):
             if stopping.is_set():
+                deployment.stop()
                 return 0
             echo("dyncc up: the deployment did not become ready")
             deployment.stop()
@@ -164,4 +174,3 @@ def up(launch_script: Path, timeout: float, run_smoke: bool, served_name: str,
             signal.signal(s, handler)
         if deployment.process.poll() is None:
             deployment.stop()
-        time.sleep(0)

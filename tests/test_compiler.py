@@ -139,3 +139,9 @@ def test_broken_local_config_json_is_a_coded_error(tmp_path):
     with pytest.raises(DiagnosticError) as exc:
         load_spec(spec_file)
     assert exc.value.diagnostics[0].code == "DYN015" and exc.value.diagnostics[0].location.line == 3
+
+
+def test_system_ports_past_i16_are_rejected():
+    loaded = spec("local: {system_port_base: 32766}\n", "pools:\n  agg: {replicas: 3}\n")
+    _, _, diagnostics = check_spec(loaded)
+    assert [d.code for d in diagnostics] == ["DYN402"] and "16-bit" in diagnostics[0].message

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from conftest import VALID_EXAMPLES
-from dynamo_parsers import DYNAMO_AVAILABLE, ArgvRejected, parse_frontend, parse_trtllm
+from dynamo_parsers import DYNAMO_AVAILABLE, ArgvRejected, parse_frontend, parse_mocker, parse_trtllm
 from dyncc.compiler import compile_spec
 from dyncc.spec import load_spec
-from dyncc.targets.local import frontend_command, worker_command
+from dyncc.api import with_local_engine
+from dyncc.targets.local import frontend_command, mocker_args, worker_command
 
 pytestmark = pytest.mark.skipif(not DYNAMO_AVAILABLE, reason="Dynamo 1.6.1 is installed by scripts/setup.sh")
 
@@ -48,3 +49,15 @@ def test_parsers_reject_what_dynamo_1_6_removed():
         parse_trtllm(["--model-path", "m", "--disaggregation-mode", "prefill_and_decode"])
     with pytest.raises(ArgvRejected):
         parse_frontend(["--router-mode", "kv", "--no-such-flag"])
+
+
+@pytest.mark.parametrize("example", VALID_EXAMPLES, ids=lambda p: p.name)
+def test_mocker_flags_parse_and_keep_the_topology(example):
+    plan = with_local_engine(compile_spec(load_spec(example)), "mocker").plan
+    for pool, worker in plan.workers:
+        args = parse_mocker([str(a) for a in mocker_args(plan, pool, worker)])
+        assert args.model_name == plan.served_name
+        assert args.block_size == pool.engine_config["kv_cache_config"]["tokens_per_block"]
+        assert args.disaggregation_mode == pool.disaggregation_mode
+        expected_dp = pool.engine_config["tensor_parallel_size"] if pool.engine_config["enable_attention_dp"] else 1
+        assert (args.dp_size or 1) == expected_dp  # unset means 1

@@ -372,18 +372,23 @@ def every_pool_reachable(graph):
                           "an encode pool is called by prefill (or agg) workers: declare one")
 
 
+# Seen running Dynamo 1.6.1: "invalid value unsigned int `38842`, expected i16 for key SYSTEM_PORT".
+MAX_SYSTEM_PORT = 32767
+
+
 @rule("DYN402", "ports-unique")
 def ports_unique(graph):
-    """The frontend's HTTP port and the workers' system ports are distinct valid ports."""
+    """The frontend's HTTP port and the workers' system ports are distinct, and system ports fit Dynamo's i16."""
     http_port = graph.nodes[FRONTEND]["http_port"]
     for p in pools(graph):
         if http_port in p.system_ports:
             yield finding(f"local.http_port {http_port} is also the system port of {p.role} worker "
                           f"{p.system_ports.index(http_port)}", ("local", "http_port"),
                           "move local.http_port, or local.system_port_base past the workers' range")
-        if p.system_ports and p.system_ports[-1] > 65535:
-            yield finding(f"{p.role} workers' system ports run past 65535", ("local", "system_port_base"),
-                          "lower local.system_port_base")
+        if p.system_ports and p.system_ports[-1] > MAX_SYSTEM_PORT:
+            yield finding(f"{p.role} workers' system ports run up to {p.system_ports[-1]}, past {MAX_SYSTEM_PORT}: "
+                          "Dynamo 1.6.1 reads DYN_SYSTEM_PORT as a signed 16-bit integer and refuses to start",
+                          ("local", "system_port_base"), f"keep local.system_port_base + workers <= {MAX_SYSTEM_PORT}")
 
 
 @rule("DYN403", "gpus-fit-cluster")
