@@ -151,12 +151,22 @@ class Kvbm(SpecModel):
     enabled: bool = False
 
 
+class LoadThresholds(SpecModel):
+    """Scaling thresholds of the load planner (Dynamo 1.6 requires all that apply to the pools)."""
+
+    prefill_scale_up_queue_tokens: Optional[int] = Field(None, ge=0)
+    prefill_scale_down_queue_tokens: Optional[int] = Field(None, ge=0)
+    decode_scale_up_kv_rate: Optional[float] = Field(None, ge=0, le=100)
+    decode_scale_down_kv_rate: Optional[float] = Field(None, ge=0, le=100)
+
+
 class Planner(SpecModel):
     enabled: bool = False
     mode: Literal["sla", "load"] = "sla"
     ttft_ms: Optional[float] = Field(None, gt=0)
     itl_ms: Optional[float] = Field(None, gt=0)
     adjustment_interval_s: int = Field(60, ge=1)
+    load: LoadThresholds = Field(default_factory=LoadThresholds)
 
 
 class Cluster(SpecModel):
@@ -176,9 +186,28 @@ class LocalSettings(SpecModel):
     ready_timeout_s: int = Field(900, ge=1, le=86_400)
 
 
+class ModelCache(SpecModel):
+    """A PersistentVolumeClaim the workers download the model into (HF_HOME), shared across pods."""
+
+    pvc: str = Field("model-cache", pattern=DNS_LABEL, max_length=63)
+    create: bool = Field(True, description="Emit the PVC; false = it already exists.")
+    size: str = Field("100Gi", pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
+    storage_class: Optional[str] = Field(None, pattern=DNS_LABEL, max_length=253)
+    mount_path: str = Field("/models", pattern=r"^/[A-Za-z0-9._/-]*$")
+
+
 class K8sSettings(SpecModel):
+    api_version: Literal["v1beta1", "v1alpha1"] = Field(
+        "v1beta1", description="v1alpha1: the 2025 `services` format, for clusters on the old operator."
+    )
     namespace: Optional[str] = Field(None, pattern=DNS_LABEL, max_length=63)
     hf_token_secret: Optional[str] = Field("hf-token-secret", pattern=DNS_LABEL, max_length=253)
+    image_pull_secret: Optional[str] = Field(None, pattern=DNS_LABEL, max_length=253)
+    planner_image: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", max_length=512)
+    model_cache: Optional[ModelCache] = None
+    compute_domain: Optional[bool] = Field(
+        None, description="GB200 NVLink ComputeDomain claim for multi-node workers; default: on for GB200/GB300."
+    )
 
 
 class SlurmSettings(SpecModel):
