@@ -40,6 +40,7 @@ def test_multi_node_spec_for_local_is_a_coded_error_naming_capable_targets(tmp_o
     assert proc.returncode == 1
     assert_no_traceback(proc)
     assert "error DYN501" in proc.stderr and "6 nodes" in proc.stderr
+    assert "-t k8s" in proc.stderr  # names the targets that can run it
     assert not tmp_out.exists(), "a refused build must write nothing"
 
 
