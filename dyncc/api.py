@@ -85,11 +85,14 @@ def _target_cannot_run(compilation: Compilation, name: str, module) -> Diagnosti
     )
 
 
-def with_local_engine(compilation: Compilation, engine: str | None) -> Compilation:
-    """The same compilation with the local target's engine (trtllm or mocker) chosen from outside the spec."""
+def with_engine(compilation: Compilation, engine: str | None) -> Compilation:
+    """The same compilation with the worker engine (trtllm or mocker) of the local and slurm targets
+    chosen from outside the spec (``--engine``)."""
     if engine is None:
         return compilation
-    plan = dataclasses.replace(compilation.plan, local=compilation.plan.local.model_copy(update={"engine": engine}))
+    plan = compilation.plan
+    plan = dataclasses.replace(plan, local=plan.local.model_copy(update={"engine": engine}),
+                               slurm=plan.slurm.model_copy(update={"engine": engine}))
     return dataclasses.replace(compilation, plan=plan)
 
 
@@ -99,7 +102,7 @@ def build(spec_path: str | Path, targets: Iterable[str], out_dir: str | Path, ch
 
     Everything is rendered before anything is written, so a failing build writes nothing.
     """
-    compilation = with_local_engine(compile_spec(load_spec(spec_path)), engine)
+    compilation = with_engine(compile_spec(load_spec(spec_path)), engine)
     rendered, skipped = render_targets(compilation, targets)
     out = Path(out_dir)
     outputs = []

@@ -9,7 +9,9 @@ PYTHON="${PYTHON:-python3}"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-apt_packages=(shellcheck)
+# shellcheck: generated scripts are linted; Slurm + munge + libslurm-dev + gcc: the real test cluster
+# (scripts/slurm/test-cluster.sh) that sbatch files are submitted to.
+apt_packages=(shellcheck slurm-wlm munge libslurm-dev gcc)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -8,8 +8,9 @@ from conftest import VALID_EXAMPLES
 from dynamo_parsers import DYNAMO_AVAILABLE, ArgvRejected, parse_frontend, parse_mocker, parse_trtllm
 from dyncc.compiler import compile_spec
 from dyncc.spec import load_spec
-from dyncc.api import with_local_engine
-from dyncc.targets.local import frontend_command, mocker_args, worker_command
+from dyncc.api import with_engine
+from dyncc.targets.local import frontend_command, worker_command
+from dyncc.targets.mocker import mocker_args
 
 pytestmark = pytest.mark.skipif(not DYNAMO_AVAILABLE, reason="Dynamo 1.6.1 is installed by scripts/setup.sh")
 
@@ -53,9 +54,9 @@ def test_parsers_reject_what_dynamo_1_6_removed():
 
 @pytest.mark.parametrize("example", VALID_EXAMPLES, ids=lambda p: p.name)
 def test_mocker_flags_parse_and_keep_the_topology(example):
-    plan = with_local_engine(compile_spec(load_spec(example)), "mocker").plan
+    plan = with_engine(compile_spec(load_spec(example)), "mocker").plan
     for pool, worker in plan.workers:
-        args = parse_mocker([str(a) for a in mocker_args(plan, pool, worker)])
+        args = parse_mocker([str(a) for a in mocker_args(plan, pool, worker, "/model", 1.0)])
         assert args.model_name == plan.served_name
         assert args.block_size == pool.engine_config["kv_cache_config"]["tokens_per_block"]
         assert args.disaggregation_mode == pool.disaggregation_mode

@@ -211,9 +211,24 @@ class K8sSettings(SpecModel):
 
 
 class SlurmSettings(SpecModel):
-    partition: Optional[NoControlChars] = None
-    account: Optional[NoControlChars] = None
+    partition: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9._-]+$", max_length=128)
+    account: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9._-]+$", max_length=128)
     time: str = Field("04:00:00", pattern=r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$")
+    gpu_request: Literal["gres", "gpus-per-node"] = Field(
+        "gres", description="How #SBATCH asks for GPUs; some clusters reject --gpus-per-node."
+    )
+    exclusive: bool = True
+    engine: Literal["trtllm", "mocker"] = "trtllm"
+    mocker_speedup_ratio: float = Field(1.0, ge=0.0)
+    discovery: Literal["file", "etcd"] = Field(
+        "file", description="file: Dynamo's file discovery on the shared submit directory; etcd: started on the head node."
+    )
+    http_port: int = Field(8000, ge=1, le=65535)
+    mpi: Literal["pmix", "pmi2", "none"] = "pmix"
+    container_mounts: list[Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]*(:/[A-Za-z0-9._/-]*)?(:(ro|rw))?$")]] = (
+        Field(default_factory=list)
+    )
+    ready_timeout_s: int = Field(1800, ge=1, le=86_400)
 
 
 class DeploymentSpec(SpecModel):

@@ -1,0 +1,54 @@
+"""Dynamo's mock engine standing in for a TensorRT-LLM worker, for targets that can run it.
+
+The topology stays the plan's: same served name, block size, disaggregation mode, batch limits and
+attention-DP size; only the process is ``python3 -m dynamo.mocker`` instead of ``dynamo.trtllm``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from dyncc.compiler.plan import DeploymentPlan, PoolPlan, WorkerPlan
+from dyncc.diagnostics import Diagnostic, DiagnosticError
+
+MOCKER_MODES = {"agg", "prefill", "decode"}  # Dynamo's mocker has no encode mode
+TINY_MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json")
+
+
+def check_mockable(plan: DeploymentPlan, setting: tuple) -> None:
+    unmockable = [p.role for p in plan.pools if p.disaggregation_mode not in MOCKER_MODES]
+    if unmockable:
+        raise DiagnosticError([Diagnostic(
+            "DYN503", f"Dynamo's mock engine has no {', '.join(unmockable)} mode", path=setting,
+            hint="build this spec with the trtllm engine, or drop the pool for a mock run")])
+
+
+def tiny_model_files() -> dict[str, str]:
+    """The offline model dir (config, tokenizer, chat template) the mock loads when the spec's model isn't local."""
+    here = resources.files(__package__).joinpath("local", "tiny_model")
+    return {name: here.joinpath(name).read_text("utf-8") for name in TINY_MODEL_FILES}
+
+
+def bootstrap_port(plan: DeploymentPlan, worker: WorkerPlan) -> int:
+    # The mock's prefill->decode handoff listens here: just past the last worker's system port.
+    last_system_port = max(w.system_port for _, w in plan.workers)
+    return last_system_port + 1 + worker.system_port - plan.local.system_port_base
+
+
+def mocker_args(plan: DeploymentPlan, pool: PoolPlan, worker: WorkerPlan, model_path, speedup_ratio: float) -> list:
+    engine = pool.engine_config
+    component = "prefill" if pool.role == "prefill" else "backend"
+    args = ["--model-path", model_path, "--model-name", plan.served_name,
+            "--endpoint", f"dyn://{plan.namespace}.{component}.generate",
+            "--block-size", str(engine["kv_cache_config"]["tokens_per_block"]),
+            "--disaggregation-mode", pool.disaggregation_mode,
+            "--speedup-ratio", repr(float(speedup_ratio))]
+    if pool.role == "prefill":
+        args += ["--bootstrap-ports", str(bootstrap_port(plan, worker))]
+    if engine.get("enable_attention_dp"):
+        args += ["--data-parallel-size", str(engine["tensor_parallel_size"])]
+    for key, flag in (("max_batch_size", "--max-num-seqs"), ("max_num_tokens", "--max-num-batched-tokens"),
+                      ("max_seq_len", "--max-model-len")):
+        if engine.get(key) is not None:
+            args += [flag, str(engine[key])]
+    return args
