@@ -1,35 +1,34 @@
-"""YAML text for generated files: block style, keys in the order written, no anchors or aliases.
+"""YAML text for generated files: block style, keys in the order written, no anchors or aliases,
+embedded files (engine YAMLs in a ConfigMap) as ``|`` blocks.
 
-Generated files are read by people and diffed in review, so a value repeated in two places is
-written twice rather than as ``&id001`` / ``*id001``.
+Emitting uses PyYAML's libyaml-backed dumper where available (an order of magnitude faster than a
+pure-Python emitter; loading stays with ruamel.yaml, which keeps positions for error messages).
 """
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.scalarstring import LiteralScalarString
+import yaml
+
+_Base = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-def _literal_blocks(obj: Any) -> Any:
-    # Embedded files (engine YAMLs in a ConfigMap) read best as `|` blocks.
-    if isinstance(obj, dict):
-        return {k: _literal_blocks(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_literal_blocks(v) for v in obj]
-    if isinstance(obj, str) and "\n" in obj and not obj.endswith(" \n"):
-        return LiteralScalarString(obj)
-    return obj
+class _Dumper(_Base):
+    def ignore_aliases(self, data: Any) -> bool:
+        # A value used twice is written twice: generated files are read and diffed by people.
+        return True
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if "\n" in value and not value.endswith(" \n") and "\t" not in value:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+_Dumper.add_representer(str, _represent_str)
 
 
 def dump_yaml(obj: Any, header: str = "") -> str:
-    yaml = YAML(typ="rt", pure=True)
-    yaml.default_flow_style = False
-    yaml.width = 4096
-    yaml.representer.ignore_aliases = lambda data: True
-    buf = io.StringIO()
-    buf.write(header)
-    yaml.dump(_literal_blocks(obj), buf)
-    return buf.getvalue()
+    return header + yaml.dump(obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096,
+                              allow_unicode=True)
