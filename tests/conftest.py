@@ -43,3 +43,14 @@ def tmp_out(tmp_path: Path) -> Path:
 
 def in_ci() -> bool:
     return os.environ.get("CI") == "true"
+
+
+# Filled by tests/test_fuzz.py; reported at the end of every run that fuzzed.
+FUZZ_STATS = {"cases": 0, "built": 0, "rejected": 0, "failed": 0}
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FUZZ_STATS["cases"]:
+        terminalreporter.write_line(
+            f"fuzz: {FUZZ_STATS['cases']} cases run ({FUZZ_STATS['built']} built, {FUZZ_STATS['rejected']} rejected "
+            f"with coded errors), {FUZZ_STATS['failed']} failed")

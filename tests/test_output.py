@@ -65,3 +65,62 @@ def test_check_reports_drift_and_writes_nothing(tmp_path):
     proc = run_dyncc("build", EXAMPLES / "agg.yaml", "-o", out, "--check")
     assert proc.returncode == 1 and "engine/agg.yaml" in proc.stdout
     assert snapshot(out) == before
+
+
+SLOW_BUILD = """
+import pathlib, sys, time
+_write = pathlib.Path.write_text
+def slow_write(self, *args, **kwargs):
+    result = _write(self, *args, **kwargs)
+    time.sleep(0.3)  # widen the window in which the build is writing its temporary tree
+    return result
+pathlib.Path.write_text = slow_write
+from dyncc.cli import main
+sys.argv = ["dyncc", *sys.argv[1:]]
+main()
+"""
+
+
+def test_build_killed_mid_write_leaves_earlier_output_byte_identical(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    assert run_dyncc("build", EXAMPLES / "agg.yaml", "-t", "local", "-o", out).returncode == 0
+    before = snapshot(out)
+    other = EXAMPLES / "disagg_router.yaml"  # different files: a half-swap would show
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_BUILD, "build", str(other), "-t", "local", "-o", str(out)],
+                            cwd=EXAMPLES.parent)
+    deadline = time.monotonic() + 20
+    while not list(out.glob(".dyncc-tmp-*")) and not list(tmp_path.glob("out/.dyncc-tmp-*")):
+        assert time.monotonic() < deadline and proc.poll() is None, "the build never started writing"
+        time.sleep(0.01)
+    time.sleep(0.4)  # a file or two into the temporary tree
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert {k: v for k, v in snapshot(out).items() if not k.startswith(".dyncc-tmp-")} == before
+    # The next build cleans up the killed one's leftovers and swaps in complete output.
+    assert run_dyncc("build", other, "-t", "local", "-o", out).returncode == 0
+    assert not list(out.glob(".dyncc-tmp-*"))
+    assert "engine/prefill.yaml" in "\n".join(snapshot(out / "local"))
+
+
+def test_output_is_identical_from_another_directory_hash_seed_and_locale(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    copies = []
+    for i, (seed, lang) in enumerate([("1", "C.UTF-8"), ("4242", "en_US.UTF-8")]):
+        where = tmp_path / f"machine{i}" / "deep" / "er"
+        shutil.copytree(EXAMPLES, where / "examples")
+        env = {**os.environ, "PYTHONHASHSEED": seed, "LANG": lang, "TZ": ["UTC", "Asia/Tokyo"][i]}
+        for example in ("disagg_router.yaml", "wide_ep.yaml", "deepseek_r1_mtp_disagg.yaml"):
+            proc = subprocess.run([sys.executable, "-m", "dyncc", "build", f"examples/{example}", "-o", f"out/{example}"],
+                                  cwd=where, env=env, capture_output=True, text=True)
+            assert proc.returncode == 0, proc.stderr
+        copies.append(snapshot(where / "out"))
+    assert copies[0] == copies[1] and len(copies[0]) > 10

@@ -10,6 +10,7 @@ them. DYN0xx are load errors (``dyncc.spec``); 1xx parallelism and engine; 2xx d
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Callable, Iterable, Iterator
 
 import networkx as nx
@@ -218,6 +219,21 @@ def load_balancer_slots_divisible_by_ep(graph):
             yield finding(f"moe_config.load_balancer.num_slots {slots} is not a multiple of expert_parallel {ep}",
                           p.path + ("engine", "extra", "moe_config", "load_balancer", "num_slots"),
                           f"use a multiple of {ep} (e.g. {((slots // ep) + 1) * ep})")
+
+
+SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|CREDENTIALS?)$", re.IGNORECASE)
+
+
+@rule("DYN113", "secrets-by-reference")
+def secrets_only_by_reference(graph):
+    """Secrets never sit in the spec: it is committed, and its values land in scripts and manifests."""
+    for p in pools(graph):
+        for name in p.spec.env:
+            if SECRET_NAME.search(name):
+                yield finding(f"env {name} looks like a secret; its value would be written into generated files",
+                              p.path + ("env", name),
+                              "pass secrets by reference: k8s.hf_token_secret (a Secret), or the job's environment "
+                              "(exported before launch.sh / sbatch)")
 
 
 # --- 2xx: disaggregation ------------------------------------------------------------------------
