@@ -172,15 +172,23 @@ def test_mangled_text_builds_or_fails_with_codes(text):
     run_case(text)
 
 
-def test_cli_exit_status_is_0_1_or_2_on_fuzzed_files(tmp_path):
-    """A sample of fuzzed files through the real CLI in one process: JSON report, exit 1, no traceback."""
-    sample = mutated_specs().map(lambda t: t.encode()) | mangled_text().map(lambda t: t if isinstance(t, bytes) else t.encode())
-    files = []
-    for i in range(150):
-        path = tmp_path / f"case{i}.yaml"
-        path.write_bytes(sample.example())
-        files.append(path)
-    proc = run_dyncc("validate", "--format", "json", *files, timeout=120)
+_any_case = mutated_specs().map(str.encode) | mangled_text().map(lambda t: t if isinstance(t, bytes) else t.encode())
+
+
+@settings(max_examples=1, **FUZZ_SETTINGS)
+@given(st.lists(_any_case, min_size=150, max_size=150))
+def test_cli_exit_status_is_0_1_or_2_on_fuzzed_files(cases):
+    """A sample of fuzzed files through the real CLI in one process: JSON report, exit 0/1, no traceback."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for i, case in enumerate(cases):
+            path = Path(tmp) / f"case{i}.yaml"
+            path.write_bytes(case)
+            files.append(path)
+        proc = run_dyncc("validate", "--format", "json", *files, timeout=120)
     assert proc.returncode in (0, 1), proc.stderr
     assert "Traceback" not in proc.stderr
     report = json.loads(proc.stdout)
