@@ -1,3 +1,3 @@
 from dyncc.cli import main
 
-main()
+main(prog_name="dyncc")

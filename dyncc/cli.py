@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -16,9 +17,23 @@ from dyncc.diagnostics import Diagnostic, DiagnosticError
 EXIT_INVALID = 1
 
 
+def _source_line(diagnostic: Diagnostic, cache: dict) -> str | None:
+    loc = diagnostic.location
+    if loc is None:
+        return None
+    if loc.file not in cache:
+        try:
+            cache[loc.file] = Path(loc.file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            cache[loc.file] = None
+    lines = cache[loc.file]
+    return lines[loc.line - 1] if lines and 0 < loc.line <= len(lines) else None
+
+
 def _print(diagnostics, err: bool = True) -> None:
+    cache: dict = {}
     for d in diagnostics:
-        click.echo(d.render(), err=err)
+        click.echo(d.render(_source_line(d, cache)), err=err)
 
 
 def _fail(diagnostics: list[Diagnostic]) -> None:
@@ -116,6 +131,101 @@ def up(spec: str, engine: str | None, out_dir: str, smoke: bool, timeout: float 
     wait = timeout if timeout is not None else plan.local.ready_timeout_s + 30
     sys.exit(run_up(output.directory / "launch.sh", wait, smoke, plan.served_name,
                     echo=lambda line: click.echo(line)))
+
+
+def _compile(spec: str):
+    from dyncc.compiler import compile_spec
+    from dyncc.spec import load_spec
+
+    try:
+        return compile_spec(load_spec(spec))
+    except DiagnosticError as exc:
+        _fail(exc.diagnostics)
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "text", "svg", "png"]), default="text",
+              show_default=True, help="svg/png need Graphviz's `dot`.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+def graph(spec: str, fmt: str, output: str | None) -> None:
+    """Draw SPEC's topology: frontend and router, pools, KV transfer and KV events, planner."""
+    import shutil
+    import subprocess
+
+    from dyncc import views
+
+    compilation = _compile(spec)
+    if fmt in ("svg", "png"):
+        dot = shutil.which("dot")
+        if dot is None:
+            click.echo("dyncc: --format svg/png needs Graphviz (`dot`); use --format dot or mermaid", err=True)
+            sys.exit(EXIT_INVALID)
+        data = subprocess.run([dot, f"-T{fmt}"], input=views.render_dot(compilation.graph).encode(),
+                              capture_output=True, check=True).stdout
+    else:
+        renderer = {"mermaid": views.render_mermaid, "dot": views.render_dot, "text": views.render_text}[fmt]
+        data = renderer(compilation.graph).encode()
+    if output:
+        Path(output).write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+def explain(spec: str) -> None:
+    """Placement (node x GPU -> pool, replica, rank) and each engine value's origin."""
+    from dyncc.views import explain as explain_compilation
+
+    click.echo(explain_compilation(_compile(spec)), nl=False)
+
+
+@main.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None)
+def schema(output: str | None) -> None:
+    """The spec's JSON Schema, for editors (yaml-language-server) and CI."""
+    from dyncc.spec.schema import schema_text
+
+    text = schema_text()
+    if output:
+        Path(output).write_text(text)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@click.option("--template", type=click.Choice(["agg", "disagg", "disagg-router", "wide-ep", "mtp", "eagle"]),
+              default="agg", show_default=True)
+@click.option("-n", "--name", default=None, help="The deployment's name (a DNS label).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+def init(template: str, name: str | None, output: str | None) -> None:
+    """A commented starter spec that validates as written."""
+    from dyncc.spec.schema import starter_text
+
+    try:
+        text = starter_text(template, name)
+    except DiagnosticError as exc:
+        _fail(exc.diagnostics)
+    if output:
+        if Path(output).exists():
+            click.echo(f"dyncc: {output} exists; not overwriting it", err=True)
+            sys.exit(EXIT_INVALID)
+        Path(output).write_text(text)
+        click.echo(f"wrote {output}: edit it, then `dyncc validate {output}`", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@click.argument("old", type=click.Path(dir_okay=False))
+@click.argument("new", type=click.Path(dir_okay=False))
+def diff(old: str, new: str) -> None:
+    """What changes between two specs, and on the cluster: replicas, GPUs, flags, engine keys, files."""
+    from dyncc.diff import diff_compilations
+
+    for line in diff_compilations(_compile(old), _compile(new)):
+        click.echo(line)
 
 
 if __name__ == "__main__":

@@ -65,12 +65,32 @@ class Diagnostic:
             "hint": self.hint,
         }
 
-    def render(self) -> str:
+    def render(self, source_line: str | None = None) -> str:
+        """Compiler-style text; with the offending source line, a caret marks the value."""
         where = f"{self.location}: " if self.location else ""
-        text = f"{where}{self.severity} {self.code}: {self.message}\n    at {format_yaml_path(self.path)}"
+        text = f"{where}{self.severity} {self.code}: {self.message}"
+        if source_line is not None and self.location is not None:
+            gutter = str(self.location.line)
+            col = self.location.column - 1
+            text += f"\n {gutter} | {source_line}\n {' ' * len(gutter)} | {' ' * col}{'^' * _token_width(source_line, col)}"
+        text += f"\n    at {format_yaml_path(self.path)}"
         if self.hint:
             text += f"\n    hint: {self.hint}"
         return text
+
+
+def _token_width(line: str, col: int) -> int:
+    """Width of the YAML token starting at ``col``: a quoted string, or up to the next separator."""
+    rest = line[col:]
+    if rest[:1] in ("'", '"'):
+        end = rest.find(rest[0], 1)
+        return end + 1 if end > 0 else len(rest)
+    width = 0
+    for ch in rest:
+        if ch in " :,#]}\t" and width:
+            break
+        width += 1
+    return max(width, 1)
 
 
 class DiagnosticError(Exception):

@@ -11,7 +11,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # shellcheck: generated scripts are linted; Slurm + munge + libslurm-dev + gcc: the real test cluster
 # (scripts/slurm/test-cluster.sh) that sbatch files are submitted to.
-apt_packages=(shellcheck slurm-wlm munge libslurm-dev gcc)
+# graphviz: `dyncc graph --format svg|png`; nodejs/npm: Mermaid's own parser checks `dyncc graph --format mermaid`.
+apt_packages=(shellcheck slurm-wlm munge libslurm-dev gcc graphviz)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -27,4 +28,8 @@ pip_install -e ".[test]"
 # Dynamo 1.6.1 without its unreachable placeholder dependency (see requirements/dynamo-1.6.1.txt).
 pip_install --no-deps ai-dynamo==1.6.1 ai-dynamo-runtime==1.6.1
 pip_install -r requirements/dynamo-1.6.1.txt
+# Mermaid's parser (npm, pinned by the lockfile) for the graph tests.
+if command -v npm >/dev/null 2>&1; then
+  npm ci --silent --no-audit --no-fund --prefix tools/mermaid-check
+fi
 "$PYTHON" -c "import dyncc, dynamo.frontend, dynamo.mocker; print('dyncc and Dynamo 1.6.1 installed')"

@@ -289,7 +289,11 @@ def _did_you_mean(word: str, candidates: list[str] | set[str]) -> str | None:
     if word in KEY_SYNONYMS and KEY_SYNONYMS[word] in candidates:
         return KEY_SYNONYMS[word]
     matches = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
-    return matches[0] if matches else None
+    if matches:
+        return matches[0]
+    # `kv-aware` -> `kv`, `tensor` -> `tensor_parallel`: one is the start of the other.
+    prefixed = sorted(c for c in candidates if len(c) >= 2 and (word.startswith(c) or c.startswith(word)) and len(word) >= 2)
+    return max(prefixed, key=len) if prefixed else None
 
 
 def _field_annotation(loc: YamlPath) -> Any:

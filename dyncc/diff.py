@@ -1,0 +1,103 @@
+"""Semantic diff of two specs: what changed in the spec, and what changes on the cluster.
+
+Flags are compared as options (``--router-mode kv`` is one change, not two tokens), engine configs
+key by key, pools by replicas and GPUs, and each target's files by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dyncc.api import render_targets
+from dyncc.compiler import Compilation
+from dyncc.compiler.plan import DeploymentPlan
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out or {prefix: {}}
+    return {prefix: value}
+
+
+def _options(flags: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """``--a x --b`` -> ``{"--a": "x", "--b": True}``."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(flags):
+        flag = flags[i]
+        if i + 1 < len(flags) and not flags[i + 1].startswith("--"):
+            out[flag] = flags[i + 1]
+            i += 2
+        else:
+            out[flag] = True
+            i += 1
+    return out
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any], label: str) -> list[str]:
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        if key not in new:
+            lines.append(f"{label}{key}: removed (was {old[key]!r})")
+        elif key not in old:
+            lines.append(f"{label}{key}: added {new[key]!r}")
+        elif old[key] != new[key]:
+            lines.append(f"{label}{key}: {old[key]!r} -> {new[key]!r}")
+    return lines
+
+
+def _flag_changes(old: dict, new: dict, label: str) -> list[str]:
+    lines = []
+    for flag in sorted(set(old) | set(new)):
+        if flag not in new:
+            lines.append(f"{label}removed flag {flag}" + ("" if old[flag] is True else f" {old[flag]}"))
+        elif flag not in old:
+            lines.append(f"{label}added flag {flag}" + ("" if new[flag] is True else f" {new[flag]}"))
+        elif old[flag] != new[flag]:
+            lines.append(f"{label}flag {flag}: {old[flag]} -> {new[flag]}")
+    return lines
+
+
+def _pool_view(plan: DeploymentPlan) -> dict:
+    return {p.role: p for p in plan.pools}
+
+
+def diff_compilations(old: Compilation, new: Compilation) -> list[str]:
+    lines = ["# spec"]
+    lines += _changes(_flatten(old.loaded.spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)),
+                      _flatten(new.loaded.spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)), "  ")
+    lines.append("# deployment")
+    a, b = old.plan, new.plan
+    lines += _changes({"total GPUs": a.total_gpus, "nodes": a.placement.nodes_used},
+                      {"total GPUs": b.total_gpus, "nodes": b.placement.nodes_used}, "  ")
+    lines += _flag_changes(_options(a.frontend.flags), _options(b.frontend.flags), "  frontend: ")
+    pools_a, pools_b = _pool_view(a), _pool_view(b)
+    for role in sorted(set(pools_a) | set(pools_b), key=["agg", "prefill", "decode", "encode"].index):
+        label = f"  {role}: "
+        if role not in pools_b:
+            lines.append(f"{label}pool removed")
+            continue
+        if role not in pools_a:
+            lines.append(f"{label}pool added ({pools_b[role].replicas} x {pools_b[role].gpus_per_worker} GPUs)")
+            continue
+        pa, pb = pools_a[role], pools_b[role]
+        lines += _changes({"replicas": pa.replicas, "GPUs per worker": pa.gpus_per_worker, "nodes per worker": pa.nodes_per_worker},
+                          {"replicas": pb.replicas, "GPUs per worker": pb.gpus_per_worker, "nodes per worker": pb.nodes_per_worker}, label)
+        lines += _flag_changes(_options(pa.flags), _options(pb.flags), label)
+        lines += _changes(_flatten(pa.engine_config), _flatten(pb.engine_config), f"{label}engine ")
+    lines.append("# files")
+    files_a, _ = render_targets(old, ["all"])
+    files_b, _ = render_targets(new, ["all"])
+    for target in sorted(set(files_a) | set(files_b)):
+        fa, fb = files_a.get(target, {}), files_b.get(target, {})
+        changed = sorted(p for p in set(fa) | set(fb) if fa.get(p) != fb.get(p))
+        if target not in files_a or target not in files_b:
+            lines.append(f"  {target}: " + ("no longer buildable" if target in files_a else "now buildable"))
+        elif changed:
+            lines.append(f"  {target}: {', '.join(changed)} change")
+        else:
+            lines.append(f"  {target}: unchanged")
+    return lines

@@ -1,0 +1,133 @@
+"""Ways to look at a compiled deployment: the topology as a picture, and where every value came from.
+
+Both read the compiler's graph and plan; neither derives anything of its own.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from dyncc.compiler import Compilation
+from dyncc.compiler.graph import DISCOVERY, FRONTEND, PLANNER, PoolInfo, pools, spec_of
+
+EDGE_LABEL = {"requests": "requests", "kv_events": "KV events", "kv_transfer": "KV transfer", "metrics": "metrics",
+              "registers": "registers"}
+
+
+def _node_lines(graph: nx.DiGraph, node: str) -> list[str]:
+    data = graph.nodes[node]
+    if node == FRONTEND:
+        router = data["router"]
+        lines = ["Frontend", f"router: {router.mode}"]
+        if router.mode == "kv":
+            lines.append(f"block size {router.block_size}" + ("" if router.kv_events else ", approximate"))
+        migration = spec_of(graph).migration.limit
+        if migration:
+            lines.append(f"migration limit {migration}")
+        return lines
+    if node == DISCOVERY:
+        return ["Discovery"]
+    if node == PLANNER:
+        return [f"Planner ({spec_of(graph).planner.mode})"]
+    p: PoolInfo = data["pool"]
+    s = p.spec
+    shape = f"TP{s.tensor_parallel}" + (f" PP{s.pipeline_parallel}" if s.pipeline_parallel > 1 else "")
+    shape += f" EP{s.expert_parallel}" if s.expert_parallel > 1 else ""
+    shape += " +attnDP" if s.attention_dp else ""
+    return [f"{p.role}", f"{p.replicas} x {p.gpus_per_worker} GPU", shape]
+
+
+def _edge_label(graph: nx.DiGraph, u: str, v: str, kind: str) -> str:
+    if kind == "kv_transfer":
+        return f"KV transfer {graph.nodes[u]['pool'].engine.get('cache_transceiver_config.backend')}"
+    return EDGE_LABEL[kind]
+
+
+def _ident(node: str) -> str:
+    return node.replace(":", "_")
+
+
+def _visible_edges(graph: nx.DiGraph) -> list[tuple[str, str, str]]:
+    # Registration with discovery is on every node; drawn, it only clutters the picture.
+    return [(u, v, k) for u, v, k in sorted(graph.edges(data="kind")) if k != "registers"]
+
+
+def _nodes(graph: nx.DiGraph) -> list[str]:
+    order = [FRONTEND] + sorted(n for n in graph if n.startswith("pool:")) + [n for n in (PLANNER,) if n in graph]
+    return order
+
+
+def render_mermaid(graph: nx.DiGraph) -> str:
+    lines = ["flowchart LR"]
+    for node in _nodes(graph):
+        label = "<br/>".join(_node_lines(graph, node))
+        shape = ('(["', '"])') if node == FRONTEND else ('{{"', '"}}') if node == PLANNER else ('["', '"]')
+        lines.append(f"    {_ident(node)}{shape[0]}{label}{shape[1]}")
+    arrows = {"requests": "-->", "kv_events": "-.->", "kv_transfer": "==>", "metrics": "-.->"}
+    for u, v, kind in _visible_edges(graph):
+        lines.append(f"    {_ident(u)} {arrows[kind]}|{_edge_label(graph, u, v, kind)}| {_ident(v)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_dot(graph: nx.DiGraph) -> str:
+    lines = ["digraph deployment {", "    rankdir=LR;", '    node [shape=box, style="rounded", fontname="Helvetica"];',
+             '    edge [fontname="Helvetica", fontsize=10];']
+    style = {"requests": "solid", "kv_events": "dashed", "kv_transfer": "bold", "metrics": "dotted"}
+    for node in _nodes(graph):
+        label = "\\n".join(_node_lines(graph, node))
+        lines.append(f'    {_ident(node)} [label="{label}"];')
+    for u, v, kind in _visible_edges(graph):
+        lines.append(f'    {_ident(u)} -> {_ident(v)} [label="{_edge_label(graph, u, v, kind)}", style={style[kind]}];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def render_text(graph: nx.DiGraph) -> str:
+    out = []
+    for node in _nodes(graph):
+        out.append(" | ".join(_node_lines(graph, node)))
+        for u, v, kind in _visible_edges(graph):
+            if u == node:
+                out.append(f"    --{_edge_label(graph, u, v, kind)}--> {' | '.join(_node_lines(graph, v)[:1])}")
+    return "\n".join(out) + "\n"
+
+
+def explain(compilation: Compilation) -> str:
+    """Placement table, totals, and each pool's engine config with the origin of every value."""
+    plan, graph, source = compilation.plan, compilation.graph, compilation.loaded.source
+    out = [f"# {plan.name}: {plan.total_gpus} GPUs on {plan.placement.nodes_used} node(s) "
+           f"({plan.placement.gpus_per_node} GPUs per node)", "", "## Placement", "",
+           "| node | GPU | pool | replica | rank |", "| --- | --- | --- | --- | --- |"]
+    rows = sorted((n, g, w.role, w.replica, rank) for w in plan.placement.workers for rank, (n, g) in enumerate(w.ranks))
+    out += [f"| {n} | {g} | {role} | {replica} | {rank} |" for n, g, role, replica, rank in rows]
+    out += ["", "| pool | replicas | GPUs per worker | nodes per worker | ranks |", "| --- | --- | --- | --- | --- |"]
+    for p in plan.pools:
+        out.append(f"| {p.role} | {p.replicas} | {p.gpus_per_worker} | {p.nodes_per_worker} | {p.replicas * p.gpus_per_worker} |")
+    for info in pools(graph):
+        out += ["", f"## {info.role}: engine config", "", "| key | value | from |", "| --- | --- | --- |"]
+        for key, value in _leaves(info.engine.config):
+            prov = info.engine.sources.get(key)
+            out.append(f"| {key} | {value!r} | {_origin(prov, source)} |")
+        out.append(f"| (flag) --publish-kv-events | {info.publish_kv_events} | "
+                   f"{_origin(info.publish_kv_events_source, source)} |")
+    return "\n".join(out) + "\n"
+
+
+def _leaves(config: dict, prefix: str = ""):
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, dotted + ".")
+        else:
+            yield dotted, value
+
+
+def _origin(prov, source) -> str:
+    if prov is None:
+        return "parent set in spec"
+    if prov.kind == "user":
+        loc = source.locate(prov.path) if prov.path else None
+        return f"spec {prov.detail} ({loc})" if loc else f"spec {prov.detail}"
+    if prov.kind == "rule":
+        return f"rule {prov.detail}"
+    return f"default: {prov.detail}"
