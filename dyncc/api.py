@@ -9,7 +9,10 @@ from typing import Iterable
 from dyncc.compiler import Compilation, check_spec, compile_spec
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.output import drift, write_tree
-from dyncc.spec import load_spec
+from pydantic import ValidationError
+
+from dyncc.spec import LoadedSpec, load_spec
+from dyncc.spec.model import Versions
 from dyncc.targets import load_target, target_names
 
 
@@ -96,13 +99,26 @@ def with_engine(compilation: Compilation, engine: str | None) -> Compilation:
     return dataclasses.replace(compilation, plan=plan)
 
 
+def with_dynamo_version(loaded: LoadedSpec, version: str | None) -> LoadedSpec:
+    """The spec deploying another Dynamo version (``--dynamo-version``): the profile, and so the rules, follow."""
+    if version is None:
+        return loaded
+    try:
+        versions = Versions(version=version)
+    except ValidationError:
+        raise DiagnosticError([Diagnostic("DYN013", f"--dynamo-version {version!r} is not a version",
+                                          hint="e.g. 1.6.1 or 0.5.1")]) from None
+    return dataclasses.replace(loaded, spec=loaded.spec.model_copy(update={"dynamo": versions}))
+
+
 def build(spec_path: str | Path, targets: Iterable[str], out_dir: str | Path, check: bool = False,
-          engine: str | None = None) -> BuildResult:
+          engine: str | None = None, dynamo_version: str | None = None) -> BuildResult:
     """Compile the spec and write (or, with ``check``, compare) ``out_dir/<target>/`` for each target.
 
     Everything is rendered before anything is written, so a failing build writes nothing.
     """
-    compilation = with_engine(compile_spec(load_spec(spec_path)), engine)
+    loaded = with_dynamo_version(load_spec(spec_path), dynamo_version)
+    compilation = with_engine(compile_spec(loaded), engine)
     rendered, skipped = render_targets(compilation, targets)
     out = Path(out_dir)
     outputs = []

@@ -85,13 +85,16 @@ def _target_choices() -> list[str]:
               help="Output directory; each target writes OUT/<target>/.")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if the files on disk differ from a fresh build.")
 @click.option("--engine", type=click.Choice(["trtllm", "mocker"]), default=None,
-              help="Local target's worker engine (default: the spec's local.engine).")
-def build(spec: str, targets: tuple[str, ...], out_dir: str, check: bool, engine: str | None) -> None:
+              help="Worker engine of the local and slurm targets (default: the spec's).")
+@click.option("--dynamo-version", default=None, help="Deploy this Dynamo version instead of the spec's "
+                                                     "(e.g. 0.5.1: the 2025 profile).")
+def build(spec: str, targets: tuple[str, ...], out_dir: str, check: bool, engine: str | None,
+          dynamo_version: str | None) -> None:
     """Compile SPEC and write each target's files."""
     from dyncc.api import build as build_spec
 
     try:
-        result = build_spec(spec, targets, out_dir, check=check, engine=engine)
+        result = build_spec(spec, targets, out_dir, check=check, engine=engine, dynamo_version=dynamo_version)
     except DiagnosticError as exc:
         _fail(exc.diagnostics)
     _print(result.diagnostics)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
+from dyncc.compiler.profiles import Profile
 from dyncc.spec.model import DeploymentSpec, Pool, Role
 
 # Engine keys that drive placement, ranks and flags: they must come from the pool's first-class fields
@@ -76,7 +77,7 @@ def _user(path: tuple) -> Provenance:
     return Provenance("user", ".".join(str(p) for p in path), path)
 
 
-def resolve_engine(spec: DeploymentSpec, role: Role, pool: Pool, moe: bool | None) -> ResolvedEngine:
+def resolve_engine(spec: DeploymentSpec, role: Role, pool: Pool, moe: bool | None, profile: Profile) -> ResolvedEngine:
     base = ("pools", role)
     eng = pool.engine
     b = _Builder(role)
@@ -118,9 +119,13 @@ def resolve_engine(spec: DeploymentSpec, role: Role, pool: Pool, moe: bool | Non
 
     if role in ("prefill", "decode"):
         kvt = spec.kv_transfer
-        b.set("cache_transceiver_config.backend", kvt.backend,
-              _user(("kv_transfer", "backend")) if "backend" in kvt.model_fields_set
-              else Provenance("default", "NIXL, Dynamo 1.6's KV transfer default; written explicitly (unset fails every disagg request)"))
+        if kvt.backend is not None:
+            b.set("cache_transceiver_config.backend", profile.transceiver_backend(kvt.backend),
+                  _user(("kv_transfer", "backend")))
+        else:
+            b.set("cache_transceiver_config.backend", profile.transceiver_backend(profile.transfer_default),
+                  Provenance("default", f"{profile.transfer_default}, Dynamo {profile.family}'s KV transfer default; "
+                                        "written explicitly (unset fails every disagg request)"))
         if kvt.max_tokens_in_buffer is not None:
             b.set("cache_transceiver_config.max_tokens_in_buffer", kvt.max_tokens_in_buffer,
                   _user(("kv_transfer", "max_tokens_in_buffer")))

@@ -31,9 +31,14 @@ def accepted_keys() -> dict[str, Any]:
     return json.loads(text)
 
 
-def check_engine_config(config: dict[str, Any]) -> Iterator[tuple[tuple[str, ...], str, str | None]]:
-    """Yield ``(key path, problem, suggestion)`` for each key or enum value TRT-LLM would reject."""
+def check_engine_config(config: dict[str, Any], enum_overrides: dict[str, list] | None = None,
+                        ) -> Iterator[tuple[tuple[str, ...], str, str | None]]:
+    """Yield ``(key path, problem, suggestion)`` for each key or enum value TRT-LLM would reject.
+
+    ``enum_overrides`` replaces accepted enum values for an older TRT-LLM (a version profile's)."""
     data = accepted_keys()
+    if enum_overrides:
+        data = {**data, "enums": {**data["enums"], **enum_overrides}}
     yield from _check_mapping(config, (), set(data["top"]), data)
 
 

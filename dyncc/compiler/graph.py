@@ -22,6 +22,7 @@ from typing import Any
 import networkx as nx
 
 from dyncc.compiler.engine import Provenance, ResolvedEngine, resolve_engine
+from dyncc.compiler.profiles import DYNAMO_1, Profile, profile_for
 from dyncc.spec import LoadedSpec, Pool, Role
 
 FRONTEND = "frontend"
@@ -69,11 +70,25 @@ class RouterInfo:
     kv_events: bool
 
 
+def disaggregation_strategy(spec, profile: Profile) -> str | None:
+    """Dynamo 0.x: which worker a disaggregated request enters first (None in 1.x: the frontend drives both)."""
+    if not profile.disaggregation_strategy:
+        return None
+    return spec.router.disaggregation_strategy or ("prefill_first" if spec.router.mode == "kv" else "decode_first")
+
+
 def build_graph(loaded: LoadedSpec) -> nx.DiGraph:
     spec = loaded.spec
-    graph = nx.DiGraph(spec=spec, facts=loaded.facts, source=loaded.source)
+    # An unknown version family is reported by DYN701; the current profile keeps the rules going.
+    profile = profile_for(spec.dynamo.version) or DYNAMO_1
+    graph = nx.DiGraph(spec=spec, facts=loaded.facts, source=loaded.source, profile=profile)
     declared = spec.pools.declared()
     kv_router = spec.router.mode == "kv"
+    roles = {role for role, _ in declared}
+    strategy = disaggregation_strategy(spec, profile) if {"prefill", "decode"} <= roles else None
+    # The pool whose workers the router picks by KV overlap: agg, or where disaggregated requests enter.
+    entry = "decode" if strategy == "decode_first" else "prefill"
+    graph.graph["strategy"] = strategy
 
     graph.add_node(DISCOVERY, kind="discovery")
     graph.add_node(FRONTEND, kind="frontend", http_port=spec.local.http_port)
@@ -81,8 +96,8 @@ def build_graph(loaded: LoadedSpec) -> nx.DiGraph:
 
     next_port = spec.local.system_port_base
     for role, pool in declared:
-        engine = resolve_engine(spec, role, pool, loaded.facts.moe)
-        publish, why = _kv_event_publishing(role, pool, kv_router and spec.router.kv_events)
+        engine = resolve_engine(spec, role, pool, loaded.facts.moe, profile)
+        publish, why = _kv_event_publishing(role, pool, kv_router and spec.router.kv_events, entry)
         ports = tuple(range(next_port, next_port + pool.replicas))
         next_port += pool.replicas
         info = PoolInfo(role=role, spec=pool, engine=engine,
@@ -91,14 +106,17 @@ def build_graph(loaded: LoadedSpec) -> nx.DiGraph:
         node = pool_node(role)
         graph.add_node(node, kind="pool", pool=info)
         graph.add_edge(node, DISCOVERY, kind="registers")
-        if role != "encode":
+        if role in ("agg", entry) or (role in ("prefill", "decode") and strategy is None):
             graph.add_edge(FRONTEND, node, kind="requests")
         if publish:
             graph.add_edge(node, FRONTEND, kind="kv_events")
 
-    roles = {role for role, _ in declared}
     if {"prefill", "decode"} <= roles:
         graph.add_edge(pool_node("prefill"), pool_node("decode"), kind="kv_transfer")
+        if strategy is not None:
+            # 0.x: the entry worker forwards to the other one.
+            other = "prefill" if entry == "decode" else "decode"
+            graph.add_edge(pool_node(entry), pool_node(other), kind="requests")
     if "encode" in roles:
         caller = "prefill" if "prefill" in roles else ("agg" if "agg" in roles else None)
         if caller:
@@ -109,16 +127,17 @@ def build_graph(loaded: LoadedSpec) -> nx.DiGraph:
         for node in [FRONTEND, *(pool_node(r) for r, _ in declared)]:
             graph.add_edge(node, PLANNER, kind="metrics")
 
+    graph.graph["kv_scored_roles"] = ("agg", entry)
     graph.nodes[FRONTEND]["router"] = _router_info(spec, [graph.nodes[n]["pool"] for n in routed_pools(graph)])
     return graph
 
 
-def _kv_event_publishing(role: Role, pool: Pool, kv_events_wanted: bool) -> tuple[bool, Provenance]:
+def _kv_event_publishing(role: Role, pool: Pool, kv_events_wanted: bool, entry: str) -> tuple[bool, Provenance]:
     if pool.publish_kv_events is not None:
         return pool.publish_kv_events, Provenance("user", f"pools.{role}.publish_kv_events",
                                                   ("pools", role, "publish_kv_events"))
-    if kv_events_wanted and role in ("agg", "prefill"):
-        # The KV router scores prefix overlap on the workers that hold new prompts' KV: agg, or prefill.
+    if kv_events_wanted and role in ("agg", entry):
+        # The KV router scores prefix overlap on the workers it routes new prompts to.
         return True, Provenance("rule", "DYN301")
     return False, Provenance("default", "no KV router with events")
 
@@ -151,8 +170,9 @@ def pool(graph: nx.DiGraph, role: Role) -> PoolInfo | None:
 
 def routed_pools(graph: nx.DiGraph) -> list[str]:
     """Pools the frontend's router picks workers from (KV-scored under the KV router)."""
+    scored = graph.graph["kv_scored_roles"]
     return [v for u, v in edges_of_kind(graph, "requests") if u == FRONTEND and v.startswith("pool:")
-            and graph.nodes[v]["pool"].role in ("agg", "prefill")]
+            and graph.nodes[v]["pool"].role in scored]
 
 
 def spec_of(graph: nx.DiGraph) -> Any:

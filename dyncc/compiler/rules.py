@@ -19,6 +19,7 @@ from dyncc.compiler.engine_keys import check_engine_config
 from dyncc.compiler.engine import OWNED_KEYS
 from dyncc.compiler.graph import FRONTEND, PoolInfo, edges_of_kind, pool, pools, routed_pools, spec_of
 from dyncc.compiler.placement import nodes_per_worker
+from dyncc.compiler.profiles import DYNAMO_1, PROFILES, profile_for
 from dyncc.diagnostics import Diagnostic, Severity
 
 
@@ -160,7 +161,8 @@ def engine_keys_accepted(graph):
         for key in p.engine.owned_conflicts:
             yield finding(f"`{key}` cannot be passed through engine.extra", extra_path + (key,),
                           f"set it with {OWNED_KEYS[key]}: every target and the placement read that one value")
-        for key_path, problem, suggestion in check_engine_config(p.engine.config):
+        overrides = graph.graph["profile"].engine_enum_overrides()
+        for key_path, problem, suggestion in check_engine_config(p.engine.config, overrides):
             source = p.engine.sources.get(".".join(key_path))
             path = source.path if source and source.path else extra_path + key_path
             yield finding(problem, path, f"did you mean `{suggestion}`?" if suggestion else
@@ -463,3 +465,58 @@ def load_planner_has_thresholds(graph):
                           "set both, scale-up above scale-down")
         elif hi <= lo:
             yield finding(f"planner.load.{up} ({hi}) must be above {down} ({lo})", ("planner", "load", up))
+
+
+# --- 7xx: version profiles ------------------------------------------------------------------------
+
+@rule("DYN701", "known-dynamo-version")
+def dynamo_version_has_a_profile(graph):
+    """The Dynamo version names a family dyncc has a profile for."""
+    version = spec_of(graph).dynamo.version
+    if profile_for(version) is None:
+        known = ", ".join(f"{p.family} (e.g. {p.dynamo_default})" for p in PROFILES)
+        yield finding(f"no profile for Dynamo {version}", ("dynamo", "version"), f"dyncc knows {known}")
+
+
+@rule("DYN702", "disaggregation-strategy-removed")
+def disaggregation_strategy_needs_0x(graph):
+    """`decode_first`/`prefill_first` exist only in Dynamo 0.x; 1.0 removed them."""
+    spec, profile = spec_of(graph), graph.graph["profile"]
+    strategy = spec.router.disaggregation_strategy
+    if strategy is None:
+        return
+    if not profile.disaggregation_strategy:
+        yield finding(f"router.disaggregation_strategy {strategy} is not in Dynamo {spec.dynamo.version}: "
+                      "--disaggregation-strategy was removed in Dynamo 1.0 (Nov 2025); the frontend now drives "
+                      "prefill, then decode", ("router", "disaggregation_strategy"),
+                      "remove it, or deploy Dynamo 0.x (dynamo.version: 0.5.1) where it exists")
+    elif not _pair(graph):
+        yield finding("router.disaggregation_strategy needs prefill and decode pools", ("router", "disaggregation_strategy"))
+
+
+@rule("DYN703", "feature-needs-newer-dynamo")
+def feature_exists_in_version(graph):
+    """Features the chosen Dynamo version lacks are errors naming the version that has them."""
+    spec, profile = spec_of(graph), graph.graph["profile"]
+    newer = DYNAMO_1.dynamo_default
+    if spec.router.conditional_disagg and not profile.conditional_disagg:
+        yield finding(f"router.conditional_disagg is not in Dynamo {spec.dynamo.version}: it came with Dynamo 1.x",
+                      ("router", "conditional_disagg"), f"remove it, or deploy Dynamo {newer}")
+    if spec.router.mode == "kv" and not spec.router.kv_events and not profile.approximate_kv_routing:
+        yield finding(f"approximate KV routing (router.kv_events: false) is not in Dynamo {spec.dynamo.version}",
+                      ("router", "kv_events"), f"remove it, or deploy Dynamo {newer}")
+
+
+IMAGE_TAG_VERSION = re.compile(r":v?(\d+\.\d+\.\d+)[^/]*$")
+
+
+@rule("DYN704", "image-matches-version")
+def image_tag_matches_dynamo_version(graph):
+    """A container image tagged with another Dynamo version runs other flags than the ones written."""
+    spec = spec_of(graph)
+    match = IMAGE_TAG_VERSION.search(spec.image or "")
+    if match and match.group(1) != spec.dynamo.version:
+        yield finding(f"image tag {match.group(1)} but dynamo.version {spec.dynamo.version}: the flags and manifests "
+                      f"are written for {spec.dynamo.version}", ("image",),
+                      "use the image of the version deployed, or set dynamo.version to the image's",
+                      severity="warning")

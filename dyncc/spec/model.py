@@ -128,12 +128,17 @@ class Speculative(SpecModel):
 
 
 class KvTransfer(SpecModel):
-    backend: TransferBackend = Field("NIXL", description="Dynamo 1.6 / TRT-LLM 1.3 default is NIXL.")
+    backend: Optional[TransferBackend] = Field(
+        None, description="Default: the Dynamo version's (NIXL for 1.x, UCX for 0.x); always written explicitly."
+    )
     max_tokens_in_buffer: Optional[int] = Field(None, ge=1)
 
 
 class Router(SpecModel):
     mode: RouterMode = "round-robin"
+    disaggregation_strategy: Optional[Literal["decode_first", "prefill_first"]] = Field(
+        None, description="Dynamo 0.x only: which worker a request enters first (removed in 1.0)."
+    )
     kv_events: bool = Field(True, description="False = approximate KV routing (no events from workers).")
     overlap_score_credit: Optional[float] = Field(None, ge=0.0)
     temperature: Optional[float] = Field(None, ge=0.0)
@@ -169,6 +174,14 @@ class Planner(SpecModel):
     load: LoadThresholds = Field(default_factory=LoadThresholds)
 
 
+class Versions(SpecModel):
+    """The stack deployed: picks the profile (flags, discovery, manifests, engine keys) dyncc writes for."""
+
+    version: str = Field("1.6.1", pattern=r"^\d+\.\d+\.\d+([.-]?[A-Za-z0-9]+)*$", description="Dynamo version.")
+    trtllm: Optional[str] = Field(None, pattern=r"^\d+\.\d+\.\d+([.-]?[A-Za-z0-9]+)*$",
+                                  description="TensorRT-LLM version; default: the one the Dynamo version pins.")
+
+
 class Cluster(SpecModel):
     gpus_per_node: int = Field(8, ge=1, le=1024)
     nodes: int = Field(1, ge=1, le=100_000)
@@ -197,8 +210,9 @@ class ModelCache(SpecModel):
 
 
 class K8sSettings(SpecModel):
-    api_version: Literal["v1beta1", "v1alpha1"] = Field(
-        "v1beta1", description="v1alpha1: the 2025 `services` format, for clusters on the old operator."
+    api_version: Optional[Literal["v1beta1", "v1alpha1"]] = Field(
+        None, description="Default: the Dynamo version's (v1beta1 for 1.x, v1alpha1 for 0.x). v1alpha1 is the "
+                          "2025 `services` format, for clusters on the old operator."
     )
     namespace: Optional[str] = Field(None, pattern=DNS_LABEL, max_length=63)
     hf_token_secret: Optional[str] = Field("hf-token-secret", pattern=DNS_LABEL, max_length=253)
@@ -235,6 +249,7 @@ class DeploymentSpec(SpecModel):
     api_version: Literal["dyncc/v1"] = Field(alias="apiVersion")
     name: str = Field(pattern=DNS_LABEL, min_length=1, max_length=63)
     namespace: str = Field("dynamo", pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=63)
+    dynamo: Versions = Field(default_factory=Versions)
     model: ModelSource
     pools: Pools
     speculative: Speculative = Field(default_factory=Speculative)

@@ -12,15 +12,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dyncc.compiler.plan import DYNAMO_VERSION, DeploymentPlan, PoolPlan
+import shlex
+
+from dyncc.compiler.plan import DeploymentPlan, PoolPlan
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.yaml_text import dump_yaml
 
 NAME = "k8s"
 MULTI_NODE = True
 
-DEFAULT_IMAGE = f"nvcr.io/nvidia/ai-dynamo/tensorrtllm-runtime:{DYNAMO_VERSION}"
-DEFAULT_PLANNER_IMAGE = f"nvcr.io/nvidia/ai-dynamo/dynamo-planner:{DYNAMO_VERSION}"
+IMAGE_REGISTRY = "nvcr.io/nvidia/ai-dynamo"
 ENGINE_MOUNT = "/etc/dyncc/engine"
 HTTP_PORT = 8000
 COMPONENT_TYPE = {"agg": "worker", "prefill": "prefill", "decode": "decode", "encode": "worker"}
@@ -57,7 +58,7 @@ def render(plan: DeploymentPlan) -> dict[str, str]:
         files["pvc.yaml"] = _dump(plan, _pvc(plan, cache))
     if _wants_compute_domain(plan):
         files["computedomain.yaml"] = _dump(plan, _compute_domain(plan))
-    dgd = _dgd_v1alpha1(plan) if plan.k8s.api_version == "v1alpha1" else _dgd_v1beta1(plan)
+    dgd = _dgd_v1alpha1(plan) if api_version(plan) == "v1alpha1" else _dgd_v1beta1(plan)
     files["dynamographdeployment.yaml"] = _dump(plan, dgd, _requirements(plan))
     return files
 
@@ -77,7 +78,15 @@ def _metadata(plan: DeploymentPlan, name: str) -> dict:
 
 
 def _image(plan: DeploymentPlan) -> str:
-    return plan.image or DEFAULT_IMAGE
+    return plan.image or f"{IMAGE_REGISTRY}/tensorrtllm-runtime:{plan.dynamo_version}"
+
+
+def _planner_image(plan: DeploymentPlan) -> str:
+    return plan.k8s.planner_image or f"{IMAGE_REGISTRY}/{plan.profile.planner_image}:{plan.dynamo_version}"
+
+
+def api_version(plan: DeploymentPlan) -> str:
+    return plan.k8s.api_version or plan.profile.dgd_api_version
 
 
 def _env(pairs) -> list[dict]:
@@ -86,7 +95,7 @@ def _env(pairs) -> list[dict]:
 
 
 def _worker_env(plan: DeploymentPlan, pool: PoolPlan) -> list[tuple[str, str]]:
-    env = list(pool.env)
+    env = list(pool.env) + [kv for kv in plan.profile.worker_env if kv[0] not in dict(pool.env)]
     if pool.nodes_per_worker > 1:
         env += [kv for kv in MULTINODE_ENV if kv[0] not in dict(env)]
     if plan.k8s.model_cache is not None:
@@ -204,8 +213,13 @@ def _pod(plan: DeploymentPlan, container: dict, volumes: list, pool: PoolPlan | 
 
 def _container(plan: DeploymentPlan, image: str, module: str, args: list[str], env: list, mounts: list,
                gpus: int | None = None, secret: bool = True) -> dict:
-    container: dict[str, Any] = {"name": "main", "image": image, "command": ["python3", "-m", module],
-                                 "args": [str(a) for a in args]}
+    argv = ["python3", "-m", module, *map(str, args)]
+    if plan.profile.k8s_command_style == "shell":
+        # The 2025 operator's manifests: one shell string (every word quoted by shlex).
+        container: dict[str, Any] = {"name": "main", "image": image, "command": ["/bin/sh", "-c"],
+                                     "args": [shlex.join(argv)]}
+    else:
+        container = {"name": "main", "image": image, "command": argv[:3], "args": argv[3:]}
     if env:
         container["env"] = _env(env)
     if secret and plan.k8s.hf_token_secret:
@@ -235,7 +249,7 @@ def _dgd_v1beta1(plan: DeploymentPlan) -> dict:
         component["podTemplate"] = _pod(plan, container, volumes, pool)
         components.append(component)
     if plan.planner is not None:
-        container = _container(plan, plan.k8s.planner_image or DEFAULT_PLANNER_IMAGE, "dynamo.planner",
+        container = _container(plan, _planner_image(plan), "dynamo.planner",
                                ["--config", planner_config(plan)], [], [], secret=False)
         components.append({"name": "planner", "type": "planner", "replicas": 1,
                            "podTemplate": _pod(plan, container, [])})
@@ -285,7 +299,7 @@ def _dgd_v1alpha1(plan: DeploymentPlan) -> dict:
             service["multinode"] = {"nodeCount": pool.nodes_per_worker}
         services[V1ALPHA1_SERVICE[pool.role]] = service
     if plan.planner is not None:
-        container = _container(plan, plan.k8s.planner_image or DEFAULT_PLANNER_IMAGE, "dynamo.planner",
+        container = _container(plan, _planner_image(plan), "dynamo.planner",
                                ["--config", planner_config(plan)], [], [], secret=False)
         services["Planner"] = _service_v1alpha1(plan, "planner", container, 1)
     return {"apiVersion": "nvidia.com/v1alpha1", "kind": "DynamoGraphDeployment",

@@ -19,7 +19,7 @@ from importlib import resources
 
 import jinja2
 
-from dyncc.compiler.plan import DYNAMO_VERSION, DeploymentPlan, PoolPlan, WorkerPlan
+from dyncc.compiler.plan import DeploymentPlan, PoolPlan, WorkerPlan
 from dyncc.targets.mocker import check_mockable, mocker_args, tiny_model_files
 from dyncc.targets.shell import Raw, quote, ready_probe_text, shell_words
 
@@ -51,7 +51,7 @@ def frontend_command(plan: DeploymentPlan) -> list:
 def worker_command(plan: DeploymentPlan, pool: PoolPlan, worker: WorkerPlan) -> list:
     devices = ",".join(str(gpu) for gpu in worker.placement.gpus_on(0))
     env = [f"CUDA_VISIBLE_DEVICES={devices}", f"DYN_SYSTEM_PORT={worker.system_port}",
-           *(f"{k}={v}" for k, v in pool.env)]
+           *(f"{k}={v}" for k, v in (*plan.profile.worker_env, *pool.env))]
     if plan.local.engine == "mocker":
         model = plan.model_local_dir or Raw('"$HERE/model"')
         return ["env", *env, Raw('"$PYTHON"'), "-m", "dynamo.mocker",
@@ -70,7 +70,7 @@ def render(plan: DeploymentPlan) -> dict[str, str]:
         plan=plan,
         workers=workers,
         engine_label="mock-engine" if mocker else "TensorRT-LLM",
-        dynamo_version=DYNAMO_VERSION,
+        dynamo_version=plan.dynamo_version,
         http_url=http_url(plan),
         # The mock tokenizes with a local model dir: nothing may be fetched from a hub.
         extra_env=[("HF_HUB_OFFLINE", "1")] if mocker else [],

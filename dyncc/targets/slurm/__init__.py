@@ -23,7 +23,7 @@ NAME = "slurm"
 MULTI_NODE = True
 
 # Environment the steps read, passed into pyxis containers explicitly.
-CONTAINER_ENV = ("DYN_DISCOVERY_BACKEND", "DYN_FILE_KV", "ETCD_ENDPOINTS", "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS",
+CONTAINER_ENV = ("DYN_DISCOVERY_BACKEND", "DYN_FILE_KV", "ETCD_ENDPOINTS", "NATS_SERVER", "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS",
                  "DYNCC_HOSTS_DIR", "DYNCC_STEP", "HF_TOKEN", "HF_HOME")
 
 
@@ -73,7 +73,7 @@ def frontend_command(plan: DeploymentPlan) -> list:
 
 
 def worker_command(plan: DeploymentPlan, pool: PoolPlan, worker: WorkerPlan) -> list:
-    env = [f"DYN_SYSTEM_PORT={worker.system_port}", *(f"{k}={v}" for k, v in pool.env)]
+    env = [f"DYN_SYSTEM_PORT={worker.system_port}", *(f"{k}={v}" for k, v in (*plan.profile.worker_env, *pool.env))]
     if _mocker(plan):
         model = plan.model_local_dir or Raw('"$DYNCC_DIR/model"')
         return ["env", *env, Raw('"$PYTHON"'), "-m", "dynamo.mocker",
