@@ -231,5 +231,47 @@ def diff(old: str, new: str) -> None:
         click.echo(line)
 
 
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", "out_dir", default="sweep", show_default=True, type=click.Path(file_okay=False))
+@click.option("-t", "--target", "targets", multiple=True, default=("local",), show_default=True,
+              type=click.Choice(_target_choices()))
+@click.option("--engine", type=click.Choice(["trtllm", "mocker"]), default=None)
+@click.option("--run", "run_points", is_flag=True, help="Start, benchmark (aiperf) and stop every valid point in "
+                                                         "turn (local target); write results.csv/.md/.png.")
+@click.option("--timeout", type=float, default=300, show_default=True, help="Readiness timeout per point (s).")
+def sweep(spec: str, out_dir: str, targets: tuple[str, ...], engine: str | None, run_points: bool,
+          timeout: float) -> None:
+    """Expand SPEC's `sweep:` lists into one spec per combination; validate and build each."""
+    from dyncc import sweep as sweeps
+
+    spec_path = Path(spec)
+    try:
+        points = sweeps.expand(spec_path)
+    except DiagnosticError as exc:
+        _fail(exc.diagnostics)
+    out = Path(out_dir)
+    targets_list = list(dict.fromkeys([*targets, *(["local"] if run_points else [])]))
+    sweeps.build_points(points, out, targets_list, engine, spec_path.parent)
+    for p in points:
+        status = "built" if p.valid else "invalid: " + "; ".join(p.messages[:2])
+        click.echo(f"p{p.index} [{p.label()}]: {status}")
+    click.echo(f"index: {out / 'index.md'}")
+    if not run_points:
+        return
+    valid = [p for p in points if p.valid]
+    if valid and any(not (p.directory / "local" / "bench.sh").exists() for p in valid):
+        click.echo("dyncc sweep --run: the spec needs a `benchmark:` section", err=True)
+        sys.exit(EXIT_INVALID)
+    with click.progressbar(length=len(valid), label="running points", file=sys.stderr) as bar:
+        sweeps.run_points(points, out, timeout=timeout, progress=lambda p: bar.update(1))
+    failed = [p for p in valid if not p.results]
+    click.echo(f"results: {out / 'results.md'}, {out / 'results.csv'}, {out / 'results.png'}")
+    if failed:
+        for p in failed:
+            click.echo(f"p{p.index}: {', '.join(p.codes)} {' '.join(p.messages)[:300]}", err=True)
+        sys.exit(EXIT_INVALID)
+
+
 if __name__ == "__main__":
     main()

@@ -24,7 +24,7 @@ fi
 
 export PIP_ROOT_USER_ACTION=ignore
 pip_install() { "$PYTHON" -m pip install --quiet --disable-pip-version-check "$@"; }
-pip_install -e ".[test]"
+pip_install -e ".[test,bench]"
 # Dynamo 1.6.1 without its unreachable placeholder dependency (see requirements/dynamo-1.6.1.txt).
 pip_install --no-deps ai-dynamo==1.6.1 ai-dynamo-runtime==1.6.1
 pip_install -r requirements/dynamo-1.6.1.txt

@@ -76,6 +76,7 @@ class DeploymentPlan:
     pools: tuple[PoolPlan, ...]
     placement: Placement
     planner: Any  # the spec's Planner settings, or None
+    benchmark: Any  # the spec's Benchmark settings, or None
     local: Any  # target-only settings, passed through for the target that owns them
     k8s: Any
     slurm: Any
@@ -119,6 +120,7 @@ def lower(graph: nx.DiGraph, placement: Placement) -> DeploymentPlan:
         pools=pool_plans,
         placement=placement,
         planner=spec.planner if spec.planner.enabled else None,
+        benchmark=spec.benchmark,
         local=spec.local,
         k8s=spec.k8s,
         slurm=spec.slurm,

@@ -245,6 +245,20 @@ class SlurmSettings(SpecModel):
     ready_timeout_s: int = Field(1800, ge=1, le=86_400)
 
 
+class Benchmark(SpecModel):
+    """A load test compiled next to the deployment (aiperf): bench.sh, a Kubernetes Job, an sbatch step."""
+
+    isl: int = Field(512, ge=1, le=1_000_000, description="Input tokens per request (synthetic).")
+    osl: int = Field(128, ge=1, le=1_000_000, description="Output tokens per request.")
+    concurrency: list[Annotated[int, Field(ge=1, le=100_000)]] = Field(default_factory=lambda: [1, 4, 16], min_length=1)
+    request_count: int = Field(100, ge=1, le=10_000_000, description="Requests per concurrency level.")
+    streaming: bool = True
+    aiperf_version: str = Field("0.13.0", pattern=r"^\d+\.\d+\.\d+$")
+
+
+SweepKey = Annotated[str, Field(pattern=r"^[a-z_]+(\.[a-z_]+)+$|^[a-z_]+$", max_length=200)]
+
+
 class DeploymentSpec(SpecModel):
     api_version: Literal["dyncc/v1"] = Field(alias="apiVersion")
     name: str = Field(pattern=DNS_LABEL, min_length=1, max_length=63)
@@ -263,3 +277,7 @@ class DeploymentSpec(SpecModel):
     local: LocalSettings = Field(default_factory=LocalSettings)
     k8s: K8sSettings = Field(default_factory=K8sSettings)
     slurm: SlurmSettings = Field(default_factory=SlurmSettings)
+    benchmark: Optional[Benchmark] = None
+    sweep: dict[SweepKey, Annotated[list[Any], Field(min_length=1, max_length=64)]] = Field(
+        default_factory=dict, description="Spec paths to lists of values: `dyncc sweep` builds every combination."
+    )

@@ -58,6 +58,10 @@ def render(plan: DeploymentPlan) -> dict[str, str]:
         files["pvc.yaml"] = _dump(plan, _pvc(plan, cache))
     if _wants_compute_domain(plan):
         files["computedomain.yaml"] = _dump(plan, _compute_domain(plan))
+    if plan.benchmark is not None:
+        files["benchmark-job.yaml"] = _dump(plan, _benchmark_job(plan), [
+            f"the DynamoGraphDeployment above, serving (its frontend Service {plan.name}-frontend:{HTTP_PORT})",
+            "pip access from the Job's pod (it installs aiperf)"])
     dgd = _dgd_v1alpha1(plan) if api_version(plan) == "v1alpha1" else _dgd_v1beta1(plan)
     files["dynamographdeployment.yaml"] = _dump(plan, dgd, _requirements(plan))
     return files
@@ -194,6 +198,26 @@ def _volumes_and_mounts(plan: DeploymentPlan, with_engine: bool) -> tuple[list, 
         volumes.append({"name": "model-cache", "persistentVolumeClaim": {"claimName": cache.pvc}})
         mounts.append({"name": "model-cache", "mountPath": cache.mount_path})
     return volumes, mounts
+
+
+def _benchmark_job(plan: DeploymentPlan) -> dict:
+    """A Job running aiperf against the deployment's frontend Service; results under /results in its log."""
+    from dyncc.targets.bench import aiperf_args
+
+    bench = plan.benchmark
+    url = f"http://{plan.name}-frontend:{HTTP_PORT}"
+    runs = [shlex.join(["aiperf", *aiperf_args(plan, url, str(c), f"/results/c{c}", plan.model_path)])
+            for c in bench.concurrency]
+    script = " && ".join([f"pip install --quiet aiperf=={bench.aiperf_version}", *runs,
+                          "cat /results/c*/profile_export_aiperf.csv"])
+    container: dict[str, Any] = {"name": "aiperf", "image": "python:3.12-slim", "command": ["/bin/sh", "-c"],
+                                 "args": [script], "volumeMounts": [{"name": "results", "mountPath": "/results"}]}
+    if plan.k8s.hf_token_secret:
+        container["envFrom"] = [{"secretRef": {"name": plan.k8s.hf_token_secret}}]
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": _metadata(plan, f"{plan.name}-benchmark"),
+            "spec": {"backoffLimit": 0, "template": {"spec": {
+                "restartPolicy": "Never", "containers": [container],
+                "volumes": [{"name": "results", "emptyDir": {}}]}}}}
 
 
 # --- v1beta1 ------------------------------------------------------------------------------------------

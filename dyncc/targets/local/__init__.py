@@ -20,6 +20,7 @@ from importlib import resources
 import jinja2
 
 from dyncc.compiler.plan import DeploymentPlan, PoolPlan, WorkerPlan
+from dyncc.targets.bench import bench_script
 from dyncc.targets.mocker import check_mockable, mocker_args, tiny_model_files
 from dyncc.targets.shell import Raw, quote, ready_probe_text, shell_words
 
@@ -80,6 +81,9 @@ def render(plan: DeploymentPlan) -> dict[str, str]:
     files = {"launch.sh": launch, "ready.py": ready_probe_text()}
     for pool in plan.pools:
         files[f"engine/{pool.engine_file}"] = pool.engine_yaml
+    if plan.benchmark is not None:
+        tokenizer = plan.model_local_dir or (Raw('"$HERE/model"') if mocker else plan.model_path)
+        files["bench.sh"] = bench_script(plan, tokenizer, "$HERE/run/bench")
     if mocker and plan.model_local_dir is None:
         files.update({f"model/{name}": text for name, text in tiny_model_files().items()})
     return files

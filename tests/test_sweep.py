@@ -1,0 +1,91 @@
+"""Benchmarks and sweeps: expansion, invalid points, the benchmark artifacts per target, and a real
+3-point local sweep with Dynamo's frontend + mock engine, benchmarked by aiperf."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import socket
+import subprocess
+
+import pytest
+from ruamel.yaml import YAML
+
+from conftest import EXAMPLES, run_dyncc
+from dynamo_parsers import DYNAMO_AVAILABLE
+from k8s_schemas import core_errors
+
+
+def _spec_with(tmp_path, **changes):
+    yaml = YAML()
+    data = yaml.load((EXAMPLES / "sweep_local.yaml").read_text())
+    for key, value in changes.items():
+        data[key] = value
+    path = tmp_path / "sweep.yaml"
+    with path.open("w") as f:
+        yaml.dump(data, f)
+    return path
+
+
+def test_invalid_points_are_reported_with_codes_and_skipped(tmp_path):
+    spec = _spec_with(tmp_path, sweep={"pools.agg.tensor_parallel": [1, 16], "router.mode": ["kv", "round-robin"]})
+    proc = run_dyncc("sweep", spec, "-o", tmp_path / "out", "-t", "local", "-t", "k8s")
+    assert proc.returncode == 0, proc.stderr
+    index = json.loads((tmp_path / "out" / "index.json").read_text())
+    assert [p["valid"] for p in index] == [True, True, False, False]
+    assert all(p["codes"] == ["DYN403"] for p in index if not p["valid"])
+    assert (tmp_path / "out" / "points" / "p000" / "k8s" / "dynamographdeployment.yaml").is_file()
+    assert not (tmp_path / "out" / "points" / "p002").exists()
+    assert "invalid: DYN403" in (tmp_path / "out" / "index.md").read_text()
+
+
+def test_benchmark_artifacts_for_k8s_and_slurm_validate(tmp_path):
+    from test_slurm import CLUSTER, _sh
+
+    proc = run_dyncc("build", EXAMPLES / "sweep_local.yaml", "-t", "k8s", "-t", "slurm", "-o", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    job = YAML(typ="safe").load((tmp_path / "k8s" / "benchmark-job.yaml").read_text())
+    assert job["kind"] == "Job" and core_errors(job) == []
+    script = job["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    assert "aiperf==0.13.0" in script and "--url http://qwen3-sweep-frontend:8000" in script
+    sbatch = (tmp_path / "slurm" / "job.sbatch").read_text()
+    assert 'bash "$DYNCC_DIR/bench.sh" "$URL" "$RUN_DIR/bench"' in sbatch
+    assert _sh("bash", CLUSTER, "start", timeout=120).returncode == 0
+    test_only = _sh("sbatch", "--test-only", "job.sbatch", cwd=tmp_path / "slurm")
+    assert test_only.returncode == 0, test_only.stderr
+    assert subprocess.run(["shellcheck", "-S", "warning", tmp_path / "slurm" / "bench.sh"]).returncode == 0
+
+
+def _free_base() -> int:
+    for _ in range(100):
+        base = random.randrange(20000, 32000)
+        ok = True
+        for p in range(base, base + 8):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+        if ok:
+            return base
+    raise RuntimeError("no free ports")
+
+
+@pytest.mark.skipif(not DYNAMO_AVAILABLE, reason="Dynamo 1.6.1 is installed by scripts/setup.sh")
+def test_three_point_local_mocker_sweep_runs_for_real(tmp_path):
+    base = _free_base()
+    spec = _spec_with(tmp_path, local={"http_port": base, "system_port_base": base + 1},
+                      benchmark={"isl": 64, "osl": 16, "concurrency": [1, 2], "request_count": 4})
+    out = tmp_path / "out"
+    proc = run_dyncc("sweep", spec, "-o", out, "--run", "--engine", "mocker", timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert {r["point"] for r in rows} == {"p0", "p1", "p2"}
+    assert len(rows) == 6  # 3 configurations x 2 concurrency levels
+    for row in rows:
+        assert float(row["requests"]) == 4 and float(row["errors"]) == 0, row  # aiperf: zero errors
+        assert float(row["output_token_throughput_per_s"]) > 0
+    assert "router.mode=kv" in (out / "results.md").read_text()
+    png = (out / "results.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
