@@ -8,12 +8,10 @@ from typing import Iterable
 
 from dyncc.compiler import Compilation, check_spec, compile_spec
 from dyncc.diagnostics import Diagnostic, DiagnosticError
-from dyncc.output import drift, write_tree
 from pydantic import ValidationError
 
 from dyncc.spec import LoadedSpec, load_spec
 from dyncc.spec.model import Versions
-from dyncc.targets import load_target, target_names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +55,8 @@ class BuildResult:
 
 def render_targets(compilation: Compilation, targets: Iterable[str]) -> tuple[dict[str, dict[str, str]], list[Diagnostic]]:
     """Render each target in memory. ``all`` skips (with a note) targets that can't run the spec."""
+    from dyncc.targets import load_target, target_names
+
     requested = list(targets)
     names = list(target_names()) if "all" in requested else list(dict.fromkeys(requested))
     rendered, skipped, errors = {}, [], []
@@ -75,6 +75,8 @@ def render_targets(compilation: Compilation, targets: Iterable[str]) -> tuple[di
 
 
 def _target_cannot_run(compilation: Compilation, name: str, module) -> Diagnostic | None:
+    from dyncc.targets import load_target, target_names
+
     plan = compilation.plan
     if module.MULTI_NODE or plan.single_node:
         return None
@@ -119,6 +121,8 @@ def build(spec_path: str | Path, targets: Iterable[str], out_dir: str | Path, ch
     """
     loaded = with_dynamo_version(load_spec(spec_path), dynamo_version)
     compilation = with_engine(compile_spec(loaded), engine)
+    from dyncc.output import drift, write_tree
+
     rendered, skipped = render_targets(compilation, targets)
     out = Path(out_dir)
     outputs = []
