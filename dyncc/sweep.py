@@ -19,7 +19,7 @@ from dyncc.compiler import check_spec, compile_spec
 from dyncc.diagnostics import DiagnosticError, has_errors
 from dyncc.output import write_tree
 from dyncc.spec import load_spec_text
-from dyncc.spec.loader import parse_yaml
+from dyncc.spec.loader import load_yaml_data
 from dyncc.yaml_text import dump_yaml
 
 
@@ -57,7 +57,7 @@ def expand(spec_path: Path) -> list[Point]:
     """One point per combination of the `sweep:` lists, in a stable order; the base spec must load."""
     raw = spec_path.read_bytes()
     base = load_spec_text(raw, str(spec_path), base_dir=spec_path.parent)  # the sweep itself must be valid
-    data = _plain(parse_yaml(raw, str(spec_path)))
+    data, _ = load_yaml_data(raw, str(spec_path))
     sweep = data.pop("sweep", {}) or {}
     keys = sorted(sweep)
     points = []
@@ -70,20 +70,6 @@ def expand(spec_path: Path) -> list[Point]:
         point_data["name"] = name
         points.append(Point(index, name, values, dump_yaml(point_data)))
     return points
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if isinstance(node, bool) or node is None:
-        return node
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    return str(node)
 
 
 def build_points(points: list[Point], out_dir: Path, targets: list[str], engine: str | None,

@@ -54,3 +54,23 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             f"fuzz: {FUZZ_STATS['cases']} cases run ({FUZZ_STATS['built']} built, {FUZZ_STATS['rejected']} rejected "
             f"with coded errors), {FUZZ_STATS['failed']} failed")
+
+
+def free_port_block(size: int, host: str = "127.0.0.1") -> int:
+    """A base port with `size` free ports after it, at or below 32767 (Dynamo's DYN_SYSTEM_PORT is an i16)."""
+    import random
+    import socket
+
+    for _ in range(200):
+        base = random.randrange(20000, 32767 - size)
+        free = True
+        for port in range(base, base + size):
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    free = False
+        if free:
+            return base
+    raise RuntimeError("no block of free ports")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import signal
 import socket
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, free_port_block
 from dynamo_parsers import DYNAMO_AVAILABLE
 from dyncc.api import build
 from dyncc.run import Deployment, chat_completion, streaming_chat_completion
@@ -38,19 +37,11 @@ def _port_free(port: int) -> bool:
             return False
 
 
-def _free_port_block(size: int) -> int:
-    for _ in range(200):
-        base = random.randrange(20000, 32000)  # DYN402: system ports <= 32767
-        if all(_port_free(p) for p in range(base, base + size)):
-            return base
-    raise RuntimeError("no free port block")
-
-
 class Running:
     def __init__(self, example: str, tmp_path: Path):
         yaml = YAML()
         spec = yaml.load((EXAMPLES / example).read_text())
-        base = _free_port_block(16)
+        base = free_port_block(16)
         spec["local"] = {"engine": "mocker", "http_port": base, "system_port_base": base + 1,
                          "ready_timeout_s": READY_TIMEOUT}
         path = tmp_path / example
@@ -155,7 +146,7 @@ def test_ctrl_c_on_dyncc_up_stops_the_deployment(tmp_path):
 
     yaml = YAML()
     spec = yaml.load((EXAMPLES / "agg_router.yaml").read_text())
-    base = _free_port_block(8)
+    base = free_port_block(8)
     spec["local"] = {"engine": "mocker", "http_port": base, "system_port_base": base + 1}
     path = tmp_path / "s.yaml"
     with path.open("w") as f:

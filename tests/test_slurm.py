@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from conftest import EXAMPLES, ROOT, VALID_EXAMPLES, run_dyncc
+from conftest import EXAMPLES, ROOT, VALID_EXAMPLES, free_port_block, run_dyncc
 from dynamo_parsers import DYNAMO_AVAILABLE
 from dyncc.run import chat_completion
 
@@ -114,26 +114,9 @@ def _wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _port_block() -> int:
-    import random
-    import socket
-    for _ in range(100):
-        base = random.randrange(20000, 32000)
-        ok = True
-        for p in range(base, base + 12):
-            with socket.socket() as s:
-                try:
-                    s.bind(("0.0.0.0", p))
-                except OSError:
-                    ok = False
-        if ok:
-            return base
-    raise RuntimeError("no free ports")
-
-
 class SubmittedJob:
     def __init__(self, example: str, tmp_path: Path, cluster: dict | None = None):
-        base = _port_block()
+        base = free_port_block(12, "0.0.0.0")
         overrides = {"local": {"system_port_base": base + 1},
                      "slurm": {"engine": "mocker", "http_port": base, "ready_timeout_s": 120}}
         if cluster:

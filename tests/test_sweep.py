@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
-import random
-import socket
 import subprocess
 
 import pytest
 from ruamel.yaml import YAML
 
-from conftest import EXAMPLES, run_dyncc
+from conftest import EXAMPLES, free_port_block, run_dyncc
 from dynamo_parsers import DYNAMO_AVAILABLE
 from k8s_schemas import core_errors
 
@@ -57,24 +55,9 @@ def test_benchmark_artifacts_for_k8s_and_slurm_validate(tmp_path):
     assert subprocess.run(["shellcheck", "-S", "warning", tmp_path / "slurm" / "bench.sh"]).returncode == 0
 
 
-def _free_base() -> int:
-    for _ in range(100):
-        base = random.randrange(20000, 32000)
-        ok = True
-        for p in range(base, base + 8):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-        if ok:
-            return base
-    raise RuntimeError("no free ports")
-
-
 @pytest.mark.skipif(not DYNAMO_AVAILABLE, reason="Dynamo 1.6.1 is installed by scripts/setup.sh")
 def test_three_point_local_mocker_sweep_runs_for_real(tmp_path):
-    base = _free_base()
+    base = free_port_block(8)
     spec = _spec_with(tmp_path, local={"http_port": base, "system_port_base": base + 1},
                       benchmark={"isl": 64, "osl": 16, "concurrency": [1, 2], "request_count": 4})
     out = tmp_path / "out"

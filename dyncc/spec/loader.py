@@ -135,10 +135,15 @@ def load_spec(path: str | Path) -> LoadedSpec:
     return load_spec_text(raw, name, base_dir=path.parent)
 
 
-def load_spec_text(raw: bytes | str, file: str = "<string>", base_dir: Path | None = None) -> LoadedSpec:
+def load_yaml_data(raw: bytes | str, file: str = "<string>") -> tuple[Any, SourceMap]:
+    """The document as plain Python data, with the SourceMap that locates its values."""
     tree = parse_yaml(raw, file)
     source = SourceMap(file, tree)
-    data = _to_plain(tree, file, source)
+    return _to_plain(tree, file, source), source
+
+
+def load_spec_text(raw: bytes | str, file: str = "<string>", base_dir: Path | None = None) -> LoadedSpec:
+    data, source = load_yaml_data(raw, file)
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise DiagnosticError([Diagnostic(

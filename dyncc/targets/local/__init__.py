@@ -14,29 +14,16 @@ a log per process, and stopping everything (non-zero) when any process dies.
 
 from __future__ import annotations
 
-import functools
 from importlib import resources
 
-import jinja2
 
 from dyncc.compiler.plan import DeploymentPlan, PoolPlan, WorkerPlan
 from dyncc.targets.bench import bench_script
 from dyncc.targets.mocker import check_mockable, mocker_args, tiny_model_files
-from dyncc.targets.shell import Raw, quote, ready_probe_text, shell_words
+from dyncc.targets.shell import Raw, ready_probe_text, shell_words, template_environment
 
 NAME = "local"
 MULTI_NODE = False
-
-
-@functools.lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FunctionLoader(lambda name: resources.files(__name__).joinpath("templates", name).read_text("utf-8")),
-        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-        autoescape=False,
-    )
-    env.filters["q"] = quote
-    return env
 
 
 def http_url(plan: DeploymentPlan) -> str:
@@ -67,7 +54,7 @@ def render(plan: DeploymentPlan) -> dict[str, str]:
     if mocker:
         check_mockable(plan, ("local", "engine"))
     workers = plan.workers
-    launch = _environment().get_template("launch.sh.j2").render(
+    launch = template_environment(__name__).get_template("launch.sh.j2").render(
         plan=plan,
         workers=workers,
         engine_label="mock-engine" if mocker else "TensorRT-LLM",

@@ -10,15 +10,13 @@ exits. With ``slurm.engine: mocker`` the same job runs Dynamo's mock engine, wit
 from __future__ import annotations
 
 import dataclasses
-import functools
 from importlib import resources
 
-import jinja2
 
 from dyncc.compiler.plan import DeploymentPlan, PoolPlan, WorkerPlan
 from dyncc.targets.bench import bench_script
 from dyncc.targets.mocker import check_mockable, mocker_args, tiny_model_files
-from dyncc.targets.shell import Raw, quote, ready_probe_text, shell_words
+from dyncc.targets.shell import Raw, quote, ready_probe_text, shell_words, template_environment
 
 NAME = "slurm"
 MULTI_NODE = True
@@ -41,17 +39,6 @@ class StepView:
     system_port: int
     mpi: str
     command: str
-
-
-@functools.lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FunctionLoader(lambda name: resources.files(__name__).joinpath("templates", name).read_text("utf-8")),
-        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-        autoescape=False,
-    )
-    env.filters["q"] = quote
-    return env
 
 
 def _mocker(plan: DeploymentPlan) -> bool:
@@ -101,7 +88,7 @@ def _step(plan: DeploymentPlan, pool: PoolPlan, worker: WorkerPlan) -> StepView:
 
 def render_sbatch(plan: DeploymentPlan) -> str:
     mocker = _mocker(plan)
-    return _environment().get_template("job.sbatch.j2").render(
+    return template_environment(__name__).get_template("job.sbatch.j2").render(
         plan=plan,
         job_name=plan.name,
         nodes=plan.placement.nodes_used,
