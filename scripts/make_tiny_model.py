@@ -62,7 +62,8 @@ def main():
     (OUT / "config.json").write_text(json.dumps({
         "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": FULL_VOCAB,
         "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 4, "max_position_embeddings": 32768, "eos_token_id": tokenizer.token_to_id("<|endoftext|>"), "pad_token_id": tokenizer.token_to_id("<|endoftext|>"),
+        "num_key_value_heads": 4, "max_position_embeddings": 32768, "bos_token_id": tokenizer.token_to_id("<|endoftext|>"),
+        "eos_token_id": tokenizer.token_to_id("<|endoftext|>"), "pad_token_id": tokenizer.token_to_id("<|endoftext|>"),
         "torch_dtype": "bfloat16",
     }, indent=2) + "\n")
     print(f"wrote {OUT} ({tokenizer.get_vocab_size()} tokens)", file=sys.stderr)

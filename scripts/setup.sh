@@ -12,7 +12,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # shellcheck: generated scripts are linted; Slurm + munge + libslurm-dev + gcc: the real test cluster
 # (scripts/slurm/test-cluster.sh) that sbatch files are submitted to.
 # graphviz: `dyncc graph --format svg|png`; nodejs/npm: Mermaid's own parser checks `dyncc graph --format mermaid`.
-apt_packages=(shellcheck slurm-wlm munge libslurm-dev gcc graphviz)
+# etcd-server, nats-server: the discovery and request planes Dynamo 0.x needs (0.x profile, run for real).
+apt_packages=(shellcheck slurm-wlm munge libslurm-dev gcc graphviz etcd-server nats-server)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -28,6 +29,11 @@ pip_install -e ".[test,bench]"
 # Dynamo 1.6.1 without its unreachable placeholder dependency (see requirements/dynamo-1.6.1.txt).
 pip_install --no-deps ai-dynamo==1.6.1 ai-dynamo-runtime==1.6.1
 pip_install -r requirements/dynamo-1.6.1.txt
+# Dynamo 0.5.1 in its own venv: its argument parsers check what the 0.x (2025) profile writes.
+if [ ! -x .cache/dynamo-0.5.1/bin/python ]; then
+  "$PYTHON" -m venv .cache/dynamo-0.5.1
+  .cache/dynamo-0.5.1/bin/python -m pip install --quiet --disable-pip-version-check ai-dynamo==0.5.1
+fi
 # Mermaid's parser (npm, pinned by the lockfile) for the graph tests.
 if command -v npm >/dev/null 2>&1; then
   npm ci --silent --no-audit --no-fund --prefix tools/mermaid-check

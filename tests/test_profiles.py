@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
+from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
@@ -90,7 +92,7 @@ def test_0x_local_scripts_carry_the_2025_flags(tmp_path):
     assert all("--disaggregation-strategy prefill_first --publish-events-and-metrics --migration-limit 3" in l for l in prefill)
     assert all("--publish-events-and-metrics" not in l for l in decode)
     frontend = next(l for l in launch.splitlines() if l.startswith("start frontend"))
-    assert "--migration-limit" not in frontend and "--namespace" not in frontend
+    assert "--migration-limit" not in frontend
     agg = build(EXAMPLES / "agg_router.yaml", tmp_path / "a", "--dynamo-version", "0.5.1")
     assert all("--disaggregation-mode prefill_and_decode" in l for l in worker_lines((agg / "local" / "launch.sh").read_text()))
 
@@ -143,3 +145,86 @@ def test_1_6_parser_rejects_what_the_0x_profile_writes(tmp_path):
 
     with pytest.raises(ArgvRejected):
         parse_trtllm(argv[argv.index("dynamo.trtllm") + 1:])
+
+
+DYNAMO_05 = Path(__file__).resolve().parent.parent / ".cache" / "dynamo-0.5.1" / "bin" / "python"
+
+
+def _parse_with_0_5_1(items: list[dict]) -> list[dict]:
+    assert DYNAMO_05.exists(), "scripts/setup.sh creates .cache/dynamo-0.5.1"
+    proc = subprocess.run([DYNAMO_05, Path(__file__).parent / "dynamo05_parsers.py"], input=json.dumps(items),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("example", VALID_EXAMPLES, ids=lambda p: p.name)
+def test_0x_command_lines_parse_with_dynamo_0_5_1s_own_parsers(example):
+    from dyncc.api import with_dynamo_version
+    from dyncc.compiler import compile_spec
+    from dyncc.spec import load_spec
+    from dyncc.targets.local import frontend_command
+
+    plan = compile_spec(with_dynamo_version(load_spec(example), "0.5.1")).plan
+    items = [{"kind": "frontend", "argv": [str(a) for a in frontend_command(plan)[3:]]}]
+    items += [{"kind": "trtllm", "argv": pool.worker_args(plan.model_path, plan.served_name, "/e.yaml")}
+              for pool, _ in plan.workers]
+    results = _parse_with_0_5_1(items)
+    assert all(r["ok"] for r in results), [r["error"] for r in results if not r["ok"]]
+    assert results[0]["router_mode"] == plan.frontend.router_mode
+    for (pool, _), parsed in zip(plan.workers, results[1:]):
+        assert parsed["disaggregation_mode"] == pool.disaggregation_mode
+        assert parsed["publish_events_and_metrics"] == pool.publish_kv_events
+        flags = list(pool.flags)
+        expected_migration = int(flags[flags.index("--migration-limit") + 1]) if "--migration-limit" in flags else 0
+        assert parsed["migration_limit"] == expected_migration
+        if pool.role in ("prefill", "decode"):
+            assert parsed["disaggregation_strategy"] in ("decode_first", "prefill_first")
+
+
+def test_0_5_1_parsers_reject_what_the_1_6_profile_writes():
+    """The check can fail: 1.6's flags are refused by 0.5.1's parsers."""
+    results = _parse_with_0_5_1([{"kind": "trtllm", "argv": ["--model-path", "m", "--namespace", "dynamo"]},
+                                 {"kind": "frontend", "argv": ["--migration-limit", "3"]},
+                                 {"kind": "trtllm", "argv": ["--model-path", "m", "--disaggregation-mode", "agg"]}])
+    assert [r["ok"] for r in results] == [False, False, False]
+
+
+def test_0x_agg_router_runs_for_real_on_dynamo_0_5_1(tmp_path):
+    """The 0.x profile's launch script on Dynamo 0.5.1 itself: etcd and NATS started by the script,
+    0.5.1's frontend and mock engine, a real streaming chat completion, then a clean stop."""
+    import os
+    import shutil
+    import signal
+    import urllib.request
+
+    from conftest import free_port_block
+    from dyncc.run import Deployment, chat_completion, streaming_chat_completion
+
+    assert shutil.which("etcd") and shutil.which("nats-server"), "scripts/setup.sh installs etcd-server and nats-server"
+    base = free_port_block(8)
+    yaml = YAML()
+    data = yaml.load((EXAMPLES / "agg_router.yaml").read_text())
+    data["local"] = {"http_port": base, "system_port_base": base + 1, "ready_timeout_s": 90}
+    spec = tmp_path / "agg_router.yaml"
+    with spec.open("w") as f:
+        yaml.dump(data, f)
+    build(spec, tmp_path / "out", "-t", "local", "--engine", "mocker", "--dynamo-version", "0.5.1")
+    deployment = Deployment(tmp_path / "out" / "local" / "launch.sh", env={"DYNCC_PYTHON": str(DYNAMO_05)})
+    try:
+        assert deployment.wait_ready(120), "\n".join(deployment.lines)
+        with urllib.request.urlopen(deployment.url + "/v1/models", timeout=5) as r:
+            assert "Qwen/Qwen3-0.6B" in r.read().decode()
+        reply = chat_completion(deployment.url, "Qwen/Qwen3-0.6B", "hello from 2025", max_tokens=8)
+        assert reply["choices"][0]["message"]["content"]
+        chunks = streaming_chat_completion(deployment.url, "Qwen/Qwen3-0.6B", "stream it", max_tokens=8)
+        assert len(chunks) >= 2
+    finally:
+        status = deployment.stop()
+    assert status == 128 + signal.SIGTERM
+
+
+def test_0_5_1_mock_engine_has_no_disaggregation_mode(tmp_path):
+    proc = run_dyncc("build", EXAMPLES / "disagg.yaml", "-t", "local", "--engine", "mocker", "--dynamo-version", "0.5.1",
+                     "-o", tmp_path)
+    assert proc.returncode == 1 and "DYN503" in proc.stderr and "0.5.1" in proc.stderr

@@ -134,7 +134,7 @@ def _frontend_flags(spec, router, profile: Profile) -> list[str]:
     if router.mode == "kv":
         flags += ["--kv-cache-block-size", str(router.block_size)]
         if not r.kv_events:
-            flags.append("--no-router-kv-events")
+            flags.append(profile.approximate_kv_routing_flag)
         if r.overlap_score_credit is not None:
             flags += ["--router-kv-overlap-score-credit", _num(r.overlap_score_credit)]
         if r.temperature is not None:
@@ -145,8 +145,7 @@ def _frontend_flags(spec, router, profile: Profile) -> list[str]:
             flags.append("--router-conditional-disagg")
     if profile.migration_on == "frontend":
         flags += _migration_flags(spec)
-    if profile.frontend_namespace_flag:
-        flags += ["--namespace", spec.namespace]
+    flags += ["--namespace", spec.namespace]
     return flags
 
 
@@ -175,11 +174,10 @@ def _lower_pool(p: PoolInfo, placement: Placement, spec, profile: Profile, strat
         flags += list(profile.kv_event_flags)
     if profile.migration_on == "worker":
         flags += _migration_flags(spec)
-    if profile.worker_namespace_and_block_flags:
-        flags += ["--kv-block-size", str(p.tokens_per_block)]
+    flags += ["--kv-block-size", str(p.tokens_per_block)]
     if spec.kvbm.enabled:
         flags += ["--connector", "kvbm"]
-    if profile.worker_namespace_and_block_flags:
+    if profile.worker_namespace_flag:
         flags += ["--namespace", spec.namespace]
     placed = placement.for_pool(p.role)
     workers = tuple(WorkerPlan(f"{p.role}-{w.replica}", w.replica, w, p.system_ports[w.replica]) for w in placed)

@@ -1,4 +1,5 @@
 """Version profiles: everything that differs between Dynamo version families, in one place each.
+The 0.x facts were checked against ai-dynamo 0.5.1's own argument parsers (tests/test_profiles.py).
 
 Clusters run the container they were validated on, often for a year, and the 2025 stack (Dynamo
 0.4/0.5) differs from 1.6 in flags, discovery, manifests and engine keys in ways that crash at
@@ -22,11 +23,11 @@ class Profile:
     kv_event_flags: tuple[str, ...]
     migration_on: Literal["frontend", "worker"]
     disaggregation_strategy: bool  # `--disaggregation-strategy decode_first|prefill_first` exists
-    worker_namespace_and_block_flags: bool  # `--namespace`, `--kv-block-size` on the worker
+    worker_namespace_flag: bool  # 0.5's worker takes `--endpoint dyn://ns.comp.ep` instead
     # Frontend
-    frontend_namespace_flag: bool
     conditional_disagg: bool
-    approximate_kv_routing: bool  # `--no-router-kv-events`
+    approximate_kv_routing_flag: str  # turns KV events off at the router (approximate KV routing)
+    mocker_disaggregation: bool  # the mock engine has --disaggregation-mode/--bootstrap-ports/--max-model-len
     # Discovery and transports
     discovery: Literal["file", "etcd+nats"]
     worker_env: tuple[tuple[str, str], ...]  # what turns on a worker's health server
@@ -59,10 +60,10 @@ DYNAMO_1 = Profile(
     kv_event_flags=("--publish-kv-events",),
     migration_on="frontend",
     disaggregation_strategy=False,
-    worker_namespace_and_block_flags=True,
-    frontend_namespace_flag=True,
+    worker_namespace_flag=True,
     conditional_disagg=True,
-    approximate_kv_routing=True,
+    approximate_kv_routing_flag="--no-router-kv-events",
+    mocker_disaggregation=True,
     discovery="file",
     worker_env=(),
     planner_image="dynamo-planner",  # Dynamo >= 1.1 ships the planner in its own image
@@ -81,10 +82,10 @@ DYNAMO_0 = Profile(
     kv_event_flags=("--publish-events-and-metrics",),
     migration_on="worker",
     disaggregation_strategy=True,
-    worker_namespace_and_block_flags=False,
-    frontend_namespace_flag=False,
+    worker_namespace_flag=False,
     conditional_disagg=False,
-    approximate_kv_routing=False,
+    approximate_kv_routing_flag="--no-kv-events",
+    mocker_disaggregation=False,
     discovery="etcd+nats",
     worker_env=(("DYN_SYSTEM_ENABLED", "true"),),
     planner_image="tensorrtllm-runtime",

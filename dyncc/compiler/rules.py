@@ -502,9 +502,6 @@ def feature_exists_in_version(graph):
     if spec.router.conditional_disagg and not profile.conditional_disagg:
         yield finding(f"router.conditional_disagg is not in Dynamo {spec.dynamo.version}: it came with Dynamo 1.x",
                       ("router", "conditional_disagg"), f"remove it, or deploy Dynamo {newer}")
-    if spec.router.mode == "kv" and not spec.router.kv_events and not profile.approximate_kv_routing:
-        yield finding(f"approximate KV routing (router.kv_events: false) is not in Dynamo {spec.dynamo.version}",
-                      ("router", "kv_events"), f"remove it, or deploy Dynamo {newer}")
 
 
 IMAGE_TAG_VERSION = re.compile(r":v?(\d+\.\d+\.\d+)[^/]*$")
