@@ -6,10 +6,10 @@ import dataclasses
 from pathlib import Path
 from typing import Iterable
 
-from dyncc.compiler import Compilation, check_spec, compile_spec
-from dyncc.diagnostics import Diagnostic, DiagnosticError
 from pydantic import ValidationError
 
+from dyncc.compiler import Compilation, check_spec, compile_spec
+from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.spec import LoadedSpec, load_spec
 from dyncc.spec.model import Versions
 

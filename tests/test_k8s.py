@@ -161,7 +161,7 @@ def test_frontend_args_parse_and_worker_args_equal_the_local_targets(all_manifes
         dgd = all_manifests[(example.stem, "v1beta1")]["DynamoGraphDeployment"]
         frontend = next(c for c in dgd["spec"]["components"] if c["type"] == "frontend")
         parse_frontend(frontend["podTemplate"]["spec"]["containers"][0]["args"])
-    proc = run_dyncc("build", EXAMPLES / "disagg_router.yaml", "-t", "local", "-o", tmp_path)
+    assert run_dyncc("build", EXAMPLES / "disagg_router.yaml", "-t", "local", "-o", tmp_path).returncode == 0
     launch = (tmp_path / "local" / "launch.sh").read_text()
     dgd = all_manifests[("disagg_router", "v1beta1")]["DynamoGraphDeployment"]
     for c in dgd["spec"]["components"][1:]:

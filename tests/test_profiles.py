@@ -193,7 +193,6 @@ def test_0_5_1_parsers_reject_what_the_1_6_profile_writes():
 def test_0x_agg_router_runs_for_real_on_dynamo_0_5_1(tmp_path):
     """The 0.x profile's launch script on Dynamo 0.5.1 itself: etcd and NATS started by the script,
     0.5.1's frontend and mock engine, a real streaming chat completion, then a clean stop."""
-    import os
     import shutil
     import signal
     import urllib.request

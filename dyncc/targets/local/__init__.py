@@ -14,7 +14,6 @@ a log per process, and stopping everything (non-zero) when any process dies.
 
 from __future__ import annotations
 
-from importlib import resources
 
 
 from dyncc.compiler.plan import DeploymentPlan, PoolPlan, WorkerPlan
