@@ -11,6 +11,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import os
 import sys
 import types
 
@@ -22,12 +23,10 @@ class BuildConfig:  # TensorRT-LLM defaults for the fields 0.5.1's parser reads
     max_beam_width = 1
 
 
-llmapi = types.ModuleType("tensorrt_llm.llmapi")
-llmapi.BuildConfig = BuildConfig
-root = types.ModuleType("tensorrt_llm")
-root.llmapi = llmapi
-sys.modules.setdefault("tensorrt_llm", root)
-sys.modules.setdefault("tensorrt_llm.llmapi", llmapi)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dynamo_parsers import install_tensorrt_llm_standin  # noqa: E402  (the same stand-in as for 1.6.1)
+
+install_tensorrt_llm_standin(BuildConfig)
 
 
 def _enums_from_source(module: str, names: set[str]) -> types.ModuleType:

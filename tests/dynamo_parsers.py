@@ -60,8 +60,13 @@ def _install_buildconfig_standin() -> None:
         max_seq_len: int | None = None
         max_beam_width: int = 1
 
+    install_tensorrt_llm_standin(BuildConfig)
+
+
+def install_tensorrt_llm_standin(build_config: type) -> None:
+    """Register `tensorrt_llm.llmapi.BuildConfig` (all Dynamo's parsers import from TensorRT-LLM)."""
     llmapi = types.ModuleType("tensorrt_llm.llmapi")
-    llmapi.BuildConfig = BuildConfig
+    llmapi.BuildConfig = build_config
     root = types.ModuleType("tensorrt_llm")
     root.llmapi = llmapi
     sys.modules.setdefault("tensorrt_llm", root)
