@@ -43,7 +43,19 @@ def _fail(diagnostics: list[Diagnostic]) -> None:
     sys.exit(EXIT_INVALID)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class DynccGroup(click.Group):
+    """Every command's file-system failures (an -o path that can't be written) end as coded errors."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            where = exc.filename or "output"
+            _fail([Diagnostic("DYN505", f"cannot write {where}: {exc.strerror or type(exc).__name__}",
+                              hint="choose an output path in a writable, existing directory")])
+
+
+@click.group(cls=DynccGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dyncc")
 def main() -> None:
     """Compile one topology spec into Dynamo + TensorRT-LLM deployments."""

@@ -65,3 +65,14 @@ def test_json_report_shape():
     (error,) = report["files"][1]["diagnostics"]
     assert set(error) == {"code", "severity", "message", "path", "file", "line", "column", "hint"}
     assert error["path"] == "cluster.nodes"
+
+
+def test_unwritable_output_paths_are_coded_errors(tmp_path):
+    missing = tmp_path / "no" / "such" / "dir"
+    for args in (["build", EXAMPLES / "agg.yaml", "-o", "/proc/dyncc-out"],
+                 ["init", "-o", missing / "spec.yaml"],
+                 ["schema", "-o", missing / "schema.json"],
+                 ["graph", EXAMPLES / "agg.yaml", "-o", missing / "g.mmd"]):
+        proc = run_dyncc(*args)
+        assert_no_traceback(proc)
+        assert proc.returncode == 1 and "error DYN505" in proc.stderr, (args, proc.stderr)

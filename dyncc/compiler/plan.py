@@ -18,7 +18,6 @@ from dyncc.compiler.placement import Placement, WorkerPlacement, nodes_per_worke
 from dyncc.compiler.profiles import Profile
 
 
-
 @dataclasses.dataclass(frozen=True)
 class WorkerPlan:
     name: str  # e.g. "prefill-0": unique, safe as a file name and a log name

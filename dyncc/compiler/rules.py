@@ -396,13 +396,15 @@ MAX_SYSTEM_PORT = 32767
 
 @rule("DYN402", "ports-unique")
 def ports_unique(graph):
-    """The frontend's HTTP port and the workers' system ports are distinct, and system ports fit Dynamo's i16."""
-    http_port = graph.nodes[FRONTEND]["http_port"]
+    """The frontend's HTTP ports and the workers' system ports are distinct, and system ports fit Dynamo's i16."""
+    spec = spec_of(graph)
+    frontend_ports = {("local", "http_port"): spec.local.http_port, ("slurm", "http_port"): spec.slurm.http_port}
     for p in pools(graph):
-        if http_port in p.system_ports:
-            yield finding(f"local.http_port {http_port} is also the system port of {p.role} worker "
-                          f"{p.system_ports.index(http_port)}", ("local", "http_port"),
-                          "move local.http_port, or local.system_port_base past the workers' range")
+        for path, port in frontend_ports.items():
+            if port in p.system_ports:
+                yield finding(f"{path[0]}.http_port {port} is also the system port of {p.role} worker "
+                              f"{p.system_ports.index(port)}", path,
+                              f"move {path[0]}.http_port, or local.system_port_base past the workers' range")
         if p.system_ports and p.system_ports[-1] > MAX_SYSTEM_PORT:
             yield finding(f"{p.role} workers' system ports run up to {p.system_ports[-1]}, past {MAX_SYSTEM_PORT}: "
                           "Dynamo 1.6.1 reads DYN_SYSTEM_PORT as a signed 16-bit integer and refuses to start",

@@ -6,6 +6,7 @@ attention-DP size; only the process is ``python3 -m dynamo.mocker`` instead of `
 
 from __future__ import annotations
 
+import itertools
 from importlib import resources
 
 from dyncc.compiler.plan import DeploymentPlan, PoolPlan, WorkerPlan
@@ -31,9 +32,11 @@ def tiny_model_files() -> dict[str, str]:
 
 
 def bootstrap_port(plan: DeploymentPlan, worker: WorkerPlan) -> int:
-    # The mock's prefill->decode handoff listens here: just past the last worker's system port.
+    """The mock's prefill->decode handoff port: past the workers' system ports, skipping the HTTP ports."""
     last_system_port = max(w.system_port for _, w in plan.workers)
-    return last_system_port + 1 + worker.system_port - plan.local.system_port_base
+    taken = {plan.local.http_port, plan.slurm.http_port}
+    free = (port for port in itertools.count(last_system_port + 1) if port not in taken)
+    return next(itertools.islice(free, worker.system_port - plan.local.system_port_base, None))
 
 
 def mocker_args(plan: DeploymentPlan, pool: PoolPlan, worker: WorkerPlan, model_path, speedup_ratio: float) -> list:
@@ -46,8 +49,8 @@ def mocker_args(plan: DeploymentPlan, pool: PoolPlan, worker: WorkerPlan, model_
     disaggregating = plan.profile.mocker_disaggregation
     if disaggregating:
         args += ["--disaggregation-mode", pool.disaggregation_mode]
-    if pool.role == "prefill":
-        args += ["--bootstrap-ports", str(bootstrap_port(plan, worker))]
+        if pool.role == "prefill":
+            args += ["--bootstrap-ports", str(bootstrap_port(plan, worker))]
     if engine.get("enable_attention_dp"):
         args += ["--data-parallel-size", str(engine["tensor_parallel_size"])]
     for key, flag in (("max_batch_size", "--max-num-seqs"), ("max_num_tokens", "--max-num-batched-tokens"),
