@@ -74,6 +74,18 @@ def _records(record: Path) -> list[dict]:
     return [json.loads(line) for line in record.read_text().splitlines()]
 
 
+def _assert_carried_as_data(record: Path, canaries: Path, hostile: str, env_value: str) -> None:
+    """No injected command ran, and both workers got the hostile strings exactly, as argv and env."""
+    assert list(canaries.iterdir()) == [], "an injected command ran"
+    workers = [r for r in _records(record) if "dynamo.trtllm" in r["argv"]]
+    assert len(workers) == 2
+    for worker in workers:
+        argv = worker["argv"]
+        assert argv[argv.index("--model-path") + 1] == hostile
+        assert argv[argv.index("--served-model-name") + 1] == hostile
+        assert worker["env"]["INJECT_ME"] == env_value
+
+
 @pytest.mark.parametrize("index", range(17))
 def test_local_launch_script_carries_hostile_strings_as_data(tmp_path, index):
     canaries = tmp_path / "canaries"
@@ -86,15 +98,7 @@ def test_local_launch_script_carries_hostile_strings_as_data(tmp_path, index):
     record = tmp_path / "record.jsonl"
     env = {**os.environ, "DYNCC_PYTHON": str(_recorder(tmp_path)), "DYNCC_RECORD": str(record)}
     _run_until_ready(["bash", str(tmp_path / "out" / "local" / "launch.sh")], env, tmp_path, 3, record)
-    starts = _records(record)
-    assert list(canaries.iterdir()) == [], "an injected command ran"
-    workers = [r for r in starts if "dynamo.trtllm" in r["argv"]]
-    assert len(workers) == 2
-    for worker in workers:
-        argv = worker["argv"]
-        assert argv[argv.index("--model-path") + 1] == hostile
-        assert argv[argv.index("--served-model-name") + 1] == hostile
-        assert worker["env"]["INJECT_ME"] == env_value
+    _assert_carried_as_data(record, canaries, hostile, env_value)
 
 
 @pytest.mark.parametrize("index", [0, 1, 2, 4, 5, 16])
@@ -119,13 +123,7 @@ def test_sbatch_carries_hostile_strings_as_data(tmp_path, index):
            "DYNCC_RECORD": str(record), "SLURM_JOB_ID": "42", "SLURM_JOB_NODELIST": "node1",
            "SLURM_SUBMIT_DIR": str(job_dir)}
     _run_until_ready(["bash", str(job_dir / "job.sbatch")], env, job_dir, 3, record)
-    assert list(canaries.iterdir()) == [], "an injected command ran"
-    workers = [r for r in _records(record) if "dynamo.trtllm" in r["argv"]]
-    assert len(workers) == 2
-    for worker in workers:
-        argv = worker["argv"]
-        assert argv[argv.index("--served-model-name") + 1] == hostile
-        assert worker["env"]["INJECT_ME"] == env_value
+    _assert_carried_as_data(record, canaries, hostile, env_value)
 
 
 def test_k8s_manifests_keep_hostile_strings_as_strings(tmp_path):
