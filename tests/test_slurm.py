@@ -33,6 +33,8 @@ def slurm():
     proc = _sh("bash", CLUSTER, "start", timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     yield
+    # Leave no jobs or daemons behind for the next run on this machine.
+    _sh("bash", CLUSTER, "stop", timeout=60)
 
 
 def build_slurm(example: Path, out: Path, engine: str = "trtllm", overrides: dict | None = None) -> Path:

@@ -64,12 +64,14 @@ start_munge() {
 }
 
 start() {
-  if status >/dev/null 2>&1; then echo "slurm test cluster already up"; return; fi
+  # Always a clean cluster: a machine that ran the suite before keeps jobs in the saved state, and a
+  # recovered job whose processes died with the old daemons leaves its node "alloc" for minutes.
   stop >/dev/null 2>&1 || true
+  rm -rf "$STATE/ctld" "$STATE"/slurmd-node*
   write_config
   build_stub
   start_munge
-  slurmctld -i
+  slurmctld -c -i
   for i in $(seq 1 "$NODES"); do slurmd -N "node$i"; done
   for _ in $(seq 1 60); do
     if [ "$(sinfo -h -o '%T' | sort -u)" = "idle" ] && [ "$(sinfo -h -N | wc -l)" -eq "$NODES" ]; then
@@ -85,9 +87,16 @@ start() {
 }
 
 stop() {
+  scancel --full --quiet --user=root 2>/dev/null || true
+  pkill -x slurmstepd || true
   pkill -x slurmd || true
   pkill -x slurmctld || true
-  sleep 0.5
+  for _ in $(seq 1 40); do
+    pgrep -x slurmd >/dev/null || pgrep -x slurmctld >/dev/null || return 0
+    sleep 0.25
+  done
+  pkill -9 -x slurmd || true
+  pkill -9 -x slurmctld || true
 }
 
 status() {
