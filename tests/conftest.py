@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,22 @@ def free_port_block(size: int, host: str = "127.0.0.1") -> int:
         if free:
             return base
     raise RuntimeError("no block of free ports")
+
+
+SLURM_CLUSTER = ROOT / "scripts" / "slurm" / "test-cluster.sh"
+
+
+def sh(*args, cwd=None, timeout=60) -> subprocess.CompletedProcess:
+    return subprocess.run(list(map(str, args)), capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A real Slurm on this machine (slurmctld, munge, six fake 8-GPU nodes), started clean once per
+    session and stopped at its end, so no job or daemon outlives the suite."""
+    if shutil.which("slurmctld") is None or os.geteuid() != 0:
+        pytest.fail("Slurm (slurm-wlm) and root are needed: run scripts/setup.sh as root")
+    proc = sh("bash", SLURM_CLUSTER, "start", timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    yield
+    sh("bash", SLURM_CLUSTER, "stop", timeout=60)

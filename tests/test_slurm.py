@@ -4,37 +4,17 @@ start Dynamo's frontend and mock workers on the fake nodes."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import EXAMPLES, VALID_EXAMPLES, free_port_block, run_dyncc, sh
+from dynamo_parsers import DYNAMO_AVAILABLE
 from ruamel.yaml import YAML
 
-from conftest import EXAMPLES, ROOT, VALID_EXAMPLES, free_port_block, run_dyncc
-from dynamo_parsers import DYNAMO_AVAILABLE
 from dyncc.run import chat_completion
-
-CLUSTER = ROOT / "scripts" / "slurm" / "test-cluster.sh"
-
-
-def _sh(*args, cwd=None, timeout=60) -> subprocess.CompletedProcess:
-    return subprocess.run(list(map(str, args)), capture_output=True, text=True, cwd=cwd, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def slurm():
-    if shutil.which("slurmctld") is None or os.geteuid() != 0:
-        pytest.fail("Slurm (slurm-wlm) and root are needed: run scripts/setup.sh as root")
-    proc = _sh("bash", CLUSTER, "start", timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    yield
-    # Leave no jobs or daemons behind for the next run on this machine.
-    _sh("bash", CLUSTER, "stop", timeout=60)
 
 
 def build_slurm(example: Path, out: Path, engine: str = "trtllm", overrides: dict | None = None) -> Path:
@@ -61,14 +41,14 @@ def built(tmp_path_factory):
 def test_sbatch_files_pass_bash_n_and_shellcheck(built):
     scripts = [d / "job.sbatch" for d in built.values()] + [d / "step.sh" for d in built.values()]
     for script in scripts:
-        assert _sh("bash", "-n", script).returncode == 0, script
-    proc = _sh("shellcheck", "-S", "warning", "-s", "bash", *scripts)
+        assert sh("bash", "-n", script).returncode == 0, script
+    proc = sh("shellcheck", "-S", "warning", "-s", "bash", *scripts)
     assert proc.returncode == 0, proc.stdout
 
 
 def test_every_example_passes_sbatch_test_only(slurm, built):
     for name, directory in built.items():
-        proc = _sh("sbatch", "--test-only", "job.sbatch", cwd=directory)
+        proc = sh("sbatch", "--test-only", "job.sbatch", cwd=directory)
         assert proc.returncode == 0 and "to start at" in proc.stderr, (name, proc.stderr)
 
 
@@ -76,7 +56,7 @@ def test_test_only_rejects_a_job_larger_than_the_cluster(slurm, tmp_path):
     directory = build_slurm(EXAMPLES / "wide_ep.yaml", tmp_path / "big",
                             overrides={"cluster": {"gpus_per_node": 4, "nodes": 12}, "pools": {
                                 "agg": {"replicas": 12, "tensor_parallel": 4}}})
-    proc = _sh("sbatch", "--test-only", "job.sbatch", cwd=directory)
+    proc = sh("sbatch", "--test-only", "job.sbatch", cwd=directory)
     assert proc.returncode != 0  # 12 nodes asked of a 6-node cluster
 
 
@@ -94,14 +74,14 @@ def test_real_srun_accepts_the_generated_pyxis_options(slurm, built, tmp_path):
     sbatch = (built["disagg_router"] / "job.sbatch").read_text()
     (container_line,) = [l for l in sbatch.splitlines() if l.startswith("CONTAINER=(--")]
     script = f'DYNCC_DIR={tmp_path}\n{container_line}\nsrun -N1 --gres=none "${{CONTAINER[@]}}" true\n'
-    proc = _sh("bash", "-c", script)
+    proc = sh("bash", "-c", script)
     assert proc.returncode == 0, proc.stderr
-    bogus = _sh("bash", "-c", "srun -N1 --container-imagez=x true")
+    bogus = sh("bash", "-c", "srun -N1 --container-imagez=x true")
     assert bogus.returncode != 0  # the stub registers pyxis's names only
 
 
 def _job_field(job: str, field: str) -> str:
-    out = _sh("scontrol", "show", "job", job).stdout
+    out = sh("scontrol", "show", "job", job).stdout
     match = re.search(rf"\b{field}=(\S+)", out)
     return match.group(1) if match else ""
 
@@ -124,7 +104,7 @@ class SubmittedJob:
         if cluster:
             overrides["cluster"] = cluster
         self.dir = build_slurm(EXAMPLES / example, tmp_path / example.replace(".yaml", ""), "mocker", overrides)
-        proc = _sh("sbatch", "--parsable", "job.sbatch", cwd=self.dir)
+        proc = sh("sbatch", "--parsable", "job.sbatch", cwd=self.dir)
         assert proc.returncode == 0, proc.stderr
         self.job = proc.stdout.strip().split(";")[0]
         self.run = self.dir / "run" / self.job
@@ -145,11 +125,11 @@ class SubmittedJob:
                 if l.startswith("dyncc-step:")]
 
     def cancel(self):
-        _sh("scancel", self.job)
+        sh("scancel", self.job)
 
 
 def _no_processes_of(directory: Path) -> bool:
-    return _sh("pgrep", "-f", str(directory)).returncode == 1
+    return sh("pgrep", "-f", str(directory)).returncode == 1
 
 
 needs_dynamo = pytest.mark.skipif(not DYNAMO_AVAILABLE, reason="Dynamo 1.6.1 is installed by scripts/setup.sh")
@@ -188,9 +168,9 @@ def test_job_runs_frontend_and_workers_on_fake_nodes(slurm, tmp_path, example, c
 @needs_dynamo
 def test_a_failing_worker_step_fails_the_job(slurm, tmp_path):
     job = SubmittedJob("disagg.yaml", tmp_path)
-    victim = _sh("pgrep", "-f", f"dynamo.mocker.*{job.dir}.*--disaggregation-mode decode").stdout.split()
+    victim = sh("pgrep", "-f", f"dynamo.mocker.*{job.dir}.*--disaggregation-mode decode").stdout.split()
     assert victim, job.output()
-    _sh("kill", "-9", victim[0])
+    sh("kill", "-9", victim[0])
     state = _wait_for(lambda: (s := _job_field(job.job, "JobState")) in ("FAILED", "COMPLETED", "CANCELLED") and s,
                       60, "the job to end")
     out = job.output()
