@@ -26,6 +26,9 @@ fi
 export PIP_ROOT_USER_ACTION=ignore
 pip_install() { "$PYTHON" -m pip install --quiet --disable-pip-version-check "$@"; }
 pip_install -e ".[test,bench]"
+# Bytecode for dyncc's own modules, as pip writes it for an installed wheel: an editable install under
+# PYTHONDONTWRITEBYTECODE (set on these machines) would otherwise recompile them on every run.
+"$PYTHON" -m compileall -q dyncc
 # Dynamo 1.6.1 without its unreachable placeholder dependency (see requirements/dynamo-1.6.1.txt).
 pip_install --no-deps ai-dynamo==1.6.1 ai-dynamo-runtime==1.6.1
 pip_install -r requirements/dynamo-1.6.1.txt

@@ -124,3 +124,32 @@ def test_output_is_identical_from_another_directory_hash_seed_and_locale(tmp_pat
             assert proc.returncode == 0, proc.stderr
         copies.append(snapshot(where / "out"))
     assert copies[0] == copies[1] and len(copies[0]) > 10
+
+
+def _build_all(out: Path) -> dict[str, bytes]:
+    proc = run_dyncc("build", EXAMPLES / "disagg_router.yaml", "-t", "all", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    return snapshot(out)
+
+
+def test_template_cache_fills_and_never_changes_output(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("DYNCC_CACHE_DIR", "")
+    uncached = _build_all(tmp_path / "uncached")
+    monkeypatch.setenv("DYNCC_CACHE_DIR", str(cache))
+    assert _build_all(tmp_path / "cold") == uncached
+    entries = list(cache.rglob("*.cache"))
+    assert len(entries) == 2  # launch.sh.j2 and job.sbatch.j2
+    assert _build_all(tmp_path / "warm") == uncached
+    for entry in entries:  # a damaged cache is recompiled, not trusted
+        entry.write_bytes(b"j2 not bytecode")
+    assert _build_all(tmp_path / "damaged") == uncached
+
+
+def test_unusable_template_cache_is_skipped(tmp_path, monkeypatch):
+    monkeypatch.setenv("DYNCC_CACHE_DIR", "")
+    uncached = _build_all(tmp_path / "uncached")
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("DYNCC_CACHE_DIR", str(blocker))
+    assert _build_all(tmp_path / "blocked") == uncached
