@@ -100,12 +100,17 @@ def main() -> None:
 
     floor_pass, _ = measure([PY, "-c", "pass"], runs)
     floor, floor_rss = measure([PY, "-c", FLOOR_IMPORTS], runs)
-    out += ["## Cold whole-process runs", "",
-            f"Median of {runs} runs each, on {os.cpu_count()} cores; peak RSS is the largest of the runs.", "",
-            f"Floor: `python -c pass` {floor_pass * 1000:.0f} ms; `python -c \"{FLOOR_IMPORTS}\"` "
-            f"**{floor * 1000:.0f} ms**, {floor_rss:.0f} MiB.", "",
-            "| example | validate ms | build -t all ms | build / floor | build peak MiB |",
-            "| --- | --- | --- | --- | --- |"]
+    out += [
+        "## Cold whole-process runs",
+        "",
+        f"Median of {runs} runs each, on {os.cpu_count()} cores; peak RSS is the largest of the runs.",
+        "",
+        f'Floor: `python -c pass` {floor_pass * 1000:.0f} ms; `python -c "{FLOOR_IMPORTS}"` '
+        f"**{floor * 1000:.0f} ms**, {floor_rss:.0f} MiB.",
+        "",
+        "| example | validate ms | build -t all ms | build / floor | build peak MiB |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for example in examples:
         v, _ = measure([PY, "-m", "dyncc", "validate", str(example)], runs)
         b, rss = measure([PY, "-m", "dyncc", "build", str(example), "-t", "all", "-o", str(tmp / example.stem)], runs)
@@ -115,30 +120,48 @@ def main() -> None:
     cold_cache = []
     for run in range(runs):
         env = dict(os.environ, DYNCC_CACHE_DIR=str(tmp / f"empty-cache-{run}"))
-        cold_cache.append(measure([PY, "-m", "dyncc", "build", str(example), "-t", "all", "-o", str(tmp / "cc")], 1,
-                                  env=env)[0])
-    out += ["", f"disagg_router.yaml, build -t all with an empty template cache (a machine's first build): "
-            f"{statistics.median(cold_cache) * 1000:.0f} ms ({statistics.median(cold_cache) / floor:.2f} x floor).", ""]
+        cold_cache.append(
+            measure([PY, "-m", "dyncc", "build", str(example), "-t", "all", "-o", str(tmp / "cc")], 1, env=env)[0]
+        )
+    out += [
+        "",
+        f"disagg_router.yaml, build -t all with an empty template cache (a machine's first build): "
+        f"{statistics.median(cold_cache) * 1000:.0f} ms ({statistics.median(cold_cache) / floor:.2f} x floor).",
+        "",
+    ]
 
-    out += ["## `dyncc validate --format json` on all examples in one process", "",
-            "| specs | in one process ms | per spec, start-up included | per additional spec |",
-            "| --- | --- | --- | --- |"]
+    out += [
+        "## `dyncc validate --format json` on all examples in one process",
+        "",
+        "| specs | in one process ms | per spec, start-up included | per additional spec |",
+        "| --- | --- | --- | --- |",
+    ]
     one, _ = measure([PY, "-m", "dyncc", "validate", "--format", "json", str(examples[0])], runs)
     everything = examples + sorted((ROOT / "examples" / "invalid").glob("*.yaml"))
-    for label, specs in ((f"the {len(examples)} valid examples", examples),
-                         (f"all {len(everything)} (with examples/invalid/, one error each)", everything)):
+    for label, specs in (
+        (f"the {len(examples)} valid examples", examples),
+        (f"all {len(everything)} (with examples/invalid/, one error each)", everything),
+    ):
         many, _ = measure([PY, "-m", "dyncc", "validate", "--format", "json", *map(str, specs)], runs)
-        out.append(f"| {label} | {many * 1000:.0f} | **{many / len(specs) * 1000:.1f} ms** | "
-                   f"{(many - one) / (len(specs) - 1) * 1000:.1f} ms |")
+        out.append(
+            f"| {label} | {many * 1000:.0f} | **{many / len(specs) * 1000:.1f} ms** | "
+            f"{(many - one) / (len(specs) - 1) * 1000:.1f} ms |"
+        )
     out.append("")
 
-    out += ["## Scaling (validate + compile + render k8s and slurm, one cold process each)", "",
-            "| GPUs | workers | wall ms | peak MiB | time ratio per doubling |", "| --- | --- | --- | --- | --- |"]
+    out += [
+        "## Scaling (validate + compile + render k8s and slurm, one cold process each)",
+        "",
+        "| GPUs | workers | wall ms | peak MiB | time ratio per doubling |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     previous = None
     for gpus in (8, 128, 1024, 10240):
         spec = tmp / f"scale-{gpus}.yaml"
         spec.write_text(scaled_spec(gpus))
-        t, rss = measure([PY, "-m", "dyncc", "build", str(spec), "-t", "k8s", "-t", "slurm", "-o", str(tmp / f"s{gpus}")], runs)
+        t, rss = measure(
+            [PY, "-m", "dyncc", "build", str(spec), "-t", "k8s", "-t", "slurm", "-o", str(tmp / f"s{gpus}")], runs
+        )
         workers = gpus // 8 + gpus // 2 // (16 if gpus >= 32 else 4)
         ratio = ""
         if previous:
@@ -147,32 +170,52 @@ def main() -> None:
         out.append(f"| {gpus} | {workers} | {t * 1000:.0f} | {rss:.0f} | {ratio} |")
         previous = (gpus, t)
     # The 10k-GPU figure without process start-up: the compiler itself.
-    code = ("import time,sys; t=time.perf_counter(); from dyncc.api import render_targets; "
-            "from dyncc.compiler import compile_spec; from dyncc.spec import load_spec; i=time.perf_counter(); "
-            f"c=compile_spec(load_spec({str(tmp / 'scale-10240.yaml')!r})); render_targets(c,['k8s','slurm']); "
-            "print(f'{(time.perf_counter()-i)*1000:.0f}')")
+    code = (
+        "import time,sys; t=time.perf_counter(); from dyncc.api import render_targets; "
+        "from dyncc.compiler import compile_spec; from dyncc.spec import load_spec; i=time.perf_counter(); "
+        f"c=compile_spec(load_spec({str(tmp / 'scale-10240.yaml')!r})); render_targets(c,['k8s','slurm']); "
+        "print(f'{(time.perf_counter()-i)*1000:.0f}')"
+    )
     inproc = subprocess.run([PY, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
     out += ["", f"10,240 GPUs, in process after imports: {inproc} ms to validate, compile and render.", ""]
 
-    out += ["## Where a build's time goes", "",
-            "Each library imported alone in a cold process, minus `python -c pass`:", "",
-            "| library | import ms |", "| --- | --- |"]
+    out += [
+        "## Where a build's time goes",
+        "",
+        "Each library imported alone in a cold process, minus `python -c pass`:",
+        "",
+        "| library | import ms |",
+        "| --- | --- |",
+    ]
     for library in FLOOR_LIBRARIES:
         t, _ = measure([PY, "-c", f"import {library}"], runs)
         out.append(f"| {library} | {(t - floor_pass) * 1000:.0f} |")
-    samples = [dict(item.split("=") for item in subprocess.run(
-        [PY, "-c", PHASES], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip().split(";"))
-        for _ in range(runs)]
-    out += ["", "One `build -t all` of disagg_router.yaml in process, phase by phase (median ms):", "",
-            "| phase | ms |", "| --- | --- |"]
+    samples = [
+        dict(
+            item.split("=")
+            for item in subprocess.run([PY, "-c", PHASES], cwd=ROOT, capture_output=True, text=True, check=True)
+            .stdout.strip()
+            .split(";")
+        )
+        for _ in range(runs)
+    ]
+    out += [
+        "",
+        "One `build -t all` of disagg_router.yaml in process, phase by phase (median ms):",
+        "",
+        "| phase | ms |",
+        "| --- | --- |",
+    ]
     for phase in samples[0]:
         out.append(f"| {phase} | {statistics.median(float(s[phase]) for s in samples):.1f} |")
     out.append("")
 
     text = "\n".join(out) + "\n"
     print(text)
-    args.out.write_text("# dyncc benchmark results\n\n" + f"`python3 benchmarks/run.py --runs {runs}`, "
-                        f"{time.strftime('%Y-%m-%d')}, Python {sys.version.split()[0]}.\n\n" + text)
+    args.out.write_text(
+        "# dyncc benchmark results\n\n" + f"`python3 benchmarks/run.py --runs {runs}`, "
+        f"{time.strftime('%Y-%m-%d')}, Python {sys.version.split()[0]}.\n\n" + text
+    )
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from pydantic import ValidationError
 
@@ -53,7 +53,9 @@ class BuildResult:
         return self.compilation.diagnostics + self.skipped
 
 
-def render_targets(compilation: Compilation, targets: Iterable[str]) -> tuple[dict[str, dict[str, str]], list[Diagnostic]]:
+def render_targets(
+    compilation: Compilation, targets: Iterable[str]
+) -> tuple[dict[str, dict[str, str]], list[Diagnostic]]:
     """Render each target in memory. ``all`` skips (with a note) targets that can't run the spec."""
     from dyncc.targets import load_target, target_names
 
@@ -96,8 +98,11 @@ def with_engine(compilation: Compilation, engine: str | None) -> Compilation:
     if engine is None:
         return compilation
     plan = compilation.plan
-    plan = dataclasses.replace(plan, local=plan.local.model_copy(update={"engine": engine}),
-                               slurm=plan.slurm.model_copy(update={"engine": engine}))
+    plan = dataclasses.replace(
+        plan,
+        local=plan.local.model_copy(update={"engine": engine}),
+        slurm=plan.slurm.model_copy(update={"engine": engine}),
+    )
     return dataclasses.replace(compilation, plan=plan)
 
 
@@ -108,13 +113,20 @@ def with_dynamo_version(loaded: LoadedSpec, version: str | None) -> LoadedSpec:
     try:
         versions = Versions(version=version)
     except ValidationError:
-        raise DiagnosticError([Diagnostic("DYN013", f"--dynamo-version {version!r} is not a version",
-                                          hint="e.g. 1.6.1 or 0.5.1")]) from None
+        raise DiagnosticError(
+            [Diagnostic("DYN013", f"--dynamo-version {version!r} is not a version", hint="e.g. 1.6.1 or 0.5.1")]
+        ) from None
     return dataclasses.replace(loaded, spec=loaded.spec.model_copy(update={"dynamo": versions}))
 
 
-def build(spec_path: str | Path, targets: Iterable[str], out_dir: str | Path, check: bool = False,
-          engine: str | None = None, dynamo_version: str | None = None) -> BuildResult:
+def build(
+    spec_path: str | Path,
+    targets: Iterable[str],
+    out_dir: str | Path,
+    check: bool = False,
+    engine: str | None = None,
+    dynamo_version: str | None = None,
+) -> BuildResult:
     """Compile the spec and write (or, with ``check``, compare) ``out_dir/<target>/`` for each target.
 
     Everything is rendered before anything is written, so a failing build writes nothing.
@@ -134,4 +146,3 @@ def build(spec_path: str | Path, targets: Iterable[str], out_dir: str | Path, ch
             write_tree(directory, files)
             outputs.append(TargetOutput(name, directory, files))
     return BuildResult(compilation, tuple(outputs), tuple(skipped))
-

@@ -51,8 +51,15 @@ class DynccGroup(click.Group):
             return super().invoke(ctx)
         except OSError as exc:
             where = exc.filename or "output"
-            _fail([Diagnostic("DYN505", f"cannot write {where}: {exc.strerror or type(exc).__name__}",
-                              hint="choose an output path in a writable, existing directory")])
+            _fail(
+                [
+                    Diagnostic(
+                        "DYN505",
+                        f"cannot write {where}: {exc.strerror or type(exc).__name__}",
+                        hint="choose an output path in a writable, existing directory",
+                    )
+                ]
+            )
 
 
 @click.group(cls=DynccGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,17 +70,26 @@ def main() -> None:
 
 @main.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="json: one machine-readable report for CI.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one machine-readable report for CI.",
+)
 def validate(specs: tuple[str, ...], fmt: str) -> None:
     """Check SPECS; exit 1 if any has an error."""
     from dyncc.api import validate as validate_spec
 
     results = [validate_spec(path) for path in specs]
     if fmt == "json":
-        report = {"valid": all(r.ok for r in results),
-                  "files": [{"file": r.file, "valid": r.ok, "diagnostics": [d.to_json() for d in r.diagnostics]}
-                            for r in results]}
+        report = {
+            "valid": all(r.ok for r in results),
+            "files": [
+                {"file": r.file, "valid": r.ok, "diagnostics": [d.to_json() for d in r.diagnostics]} for r in results
+            ],
+        }
         click.echo(json.dumps(report, indent=2))
     else:
         for r in results:
@@ -91,17 +107,40 @@ def _target_choices() -> list[str]:
 
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("-t", "--target", "targets", multiple=True, default=("all",), show_default=True,
-              type=click.Choice(_target_choices()), help="Target to build; repeat for several.")
-@click.option("-o", "--out", "out_dir", default="build", show_default=True, type=click.Path(file_okay=False),
-              help="Output directory; each target writes OUT/<target>/.")
+@click.option(
+    "-t",
+    "--target",
+    "targets",
+    multiple=True,
+    default=("all",),
+    show_default=True,
+    type=click.Choice(_target_choices()),
+    help="Target to build; repeat for several.",
+)
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    default="build",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Output directory; each target writes OUT/<target>/.",
+)
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if the files on disk differ from a fresh build.")
-@click.option("--engine", type=click.Choice(["trtllm", "mocker"]), default=None,
-              help="Worker engine of the local and slurm targets (default: the spec's).")
-@click.option("--dynamo-version", default=None, help="Deploy this Dynamo version instead of the spec's "
-                                                     "(e.g. 0.5.1: the 2025 profile).")
-def build(spec: str, targets: tuple[str, ...], out_dir: str, check: bool, engine: str | None,
-          dynamo_version: str | None) -> None:
+@click.option(
+    "--engine",
+    type=click.Choice(["trtllm", "mocker"]),
+    default=None,
+    help="Worker engine of the local and slurm targets (default: the spec's).",
+)
+@click.option(
+    "--dynamo-version",
+    default=None,
+    help="Deploy this Dynamo version instead of the spec's (e.g. 0.5.1: the 2025 profile).",
+)
+def build(
+    spec: str, targets: tuple[str, ...], out_dir: str, check: bool, engine: str | None, dynamo_version: str | None
+) -> None:
     """Compile SPEC and write each target's files."""
     from dyncc.api import build as build_spec
 
@@ -125,11 +164,18 @@ def build(spec: str, targets: tuple[str, ...], out_dir: str, check: bool, engine
 
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--engine", type=click.Choice(["trtllm", "mocker"]), default=None,
-              help="mocker: Dynamo's mock engine instead of TensorRT-LLM (runs without a GPU).")
+@click.option(
+    "--engine",
+    type=click.Choice(["trtllm", "mocker"]),
+    default=None,
+    help="mocker: Dynamo's mock engine instead of TensorRT-LLM (runs without a GPU).",
+)
 @click.option("-o", "--out", "out_dir", default="build", show_default=True, type=click.Path(file_okay=False))
-@click.option("--smoke", is_flag=True, help="Once ready, send a plain and a streaming chat completion, stop, "
-                                            "and exit 0 if both succeed.")
+@click.option(
+    "--smoke",
+    is_flag=True,
+    help="Once ready, send a plain and a streaming chat completion, stop, and exit 0 if both succeed.",
+)
 @click.option("--timeout", type=float, default=None, help="Seconds to wait for readiness (default: the spec's).")
 def up(spec: str, engine: str | None, out_dir: str, smoke: bool, timeout: float | None) -> None:
     """Build SPEC for the local target and run it until Ctrl-C."""
@@ -144,8 +190,7 @@ def up(spec: str, engine: str | None, out_dir: str, smoke: bool, timeout: float 
     (output,) = result.outputs
     plan = result.compilation.plan
     wait = timeout if timeout is not None else plan.local.ready_timeout_s + 30
-    sys.exit(run_up(output.directory / "launch.sh", wait, smoke, plan.served_name,
-                    echo=lambda line: click.echo(line)))
+    sys.exit(run_up(output.directory / "launch.sh", wait, smoke, plan.served_name, echo=lambda line: click.echo(line)))
 
 
 def _compile(spec: str):
@@ -160,8 +205,14 @@ def _compile(spec: str):
 
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "text", "svg", "png"]), default="text",
-              show_default=True, help="svg/png need Graphviz's `dot`.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot", "text", "svg", "png"]),
+    default="text",
+    show_default=True,
+    help="svg/png need Graphviz's `dot`.",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
 def graph(spec: str, fmt: str, output: str | None) -> None:
     """Draw SPEC's topology: frontend and router, pools, KV transfer and KV events, planner."""
@@ -176,8 +227,9 @@ def graph(spec: str, fmt: str, output: str | None) -> None:
         if dot is None:
             click.echo("dyncc: --format svg/png needs Graphviz (`dot`); use --format dot or mermaid", err=True)
             sys.exit(EXIT_INVALID)
-        data = subprocess.run([dot, f"-T{fmt}"], input=views.render_dot(compilation.graph).encode(),
-                              capture_output=True, check=True).stdout
+        data = subprocess.run(
+            [dot, f"-T{fmt}"], input=views.render_dot(compilation.graph).encode(), capture_output=True, check=True
+        ).stdout
     else:
         renderer = {"mermaid": views.render_mermaid, "dot": views.render_dot, "text": views.render_text}[fmt]
         data = renderer(compilation.graph).encode()
@@ -210,8 +262,12 @@ def schema(output: str | None) -> None:
 
 
 @main.command()
-@click.option("--template", type=click.Choice(["agg", "disagg", "disagg-router", "wide-ep", "mtp", "eagle"]),
-              default="agg", show_default=True)
+@click.option(
+    "--template",
+    type=click.Choice(["agg", "disagg", "disagg-router", "wide-ep", "mtp", "eagle"]),
+    default="agg",
+    show_default=True,
+)
 @click.option("-n", "--name", default=None, help="The deployment's name (a DNS label).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
 def init(template: str, name: str | None, output: str | None) -> None:
@@ -246,14 +302,26 @@ def diff(old: str, new: str) -> None:
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("-o", "--out", "out_dir", default="sweep", show_default=True, type=click.Path(file_okay=False))
-@click.option("-t", "--target", "targets", multiple=True, default=("local",), show_default=True,
-              type=click.Choice(_target_choices()))
+@click.option(
+    "-t",
+    "--target",
+    "targets",
+    multiple=True,
+    default=("local",),
+    show_default=True,
+    type=click.Choice(_target_choices()),
+)
 @click.option("--engine", type=click.Choice(["trtllm", "mocker"]), default=None)
-@click.option("--run", "run_points", is_flag=True, help="Start, benchmark (aiperf) and stop every valid point in "
-                                                         "turn (local target); write results.csv/.md/.png.")
+@click.option(
+    "--run",
+    "run_points",
+    is_flag=True,
+    help="Start, benchmark (aiperf) and stop every valid point in turn (local target); write results.csv/.md/.png.",
+)
 @click.option("--timeout", type=float, default=300, show_default=True, help="Readiness timeout per point (s).")
-def sweep(spec: str, out_dir: str, targets: tuple[str, ...], engine: str | None, run_points: bool,
-          timeout: float) -> None:
+def sweep(
+    spec: str, out_dir: str, targets: tuple[str, ...], engine: str | None, run_points: bool, timeout: float
+) -> None:
     """Expand SPEC's `sweep:` lists into one spec per combination; validate and build each."""
     from dyncc import sweep as sweeps
 

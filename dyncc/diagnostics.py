@@ -8,7 +8,8 @@ can print any of them the same way, as text for people or JSON for CI.
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 Severity = Literal["error", "warning", "info"]
 
@@ -49,7 +50,7 @@ class Diagnostic:
     def is_error(self) -> bool:
         return self.severity == "error"
 
-    def located(self, location: Location | None) -> "Diagnostic":
+    def located(self, location: Location | None) -> Diagnostic:
         return dataclasses.replace(self, location=location)
 
     def to_json(self) -> dict:
@@ -72,7 +73,9 @@ class Diagnostic:
         if source_line is not None and self.location is not None:
             gutter = str(self.location.line)
             col = self.location.column - 1
-            text += f"\n {gutter} | {source_line}\n {' ' * len(gutter)} | {' ' * col}{'^' * _token_width(source_line, col)}"
+            text += (
+                f"\n {gutter} | {source_line}\n {' ' * len(gutter)} | {' ' * col}{'^' * _token_width(source_line, col)}"
+            )
         text += f"\n    at {format_yaml_path(self.path)}"
         if self.hint:
             text += f"\n    hint: {self.hint}"

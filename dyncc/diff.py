@@ -67,12 +67,18 @@ def _pool_view(plan: DeploymentPlan) -> dict:
 
 def diff_compilations(old: Compilation, new: Compilation) -> list[str]:
     lines = ["# spec"]
-    lines += _changes(_flatten(old.loaded.spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)),
-                      _flatten(new.loaded.spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)), "  ")
+    lines += _changes(
+        _flatten(old.loaded.spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)),
+        _flatten(new.loaded.spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)),
+        "  ",
+    )
     lines.append("# deployment")
     a, b = old.plan, new.plan
-    lines += _changes({"total GPUs": a.total_gpus, "nodes": a.placement.nodes_used},
-                      {"total GPUs": b.total_gpus, "nodes": b.placement.nodes_used}, "  ")
+    lines += _changes(
+        {"total GPUs": a.total_gpus, "nodes": a.placement.nodes_used},
+        {"total GPUs": b.total_gpus, "nodes": b.placement.nodes_used},
+        "  ",
+    )
     lines += _flag_changes(_options(a.frontend.flags), _options(b.frontend.flags), "  frontend: ")
     pools_a, pools_b = _pool_view(a), _pool_view(b)
     for role in sorted(set(pools_a) | set(pools_b), key=["agg", "prefill", "decode", "encode"].index):
@@ -84,8 +90,11 @@ def diff_compilations(old: Compilation, new: Compilation) -> list[str]:
             lines.append(f"{label}pool added ({pools_b[role].replicas} x {pools_b[role].gpus_per_worker} GPUs)")
             continue
         pa, pb = pools_a[role], pools_b[role]
-        lines += _changes({"replicas": pa.replicas, "GPUs per worker": pa.gpus_per_worker, "nodes per worker": pa.nodes_per_worker},
-                          {"replicas": pb.replicas, "GPUs per worker": pb.gpus_per_worker, "nodes per worker": pb.nodes_per_worker}, label)
+        lines += _changes(
+            {"replicas": pa.replicas, "GPUs per worker": pa.gpus_per_worker, "nodes per worker": pa.nodes_per_worker},
+            {"replicas": pb.replicas, "GPUs per worker": pb.gpus_per_worker, "nodes per worker": pb.nodes_per_worker},
+            label,
+        )
         lines += _flag_changes(_options(pa.flags), _options(pb.flags), label)
         lines += _changes(_flatten(pa.engine_config), _flatten(pb.engine_config), f"{label}engine ")
     lines.append("# files")

@@ -107,9 +107,16 @@ def _check_owned(dest: Path) -> None:
 
 
 def _refuse(dest: Path, why: str) -> None:
-    raise DiagnosticError([Diagnostic("DYN502", f"will not replace output directory {dest}: {why}",
-                                      hint="choose another -o directory, or move those files away",
-                                      location=Location(str(dest), 1, 1))])
+    raise DiagnosticError(
+        [
+            Diagnostic(
+                "DYN502",
+                f"will not replace output directory {dest}: {why}",
+                hint="choose another -o directory, or move those files away",
+                location=Location(str(dest), 1, 1),
+            )
+        ]
+    )
 
 
 def _remove_stale_temps(parent: Path) -> None:

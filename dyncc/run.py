@@ -15,8 +15,8 @@ import subprocess
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 READY_MARK = "dyncc: ready: "
 STOP_GRACE_S = 15
@@ -39,8 +39,10 @@ def _post(url: str, body: dict, timeout: float = 60) -> tuple[int, bytes]:
 
 
 def chat_completion(base_url: str, model: str, prompt: str, max_tokens: int = 16) -> dict:
-    status, body = _post(f"{base_url}/v1/chat/completions", {
-        "model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens})
+    status, body = _post(
+        f"{base_url}/v1/chat/completions",
+        {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens},
+    )
     if status != 200:
         raise RuntimeError(f"HTTP {status}: {body[:200]!r}")
     return json.loads(body)
@@ -48,12 +50,19 @@ def chat_completion(base_url: str, model: str, prompt: str, max_tokens: int = 16
 
 def streaming_chat_completion(base_url: str, model: str, prompt: str, max_tokens: int = 16) -> list[dict]:
     """The SSE chunks of a streamed chat completion; raises unless the stream ends with [DONE]."""
-    status, body = _post(f"{base_url}/v1/chat/completions", {
-        "model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
-        "stream": True, "stream_options": {"include_usage": True}})
+    status, body = _post(
+        f"{base_url}/v1/chat/completions",
+        {
+            "model": model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    )
     if status != 200:
         raise RuntimeError(f"HTTP {status}: {body[:200]!r}")
-    events = [line[len("data:"):].strip() for line in body.decode().splitlines() if line.startswith("data:")]
+    events = [line[len("data:") :].strip() for line in body.decode().splitlines() if line.startswith("data:")]
     if not events or events[-1] != "[DONE]":
         raise RuntimeError("stream did not end with [DONE]")
     return [json.loads(e) for e in events[:-1]]
@@ -65,8 +74,13 @@ def smoke(base_url: str, model: str) -> list[SmokeResult]:
         reply = chat_completion(base_url, model, "Say hello to the smoke test.")
         usage = reply.get("usage") or {}
         ok = usage.get("prompt_tokens", 0) > 0 and 0 < usage.get("completion_tokens", 0) <= 16
-        results.append(SmokeResult("chat completion", ok, f"usage {usage.get('prompt_tokens')} prompt + "
-                                                           f"{usage.get('completion_tokens')} completion tokens"))
+        results.append(
+            SmokeResult(
+                "chat completion",
+                ok,
+                f"usage {usage.get('prompt_tokens')} prompt + {usage.get('completion_tokens')} completion tokens",
+            )
+        )
     except (OSError, ValueError, RuntimeError) as exc:
         results.append(SmokeResult("chat completion", False, str(exc)))
     try:
@@ -82,16 +96,22 @@ def smoke(base_url: str, model: str) -> list[SmokeResult]:
 class Deployment:
     """A running ``launch.sh``; ``stop()`` ends it and everything it started."""
 
-    def __init__(self, launch_script: Path, env: dict[str, str] | None = None,
-                 echo: Callable[[str], None] | None = None):
+    def __init__(
+        self, launch_script: Path, env: dict[str, str] | None = None, echo: Callable[[str], None] | None = None
+    ):
         self.script = Path(launch_script)
         self.lines: list[str] = []
         self.url: str | None = None
         self._ready = threading.Event()
         self._echo = echo
         self.process = subprocess.Popen(
-            ["bash", str(self.script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, **(env or {})}, start_new_session=True)
+            ["bash", str(self.script)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -103,7 +123,7 @@ class Deployment:
             if self._echo:
                 self._echo(line)
             if line.startswith(READY_MARK):
-                self.url = line[len(READY_MARK):].split("/v1", 1)[0]
+                self.url = line[len(READY_MARK) :].split("/v1", 1)[0]
                 self._ready.set()
         self._ready.set()  # exited: nobody should keep waiting
 
@@ -135,8 +155,9 @@ class Deployment:
         return self.process.wait()
 
 
-def up(launch_script: Path, timeout: float, run_smoke: bool, served_name: str,
-       echo: Callable[[str], None] = print) -> int:
+def up(
+    launch_script: Path, timeout: float, run_smoke: bool, served_name: str, echo: Callable[[str], None] = print
+) -> int:
     """Run until stopped (0 after a clean Ctrl-C/SIGTERM stop), or, with ``run_smoke``, test then stop."""
     deployment = Deployment(launch_script, echo=echo)
     stopping = threading.Event()

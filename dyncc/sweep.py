@@ -11,8 +11,9 @@ import dataclasses
 import io
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from dyncc.api import render_targets, with_engine
 from dyncc.compiler import check_spec, compile_spec
@@ -72,8 +73,7 @@ def expand(spec_path: Path) -> list[Point]:
     return points
 
 
-def build_points(points: list[Point], out_dir: Path, targets: list[str], engine: str | None,
-                 base_dir: Path) -> None:
+def build_points(points: list[Point], out_dir: Path, targets: list[str], engine: str | None, base_dir: Path) -> None:
     """Validate and build every point; invalid points keep their codes and are skipped."""
     for point in points:
         point.directory = out_dir / "points" / f"p{point.index:03d}"
@@ -96,9 +96,18 @@ def build_points(points: list[Point], out_dir: Path, targets: list[str], engine:
 
 def write_index(points: list[Point], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    index = [{"point": p.index, "name": p.name, "values": p.values, "valid": p.valid, "codes": p.codes,
-              "messages": p.messages, "directory": str(p.directory.relative_to(out_dir)) if p.valid else None}
-             for p in points]
+    index = [
+        {
+            "point": p.index,
+            "name": p.name,
+            "values": p.values,
+            "valid": p.valid,
+            "codes": p.codes,
+            "messages": p.messages,
+            "directory": str(p.directory.relative_to(out_dir)) if p.valid else None,
+        }
+        for p in points
+    ]
     (out_dir / "index.json").write_text(json.dumps(index, indent=2, default=str) + "\n")
     lines = ["| point | values | status |", "| --- | --- | --- |"]
     for p in points:
@@ -109,13 +118,24 @@ def write_index(points: list[Point], out_dir: Path) -> None:
 
 # --- running points --------------------------------------------------------------------------
 
-RESULT_COLUMNS = ["point", "values", "concurrency", "requests", "errors", "request_throughput_per_s",
-                  "output_token_throughput_per_s", "ttft_ms_avg", "itl_ms_avg", "request_latency_ms_avg",
-                  "request_latency_ms_p99"]
+RESULT_COLUMNS = [
+    "point",
+    "values",
+    "concurrency",
+    "requests",
+    "errors",
+    "request_throughput_per_s",
+    "output_token_throughput_per_s",
+    "ttft_ms_avg",
+    "itl_ms_avg",
+    "request_latency_ms_avg",
+    "request_latency_ms_p99",
+]
 
 
-def run_points(points: list[Point], out_dir: Path, timeout: float,
-               progress: Callable[[Point], None] = lambda p: None) -> None:
+def run_points(
+    points: list[Point], out_dir: Path, timeout: float, progress: Callable[[Point], None] = lambda p: None
+) -> None:
     """Start each built point, wait until ready, run its bench.sh, stop it; results per concurrency."""
     import subprocess
 
@@ -129,8 +149,9 @@ def run_points(points: list[Point], out_dir: Path, timeout: float,
                 point.messages.append("did not become ready: " + " | ".join(deployment.lines[-5:]))
                 point.codes.append("not-ready")
                 continue
-            bench = subprocess.run(["bash", str(local / "bench.sh"), deployment.url], capture_output=True,
-                                   text=True, timeout=timeout * 4)
+            bench = subprocess.run(
+                ["bash", str(local / "bench.sh"), deployment.url], capture_output=True, text=True, timeout=timeout * 4
+            )
             if bench.returncode != 0:
                 point.codes.append("bench-failed")
                 point.messages.append(bench.stdout[-500:] + bench.stderr[-500:])
@@ -147,18 +168,23 @@ def collect_results(bench_dir: Path) -> list[dict]:
     rows = []
     for export in sorted(bench_dir.glob("c*/profile_export_aiperf.json"), key=lambda p: int(p.parent.name[1:])):
         data = json.loads(export.read_text())
-        metric = lambda key, stat="avg": (data.get(key) or {}).get(stat)  # noqa: E731
-        rows.append({
-            "concurrency": int(export.parent.name[1:]),
-            "requests": metric("request_count"),
-            "errors": (data.get("error_request_count") or {}).get("avg", 0) or 0,
-            "request_throughput_per_s": metric("request_throughput"),
-            "output_token_throughput_per_s": metric("output_token_throughput"),
-            "ttft_ms_avg": metric("time_to_first_token"),
-            "itl_ms_avg": metric("inter_token_latency"),
-            "request_latency_ms_avg": metric("request_latency"),
-            "request_latency_ms_p99": metric("request_latency", "p99"),
-        })
+
+        def metric(key: str, stat: str = "avg", data: dict = data) -> float | None:
+            return (data.get(key) or {}).get(stat)
+
+        rows.append(
+            {
+                "concurrency": int(export.parent.name[1:]),
+                "requests": metric("request_count"),
+                "errors": (data.get("error_request_count") or {}).get("avg", 0) or 0,
+                "request_throughput_per_s": metric("request_throughput"),
+                "output_token_throughput_per_s": metric("output_token_throughput"),
+                "ttft_ms_avg": metric("time_to_first_token"),
+                "itl_ms_avg": metric("inter_token_latency"),
+                "request_latency_ms_avg": metric("request_latency"),
+                "request_latency_ms_p99": metric("request_latency", "p99"),
+            }
+        )
     return rows
 
 
@@ -203,5 +229,3 @@ def plot_results(points: list[Point], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)
-
-

@@ -10,8 +10,13 @@ import networkx as nx
 from dyncc.compiler import Compilation
 from dyncc.compiler.graph import DISCOVERY, FRONTEND, PLANNER, PoolInfo, pools, spec_of
 
-EDGE_LABEL = {"requests": "requests", "kv_events": "KV events", "kv_transfer": "KV transfer", "metrics": "metrics",
-              "registers": "registers"}
+EDGE_LABEL = {
+    "requests": "requests",
+    "kv_events": "KV events",
+    "kv_transfer": "KV transfer",
+    "metrics": "metrics",
+    "registers": "registers",
+}
 
 
 def _node_lines(graph: nx.DiGraph, node: str) -> list[str]:
@@ -70,8 +75,12 @@ def render_mermaid(graph: nx.DiGraph) -> str:
 
 
 def render_dot(graph: nx.DiGraph) -> str:
-    lines = ["digraph deployment {", "    rankdir=LR;", '    node [shape=box, style="rounded", fontname="Helvetica"];',
-             '    edge [fontname="Helvetica", fontsize=10];']
+    lines = [
+        "digraph deployment {",
+        "    rankdir=LR;",
+        '    node [shape=box, style="rounded", fontname="Helvetica"];',
+        '    edge [fontname="Helvetica", fontsize=10];',
+    ]
     style = {"requests": "solid", "kv_events": "dashed", "kv_transfer": "bold", "metrics": "dotted"}
     for node in _nodes(graph):
         label = "\\n".join(_node_lines(graph, node))
@@ -95,21 +104,33 @@ def render_text(graph: nx.DiGraph) -> str:
 def explain(compilation: Compilation) -> str:
     """Placement table, totals, and each pool's engine config with the origin of every value."""
     plan, graph, source = compilation.plan, compilation.graph, compilation.loaded.source
-    out = [f"# {plan.name}: {plan.total_gpus} GPUs on {plan.placement.nodes_used} node(s) "
-           f"({plan.placement.gpus_per_node} GPUs per node)", "", "## Placement", "",
-           "| node | GPU | pool | replica | rank |", "| --- | --- | --- | --- | --- |"]
-    rows = sorted((n, g, w.role, w.replica, rank) for w in plan.placement.workers for rank, (n, g) in enumerate(w.ranks))
+    out = [
+        f"# {plan.name}: {plan.total_gpus} GPUs on {plan.placement.nodes_used} node(s) "
+        f"({plan.placement.gpus_per_node} GPUs per node)",
+        "",
+        "## Placement",
+        "",
+        "| node | GPU | pool | replica | rank |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    rows = sorted(
+        (n, g, w.role, w.replica, rank) for w in plan.placement.workers for rank, (n, g) in enumerate(w.ranks)
+    )
     out += [f"| {n} | {g} | {role} | {replica} | {rank} |" for n, g, role, replica, rank in rows]
     out += ["", "| pool | replicas | GPUs per worker | nodes per worker | ranks |", "| --- | --- | --- | --- | --- |"]
     for p in plan.pools:
-        out.append(f"| {p.role} | {p.replicas} | {p.gpus_per_worker} | {p.nodes_per_worker} | {p.replicas * p.gpus_per_worker} |")
+        out.append(
+            f"| {p.role} | {p.replicas} | {p.gpus_per_worker} | {p.nodes_per_worker} | {p.replicas * p.gpus_per_worker} |"
+        )
     for info in pools(graph):
         out += ["", f"## {info.role}: engine config", "", "| key | value | from |", "| --- | --- | --- |"]
         for key, value in _leaves(info.engine.config):
             prov = info.engine.sources.get(key)
             out.append(f"| {key} | {value!r} | {_origin(prov, source)} |")
-        out.append(f"| (flag) --publish-kv-events | {info.publish_kv_events} | "
-                   f"{_origin(info.publish_kv_events_source, source)} |")
+        out.append(
+            f"| (flag) --publish-kv-events | {info.publish_kv_events} | "
+            f"{_origin(info.publish_kv_events_source, source)} |"
+        )
     return "\n".join(out) + "\n"
 
 

@@ -30,5 +30,6 @@ _Dumper.add_representer(str, _represent_str)
 
 
 def dump_yaml(obj: Any, header: str = "") -> str:
-    return header + yaml.dump(obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096,
-                              allow_unicode=True)
+    return header + yaml.dump(
+        obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096, allow_unicode=True
+    )

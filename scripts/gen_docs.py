@@ -40,14 +40,26 @@ def _bounds(prop: dict) -> str:
 
 def spec_reference(schema: dict) -> str:
     defs = schema.get("$defs", {})
-    out = ["# Spec reference (apiVersion dyncc/v1)", "",
-           "Generated from `dyncc schema` by `scripts/gen_docs.py`; do not edit by hand.", ""]
+    out = [
+        "# Spec reference (apiVersion dyncc/v1)",
+        "",
+        "Generated from `dyncc schema` by `scripts/gen_docs.py`; do not edit by hand.",
+        "",
+    ]
     for name, model in [("DeploymentSpec", schema), *sorted(defs.items())]:
-        out += [f"## {name}", "", (model.get("description") or "").strip().replace("\n", " "), "",
-                "| key | type | default | constraints | description |", "| --- | --- | --- | --- | --- |"]
+        out += [
+            f"## {name}",
+            "",
+            (model.get("description") or "").strip().replace("\n", " "),
+            "",
+            "| key | type | default | constraints | description |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         required = set(model.get("required", []))
         for key, prop in model.get("properties", {}).items():
-            default = "required" if key in required else f"`{json.dumps(prop.get('default'))}`" if "default" in prop else ""
+            default = (
+                "required" if key in required else f"`{json.dumps(prop.get('default'))}`" if "default" in prop else ""
+            )
             desc = (prop.get("description") or "").replace("\n", " ").replace("|", "\\|")
             out.append(f"| `{key}` | {_type(prop, defs)} | {default} | {_bounds(prop)} | {desc} |")
         out.append("")
@@ -59,8 +71,12 @@ def main() -> None:
     from dyncc.spec.schema import schema
 
     (ROOT / "docs" / "spec-reference.md").write_text(spec_reference(schema()))
-    dot = subprocess.run([sys.executable, "-m", "dyncc", "graph", "examples/disagg_router.yaml", "--format", "dot"],
-                         cwd=ROOT, capture_output=True, check=True).stdout
+    dot = subprocess.run(
+        [sys.executable, "-m", "dyncc", "graph", "examples/disagg_router.yaml", "--format", "dot"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
     svg = subprocess.run(["dot", "-Tsvg"], input=dot, capture_output=True, check=True).stdout
     (ROOT / "docs" / "disagg_router.svg").write_bytes(svg)
 

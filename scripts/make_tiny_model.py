@@ -36,8 +36,7 @@ def main():
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     ascii_alphabet = [c for c in pre_tokenizers.ByteLevel.alphabet() if c.isascii() and c.isprintable()]
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB - len(SPECIAL), initial_alphabet=ascii_alphabet,
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB - len(SPECIAL), initial_alphabet=ascii_alphabet, show_progress=False)
     tokenizer.train_from_iterator(corpus(), trainer)
     # Special tokens last: the mock engine emits low token ids, which must decode to visible text.
     tokenizer.add_special_tokens(SPECIAL)
@@ -50,22 +49,44 @@ def main():
     for n, token_id in enumerate(filler):
         vocab[f"\u0120mock{n}"] = token_id  # "\u0120" is the byte-level spelling of a leading space
     (OUT / "tokenizer.json").write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
-    (OUT / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "bos_token": None,
-        "eos_token": "<|endoftext|>",
-        "pad_token": "<|endoftext|>",
-        "model_max_length": 32768,
-        "chat_template": ("{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}\n"
-                          "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"),
-    }, indent=2) + "\n")
-    (OUT / "config.json").write_text(json.dumps({
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": FULL_VOCAB,
-        "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 4, "max_position_embeddings": 32768, "bos_token_id": tokenizer.token_to_id("<|endoftext|>"),
-        "eos_token_id": tokenizer.token_to_id("<|endoftext|>"), "pad_token_id": tokenizer.token_to_id("<|endoftext|>"),
-        "torch_dtype": "bfloat16",
-    }, indent=2) + "\n")
+    (OUT / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "bos_token": None,
+                "eos_token": "<|endoftext|>",
+                "pad_token": "<|endoftext|>",
+                "model_max_length": 32768,
+                "chat_template": (
+                    "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}\n"
+                    "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+                ),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    (OUT / "config.json").write_text(
+        json.dumps(
+            {
+                "architectures": ["LlamaForCausalLM"],
+                "model_type": "llama",
+                "vocab_size": FULL_VOCAB,
+                "hidden_size": 64,
+                "intermediate_size": 128,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 4,
+                "max_position_embeddings": 32768,
+                "bos_token_id": tokenizer.token_to_id("<|endoftext|>"),
+                "eos_token_id": tokenizer.token_to_id("<|endoftext|>"),
+                "pad_token_id": tokenizer.token_to_id("<|endoftext|>"),
+                "torch_dtype": "bfloat16",
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {OUT} ({tokenizer.get_vocab_size()} tokens)", file=sys.stderr)
 
 

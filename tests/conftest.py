@@ -20,8 +20,13 @@ REFERENCE = ROOT.parent / "shared" / "reference"
 
 def run_dyncc(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     """The real CLI in a fresh interpreter, as a user or CI would run it."""
-    return subprocess.run([sys.executable, "-m", "dyncc", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd or ROOT, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "dyncc", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        timeout=timeout,
+    )
 
 
 def expected_failure(path: Path) -> tuple[str, int, str | None]:
@@ -54,7 +59,8 @@ def pytest_terminal_summary(terminalreporter):
     if FUZZ_STATS["cases"]:
         terminalreporter.write_line(
             f"fuzz: {FUZZ_STATS['cases']} cases run ({FUZZ_STATS['built']} built, {FUZZ_STATS['rejected']} rejected "
-            f"with coded errors), {FUZZ_STATS['failed']} failed")
+            f"with coded errors), {FUZZ_STATS['failed']} failed"
+        )
 
 
 def free_port_block(size: int, host: str = "127.0.0.1") -> int:

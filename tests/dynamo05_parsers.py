@@ -35,13 +35,16 @@ def _enums_from_source(module: str, names: set[str]) -> types.ModuleType:
     tree = ast.parse(open(path).read())
     classes = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name in names]
     stub = types.ModuleType(module)
-    exec(compile(ast.Module([ast.parse("from enum import Enum").body[0], *classes], type_ignores=[]), path, "exec"),
-         stub.__dict__)
+    exec(
+        compile(ast.Module([ast.parse("from enum import Enum").body[0], *classes], type_ignores=[]), path, "exec"),
+        stub.__dict__,
+    )
     return stub
 
 
 sys.modules["dynamo.trtllm.request_handlers.handler_base"] = _enums_from_source(
-    "dynamo.trtllm.request_handlers.handler_base", {"DisaggregationMode", "DisaggregationStrategy"})
+    "dynamo.trtllm.request_handlers.handler_base", {"DisaggregationMode", "DisaggregationStrategy"}
+)
 
 
 def parse(kind, argv):
@@ -57,8 +60,14 @@ def parse(kind, argv):
     except SystemExit:
         return {"ok": False, "error": err.getvalue().strip()[-400:]}
     out = {"ok": True, "error": ""}
-    for field in ("disaggregation_mode", "disaggregation_strategy", "publish_events_and_metrics", "migration_limit",
-                  "router_mode", "kv_block_size"):
+    for field in (
+        "disaggregation_mode",
+        "disaggregation_strategy",
+        "publish_events_and_metrics",
+        "migration_limit",
+        "router_mode",
+        "kv_block_size",
+    ):
         value = getattr(config, field, None)
         out[field] = getattr(value, "value", value) if value is not None else None
     return out

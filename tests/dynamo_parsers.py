@@ -16,7 +16,9 @@ import io
 import sys
 import types
 
-DYNAMO_AVAILABLE = importlib.util.find_spec("dynamo") is not None and importlib.util.find_spec("dynamo.frontend") is not None
+DYNAMO_AVAILABLE = (
+    importlib.util.find_spec("dynamo") is not None and importlib.util.find_spec("dynamo.frontend") is not None
+)
 
 
 class ArgvRejected(Exception):
@@ -49,6 +51,7 @@ def parse_frontend(argv: list[str]):
 def _install_buildconfig_standin() -> None:
     try:
         import tensorrt_llm.llmapi  # noqa: F401  (the real one, where it exists)
+
         return
     except Exception:  # ImportError, or an OSError for missing libcuda
         pass

@@ -31,12 +31,16 @@ def _strict(node):
         out["type"] = ["integer", "string"]
     if node.get("nullable") and "type" in out:
         out["type"] = [*([out["type"]] if isinstance(out["type"], str) else out["type"]), "null"]
-    if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields") and "additionalProperties" not in node:
+    if (
+        "properties" in node
+        and not node.get("x-kubernetes-preserve-unknown-fields")
+        and "additionalProperties" not in node
+    ):
         out["additionalProperties"] = False
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def dgd_validator(version: str) -> jsonschema.protocols.Validator:
     docs = [d for d in YAML(typ="safe").load_all(CRD.read_text()) if d]
     crd = next(d for d in docs if d.get("kind") == "CustomResourceDefinition")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import EXAMPLES, assert_no_traceback, run_dyncc
 
 JUNK = {
@@ -58,7 +57,9 @@ def test_text_errors_show_code_location_and_hint():
 
 
 def test_json_report_shape():
-    proc = run_dyncc("validate", "--format", "json", EXAMPLES / "agg.yaml", EXAMPLES / "invalid" / "DYN403_too-many-gpus.yaml")
+    proc = run_dyncc(
+        "validate", "--format", "json", EXAMPLES / "agg.yaml", EXAMPLES / "invalid" / "DYN403_too-many-gpus.yaml"
+    )
     report = json.loads(proc.stdout)
     assert proc.returncode == 1 and report["valid"] is False
     assert [f["valid"] for f in report["files"]] == [True, False]
@@ -69,10 +70,12 @@ def test_json_report_shape():
 
 def test_unwritable_output_paths_are_coded_errors(tmp_path):
     missing = tmp_path / "no" / "such" / "dir"
-    for args in (["build", EXAMPLES / "agg.yaml", "-o", "/proc/dyncc-out"],
-                 ["init", "-o", missing / "spec.yaml"],
-                 ["schema", "-o", missing / "schema.json"],
-                 ["graph", EXAMPLES / "agg.yaml", "-o", missing / "g.mmd"]):
+    for args in (
+        ["build", EXAMPLES / "agg.yaml", "-o", "/proc/dyncc-out"],
+        ["init", "-o", missing / "spec.yaml"],
+        ["schema", "-o", missing / "schema.json"],
+        ["graph", EXAMPLES / "agg.yaml", "-o", missing / "g.mmd"],
+    ):
         proc = run_dyncc(*args)
         assert_no_traceback(proc)
         assert proc.returncode == 1 and "error DYN505" in proc.stderr, (args, proc.stderr)

@@ -6,8 +6,8 @@ import json
 import textwrap
 
 import pytest
-
 from conftest import EXAMPLES, VALID_EXAMPLES
+
 from dyncc.compiler import check_spec, compile_spec
 from dyncc.compiler.graph import FRONTEND, edges_of_kind
 from dyncc.diagnostics import DiagnosticError
@@ -26,6 +26,7 @@ def codes(loaded, severity=None):
 
 # --- the graph ------------------------------------------------------------------------------------
 
+
 def test_graph_has_typed_edges_for_disagg_router():
     graph = compile_spec(load_spec(EXAMPLES / "disagg_router.yaml")).graph
     assert set(edges_of_kind(graph, "requests")) == {(FRONTEND, "pool:prefill"), (FRONTEND, "pool:decode")}
@@ -35,12 +36,15 @@ def test_graph_has_typed_edges_for_disagg_router():
 
 
 def test_planner_gets_metrics_edges():
-    loaded = spec("planner: {enabled: true, mode: sla, ttft_ms: 200, itl_ms: 20}\n", "pools:\n  prefill: {}\n  decode: {}\n")
+    loaded = spec(
+        "planner: {enabled: true, mode: sla, ttft_ms: 200, itl_ms: 20}\n", "pools:\n  prefill: {}\n  decode: {}\n"
+    )
     graph = compile_spec(loaded).graph
     assert {u for u, v in edges_of_kind(graph, "metrics")} == {FRONTEND, "pool:prefill", "pool:decode"}
 
 
 # --- rules that only warn or inform ----------------------------------------------------------------
+
 
 def test_kv_router_turns_on_events_and_says_so():
     result = compile_spec(spec("router: {mode: kv}\n"))
@@ -66,7 +70,9 @@ def test_extra_override_warns():
 
 
 def test_default_transfer_backend_warns():
-    assert "DYN206" in codes(spec("kv_transfer: {backend: DEFAULT}\n", "pools:\n  prefill: {}\n  decode: {}\n"), "warning")
+    assert "DYN206" in codes(
+        spec("kv_transfer: {backend: DEFAULT}\n", "pools:\n  prefill: {}\n  decode: {}\n"), "warning"
+    )
 
 
 def test_owned_engine_keys_cannot_be_passed_through():
@@ -81,12 +87,15 @@ def test_wideep_moe_backend_is_rejected_as_removed():
 
 
 def test_lowercase_transceiver_backend_gets_a_suggestion():
-    loaded = spec("", "pools:\n  prefill: {}\n  decode:\n    engine:\n      extra: {cache_transceiver_config: {backend: ucx}}\n")
+    loaded = spec(
+        "", "pools:\n  prefill: {}\n  decode:\n    engine:\n      extra: {cache_transceiver_config: {backend: ucx}}\n"
+    )
     _, _, diagnostics = check_spec(loaded)
     assert any(d.code == "DYN108" and "UCX" in (d.hint or "") for d in diagnostics)
 
 
 # --- placement --------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("example", VALID_EXAMPLES, ids=lambda p: p.name)
 def test_no_gpu_is_used_twice_and_every_rank_is_placed(example):
@@ -109,21 +118,26 @@ def test_wide_ep_decode_spans_four_whole_nodes_with_sixteen_ranks():
 
 
 def test_placement_scales_linearly_enough_for_ten_thousand_gpus():
-    loaded = spec("cluster: {gpus_per_node: 8, nodes: 1250}\n",
-                  "pools:\n  prefill: {replicas: 500, tensor_parallel: 4}\n  decode: {replicas: 125, tensor_parallel: 64}\n")
+    loaded = spec(
+        "cluster: {gpus_per_node: 8, nodes: 1250}\n",
+        "pools:\n  prefill: {replicas: 500, tensor_parallel: 4}\n  decode: {replicas: 125, tensor_parallel: 64}\n",
+    )
     result = compile_spec(loaded)
     assert result.placement.gpus_used == 10_000 and result.placement.nodes_used == 1250
 
 
 # --- model facts ---------------------------------------------------------------------------------------
 
+
 def test_model_facts_come_from_a_local_config_json(tmp_path):
     model_dir = tmp_path / "ckpt"
     model_dir.mkdir()
     (model_dir / "config.json").write_text(json.dumps({"n_routed_experts": 256, "num_nextn_predict_layers": 0}))
     spec_file = tmp_path / "s.yaml"
-    spec_file.write_text("apiVersion: dyncc/v1\nname: t\nmodel: {path: ckpt}\nspeculative: {mode: mtp}\n"
-                         "pools:\n  agg: {tensor_parallel: 4, expert_parallel: 4}\n")
+    spec_file.write_text(
+        "apiVersion: dyncc/v1\nname: t\nmodel: {path: ckpt}\nspeculative: {mode: mtp}\n"
+        "pools:\n  agg: {tensor_parallel: 4, expert_parallel: 4}\n"
+    )
     loaded = load_spec(spec_file)
     assert loaded.facts.moe is True and loaded.facts.num_experts == 256 and loaded.facts.mtp_layers == 0
     _, _, diagnostics = check_spec(loaded)

@@ -13,15 +13,17 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
-
 from conftest import EXAMPLES, free_port_block
 from dynamo_parsers import DYNAMO_AVAILABLE
+from ruamel.yaml import YAML
+
 from dyncc.api import build
 from dyncc.run import Deployment, chat_completion, streaming_chat_completion
 
-pytestmark = [pytest.mark.e2e,
-              pytest.mark.skipif(not DYNAMO_AVAILABLE, reason="Dynamo 1.6.1 is installed by scripts/setup.sh")]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not DYNAMO_AVAILABLE, reason="Dynamo 1.6.1 is installed by scripts/setup.sh"),
+]
 
 TOPOLOGIES = ["agg.yaml", "agg_router.yaml", "disagg.yaml", "disagg_router.yaml"]
 READY_TIMEOUT = 90
@@ -42,8 +44,12 @@ class Running:
         yaml = YAML()
         spec = yaml.load((EXAMPLES / example).read_text())
         base = free_port_block(16)
-        spec["local"] = {"engine": "mocker", "http_port": base, "system_port_base": base + 1,
-                         "ready_timeout_s": READY_TIMEOUT}
+        spec["local"] = {
+            "engine": "mocker",
+            "http_port": base,
+            "system_port_base": base + 1,
+            "ready_timeout_s": READY_TIMEOUT,
+        }
         path = tmp_path / example
         with path.open("w") as f:
             yaml.dump(spec, f)
@@ -54,8 +60,11 @@ class Running:
         self.deployment = Deployment(result.outputs[0].directory / "launch.sh")
         assert self.deployment.wait_ready(READY_TIMEOUT + 10), "\n".join(self.deployment.lines)
         self.url = self.deployment.url
-        self.pids = {m.group(1): int(m.group(2)) for line in self.deployment.lines
-                     if (m := re.match(r"dyncc: started (\S+) \(pid (\d+)\)", line))}
+        self.pids = {
+            m.group(1): int(m.group(2))
+            for line in self.deployment.lines
+            if (m := re.match(r"dyncc: started (\S+) \(pid (\d+)\)", line))
+        }
         assert len(self.pids) == 1 + len(self.plan.workers)
 
     def all_gone(self) -> bool:
@@ -100,8 +109,13 @@ def test_serves_requests_then_stops_within_10s(running):
             # Disaggregated: usage comes from the decode worker (0 cached); the router's choice of the
             # prefill worker holding the prefix is the evidence, in the frontend's own log.
             log = (running.run_dir / "logs" / "frontend.log").read_text()
-            cached_blocks = [float(m) for m in re.findall(r"worker_type\S*=\S*prefill.*?effective_cached_blocks\S*=\S*?([0-9.]+)",
-                                                          re.sub(r"\x1b\[[0-9;]*m", "", log))]
+            cached_blocks = [
+                float(m)
+                for m in re.findall(
+                    r"worker_type\S*=\S*prefill.*?effective_cached_blocks\S*=\S*?([0-9.]+)",
+                    re.sub(r"\x1b\[[0-9;]*m", "", log),
+                )
+            ]
             assert cached_blocks and max(cached_blocks) >= 1, cached_blocks
         else:
             cached = (again["usage"].get("prompt_tokens_details") or {}).get("cached_tokens", 0)
@@ -133,8 +147,9 @@ def test_dyncc_up_smoke_on_disagg_router_exits_0(tmp_path):
 
     if not _port_free(8000):
         pytest.skip("port 8000 is taken on this machine")
-    proc = run_dyncc("up", EXAMPLES / "disagg_router.yaml", "--engine", "mocker", "--smoke", "-o", tmp_path / "out",
-                     timeout=180)
+    proc = run_dyncc(
+        "up", EXAMPLES / "disagg_router.yaml", "--engine", "mocker", "--smoke", "-o", tmp_path / "out", timeout=180
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "smoke: 2 passed, 0 failed" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
@@ -151,8 +166,12 @@ def test_ctrl_c_on_dyncc_up_stops_the_deployment(tmp_path):
     path = tmp_path / "s.yaml"
     with path.open("w") as f:
         yaml.dump(spec, f)
-    proc = subprocess.Popen([sys.executable, "-m", "dyncc", "up", str(path), "-o", str(tmp_path / "out")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dyncc", "up", str(path), "-o", str(tmp_path / "out")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines = []
     for line in proc.stdout:
         lines.append(line)

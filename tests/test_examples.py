@@ -7,22 +7,38 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import (
+    EXAMPLES,
+    INVALID_EXAMPLES,
+    REFERENCE,
+    SINGLE_NODE_EXAMPLES,
+    VALID_EXAMPLES,
+    assert_no_traceback,
+    expected_failure,
+    run_dyncc,
+)
 from ruamel.yaml import YAML
-
-from conftest import (EXAMPLES, INVALID_EXAMPLES, REFERENCE, SINGLE_NODE_EXAMPLES, VALID_EXAMPLES, assert_no_traceback,
-                      expected_failure, run_dyncc)
 
 
 def test_there_are_examples_for_every_documented_topology():
     names = {p.name for p in VALID_EXAMPLES}
-    assert {"agg.yaml", "agg_router.yaml", "disagg.yaml", "disagg_router.yaml", "deepseek_r1_mtp_disagg.yaml",
-            "llama4_eagle.yaml", "wide_ep.yaml"} <= names
+    assert {
+        "agg.yaml",
+        "agg_router.yaml",
+        "disagg.yaml",
+        "disagg_router.yaml",
+        "deepseek_r1_mtp_disagg.yaml",
+        "llama4_eagle.yaml",
+        "wide_ep.yaml",
+    } <= names
 
 
 def test_every_example_validates():
     proc = run_dyncc("validate", "--format", "json", *VALID_EXAMPLES)
     report = json.loads(proc.stdout)
-    failures = {f["file"]: [d for d in f["diagnostics"] if d["severity"] == "error"] for f in report["files"] if not f["valid"]}
+    failures = {
+        f["file"]: [d for d in f["diagnostics"] if d["severity"] == "error"] for f in report["files"] if not f["valid"]
+    }
     assert proc.returncode == 0 and report["valid"], failures
 
 
@@ -51,7 +67,9 @@ def test_invalid_example_fails_with_its_code_at_its_line(example, tmp_out):
         proc = run_dyncc("build", example, "-t", target, "-o", tmp_out)
         assert proc.returncode == 1, proc.stdout + proc.stderr
         assert_no_traceback(proc)
-        assert f"{example.relative_to(EXAMPLES.parent)}:{line}:" in proc.stderr and f"error {code}" in proc.stderr, proc.stderr
+        assert f"{example.relative_to(EXAMPLES.parent)}:{line}:" in proc.stderr and f"error {code}" in proc.stderr, (
+            proc.stderr
+        )
         return
     proc = run_dyncc("validate", "--format", "json", example)
     assert proc.returncode == 1, proc.stdout
@@ -113,11 +131,21 @@ def _reference_keys() -> dict:
     if path.is_file():
         raw = json.loads(path.read_text())
         nested = dict(raw["nested"])
-        return {"top": raw["top"], "nested": nested, "speculative": nested.pop("speculative_config"), "enums": raw["enums"]}
+        return {
+            "top": raw["top"],
+            "nested": nested,
+            "speculative": nested.pop("speculative_config"),
+            "enums": raw["enums"],
+        }
     from dyncc.compiler.engine_keys import accepted_keys
 
     data = accepted_keys()
-    return {"top": data["top"], "nested": data["nested"], "speculative": data["speculative_config"], "enums": data["enums"]}
+    return {
+        "top": data["top"],
+        "nested": data["nested"],
+        "speculative": data["speculative_config"],
+        "enums": data["enums"],
+    }
 
 
 def _unaccepted(config: dict, keys: dict) -> list[str]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import VALID_EXAMPLES
 from dynamo_parsers import DYNAMO_AVAILABLE, ArgvRejected, parse_frontend, parse_mocker, parse_trtllm
+
+from dyncc.api import with_engine
 from dyncc.compiler import compile_spec
 from dyncc.spec import load_spec
-from dyncc.api import with_engine
 from dyncc.targets.local import frontend_command, worker_command
 from dyncc.targets.mocker import mocker_args
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(not DYNAMO_AVAILABLE, reason="Dynamo 1.6.1 is in
 
 
 def _args_after_module(command: list, module: str) -> list[str]:
-    return [str(w) for w in command[command.index(module) + 1:]]
+    return [str(w) for w in command[command.index(module) + 1 :]]
 
 
 @pytest.mark.parametrize("example", VALID_EXAMPLES, ids=lambda p: p.name)
@@ -24,7 +24,7 @@ def test_frontend_and_worker_flags_parse(example):
     plan = compile_spec(load_spec(example)).plan
     frontend = parse_frontend(_args_after_module(frontend_command(plan), "dynamo.frontend"))
     assert frontend.router_mode == plan.frontend.router_mode
-    for pool, worker in plan.workers:
+    for pool, _worker in plan.workers:
         argv = pool.worker_args(plan.model_path, plan.served_name, "/engine/" + pool.engine_file)
         config = parse_trtllm(argv)
         # Dynamo's enum keeps the 0.x spelling internally (AGGREGATED = "prefill_and_decode").
@@ -38,8 +38,12 @@ def test_local_worker_command_is_the_plan_command():
     plan = compile_spec(load_spec(VALID_EXAMPLES[0])).plan
     pool, worker = plan.workers[0]
     command = worker_command(plan, pool, worker)
-    assert _args_after_module(command, "dynamo.trtllm")[:4] == ["--model-path", plan.model_path,
-                                                                "--served-model-name", plan.served_name]
+    assert _args_after_module(command, "dynamo.trtllm")[:4] == [
+        "--model-path",
+        plan.model_path,
+        "--served-model-name",
+        plan.served_name,
+    ]
 
 
 def test_parsers_reject_what_dynamo_1_6_removed():

@@ -12,10 +12,10 @@ import os
 import re
 
 import yaml
+from conftest import FUZZ_STATS, run_dyncc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import FUZZ_STATS, run_dyncc
 from dyncc.api import render_targets
 from dyncc.compiler import check_spec, compile_spec
 from dyncc.diagnostics import DiagnosticError, has_errors
@@ -29,11 +29,32 @@ CODE = re.compile(r"^DYN\d{3}$")
 
 safe_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
 hostile = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**80), max_value=2**80),
-    st.floats(allow_nan=True, allow_infinity=True), safe_text,
-    st.sampled_from(["$(touch /tmp/pwn)", "`id`", "a;b", "x && y", "*", "\n", "", " ", "🚀", "NaN", "~", "0x1F",
-                     "yes", "1e309", "-0"]),
-    st.lists(st.integers(), max_size=3), st.dictionaries(safe_text, st.integers(), max_size=3),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(allow_nan=True, allow_infinity=True),
+    safe_text,
+    st.sampled_from(
+        [
+            "$(touch /tmp/pwn)",
+            "`id`",
+            "a;b",
+            "x && y",
+            "*",
+            "\n",
+            "",
+            " ",
+            "🚀",
+            "NaN",
+            "~",
+            "0x1F",
+            "yes",
+            "1e309",
+            "-0",
+        ]
+    ),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(safe_text, st.integers(), max_size=3),
     st.integers(min_value=1, max_value=300).map(lambda depth: json.loads("[" * depth + "]" * depth)),
 )
 
@@ -47,13 +68,16 @@ def pools(draw):
         if draw(st.booleans()):
             p["attention_dp"] = draw(st.booleans())
         if draw(st.booleans()):
-            p["engine"] = {"max_batch_size": draw(st.integers(1, 512)),
-                           "tokens_per_block": draw(st.sampled_from([16, 32, 64])),
-                           "kv_cache_dtype": draw(st.sampled_from(["auto", "fp8"])),
-                           "cuda_graphs": draw(st.booleans())}
+            p["engine"] = {
+                "max_batch_size": draw(st.integers(1, 512)),
+                "tokens_per_block": draw(st.sampled_from([16, 32, 64])),
+                "kv_cache_dtype": draw(st.sampled_from(["auto", "fp8"])),
+                "cuda_graphs": draw(st.booleans()),
+            }
         if draw(st.booleans()):
             p["env"] = {"TRTLLM_ENABLE_PDL": "1"}
         return p
+
     if draw(st.booleans()):
         return {"agg": pool()}
     return {"prefill": pool(), "decode": pool()}
@@ -61,16 +85,22 @@ def pools(draw):
 
 @st.composite
 def valid_specs(draw) -> dict:
-    spec = {"apiVersion": "dyncc/v1", "name": draw(st.sampled_from(["a", "qwen3-disagg", "deepseek-r1"])),
-            "model": {"path": draw(st.sampled_from(["Qwen/Qwen3-0.6B", "deepseek-ai/DeepSeek-R1"])),
-                      "moe": draw(st.sampled_from([True, False, None]))},
-            "cluster": {"gpus_per_node": draw(st.sampled_from([4, 8])), "nodes": draw(st.integers(1, 8))},
-            "pools": draw(pools())}
+    spec = {
+        "apiVersion": "dyncc/v1",
+        "name": draw(st.sampled_from(["a", "qwen3-disagg", "deepseek-r1"])),
+        "model": {
+            "path": draw(st.sampled_from(["Qwen/Qwen3-0.6B", "deepseek-ai/DeepSeek-R1"])),
+            "moe": draw(st.sampled_from([True, False, None])),
+        },
+        "cluster": {"gpus_per_node": draw(st.sampled_from([4, 8])), "nodes": draw(st.integers(1, 8))},
+        "pools": draw(pools()),
+    }
     if draw(st.booleans()):
         spec["router"] = {"mode": draw(st.sampled_from(["kv", "round-robin", "random"]))}
     if draw(st.booleans()):
-        spec["speculative"] = draw(st.sampled_from([{"mode": "mtp", "draft_len": 2},
-                                                    {"mode": "eagle3", "draft_model": "d", "draft_len": 3}]))
+        spec["speculative"] = draw(
+            st.sampled_from([{"mode": "mtp", "draft_len": 2}, {"mode": "eagle3", "draft_model": "d", "draft_len": 3}])
+        )
     if draw(st.booleans()):
         spec["kv_transfer"] = {"backend": draw(st.sampled_from(["NIXL", "UCX", "DEFAULT"]))}
     if draw(st.booleans()):
@@ -115,8 +145,29 @@ def mangled_text(draw) -> str | bytes:
     if action == "truncate":
         return text[:cut]
     if action == "insert":
-        return text[:cut] + draw(st.sampled_from([":", "- ", "{", "[", "\t", "'", '"', "&a ", "*a", "!!python/object ",
-                                                   "\x00", "\ufeff", "%YAML 9.9\n"])) + text[cut:]
+        return (
+            text[:cut]
+            + draw(
+                st.sampled_from(
+                    [
+                        ":",
+                        "- ",
+                        "{",
+                        "[",
+                        "\t",
+                        "'",
+                        '"',
+                        "&a ",
+                        "*a",
+                        "!!python/object ",
+                        "\x00",
+                        "\ufeff",
+                        "%YAML 9.9\n",
+                    ]
+                )
+            )
+            + text[cut:]
+        )
     if action == "binary":
         return draw(st.binary(max_size=200))
     if action == "empty":
@@ -124,7 +175,7 @@ def mangled_text(draw) -> str | bytes:
     if action == "indent":
         lines = text.splitlines()
         i = draw(st.integers(0, max(0, len(lines) - 1)))
-        lines[i:i + 1] = ["   " + line for line in lines[i:i + 1]]
+        lines[i : i + 1] = ["   " + line for line in lines[i : i + 1]]
         return "\n".join(lines)
     return text + text
 

@@ -15,16 +15,31 @@ from pathlib import Path
 
 import pytest
 import yaml as pyyaml
-from ruamel.yaml import YAML
-
 from conftest import run_dyncc
+from ruamel.yaml import YAML
 
 
 def hostile_strings(canary_dir: Path) -> list[str]:
     c = canary_dir
-    return [f"$(touch {c}/c1)", f"`touch {c}/c2`", f"x; touch {c}/c3", f"x && touch {c}/c4", f"'; touch {c}/c5; '",
-            f'"; touch {c}/c6; "', "*", "~root", "$HOME", "${PATH}", "a|b", "a>b", "<(id)", "ünïcødé 🚀", "\\", "!!",
-            f"$'\\x41' $(touch {c}/c7)"]
+    return [
+        f"$(touch {c}/c1)",
+        f"`touch {c}/c2`",
+        f"x; touch {c}/c3",
+        f"x && touch {c}/c4",
+        f"'; touch {c}/c5; '",
+        f'"; touch {c}/c6; "',
+        "*",
+        "~root",
+        "$HOME",
+        "${PATH}",
+        "a|b",
+        "a>b",
+        "<(id)",
+        "ünïcødé 🚀",
+        "\\",
+        "!!",
+        f"$'\\x41' $(touch {c}/c7)",
+    ]
 
 
 def _recorder(tmp: Path) -> Path:
@@ -44,19 +59,24 @@ time.sleep(60)
 
 
 def _write_spec(tmp: Path, hostile: str, env_value: str) -> Path:
-    spec = {"apiVersion": "dyncc/v1", "name": "inject", "image": "nvcr.io/nvidia/ai-dynamo/tensorrtllm-runtime:1.6.1",
-            "model": {"path": hostile, "served_name": hostile, "moe": False},
-            "local": {"http_port": 23000, "system_port_base": 23001},
-            "slurm": {"http_port": 23100},
-            "pools": {"prefill": {"env": {"INJECT_ME": env_value}}, "decode": {"env": {"INJECT_ME": env_value}}}}
+    spec = {
+        "apiVersion": "dyncc/v1",
+        "name": "inject",
+        "image": "nvcr.io/nvidia/ai-dynamo/tensorrtllm-runtime:1.6.1",
+        "model": {"path": hostile, "served_name": hostile, "moe": False},
+        "local": {"http_port": 23000, "system_port_base": 23001},
+        "slurm": {"http_port": 23100},
+        "pools": {"prefill": {"env": {"INJECT_ME": env_value}}, "decode": {"env": {"INJECT_ME": env_value}}},
+    }
     path = tmp / "spec.yaml"
     path.write_text(pyyaml.safe_dump(spec, allow_unicode=True))
     return path
 
 
 def _run_until_ready(cmd: list, env: dict, cwd: Path, expected_starts: int, record: Path) -> None:
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if record.exists() and len(record.read_text().splitlines()) >= expected_starts:
@@ -119,9 +139,15 @@ def test_sbatch_carries_hostile_strings_as_data(tmp_path, index):
     for tool in ("srun", "scontrol"):
         (bin_dir / tool).chmod(0o755)
     record = tmp_path / "record.jsonl"
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "DYNCC_PYTHON": str(recorder),
-           "DYNCC_RECORD": str(record), "SLURM_JOB_ID": "42", "SLURM_JOB_NODELIST": "node1",
-           "SLURM_SUBMIT_DIR": str(job_dir)}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "DYNCC_PYTHON": str(recorder),
+        "DYNCC_RECORD": str(record),
+        "SLURM_JOB_ID": "42",
+        "SLURM_JOB_NODELIST": "node1",
+        "SLURM_SUBMIT_DIR": str(job_dir),
+    }
     _run_until_ready(["bash", str(job_dir / "job.sbatch")], env, job_dir, 3, record)
     _assert_carried_as_data(record, canaries, hostile, env_value)
 
@@ -138,19 +164,22 @@ def test_k8s_manifests_keep_hostile_strings_as_strings(tmp_path):
     assert env["INJECT_ME"] == "1" and isinstance(env["INJECT_ME"], str)
 
 
-@pytest.mark.parametrize("field,value", [
-    (("pools", "agg", "env"), {"A;touch x": "1"}),
-    (("pools", "agg", "env"), {"$(id)": "1"}),
-    (("image",), "repo/img:tag; rm -rf /"),
-    (("image",), "$(id)"),
-    (("slurm", "container_mounts"), ["/data:/data,/etc:/host-etc"]),
-    (("slurm", "container_mounts"), ["/a:/b$(id)"]),
-    (("namespace",), "dyn;amo"),
-    (("k8s", "namespace"), "Prod Namespace"),
-    (("slurm", "partition"), "gpu; scancel -u root"),
-    (("model", "served_name"), "line\nbreak"),
-    (("model", "path"), "nul\x00byte"),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        (("pools", "agg", "env"), {"A;touch x": "1"}),
+        (("pools", "agg", "env"), {"$(id)": "1"}),
+        (("image",), "repo/img:tag; rm -rf /"),
+        (("image",), "$(id)"),
+        (("slurm", "container_mounts"), ["/data:/data,/etc:/host-etc"]),
+        (("slurm", "container_mounts"), ["/a:/b$(id)"]),
+        (("namespace",), "dyn;amo"),
+        (("k8s", "namespace"), "Prod Namespace"),
+        (("slurm", "partition"), "gpu; scancel -u root"),
+        (("model", "served_name"), "line\nbreak"),
+        (("model", "path"), "nul\x00byte"),
+    ],
+)
 def test_fields_that_cannot_carry_such_strings_reject_them(tmp_path, field, value):
     spec = {"apiVersion": "dyncc/v1", "name": "inject", "model": {"path": "m"}, "pools": {"agg": {}}}
     node = spec

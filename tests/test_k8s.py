@@ -6,11 +6,10 @@ import copy
 import re
 
 import pytest
-from ruamel.yaml import YAML
-
 from conftest import EXAMPLES, REFERENCE, VALID_EXAMPLES, run_dyncc
 from dynamo_parsers import DYNAMO_AVAILABLE, parse_frontend, parse_trtllm
 from k8s_schemas import core_errors, dgd_errors
+from ruamel.yaml import YAML
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -41,9 +40,15 @@ def all_manifests(tmp_path_factory):
     """Every example, under both DGD API versions and with every optional object turned on."""
     root = tmp_path_factory.mktemp("k8s")
     built = {}
-    variants = {"v1beta1": None, "v1alpha1": {"api_version": "v1alpha1"},
-                "full": {"namespace": "llm", "image_pull_secret": "regcred",
-                         "model_cache": {"pvc": "models", "size": "500Gi", "storage_class": "shared-fs"}}}
+    variants = {
+        "v1beta1": None,
+        "v1alpha1": {"api_version": "v1alpha1"},
+        "full": {
+            "namespace": "llm",
+            "image_pull_secret": "regcred",
+            "model_cache": {"pvc": "models", "size": "500Gi", "storage_class": "shared-fs"},
+        },
+    }
     for example in VALID_EXAMPLES:
         for variant, extra in variants.items():
             built[(example.stem, variant)] = build_k8s(example, root / f"{example.stem}-{variant}", extra)
@@ -142,8 +147,12 @@ def _summary(dgd) -> dict:
             entry["gpus"] = main["resources"]["limits"]["nvidia.com/gpu"]
             if DYNAMO_AVAILABLE:
                 config = parse_trtllm(argv)
-                entry.update(mode=config.disaggregation_mode.name, kv_events=bool(config.publish_kv_events),
-                             model=config.model, served=config.served_model_name)
+                entry.update(
+                    mode=config.disaggregation_mode.name,
+                    kv_events=bool(config.publish_kv_events),
+                    model=config.model,
+                    served=config.served_model_name,
+                )
         out[c["type"]] = entry
     return out
 
@@ -197,6 +206,7 @@ def test_model_cache_and_planner(tmp_path, all_manifests):
     (main,) = planner["podTemplate"]["spec"]["containers"]
     assert main["image"].endswith("dynamo-planner:1.6.1")
     import json
+
     config = json.loads(main["args"][main["args"].index("--config") + 1])
     assert config["ttft_ms"] == 200 and config["optimization_target"] == "sla" and config["mode"] == "disagg"
     assert dgd_errors(docs["DynamoGraphDeployment"]) == []

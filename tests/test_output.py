@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLES, run_dyncc
+
 from dyncc.diagnostics import DiagnosticError
 from dyncc.output import write_tree
 
@@ -91,8 +91,9 @@ def test_build_killed_mid_write_leaves_earlier_output_byte_identical(tmp_path):
     assert run_dyncc("build", EXAMPLES / "agg.yaml", "-t", "local", "-o", out).returncode == 0
     before = snapshot(out)
     other = EXAMPLES / "disagg_router.yaml"  # different files: a half-swap would show
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_BUILD, "build", str(other), "-t", "local", "-o", str(out)],
-                            cwd=EXAMPLES.parent)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_BUILD, "build", str(other), "-t", "local", "-o", str(out)], cwd=EXAMPLES.parent
+    )
     deadline = time.monotonic() + 20
     while not list(out.glob(".dyncc-tmp-*")) and not list(tmp_path.glob("out/.dyncc-tmp-*")):
         assert time.monotonic() < deadline and proc.poll() is None, "the build never started writing"
@@ -119,8 +120,13 @@ def test_output_is_identical_from_another_directory_hash_seed_and_locale(tmp_pat
         shutil.copytree(EXAMPLES, where / "examples")
         env = {**os.environ, "PYTHONHASHSEED": seed, "LANG": lang, "TZ": ["UTC", "Asia/Tokyo"][i]}
         for example in ("disagg_router.yaml", "wide_ep.yaml", "deepseek_r1_mtp_disagg.yaml"):
-            proc = subprocess.run([sys.executable, "-m", "dyncc", "build", f"examples/{example}", "-o", f"out/{example}"],
-                                  cwd=where, env=env, capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, "-m", "dyncc", "build", f"examples/{example}", "-o", f"out/{example}"],
+                cwd=where,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             assert proc.returncode == 0, proc.stderr
         copies.append(snapshot(where / "out"))
     assert copies[0] == copies[1] and len(copies[0]) > 10

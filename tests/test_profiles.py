@@ -8,11 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
-
 from conftest import EXAMPLES, REFERENCE, VALID_EXAMPLES, run_dyncc
 from dynamo_parsers import DYNAMO_AVAILABLE, parse_trtllm
 from k8s_schemas import dgd_errors
+from ruamel.yaml import YAML
 
 TWENTY_25 = REFERENCE / "dynamo-2025-examples" / "deploy"
 
@@ -44,9 +43,12 @@ def test_disagg_under_0x_gets_decode_first_and_a_v1alpha1_dgd(tmp_path):
     assert "ETCD_ENDPOINTS" in launch and "nats-server" in launch and "DYN_DISCOVERY_BACKEND=file" not in launch
     dgd = YAML(typ="safe").load((out / "k8s" / "dynamographdeployment.yaml").read_text())
     assert dgd["apiVersion"] == "nvidia.com/v1alpha1" and dgd_errors(dgd) == []
-    assert "--disaggregation-strategy decode_first" in dgd["spec"]["services"]["TRTLLMDecodeWorker"]["extraPodSpec"]["mainContainer"]["args"][0]
+    assert (
+        "--disaggregation-strategy decode_first"
+        in dgd["spec"]["services"]["TRTLLMDecodeWorker"]["extraPodSpec"]["mainContainer"]["args"][0]
+    )
     assert "backend: ucx" not in (out / "local" / "engine" / "prefill.yaml").read_text()  # the spec says NIXL
-    assert "backend: nixl" in (out / "local" / "engine" / "prefill.yaml").read_text()     # 2025 spelling
+    assert "backend: nixl" in (out / "local" / "engine" / "prefill.yaml").read_text()  # 2025 spelling
 
 
 def test_disagg_under_1_6_gets_neither(tmp_path):
@@ -70,7 +72,11 @@ def test_decode_first_under_1_6_is_a_coded_error_that_explains(tmp_path):
 
 def test_conditional_disagg_under_0_5_names_the_version_that_has_it(tmp_path):
     spec = tmp_path / "s.yaml"
-    spec.write_text((EXAMPLES / "disagg_router.yaml").read_text().replace("  mode: kv\n", "  mode: kv\n  conditional_disagg: true\n"))
+    spec.write_text(
+        (EXAMPLES / "disagg_router.yaml")
+        .read_text()
+        .replace("  mode: kv\n", "  mode: kv\n  conditional_disagg: true\n")
+    )
     assert run_dyncc("validate", spec).returncode == 0
     proc = run_dyncc("build", spec, "--dynamo-version", "0.5.1", "-o", tmp_path / "o")
     assert proc.returncode == 1 and "DYN703" in proc.stderr and "Dynamo 1.6.1" in proc.stderr
@@ -89,29 +95,43 @@ def test_0x_local_scripts_carry_the_2025_flags(tmp_path):
     prefill = [l for l in worker_lines(launch) if "--disaggregation-mode prefill" in l]
     decode = [l for l in worker_lines(launch) if "--disaggregation-mode decode" in l]
     # KV router: prefill_first, and the events come from the worker the router targets (prefill).
-    assert all("--disaggregation-strategy prefill_first --publish-events-and-metrics --migration-limit 3" in l for l in prefill)
+    assert all(
+        "--disaggregation-strategy prefill_first --publish-events-and-metrics --migration-limit 3" in l for l in prefill
+    )
     assert all("--publish-events-and-metrics" not in l for l in decode)
     frontend = next(l for l in launch.splitlines() if l.startswith("start frontend"))
     assert "--migration-limit" not in frontend
     agg = build(EXAMPLES / "agg_router.yaml", tmp_path / "a", "--dynamo-version", "0.5.1")
-    assert all("--disaggregation-mode prefill_and_decode" in l for l in worker_lines((agg / "local" / "launch.sh").read_text()))
+    assert all(
+        "--disaggregation-mode prefill_and_decode" in l for l in worker_lines((agg / "local" / "launch.sh").read_text())
+    )
 
 
 def _summary_2025(dgd: dict) -> dict:
     """Component type, replicas, GPUs, router mode and worker flags of a v1alpha1 DGD."""
     out = {}
-    for name, svc in dgd["spec"]["services"].items():
+    for _name, svc in dgd["spec"]["services"].items():
         main = svc["extraPodSpec"]["mainContainer"]
         argv = shlex.split(main["args"][0]) if main.get("command") == ["/bin/sh", "-c"] else main.get("args", [])
         entry = {"type": svc["componentType"], "replicas": svc["replicas"]}
         if svc["componentType"] == "frontend":
             env = {e["name"]: e["value"] for e in svc.get("envs", [])}
-            entry["router"] = argv[argv.index("--router-mode") + 1] if "--router-mode" in argv else env.get("DYN_ROUTER_MODE", "round-robin")
+            entry["router"] = (
+                argv[argv.index("--router-mode") + 1]
+                if "--router-mode" in argv
+                else env.get("DYN_ROUTER_MODE", "round-robin")
+            )
         else:
             entry["gpus"] = svc["resources"]["limits"]["gpu"]
-            flags = argv[argv.index("dynamo.trtllm") + 1:]
-            entry["mode"] = flags[flags.index("--disaggregation-mode") + 1] if "--disaggregation-mode" in flags else "prefill_and_decode"
-            entry["strategy"] = flags[flags.index("--disaggregation-strategy") + 1] if "--disaggregation-strategy" in flags else None
+            flags = argv[argv.index("dynamo.trtllm") + 1 :]
+            entry["mode"] = (
+                flags[flags.index("--disaggregation-mode") + 1]
+                if "--disaggregation-mode" in flags
+                else "prefill_and_decode"
+            )
+            entry["strategy"] = (
+                flags[flags.index("--disaggregation-strategy") + 1] if "--disaggregation-strategy" in flags else None
+            )
             entry["events"] = "--publish-events-and-metrics" in flags
             entry["model"] = flags[flags.index("--model-path") + 1]
         out[entry.get("mode", "frontend")] = entry
@@ -144,7 +164,7 @@ def test_1_6_parser_rejects_what_the_0x_profile_writes(tmp_path):
     from dynamo_parsers import ArgvRejected
 
     with pytest.raises(ArgvRejected):
-        parse_trtllm(argv[argv.index("dynamo.trtllm") + 1:])
+        parse_trtllm(argv[argv.index("dynamo.trtllm") + 1 :])
 
 
 DYNAMO_05 = Path(__file__).resolve().parent.parent / ".cache" / "dynamo-0.5.1" / "bin" / "python"
@@ -152,8 +172,13 @@ DYNAMO_05 = Path(__file__).resolve().parent.parent / ".cache" / "dynamo-0.5.1" /
 
 def _parse_with_0_5_1(items: list[dict]) -> list[dict]:
     assert DYNAMO_05.exists(), "scripts/setup.sh creates .cache/dynamo-0.5.1"
-    proc = subprocess.run([DYNAMO_05, Path(__file__).parent / "dynamo05_parsers.py"], input=json.dumps(items),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [DYNAMO_05, Path(__file__).parent / "dynamo05_parsers.py"],
+        input=json.dumps(items),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -167,8 +192,10 @@ def test_0x_command_lines_parse_with_dynamo_0_5_1s_own_parsers(example):
 
     plan = compile_spec(with_dynamo_version(load_spec(example), "0.5.1")).plan
     items = [{"kind": "frontend", "argv": [str(a) for a in frontend_command(plan)[3:]]}]
-    items += [{"kind": "trtllm", "argv": pool.worker_args(plan.model_path, plan.served_name, "/e.yaml")}
-              for pool, _ in plan.workers]
+    items += [
+        {"kind": "trtllm", "argv": pool.worker_args(plan.model_path, plan.served_name, "/e.yaml")}
+        for pool, _ in plan.workers
+    ]
     results = _parse_with_0_5_1(items)
     assert all(r["ok"] for r in results), [r["error"] for r in results if not r["ok"]]
     assert results[0]["router_mode"] == plan.frontend.router_mode
@@ -184,9 +211,13 @@ def test_0x_command_lines_parse_with_dynamo_0_5_1s_own_parsers(example):
 
 def test_0_5_1_parsers_reject_what_the_1_6_profile_writes():
     """The check can fail: 1.6's flags are refused by 0.5.1's parsers."""
-    results = _parse_with_0_5_1([{"kind": "trtllm", "argv": ["--model-path", "m", "--namespace", "dynamo"]},
-                                 {"kind": "frontend", "argv": ["--migration-limit", "3"]},
-                                 {"kind": "trtllm", "argv": ["--model-path", "m", "--disaggregation-mode", "agg"]}])
+    results = _parse_with_0_5_1(
+        [
+            {"kind": "trtllm", "argv": ["--model-path", "m", "--namespace", "dynamo"]},
+            {"kind": "frontend", "argv": ["--migration-limit", "3"]},
+            {"kind": "trtllm", "argv": ["--model-path", "m", "--disaggregation-mode", "agg"]},
+        ]
+    )
     assert [r["ok"] for r in results] == [False, False, False]
 
 
@@ -198,6 +229,7 @@ def test_0x_agg_router_runs_for_real_on_dynamo_0_5_1(tmp_path):
     import urllib.request
 
     from conftest import free_port_block
+
     from dyncc.run import Deployment, chat_completion, streaming_chat_completion
 
     assert shutil.which("etcd") and shutil.which("nats-server"), "scripts/setup.sh installs etcd-server and nats-server"
@@ -224,6 +256,16 @@ def test_0x_agg_router_runs_for_real_on_dynamo_0_5_1(tmp_path):
 
 
 def test_0_5_1_mock_engine_has_no_disaggregation_mode(tmp_path):
-    proc = run_dyncc("build", EXAMPLES / "disagg.yaml", "-t", "local", "--engine", "mocker", "--dynamo-version", "0.5.1",
-                     "-o", tmp_path)
+    proc = run_dyncc(
+        "build",
+        EXAMPLES / "disagg.yaml",
+        "-t",
+        "local",
+        "--engine",
+        "mocker",
+        "--dynamo-version",
+        "0.5.1",
+        "-o",
+        tmp_path,
+    )
     assert proc.returncode == 1 and "DYN503" in proc.stderr and "0.5.1" in proc.stderr

@@ -53,9 +53,14 @@ def test_every_example_passes_sbatch_test_only(slurm, built):
 
 
 def test_test_only_rejects_a_job_larger_than_the_cluster(slurm, tmp_path):
-    directory = build_slurm(EXAMPLES / "wide_ep.yaml", tmp_path / "big",
-                            overrides={"cluster": {"gpus_per_node": 4, "nodes": 12}, "pools": {
-                                "agg": {"replicas": 12, "tensor_parallel": 4}}})
+    directory = build_slurm(
+        EXAMPLES / "wide_ep.yaml",
+        tmp_path / "big",
+        overrides={
+            "cluster": {"gpus_per_node": 4, "nodes": 12},
+            "pools": {"agg": {"replicas": 12, "tensor_parallel": 4}},
+        },
+    )
     proc = sh("sbatch", "--test-only", "job.sbatch", cwd=directory)
     assert proc.returncode != 0  # 12 nodes asked of a 6-node cluster
 
@@ -99,8 +104,10 @@ def _wait_for(predicate, timeout: float, what: str):
 class SubmittedJob:
     def __init__(self, example: str, tmp_path: Path, cluster: dict | None = None):
         base = free_port_block(12, "0.0.0.0")
-        overrides = {"local": {"system_port_base": base + 1},
-                     "slurm": {"engine": "mocker", "http_port": base, "ready_timeout_s": 120}}
+        overrides = {
+            "local": {"system_port_base": base + 1},
+            "slurm": {"engine": "mocker", "http_port": base, "ready_timeout_s": 120},
+        }
         if cluster:
             overrides["cluster"] = cluster
         self.dir = build_slurm(EXAMPLES / example, tmp_path / example.replace(".yaml", ""), "mocker", overrides)
@@ -108,8 +115,15 @@ class SubmittedJob:
         assert proc.returncode == 0, proc.stderr
         self.job = proc.stdout.strip().split(";")[0]
         self.run = self.dir / "run" / self.job
-        self.url = _wait_for(lambda: (self.run / "frontend_url").is_file() and (self.run / "frontend_url").read_text().strip()
-                             or (self._failed_early()), 90, "the frontend URL")
+        self.url = _wait_for(
+            lambda: (
+                (self.run / "frontend_url").is_file()
+                and (self.run / "frontend_url").read_text().strip()
+                or (self._failed_early())
+            ),
+            90,
+            "the frontend URL",
+        )
 
     def _failed_early(self):
         if _job_field(self.job, "JobState") in ("FAILED", "CANCELLED", "COMPLETED"):
@@ -121,8 +135,12 @@ class SubmittedJob:
         return "\n".join(f"== {f.name}\n{f.read_text()[-1500:]}" for f in files if f.exists())
 
     def step_lines(self) -> list[str]:
-        return [l for f in sorted((self.run / "logs").glob("*.log")) for l in f.read_text().splitlines()
-                if l.startswith("dyncc-step:")]
+        return [
+            l
+            for f in sorted((self.run / "logs").glob("*.log"))
+            for l in f.read_text().splitlines()
+            if l.startswith("dyncc-step:")
+        ]
 
     def cancel(self):
         sh("scancel", self.job)
@@ -136,11 +154,14 @@ needs_dynamo = pytest.mark.skipif(not DYNAMO_AVAILABLE, reason="Dynamo 1.6.1 is 
 
 
 @needs_dynamo
-@pytest.mark.parametrize("example,cluster", [
-    ("agg.yaml", None),
-    # Two 2-GPU nodes: the placement puts the prefill replicas on one node and decode on the other.
-    ("disagg_router.yaml", {"gpus_per_node": 2, "nodes": 2}),
-])
+@pytest.mark.parametrize(
+    "example,cluster",
+    [
+        ("agg.yaml", None),
+        # Two 2-GPU nodes: the placement puts the prefill replicas on one node and decode on the other.
+        ("disagg_router.yaml", {"gpus_per_node": 2, "nodes": 2}),
+    ],
+)
 def test_job_runs_frontend_and_workers_on_fake_nodes(slurm, tmp_path, example, cluster):
     job = SubmittedJob(example, tmp_path, cluster)
     try:
@@ -150,8 +171,11 @@ def test_job_runs_frontend_and_workers_on_fake_nodes(slurm, tmp_path, example, c
         with urllib.request.urlopen(job.url + "/v1/models", timeout=5) as r:
             assert r.status == 200
         steps = job.step_lines()
-        placed = [(re.search(r"node=(\S+)", l).group(1), re.search(r"CUDA_VISIBLE_DEVICES=(\S*)", l).group(1))
-                  for l in steps if "frontend" not in l]
+        placed = [
+            (re.search(r"node=(\S+)", l).group(1), re.search(r"CUDA_VISIBLE_DEVICES=(\S*)", l).group(1))
+            for l in steps
+            if "frontend" not in l
+        ]
         workers = len(placed)
         assert workers == (1 if example == "agg.yaml" else 4), steps
         assert len(set(placed)) == workers and all(gpu for _, gpu in placed)  # no GPU shared by two steps
@@ -171,8 +195,11 @@ def test_a_failing_worker_step_fails_the_job(slurm, tmp_path):
     victim = sh("pgrep", "-f", f"dynamo.mocker.*{job.dir}.*--disaggregation-mode decode").stdout.split()
     assert victim, job.output()
     sh("kill", "-9", victim[0])
-    state = _wait_for(lambda: (s := _job_field(job.job, "JobState")) in ("FAILED", "COMPLETED", "CANCELLED") and s,
-                      60, "the job to end")
+    state = _wait_for(
+        lambda: (s := _job_field(job.job, "JobState")) in ("FAILED", "COMPLETED", "CANCELLED") and s,
+        60,
+        "the job to end",
+    )
     out = job.output()
     assert state == "FAILED", out
     assert _job_field(job.job, "ExitCode") != "0:0"

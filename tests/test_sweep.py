@@ -54,8 +54,11 @@ def test_benchmark_artifacts_for_k8s_and_slurm_validate(tmp_path, slurm):
 @pytest.mark.skipif(not DYNAMO_AVAILABLE, reason="Dynamo 1.6.1 is installed by scripts/setup.sh")
 def test_three_point_local_mocker_sweep_runs_for_real(tmp_path):
     base = free_port_block(8)
-    spec = _spec_with(tmp_path, local={"http_port": base, "system_port_base": base + 1},
-                      benchmark={"isl": 64, "osl": 16, "concurrency": [1, 2], "request_count": 4})
+    spec = _spec_with(
+        tmp_path,
+        local={"http_port": base, "system_port_base": base + 1},
+        benchmark={"isl": 64, "osl": 16, "concurrency": [1, 2], "request_count": 4},
+    )
     out = tmp_path / "out"
     proc = run_dyncc("sweep", spec, "-o", out, "--run", "--engine", "mocker", timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -11,9 +11,8 @@ import xml.etree.ElementTree as ET
 
 import jsonschema
 import pytest
-from ruamel.yaml import YAML
-
 from conftest import EXAMPLES, INVALID_EXAMPLES, ROOT, VALID_EXAMPLES, run_dyncc
+from ruamel.yaml import YAML
 
 MERMAID_CHECK = ROOT / "tools" / "mermaid-check"
 
@@ -23,15 +22,17 @@ def test_mermaid_output_parses_with_mermaids_own_parser(example, tmp_path):
     assert (MERMAID_CHECK / "node_modules" / "mermaid").is_dir(), "scripts/setup.sh installs tools/mermaid-check"
     proc = run_dyncc("graph", example, "--format", "mermaid", "-o", tmp_path / "g.mmd")
     assert proc.returncode == 0, proc.stderr
-    check = subprocess.run(["node", MERMAID_CHECK / "check.mjs", tmp_path / "g.mmd"], capture_output=True, text=True,
-                           timeout=60)
+    check = subprocess.run(
+        ["node", MERMAID_CHECK / "check.mjs", tmp_path / "g.mmd"], capture_output=True, text=True, timeout=60
+    )
     assert check.returncode == 0 and "flowchart" in check.stdout, check.stderr
 
 
 def test_mermaid_check_rejects_a_broken_flowchart(tmp_path):
     (tmp_path / "bad.mmd").write_text("flowchart LR\n    a[x] -->|y|\n    b[\n")
-    check = subprocess.run(["node", MERMAID_CHECK / "check.mjs", tmp_path / "bad.mmd"], capture_output=True, text=True,
-                           timeout=60)
+    check = subprocess.run(
+        ["node", MERMAID_CHECK / "check.mjs", tmp_path / "bad.mmd"], capture_output=True, text=True, timeout=60
+    )
     assert check.returncode == 1
 
 
@@ -70,7 +71,9 @@ def test_explain_wide_ep_shows_sixteen_ranks_over_four_nodes_and_origins():
 def test_schema_is_current_and_validates_every_example():
     proc = run_dyncc("schema")
     schema = json.loads(proc.stdout)
-    assert (ROOT / "dyncc" / "spec" / "dyncc-v1.schema.json").read_text() == proc.stdout, "run: dyncc schema -o dyncc/spec/dyncc-v1.schema.json"
+    assert (ROOT / "dyncc" / "spec" / "dyncc-v1.schema.json").read_text() == proc.stdout, (
+        "run: dyncc schema -o dyncc/spec/dyncc-v1.schema.json"
+    )
     validator = jsonschema.Draft202012Validator(schema)
     for example in VALID_EXAMPLES:
         assert list(validator.iter_errors(YAML(typ="safe").load(example.read_text()))) == [], example
@@ -120,6 +123,7 @@ def test_shell_completion_script():
 def test_generated_docs_are_current(tmp_path):
     sys.path.insert(0, str(ROOT / "scripts"))
     from gen_docs import spec_reference
+
     from dyncc.spec.schema import schema
 
     assert (ROOT / "docs" / "spec-reference.md").read_text() == spec_reference(schema()), "run scripts/gen_docs.py"

@@ -91,9 +91,13 @@ def resolve_engine(spec: DeploymentSpec, role: Role, pool: Pool, moe: bool | Non
     if moe or pool.expert_parallel > 1:
         b.set("moe_expert_parallel_size", pool.expert_parallel, _user(base + ("expert_parallel",)))
         moe_tp = pool.moe_tensor_parallel or max(1, pool.tensor_parallel // pool.expert_parallel)
-        b.set("moe_tensor_parallel_size", moe_tp,
-              _user(base + ("moe_tensor_parallel",)) if pool.moe_tensor_parallel
-              else Provenance("default", "tensor_parallel / expert_parallel"))
+        b.set(
+            "moe_tensor_parallel_size",
+            moe_tp,
+            _user(base + ("moe_tensor_parallel",))
+            if pool.moe_tensor_parallel
+            else Provenance("default", "tensor_parallel / expert_parallel"),
+        )
     b.set("enable_attention_dp", pool.attention_dp, _user(base + ("attention_dp",)))
     first_class("max_batch_size", eng.max_batch_size, "max_batch_size")
     first_class("max_num_tokens", eng.max_num_tokens, "max_num_tokens")
@@ -104,7 +108,11 @@ def resolve_engine(spec: DeploymentSpec, role: Role, pool: Pool, moe: bool | Non
         b.set("disable_overlap_scheduler", not eng.overlap_scheduler, _user(base + ("engine", "overlap_scheduler")))
     elif role == "prefill":
         # Prefill-only workers don't support the overlap scheduler (Dynamo's own prefill configs).
-        b.set("disable_overlap_scheduler", True, Provenance("default", "prefill workers run without the overlap scheduler"))
+        b.set(
+            "disable_overlap_scheduler",
+            True,
+            Provenance("default", "prefill workers run without the overlap scheduler"),
+        )
 
     _resolve_cuda_graphs(b, role, eng, base)
 
@@ -120,15 +128,27 @@ def resolve_engine(spec: DeploymentSpec, role: Role, pool: Pool, moe: bool | Non
     if role in ("prefill", "decode"):
         kvt = spec.kv_transfer
         if kvt.backend is not None:
-            b.set("cache_transceiver_config.backend", profile.transceiver_backend(kvt.backend),
-                  _user(("kv_transfer", "backend")))
+            b.set(
+                "cache_transceiver_config.backend",
+                profile.transceiver_backend(kvt.backend),
+                _user(("kv_transfer", "backend")),
+            )
         else:
-            b.set("cache_transceiver_config.backend", profile.transceiver_backend(profile.transfer_default),
-                  Provenance("default", f"{profile.transfer_default}, Dynamo {profile.family}'s KV transfer default; "
-                                        "written explicitly (unset fails every disagg request)"))
+            b.set(
+                "cache_transceiver_config.backend",
+                profile.transceiver_backend(profile.transfer_default),
+                Provenance(
+                    "default",
+                    f"{profile.transfer_default}, Dynamo {profile.family}'s KV transfer default; "
+                    "written explicitly (unset fails every disagg request)",
+                ),
+            )
         if kvt.max_tokens_in_buffer is not None:
-            b.set("cache_transceiver_config.max_tokens_in_buffer", kvt.max_tokens_in_buffer,
-                  _user(("kv_transfer", "max_tokens_in_buffer")))
+            b.set(
+                "cache_transceiver_config.max_tokens_in_buffer",
+                kvt.max_tokens_in_buffer,
+                _user(("kv_transfer", "max_tokens_in_buffer")),
+            )
 
     _resolve_speculative(b, spec)
     if spec.model.trust_remote_code:
@@ -156,8 +176,11 @@ def _resolve_cuda_graphs(b: _Builder, role: Role, eng, base: tuple) -> None:
     if graphs.max_batch_size is not None:
         b.set("cuda_graph_config.max_batch_size", graphs.max_batch_size, _user(path + ("max_batch_size",)))
     elif graphs.batch_sizes is None and eng.max_batch_size is not None:
-        b.set("cuda_graph_config.max_batch_size", eng.max_batch_size,
-              Provenance("default", "capture up to the pool's max_batch_size"))
+        b.set(
+            "cuda_graph_config.max_batch_size",
+            eng.max_batch_size,
+            Provenance("default", "capture up to the pool's max_batch_size"),
+        )
 
 
 def _resolve_speculative(b: _Builder, spec: DeploymentSpec) -> None:
@@ -170,13 +193,21 @@ def _resolve_speculative(b: _Builder, spec: DeploymentSpec) -> None:
     b.set("speculative_config.decoding_type", decoding_type, _user(path + ("mode",)))
     draft_len = sp.draft_len if sp.draft_len is not None else (1 if sp.mode == "mtp" else None)
     if draft_len is not None:
-        b.set("speculative_config.max_draft_len", draft_len,
-              _user(path + ("draft_len",)) if sp.draft_len is not None else Provenance("default", "one MTP draft token"))
+        b.set(
+            "speculative_config.max_draft_len",
+            draft_len,
+            _user(path + ("draft_len",)) if sp.draft_len is not None else Provenance("default", "one MTP draft token"),
+        )
     if sp.mode in ("eagle", "eagle3"):
         if sp.draft_model is not None:
             b.set("speculative_config.speculative_model", sp.draft_model, _user(path + ("draft_model",)))
-        b.set("speculative_config.eagle3_one_model", sp.one_model,
-              _user(path + ("one_model",)) if "one_model" in sp.model_fields_set else Provenance("default", "one-model Eagle3"))
+        b.set(
+            "speculative_config.eagle3_one_model",
+            sp.one_model,
+            _user(path + ("one_model",))
+            if "one_model" in sp.model_fields_set
+            else Provenance("default", "one-model Eagle3"),
+        )
 
 
 def _merge_extra(b: _Builder, extra: dict, path: tuple) -> tuple[list, list]:
@@ -194,7 +225,9 @@ def _merge_extra(b: _Builder, extra: dict, path: tuple) -> tuple[list, list]:
             if key in target and target[key] != value:
                 overrides.append((dotted, target[key], value))
             target[key] = value
-            b.sources[dotted] = Provenance("user", ".".join(map(str, path)) + f".{dotted}", path + tuple(dotted.split(".")))
+            b.sources[dotted] = Provenance(
+                "user", ".".join(map(str, path)) + f".{dotted}", path + tuple(dotted.split("."))
+            )
 
     merge(b.config, extra, "")
     return overrides, conflicts

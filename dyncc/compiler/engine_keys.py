@@ -10,8 +10,9 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+from collections.abc import Iterator
 from importlib import resources
-from typing import Any, Iterator
+from typing import Any
 
 # Keys TRT-LLM 1.x removed; named so the error can say "removed" rather than "unknown".
 REMOVED_KEYS = {
@@ -31,8 +32,10 @@ def accepted_keys() -> dict[str, Any]:
     return json.loads(text)
 
 
-def check_engine_config(config: dict[str, Any], enum_overrides: dict[str, list] | None = None,
-                        ) -> Iterator[tuple[tuple[str, ...], str, str | None]]:
+def check_engine_config(
+    config: dict[str, Any],
+    enum_overrides: dict[str, list] | None = None,
+) -> Iterator[tuple[tuple[str, ...], str, str | None]]:
     """Yield ``(key path, problem, suggestion)`` for each key or enum value TRT-LLM would reject.
 
     ``enum_overrides`` replaces accepted enum values for an older TRT-LLM (a version profile's)."""
@@ -51,7 +54,11 @@ def _check_mapping(mapping: dict, prefix: tuple[str, ...], allowed: set[str], da
                 yield path, f"`{dotted}` was removed from TensorRT-LLM: {REMOVED_KEYS[key]}", None
             else:
                 match = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
-                yield path, f"`{dotted}` is not a TensorRT-LLM {data['version']} engine key", (match[0] if match else None)
+                yield (
+                    path,
+                    f"`{dotted}` is not a TensorRT-LLM {data['version']} engine key",
+                    (match[0] if match else None),
+                )
             continue
         enum = data["enums"].get(dotted)
         if enum is not None and value is not None and value not in enum:

@@ -100,9 +100,15 @@ def build_graph(loaded: LoadedSpec) -> nx.DiGraph:
         publish, why = _kv_event_publishing(role, pool, kv_router and spec.router.kv_events, entry)
         ports = tuple(range(next_port, next_port + pool.replicas))
         next_port += pool.replicas
-        info = PoolInfo(role=role, spec=pool, engine=engine,
-                        gpus_per_worker=pool.tensor_parallel * pool.pipeline_parallel,
-                        publish_kv_events=publish, publish_kv_events_source=why, system_ports=ports)
+        info = PoolInfo(
+            role=role,
+            spec=pool,
+            engine=engine,
+            gpus_per_worker=pool.tensor_parallel * pool.pipeline_parallel,
+            publish_kv_events=publish,
+            publish_kv_events_source=why,
+            system_ports=ports,
+        )
         node = pool_node(role)
         graph.add_node(node, kind="pool", pool=info)
         graph.add_edge(node, DISCOVERY, kind="registers")
@@ -134,8 +140,9 @@ def build_graph(loaded: LoadedSpec) -> nx.DiGraph:
 
 def _kv_event_publishing(role: Role, pool: Pool, kv_events_wanted: bool, entry: str) -> tuple[bool, Provenance]:
     if pool.publish_kv_events is not None:
-        return pool.publish_kv_events, Provenance("user", f"pools.{role}.publish_kv_events",
-                                                  ("pools", role, "publish_kv_events"))
+        return pool.publish_kv_events, Provenance(
+            "user", f"pools.{role}.publish_kv_events", ("pools", role, "publish_kv_events")
+        )
     if kv_events_wanted and role in ("agg", entry):
         # The KV router scores prefix overlap on the workers it routes new prompts to.
         return True, Provenance("rule", "DYN301")
@@ -147,8 +154,9 @@ def _router_info(spec, routed: list[PoolInfo]) -> RouterInfo:
     if router.mode != "kv":
         return RouterInfo(router.mode, router.block_size, None, router.kv_events)
     if router.block_size is not None:
-        return RouterInfo("kv", router.block_size, Provenance("user", "router.block_size", ("router", "block_size")),
-                          router.kv_events)
+        return RouterInfo(
+            "kv", router.block_size, Provenance("user", "router.block_size", ("router", "block_size")), router.kv_events
+        )
     sizes = sorted({p.tokens_per_block for p in routed if p.tokens_per_block is not None})
     # With mismatched pools there is no right answer; DYN302 reports it, the first size keeps going.
     size = sizes[0] if sizes else 32
@@ -171,8 +179,11 @@ def pool(graph: nx.DiGraph, role: Role) -> PoolInfo | None:
 def routed_pools(graph: nx.DiGraph) -> list[str]:
     """Pools the frontend's router picks workers from (KV-scored under the KV router)."""
     scored = graph.graph["kv_scored_roles"]
-    return [v for u, v in edges_of_kind(graph, "requests") if u == FRONTEND and v.startswith("pool:")
-            and graph.nodes[v]["pool"].role in scored]
+    return [
+        v
+        for u, v in edges_of_kind(graph, "requests")
+        if u == FRONTEND and v.startswith("pool:") and graph.nodes[v]["pool"].role in scored
+    ]
 
 
 def spec_of(graph: nx.DiGraph) -> Any:

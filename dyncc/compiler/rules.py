@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import networkx as nx
 
-from dyncc.compiler.engine_keys import check_engine_config
 from dyncc.compiler.engine import OWNED_KEYS
+from dyncc.compiler.engine_keys import check_engine_config
 from dyncc.compiler.graph import FRONTEND, PoolInfo, edges_of_kind, pool, pools, routed_pools, spec_of
 from dyncc.compiler.placement import nodes_per_worker
 from dyncc.compiler.profiles import DYNAMO_1, PROFILES, profile_for
@@ -64,6 +64,7 @@ def _is_moe(graph: nx.DiGraph, info: PoolInfo) -> bool:
 
 # --- 1xx: parallelism, speculation and engine keys ----------------------------------------------
 
+
 @rule("DYN101", "gpus-per-worker")
 def gpus_per_worker_is_tp_times_pp(graph):
     """A worker's GPU count is tensor_parallel x pipeline_parallel; attention DP adds none."""
@@ -73,8 +74,9 @@ def gpus_per_worker_is_tp_times_pp(graph):
             hint = f"a {p.role} worker with TP={p.spec.tensor_parallel} PP={p.spec.pipeline_parallel} uses {p.gpus_per_worker} GPUs"
             if p.spec.attention_dp and declared == p.gpus_per_worker * p.spec.tensor_parallel:
                 hint += "; attention DP runs inside the TP ranks and adds no GPUs"
-            yield finding(f"gpus_per_worker is {declared}, but TP x PP = {p.gpus_per_worker}",
-                          p.path + ("gpus_per_worker",), hint)
+            yield finding(
+                f"gpus_per_worker is {declared}, but TP x PP = {p.gpus_per_worker}", p.path + ("gpus_per_worker",), hint
+            )
 
 
 @rule("DYN102", "moe-parallel-product")
@@ -87,10 +89,13 @@ def moe_parallel_covers_tp(graph):
         moe_tp = p.engine.get("moe_tensor_parallel_size")
         if ep * moe_tp != p.spec.tensor_parallel:
             field = "moe_tensor_parallel" if p.spec.moe_tensor_parallel else "expert_parallel"
-            yield finding(f"expert_parallel ({ep}) x moe_tensor_parallel ({moe_tp}) = {ep * moe_tp}, "
-                          f"but tensor_parallel is {p.spec.tensor_parallel}", p.path + (field,),
-                          "TRT-LLM splits the TP ranks between expert and tensor parallelism for MoE layers: "
-                          "choose expert_parallel dividing tensor_parallel")
+            yield finding(
+                f"expert_parallel ({ep}) x moe_tensor_parallel ({moe_tp}) = {ep * moe_tp}, "
+                f"but tensor_parallel is {p.spec.tensor_parallel}",
+                p.path + (field,),
+                "TRT-LLM splits the TP ranks between expert and tensor parallelism for MoE layers: "
+                "choose expert_parallel dividing tensor_parallel",
+            )
 
 
 @rule("DYN103", "expert-parallel-needs-moe")
@@ -101,9 +106,12 @@ def expert_parallel_only_for_moe(graph):
         return
     for p in pools(graph):
         if p.spec.expert_parallel > 1:
-            yield finding(f"expert_parallel is {p.spec.expert_parallel}, but the model is dense (moe: false, "
-                          f"from {facts.source.get('moe', 'spec')})", p.path + ("expert_parallel",),
-                          "remove expert_parallel, or correct model.moe / model.num_experts")
+            yield finding(
+                f"expert_parallel is {p.spec.expert_parallel}, but the model is dense (moe: false, "
+                f"from {facts.source.get('moe', 'spec')})",
+                p.path + ("expert_parallel",),
+                "remove expert_parallel, or correct model.moe / model.num_experts",
+            )
 
 
 @rule("DYN104", "attention-dp-needs-tp")
@@ -111,9 +119,12 @@ def attention_dp_needs_tp(graph):
     """Attention DP splits attention across the TP ranks; with TP=1 it does nothing."""
     for p in pools(graph):
         if p.spec.attention_dp and p.spec.tensor_parallel == 1:
-            yield finding("attention_dp is on with tensor_parallel 1: there is nothing to split",
-                          p.path + ("attention_dp",), "raise tensor_parallel, or turn attention_dp off",
-                          severity="warning")
+            yield finding(
+                "attention_dp is on with tensor_parallel 1: there is nothing to split",
+                p.path + ("attention_dp",),
+                "raise tensor_parallel, or turn attention_dp off",
+                severity="warning",
+            )
 
 
 @rule("DYN105", "mtp-needs-mtp-layers")
@@ -121,9 +132,12 @@ def mtp_needs_mtp_layers(graph):
     """MTP speculative decoding needs a checkpoint with MTP (next-n prediction) layers."""
     spec, facts = spec_of(graph), _facts(graph)
     if spec.speculative.mode == "mtp" and facts.mtp_layers == 0:
-        yield finding(f"speculative mode mtp, but the model has no MTP layers (from {facts.source.get('mtp_layers', 'spec')})",
-                      ("speculative", "mode"), "use eagle3 with a draft model, or a checkpoint with MTP layers "
-                      "(e.g. DeepSeek-R1: num_nextn_predict_layers 1)")
+        yield finding(
+            f"speculative mode mtp, but the model has no MTP layers (from {facts.source.get('mtp_layers', 'spec')})",
+            ("speculative", "mode"),
+            "use eagle3 with a draft model, or a checkpoint with MTP layers "
+            "(e.g. DeepSeek-R1: num_nextn_predict_layers 1)",
+        )
 
 
 @rule("DYN106", "eagle-needs-draft-model")
@@ -133,11 +147,17 @@ def eagle_needs_draft_model(graph):
     if sp.mode not in ("eagle", "eagle3"):
         return
     if sp.draft_model is None:
-        yield finding(f"speculative mode {sp.mode} needs a draft model", ("speculative", "mode"),
-                      "set speculative.draft_model to the Eagle3 draft checkpoint (HF id or directory)")
+        yield finding(
+            f"speculative mode {sp.mode} needs a draft model",
+            ("speculative", "mode"),
+            "set speculative.draft_model to the Eagle3 draft checkpoint (HF id or directory)",
+        )
     if sp.draft_len is None:
-        yield finding(f"speculative mode {sp.mode} needs draft_len > 0", ("speculative", "mode"),
-                      "set speculative.draft_len (e.g. 3)")
+        yield finding(
+            f"speculative mode {sp.mode} needs draft_len > 0",
+            ("speculative", "mode"),
+            "set speculative.draft_len (e.g. 3)",
+        )
 
 
 @rule("DYN107", "experts-divisible-by-ep")
@@ -149,8 +169,11 @@ def experts_divisible_by_ep(graph):
     for p in pools(graph):
         ep = p.spec.expert_parallel
         if ep > 1 and experts % ep:
-            yield finding(f"{experts} experts do not divide over expert_parallel {ep}", p.path + ("expert_parallel",),
-                          f"choose expert_parallel dividing {experts}")
+            yield finding(
+                f"{experts} experts do not divide over expert_parallel {ep}",
+                p.path + ("expert_parallel",),
+                f"choose expert_parallel dividing {experts}",
+            )
 
 
 @rule("DYN108", "engine-keys-accepted")
@@ -159,14 +182,20 @@ def engine_keys_accepted(graph):
     for p in pools(graph):
         extra_path = p.path + ("engine", "extra")
         for key in p.engine.owned_conflicts:
-            yield finding(f"`{key}` cannot be passed through engine.extra", extra_path + (key,),
-                          f"set it with {OWNED_KEYS[key]}: every target and the placement read that one value")
+            yield finding(
+                f"`{key}` cannot be passed through engine.extra",
+                extra_path + (key,),
+                f"set it with {OWNED_KEYS[key]}: every target and the placement read that one value",
+            )
         overrides = graph.graph["profile"].engine_enum_overrides()
         for key_path, problem, suggestion in check_engine_config(p.engine.config, overrides):
             source = p.engine.sources.get(".".join(key_path))
             path = source.path if source and source.path else extra_path + key_path
-            yield finding(problem, path, f"did you mean `{suggestion}`?" if suggestion else
-                          "see TensorRT-LLM's llm_args for the accepted keys")
+            yield finding(
+                problem,
+                path,
+                f"did you mean `{suggestion}`?" if suggestion else "see TensorRT-LLM's llm_args for the accepted keys",
+            )
 
 
 @rule("DYN109", "extra-overrides")
@@ -174,10 +203,12 @@ def extra_overrides_are_reported(graph):
     """A passthrough engine key that overrides a value dyncc set is reported, never silent."""
     for p in pools(graph):
         for dotted, ours, theirs in p.engine.overrides:
-            yield finding(f"engine.extra sets `{dotted}: {theirs}` over `{ours}` from the spec",
-                          p.path + ("engine", "extra") + tuple(dotted.split(".")),
-                          "prefer the first-class spec field, so every pool and target agrees",
-                          severity="warning")
+            yield finding(
+                f"engine.extra sets `{dotted}: {theirs}` over `{ours}` from the spec",
+                p.path + ("engine", "extra") + tuple(dotted.split(".")),
+                "prefer the first-class spec field, so every pool and target agrees",
+                severity="warning",
+            )
 
 
 @rule("DYN110", "cuda-graph-batch-sizes")
@@ -190,13 +221,20 @@ def cuda_graph_sizes_consistent(graph):
         sizes, largest = cfg.get("batch_sizes"), cfg.get("max_batch_size")
         path = p.path + ("engine", "cuda_graphs")
         if sizes and largest is not None and largest != max(sizes):
-            yield finding(f"cuda_graphs.max_batch_size {largest} differs from max(batch_sizes) {max(sizes)}",
-                          path + ("max_batch_size",), "give one of them, or make them agree")
+            yield finding(
+                f"cuda_graphs.max_batch_size {largest} differs from max(batch_sizes) {max(sizes)}",
+                path + ("max_batch_size",),
+                "give one of them, or make them agree",
+            )
         top = max(sizes) if sizes else largest
         limit = p.engine.get("max_batch_size")
         if top is not None and limit is not None and top > limit:
-            yield finding(f"CUDA graphs captured up to batch {top}, above max_batch_size {limit}", path,
-                          "graphs above max_batch_size are never used; lower them", severity="warning")
+            yield finding(
+                f"CUDA graphs captured up to batch {top}, above max_batch_size {limit}",
+                path,
+                "graphs above max_batch_size are never used; lower them",
+                severity="warning",
+            )
 
 
 @rule("DYN111", "speculative-fields-without-mode")
@@ -204,11 +242,17 @@ def speculative_fields_match_mode(graph):
     """Draft settings without a speculative mode (or a draft model for MTP) would be silently ignored."""
     sp = spec_of(graph).speculative
     if sp.mode == "none" and (sp.draft_len is not None or sp.draft_model is not None):
-        yield finding("draft settings given, but speculative.mode is none", ("speculative",),
-                      "set speculative.mode (mtp, eagle3), or remove draft_len/draft_model")
+        yield finding(
+            "draft settings given, but speculative.mode is none",
+            ("speculative",),
+            "set speculative.mode (mtp, eagle3), or remove draft_len/draft_model",
+        )
     if sp.mode == "mtp" and sp.draft_model is not None:
-        yield finding("MTP drafts with the model's own MTP layers; draft_model is not used",
-                      ("speculative", "draft_model"), "remove draft_model, or use mode eagle3")
+        yield finding(
+            "MTP drafts with the model's own MTP layers; draft_model is not used",
+            ("speculative", "draft_model"),
+            "remove draft_model, or use mode eagle3",
+        )
 
 
 @rule("DYN112", "moe-slots-divisible-by-ep")
@@ -218,9 +262,11 @@ def load_balancer_slots_divisible_by_ep(graph):
         slots = p.engine.get("moe_config.load_balancer.num_slots")
         ep = p.spec.expert_parallel
         if isinstance(slots, int) and slots % ep:
-            yield finding(f"moe_config.load_balancer.num_slots {slots} is not a multiple of expert_parallel {ep}",
-                          p.path + ("engine", "extra", "moe_config", "load_balancer", "num_slots"),
-                          f"use a multiple of {ep} (e.g. {((slots // ep) + 1) * ep})")
+            yield finding(
+                f"moe_config.load_balancer.num_slots {slots} is not a multiple of expert_parallel {ep}",
+                p.path + ("engine", "extra", "moe_config", "load_balancer", "num_slots"),
+                f"use a multiple of {ep} (e.g. {((slots // ep) + 1) * ep})",
+            )
 
 
 SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|CREDENTIALS?)$", re.IGNORECASE)
@@ -232,13 +278,16 @@ def secrets_only_by_reference(graph):
     for p in pools(graph):
         for name in p.spec.env:
             if SECRET_NAME.search(name):
-                yield finding(f"env {name} looks like a secret; its value would be written into generated files",
-                              p.path + ("env", name),
-                              "pass secrets by reference: k8s.hf_token_secret (a Secret), or the job's environment "
-                              "(exported before launch.sh / sbatch)")
+                yield finding(
+                    f"env {name} looks like a secret; its value would be written into generated files",
+                    p.path + ("env", name),
+                    "pass secrets by reference: k8s.hf_token_secret (a Secret), or the job's environment "
+                    "(exported before launch.sh / sbatch)",
+                )
 
 
 # --- 2xx: disaggregation ------------------------------------------------------------------------
+
 
 @rule("DYN201", "disagg-needs-both-pools")
 def disagg_needs_prefill_and_decode(graph):
@@ -247,11 +296,17 @@ def disagg_needs_prefill_and_decode(graph):
     if ("prefill" in have) != ("decode" in have):
         missing = "decode" if "prefill" in have else "prefill"
         present = "prefill" if missing == "decode" else "decode"
-        yield finding(f"pools.{present} without pools.{missing}: disaggregated serving needs both",
-                      ("pools", present), f"add pools.{missing}, or serve with pools.agg alone")
+        yield finding(
+            f"pools.{present} without pools.{missing}: disaggregated serving needs both",
+            ("pools", present),
+            f"add pools.{missing}, or serve with pools.agg alone",
+        )
     if "agg" in have and have & {"prefill", "decode"}:
-        yield finding("pools.agg beside prefill/decode: the frontend serves one model one way",
-                      ("pools", "agg"), "declare agg alone, or prefill + decode")
+        yield finding(
+            "pools.agg beside prefill/decode: the frontend serves one model one way",
+            ("pools", "agg"),
+            "declare agg alone, or prefill + decode",
+        )
 
 
 def _pair(graph) -> tuple[PoolInfo, PoolInfo] | None:
@@ -268,8 +323,11 @@ def _pair_must_match(graph, dotted: str, what: str, hint: str):
     if a != b:
         src = decode.engine.sources.get(dotted) or prefill.engine.sources.get(dotted)
         path = src.path if src and src.path else ("pools", "decode", "engine")
-        yield finding(f"prefill and decode disagree on {what}: prefill {a!r}, decode {b!r}", path,
-                      hint + " (nothing in TRT-LLM checks the pair: a mismatch shows up as hangs or garbage)")
+        yield finding(
+            f"prefill and decode disagree on {what}: prefill {a!r}, decode {b!r}",
+            path,
+            hint + " (nothing in TRT-LLM checks the pair: a mismatch shows up as hangs or garbage)",
+        )
 
 
 @rule("DYN202", "transceiver-backend-matches")
@@ -277,31 +335,47 @@ def transceiver_backend_matches(graph):
     """Prefill and decode use the same explicit KV-cache transceiver backend."""
     pair = _pair(graph)
     if pair and pair[0].engine.get("cache_transceiver_config.backend") is None:
-        yield finding("no KV-cache transceiver backend on the prefill pool", ("kv_transfer", "backend"),
-                      "unset, every disaggregated request fails at run time: set kv_transfer.backend")
-    yield from _pair_must_match(graph, "cache_transceiver_config.backend", "the KV transfer backend",
-                                "set it once in kv_transfer.backend, not per pool")
+        yield finding(
+            "no KV-cache transceiver backend on the prefill pool",
+            ("kv_transfer", "backend"),
+            "unset, every disaggregated request fails at run time: set kv_transfer.backend",
+        )
+    yield from _pair_must_match(
+        graph,
+        "cache_transceiver_config.backend",
+        "the KV transfer backend",
+        "set it once in kv_transfer.backend, not per pool",
+    )
 
 
 @rule("DYN203", "tokens-per-block-matches")
 def tokens_per_block_matches(graph):
     """Prefill and decode use the same KV-cache tokens per block."""
-    yield from _pair_must_match(graph, "kv_cache_config.tokens_per_block", "KV tokens per block",
-                                "give both pools the same engine.tokens_per_block")
+    yield from _pair_must_match(
+        graph,
+        "kv_cache_config.tokens_per_block",
+        "KV tokens per block",
+        "give both pools the same engine.tokens_per_block",
+    )
 
 
 @rule("DYN204", "kv-dtype-matches")
 def kv_dtype_matches(graph):
     """Prefill and decode store the KV cache in the same dtype."""
-    yield from _pair_must_match(graph, "kv_cache_config.dtype", "the KV cache dtype",
-                                "give both pools the same engine.kv_cache_dtype")
+    yield from _pair_must_match(
+        graph, "kv_cache_config.dtype", "the KV cache dtype", "give both pools the same engine.kv_cache_dtype"
+    )
 
 
 @rule("DYN205", "speculative-config-matches")
 def speculative_config_matches(graph):
     """Prefill and decode share the speculative config (draft layers change the KV layout)."""
-    yield from _pair_must_match(graph, "speculative_config", "the speculative config",
-                                "declare speculation once in `speculative:`, not in engine.extra")
+    yield from _pair_must_match(
+        graph,
+        "speculative_config",
+        "the speculative config",
+        "declare speculation once in `speculative:`, not in engine.extra",
+    )
 
 
 @rule("DYN206", "transfer-backend-default")
@@ -309,12 +383,17 @@ def default_backend_is_ambiguous(graph):
     """The DEFAULT transceiver backend means different things across TRT-LLM versions."""
     spec = spec_of(graph)
     if _pair(graph) and spec.kv_transfer.backend == "DEFAULT":
-        yield finding("kv_transfer.backend DEFAULT resolves from environment variables and changed across "
-                      "TRT-LLM versions (UCX before, NIXL in 1.3)", ("kv_transfer", "backend"),
-                      "name the backend: NIXL (Dynamo 1.6's default) or UCX", severity="warning")
+        yield finding(
+            "kv_transfer.backend DEFAULT resolves from environment variables and changed across "
+            "TRT-LLM versions (UCX before, NIXL in 1.3)",
+            ("kv_transfer", "backend"),
+            "name the backend: NIXL (Dynamo 1.6's default) or UCX",
+            severity="warning",
+        )
 
 
 # --- 3xx: routing ---------------------------------------------------------------------------------
+
 
 @rule("DYN301", "kv-router-needs-events")
 def kv_router_gets_events(graph):
@@ -326,12 +405,17 @@ def kv_router_gets_events(graph):
     for node in routed_pools(graph):
         p = graph.nodes[node]["pool"]
         if node not in publishers:
-            yield finding(f"the KV router routes the {p.role} pool, but its publish_kv_events is false",
-                          p.path + ("publish_kv_events",),
-                          "remove publish_kv_events: false, or set router.kv_events: false (approximate routing)")
+            yield finding(
+                f"the KV router routes the {p.role} pool, but its publish_kv_events is false",
+                p.path + ("publish_kv_events",),
+                "remove publish_kv_events: false, or set router.kv_events: false (approximate routing)",
+            )
         elif p.publish_kv_events_source.kind == "rule":
-            yield finding(f"KV events turned on for the {p.role} pool (--publish-kv-events): the KV router needs them",
-                          ("router", "mode"), severity="info")
+            yield finding(
+                f"KV events turned on for the {p.role} pool (--publish-kv-events): the KV router needs them",
+                ("router", "mode"),
+                severity="info",
+            )
 
 
 @rule("DYN302", "router-block-size")
@@ -343,10 +427,17 @@ def router_block_size_matches(graph):
     for node in routed_pools(graph):
         p = graph.nodes[node]["pool"]
         if p.tokens_per_block != router.block_size:
-            where = ("router", "block_size") if router.block_size_source.kind == "user" else p.path + ("engine", "tokens_per_block")
-            yield finding(f"router block size {router.block_size} differs from the {p.role} pool's "
-                          f"tokens_per_block {p.tokens_per_block}", where,
-                          "the router hashes prefixes per block: use one block size everywhere")
+            where = (
+                ("router", "block_size")
+                if router.block_size_source.kind == "user"
+                else p.path + ("engine", "tokens_per_block")
+            )
+            yield finding(
+                f"router block size {router.block_size} differs from the {p.role} pool's "
+                f"tokens_per_block {p.tokens_per_block}",
+                where,
+                "the router hashes prefixes per block: use one block size everywhere",
+            )
 
 
 @rule("DYN303", "conditional-disagg-needs-kv")
@@ -356,8 +447,9 @@ def conditional_disagg_needs_kv_and_disagg(graph):
     if not spec.router.conditional_disagg:
         return
     if spec.router.mode != "kv":
-        yield finding("router.conditional_disagg needs router.mode kv", ("router", "conditional_disagg"),
-                      "set router.mode: kv")
+        yield finding(
+            "router.conditional_disagg needs router.mode kv", ("router", "conditional_disagg"), "set router.mode: kv"
+        )
     if not _pair(graph):
         yield finding("router.conditional_disagg needs prefill and decode pools", ("router", "conditional_disagg"))
 
@@ -370,14 +462,21 @@ def kv_options_need_kv_router(graph):
         return
     for field in ("overlap_score_credit", "temperature", "replica_sync", "block_size"):
         if getattr(router, field) is not None:
-            yield finding(f"router.{field} only applies to the KV router; mode is {router.mode}",
-                          ("router", field), "set router.mode: kv, or remove it")
+            yield finding(
+                f"router.{field} only applies to the KV router; mode is {router.mode}",
+                ("router", field),
+                "set router.mode: kv, or remove it",
+            )
     if "kv_events" in router.model_fields_set:
-        yield finding(f"router.kv_events only applies to the KV router; mode is {router.mode}",
-                      ("router", "kv_events"), "set router.mode: kv, or remove it")
+        yield finding(
+            f"router.kv_events only applies to the KV router; mode is {router.mode}",
+            ("router", "kv_events"),
+            "set router.mode: kv, or remove it",
+        )
 
 
 # --- 4xx: topology and placement ------------------------------------------------------------------
+
 
 @rule("DYN401", "pools-reachable")
 def every_pool_reachable(graph):
@@ -386,8 +485,11 @@ def every_pool_reachable(graph):
     reached = nx.descendants(requests, FRONTEND) if FRONTEND in requests else set()
     for p in pools(graph):
         if f"pool:{p.role}" not in reached:
-            yield finding(f"nothing sends requests to the {p.role} pool", p.path,
-                          "an encode pool is called by prefill (or agg) workers: declare one")
+            yield finding(
+                f"nothing sends requests to the {p.role} pool",
+                p.path,
+                "an encode pool is called by prefill (or agg) workers: declare one",
+            )
 
 
 # Seen running Dynamo 1.6.1: "invalid value unsigned int `38842`, expected i16 for key SYSTEM_PORT".
@@ -402,13 +504,19 @@ def ports_unique(graph):
     for p in pools(graph):
         for path, port in frontend_ports.items():
             if port in p.system_ports:
-                yield finding(f"{path[0]}.http_port {port} is also the system port of {p.role} worker "
-                              f"{p.system_ports.index(port)}", path,
-                              f"move {path[0]}.http_port, or local.system_port_base past the workers' range")
+                yield finding(
+                    f"{path[0]}.http_port {port} is also the system port of {p.role} worker "
+                    f"{p.system_ports.index(port)}",
+                    path,
+                    f"move {path[0]}.http_port, or local.system_port_base past the workers' range",
+                )
         if p.system_ports and p.system_ports[-1] > MAX_SYSTEM_PORT:
-            yield finding(f"{p.role} workers' system ports run up to {p.system_ports[-1]}, past {MAX_SYSTEM_PORT}: "
-                          "Dynamo 1.6.1 reads DYN_SYSTEM_PORT as a signed 16-bit integer and refuses to start",
-                          ("local", "system_port_base"), f"keep local.system_port_base + workers <= {MAX_SYSTEM_PORT}")
+            yield finding(
+                f"{p.role} workers' system ports run up to {p.system_ports[-1]}, past {MAX_SYSTEM_PORT}: "
+                "Dynamo 1.6.1 reads DYN_SYSTEM_PORT as a signed 16-bit integer and refuses to start",
+                ("local", "system_port_base"),
+                f"keep local.system_port_base + workers <= {MAX_SYSTEM_PORT}",
+            )
 
 
 @rule("DYN403", "gpus-fit-cluster")
@@ -419,9 +527,12 @@ def gpus_fit_cluster(graph):
     needed = sum(p.gpus_per_worker * p.replicas for p in pools(graph))
     if needed > capacity:
         parts = ", ".join(f"{p.role} {p.replicas}x{p.gpus_per_worker}" for p in pools(graph))
-        yield finding(f"the pools need {needed} GPUs ({parts}); the cluster has {capacity} "
-                      f"({cluster.nodes} nodes x {cluster.gpus_per_node})", ("cluster", "nodes"),
-                      "raise cluster.nodes, or lower replicas / parallelism")
+        yield finding(
+            f"the pools need {needed} GPUs ({parts}); the cluster has {capacity} "
+            f"({cluster.nodes} nodes x {cluster.gpus_per_node})",
+            ("cluster", "nodes"),
+            "raise cluster.nodes, or lower replicas / parallelism",
+        )
 
 
 @rule("DYN404", "spanning-worker-fills-nodes")
@@ -431,20 +542,26 @@ def spanning_worker_fills_whole_nodes(graph):
     for p in pools(graph):
         size = p.gpus_per_worker
         if size > gpn and size % gpn:
-            yield finding(f"a {p.role} worker has {size} ranks: more than a node's {gpn} GPUs, and not a multiple "
-                          f"of it", p.path + ("tensor_parallel",),
-                          f"it would span {nodes_per_worker(size, gpn)} nodes unevenly; use a multiple of {gpn}")
+            yield finding(
+                f"a {p.role} worker has {size} ranks: more than a node's {gpn} GPUs, and not a multiple of it",
+                p.path + ("tensor_parallel",),
+                f"it would span {nodes_per_worker(size, gpn)} nodes unevenly; use a multiple of {gpn}",
+            )
 
 
 # --- 6xx: planner -----------------------------------------------------------------------------------
+
 
 @rule("DYN601", "sla-planner-targets")
 def sla_planner_has_targets(graph):
     """The SLA planner scales to latency targets, which must be given."""
     planner = spec_of(graph).planner
     if planner.enabled and planner.mode == "sla" and (planner.ttft_ms is None or planner.itl_ms is None):
-        yield finding("the SLA planner needs planner.ttft_ms and planner.itl_ms", ("planner",),
-                      "set both targets, or use planner.mode: load")
+        yield finding(
+            "the SLA planner needs planner.ttft_ms and planner.itl_ms",
+            ("planner",),
+            "set both targets, or use planner.mode: load",
+        )
 
 
 @rule("DYN602", "load-planner-thresholds")
@@ -463,13 +580,17 @@ def load_planner_has_thresholds(graph):
     for up, down in pairs:
         hi, lo = getattr(planner.load, up), getattr(planner.load, down)
         if hi is None or lo is None:
-            yield finding(f"the load planner needs planner.load.{up} and planner.load.{down}", ("planner", "load"),
-                          "set both, scale-up above scale-down")
+            yield finding(
+                f"the load planner needs planner.load.{up} and planner.load.{down}",
+                ("planner", "load"),
+                "set both, scale-up above scale-down",
+            )
         elif hi <= lo:
             yield finding(f"planner.load.{up} ({hi}) must be above {down} ({lo})", ("planner", "load", up))
 
 
 # --- 7xx: version profiles ------------------------------------------------------------------------
+
 
 @rule("DYN701", "known-dynamo-version")
 def dynamo_version_has_a_profile(graph):
@@ -488,12 +609,17 @@ def disaggregation_strategy_needs_0x(graph):
     if strategy is None:
         return
     if not profile.disaggregation_strategy:
-        yield finding(f"router.disaggregation_strategy {strategy} is not in Dynamo {spec.dynamo.version}: "
-                      "--disaggregation-strategy was removed in Dynamo 1.0 (Nov 2025); the frontend now drives "
-                      "prefill, then decode", ("router", "disaggregation_strategy"),
-                      "remove it, or deploy Dynamo 0.x (dynamo.version: 0.5.1) where it exists")
+        yield finding(
+            f"router.disaggregation_strategy {strategy} is not in Dynamo {spec.dynamo.version}: "
+            "--disaggregation-strategy was removed in Dynamo 1.0 (Nov 2025); the frontend now drives "
+            "prefill, then decode",
+            ("router", "disaggregation_strategy"),
+            "remove it, or deploy Dynamo 0.x (dynamo.version: 0.5.1) where it exists",
+        )
     elif not _pair(graph):
-        yield finding("router.disaggregation_strategy needs prefill and decode pools", ("router", "disaggregation_strategy"))
+        yield finding(
+            "router.disaggregation_strategy needs prefill and decode pools", ("router", "disaggregation_strategy")
+        )
 
 
 @rule("DYN703", "feature-needs-newer-dynamo")
@@ -502,8 +628,11 @@ def feature_exists_in_version(graph):
     spec, profile = spec_of(graph), graph.graph["profile"]
     newer = DYNAMO_1.dynamo_default
     if spec.router.conditional_disagg and not profile.conditional_disagg:
-        yield finding(f"router.conditional_disagg is not in Dynamo {spec.dynamo.version}: it came with Dynamo 1.x",
-                      ("router", "conditional_disagg"), f"remove it, or deploy Dynamo {newer}")
+        yield finding(
+            f"router.conditional_disagg is not in Dynamo {spec.dynamo.version}: it came with Dynamo 1.x",
+            ("router", "conditional_disagg"),
+            f"remove it, or deploy Dynamo {newer}",
+        )
 
 
 IMAGE_TAG_VERSION = re.compile(r":v?(\d+\.\d+\.\d+)[^/]*$")
@@ -515,7 +644,10 @@ def image_tag_matches_dynamo_version(graph):
     spec = spec_of(graph)
     match = IMAGE_TAG_VERSION.search(spec.image or "")
     if match and match.group(1) != spec.dynamo.version:
-        yield finding(f"image tag {match.group(1)} but dynamo.version {spec.dynamo.version}: the flags and manifests "
-                      f"are written for {spec.dynamo.version}", ("image",),
-                      "use the image of the version deployed, or set dynamo.version to the image's",
-                      severity="warning")
+        yield finding(
+            f"image tag {match.group(1)} but dynamo.version {spec.dynamo.version}: the flags and manifests "
+            f"are written for {spec.dynamo.version}",
+            ("image",),
+            "use the image of the version deployed, or set dynamo.version to the image's",
+            severity="warning",
+        )

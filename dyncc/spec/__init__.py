@@ -3,5 +3,15 @@
 from dyncc.spec.loader import LoadedSpec, ModelFacts, SourceMap, load_spec, load_spec_text
 from dyncc.spec.model import API_VERSION, ROLES, DeploymentSpec, Pool, Role
 
-__all__ = ["API_VERSION", "ROLES", "DeploymentSpec", "LoadedSpec", "ModelFacts", "Pool", "Role",
-           "SourceMap", "load_spec", "load_spec_text"]
+__all__ = [
+    "API_VERSION",
+    "ROLES",
+    "DeploymentSpec",
+    "LoadedSpec",
+    "ModelFacts",
+    "Pool",
+    "Role",
+    "SourceMap",
+    "load_spec",
+    "load_spec_text",
+]

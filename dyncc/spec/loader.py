@@ -129,8 +129,14 @@ def load_spec(path: str | Path) -> LoadedSpec:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise DiagnosticError(
-            [Diagnostic("DYN002", f"cannot read spec file: {reason}", hint="pass the path of a spec YAML file",
-                        location=Location(name, 1, 1))]
+            [
+                Diagnostic(
+                    "DYN002",
+                    f"cannot read spec file: {reason}",
+                    hint="pass the path of a spec YAML file",
+                    location=Location(name, 1, 1),
+                )
+            ]
         ) from None
     return load_spec_text(raw, name, base_dir=path.parent)
 
@@ -146,10 +152,16 @@ def load_spec_text(raw: bytes | str, file: str = "<string>", base_dir: Path | No
     data, source = load_yaml_data(raw, file)
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
-        raise DiagnosticError([Diagnostic(
-            "DYN003", f"a spec is a YAML mapping; this document is {kind}",
-            hint=f"start from a file in examples/ (first key: `apiVersion: {API_VERSION}`)",
-            location=source.locate(()))])
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "DYN003",
+                    f"a spec is a YAML mapping; this document is {kind}",
+                    hint=f"start from a file in examples/ (first key: `apiVersion: {API_VERSION}`)",
+                    location=source.locate(()),
+                )
+            ]
+        )
     try:
         spec = DeploymentSpec.model_validate(data)
     except ValidationError as exc:
@@ -161,15 +173,23 @@ def load_spec_text(raw: bytes | str, file: str = "<string>", base_dir: Path | No
 
 def parse_yaml(raw: bytes | str, file: str) -> Any:
     if len(raw) > MAX_SPEC_BYTES:
-        raise DiagnosticError([Diagnostic("DYN001", f"spec is larger than {MAX_SPEC_BYTES} bytes",
-                                          location=Location(file, 1, 1))])
+        raise DiagnosticError(
+            [Diagnostic("DYN001", f"spec is larger than {MAX_SPEC_BYTES} bytes", location=Location(file, 1, 1))]
+        )
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise DiagnosticError([Diagnostic(
-                "DYN001", f"spec is not UTF-8 text (bad byte at offset {exc.start})",
-                hint="save the file as UTF-8", location=Location(file, 1, 1))]) from None
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        "DYN001",
+                        f"spec is not UTF-8 text (bad byte at offset {exc.start})",
+                        hint="save the file as UTF-8",
+                        location=Location(file, 1, 1),
+                    )
+                ]
+            ) from None
     yaml = YAML(typ="rt", pure=True)
     yaml.allow_duplicate_keys = False
     try:
@@ -180,27 +200,49 @@ def parse_yaml(raw: bytes | str, file: str) -> Any:
         mark = (exc.context_mark if at_end and exc.context_mark else None) or exc.problem_mark or exc.context_mark
         loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
         problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        raise DiagnosticError([Diagnostic("DYN001", f"YAML syntax error: {problem or 'malformed YAML'}",
-                                          hint="fix the YAML at this position", location=loc)]) from None
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "DYN001",
+                    f"YAML syntax error: {problem or 'malformed YAML'}",
+                    hint="fix the YAML at this position",
+                    location=loc,
+                )
+            ]
+        ) from None
     except (YAMLError, RecursionError, ValueError, TypeError) as exc:
         # ruamel raises a few plain errors for pathological input (deep nesting, bad escapes).
         message = "nesting too deep" if isinstance(exc, RecursionError) else str(exc).splitlines()[0][:200]
-        raise DiagnosticError([Diagnostic("DYN001", f"YAML could not be read: {message}",
-                                          location=Location(file, 1, 1))]) from None
+        raise DiagnosticError(
+            [Diagnostic("DYN001", f"YAML could not be read: {message}", location=Location(file, 1, 1))]
+        ) from None
 
 
 def _to_plain(node: Any, file: str, source: SourceMap, path: YamlPath = ()) -> Any:
     """ruamel's tree as plain dict/list/scalars; non-string keys and runaway nesting are errors here."""
     if len(path) > MAX_DEPTH:
-        raise DiagnosticError([Diagnostic("DYN012", f"nesting deeper than {MAX_DEPTH} levels", path=path[:8],
-                                          location=source.locate(path))])
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "DYN012", f"nesting deeper than {MAX_DEPTH} levels", path=path[:8], location=source.locate(path)
+                )
+            ]
+        )
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
             if not isinstance(key, str):
-                raise DiagnosticError([Diagnostic(
-                    "DYN012", f"mapping keys are strings; got {type(key).__name__} {key!r:.40}",
-                    path=path, hint="quote the key", location=source.locate(path))])
+                raise DiagnosticError(
+                    [
+                        Diagnostic(
+                            "DYN012",
+                            f"mapping keys are strings; got {type(key).__name__} {key!r:.40}",
+                            path=path,
+                            hint="quote the key",
+                            location=source.locate(path),
+                        )
+                    ]
+                )
             out[key] = _to_plain(value, file, source, path + (key,))
         return out
     if isinstance(node, list):
@@ -219,9 +261,20 @@ def _to_plain(node: Any, file: str, source: SourceMap, path: YamlPath = ()) -> A
 
 # --- pydantic errors -> diagnostics ------------------------------------------------------------
 
-_RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "string_too_short",
-                 "string_too_long", "string_pattern_mismatch", "too_short", "too_long", "value_error",
-                 "finite_number", "multiple_of"}
+_RANGE_ERRORS = {
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+    "string_too_short",
+    "string_too_long",
+    "string_pattern_mismatch",
+    "too_short",
+    "too_long",
+    "value_error",
+    "finite_number",
+    "multiple_of",
+}
 
 
 def _diagnostics_from_validation(exc: ValidationError, source: SourceMap) -> list[Diagnostic]:
@@ -230,7 +283,9 @@ def _diagnostics_from_validation(exc: ValidationError, source: SourceMap) -> lis
         loc = tuple(part for part in error["loc"] if part != "[key]")
         key_error = "[key]" in error["loc"]
         diagnostics.append(_diagnostic_for(error, loc, key_error, source))
-    return sorted(set(diagnostics), key=lambda d: (d.location.line, d.location.column, d.code) if d.location else (0, 0, d.code))
+    return sorted(
+        set(diagnostics), key=lambda d: (d.location.line, d.location.column, d.code) if d.location else (0, 0, d.code)
+    )
 
 
 def _diagnostic_for(error: dict, loc: YamlPath, key_error: bool, source: SourceMap) -> Diagnostic:
@@ -244,43 +299,74 @@ def _diagnostic_for(error: dict, loc: YamlPath, key_error: bool, source: SourceM
         hint = f"did you mean `{suggestion}`?" if suggestion else None
         if valid:
             hint = (hint + " " if hint else "") + "allowed here: " + ", ".join(sorted(valid))
-        return Diagnostic("DYN010", f"unknown key `{key}`", path=loc, hint=hint,
-                          location=source.locate(loc, at_key=True))
+        return Diagnostic(
+            "DYN010", f"unknown key `{key}`", path=loc, hint=hint, location=source.locate(loc, at_key=True)
+        )
     if kind == "missing":
         parent = loc[:-1]
-        return Diagnostic("DYN011", f"missing required key `{loc[-1]}`", path=loc,
-                          hint=f"add `{loc[-1]}:` " + (f"under {format_yaml_path(parent)}" if parent else "at the top level"),
-                          location=source.locate(parent))
+        return Diagnostic(
+            "DYN011",
+            f"missing required key `{loc[-1]}`",
+            path=loc,
+            hint=f"add `{loc[-1]}:` " + (f"under {format_yaml_path(parent)}" if parent else "at the top level"),
+            location=source.locate(parent),
+        )
     if loc == ("apiVersion",) and kind == "literal_error":
-        return Diagnostic("DYN004", f"unsupported apiVersion {error.get('input')!r}", path=loc,
-                          hint=f"this dyncc reads `apiVersion: {API_VERSION}`", location=source.locate(loc))
+        return Diagnostic(
+            "DYN004",
+            f"unsupported apiVersion {error.get('input')!r}",
+            path=loc,
+            hint=f"this dyncc reads `apiVersion: {API_VERSION}`",
+            location=source.locate(loc),
+        )
     if kind in ("literal_error", "enum"):
         allowed = _literal_values(loc)
         value = error.get("input")
         suggestion = _did_you_mean(str(value), [str(a) for a in allowed]) if isinstance(value, str) else None
         hint = f"did you mean `{suggestion}`? " if suggestion else ""
         hint += "one of: " + ", ".join(str(a) for a in allowed) if allowed else msg
-        return Diagnostic("DYN014", f"{where}: {value!r:.80} is not an accepted value", path=loc, hint=hint,
-                          location=source.locate(loc))
+        return Diagnostic(
+            "DYN014",
+            f"{where}: {value!r:.80} is not an accepted value",
+            path=loc,
+            hint=hint,
+            location=source.locate(loc),
+        )
     if kind in _RANGE_ERRORS:
         text = msg.removeprefix("Value error, ")
         if key_error:
             text = f"key {loc[-1]!r:.80} is invalid: {text}"
-        return Diagnostic("DYN013", f"{where}: {text}", path=loc, hint=_range_hint(kind, error),
-                          location=source.locate(loc, at_key=key_error))
+        return Diagnostic(
+            "DYN013",
+            f"{where}: {text}",
+            path=loc,
+            hint=_range_hint(kind, error),
+            location=source.locate(loc, at_key=key_error),
+        )
     value = error.get("input")
     got = type(value).__name__ if value is not None else "null"
-    return Diagnostic("DYN012", f"{where}: {msg.lower()} (got {got})", path=loc,
-                      hint="check the value's type; quote strings that look like numbers",
-                      location=source.locate(loc))
+    return Diagnostic(
+        "DYN012",
+        f"{where}: {msg.lower()} (got {got})",
+        path=loc,
+        hint="check the value's type; quote strings that look like numbers",
+        location=source.locate(loc),
+    )
 
 
 def _range_hint(kind: str, error: dict) -> str:
     ctx = error.get("ctx", {})
-    bounds = {"greater_than": "above {gt}", "greater_than_equal": "of at least {ge}", "less_than": "below {lt}",
-              "less_than_equal": "of at most {le}", "string_too_short": "of at least {min_length} character(s)",
-              "string_too_long": "of at most {max_length} characters", "too_short": "with at least {min_length} item(s)",
-              "too_long": "with at most {max_length} items", "multiple_of": "that is a multiple of {multiple_of}"}
+    bounds = {
+        "greater_than": "above {gt}",
+        "greater_than_equal": "of at least {ge}",
+        "less_than": "below {lt}",
+        "less_than_equal": "of at most {le}",
+        "string_too_short": "of at least {min_length} character(s)",
+        "string_too_long": "of at most {max_length} characters",
+        "too_short": "with at least {min_length} item(s)",
+        "too_long": "with at most {max_length} items",
+        "multiple_of": "that is a multiple of {multiple_of}",
+    }
     if kind in bounds:
         return "use a value " + bounds[kind].format(**ctx)
     if kind == "string_pattern_mismatch":
@@ -297,7 +383,9 @@ def _did_you_mean(word: str, candidates: list[str] | set[str]) -> str | None:
     if matches:
         return matches[0]
     # `kv-aware` -> `kv`, `tensor` -> `tensor_parallel`: one is the start of the other.
-    prefixed = sorted(c for c in candidates if len(c) >= 2 and (word.startswith(c) or c.startswith(word)) and len(word) >= 2)
+    prefixed = sorted(
+        c for c in candidates if len(c) >= 2 and (word.startswith(c) or c.startswith(word)) and len(word) >= 2
+    )
     return max(prefixed, key=len) if prefixed else None
 
 
@@ -363,15 +451,25 @@ def read_model_facts(spec: DeploymentSpec, base_dir: Path, source: SourceMap) ->
         try:
             config = json.loads(config_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise DiagnosticError([Diagnostic(
-                "DYN015", f"model config {config_path} is unreadable: {str(exc)[:120]}", path=("model", "path"),
-                hint="fix the checkpoint's config.json, or state the model facts in the spec",
-                location=source.locate(("model", "path")))]) from None
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        "DYN015",
+                        f"model config {config_path} is unreadable: {str(exc)[:120]}",
+                        path=("model", "path"),
+                        hint="fix the checkpoint's config.json, or state the model facts in the spec",
+                        location=source.locate(("model", "path")),
+                    )
+                ]
+            ) from None
         config = config if isinstance(config, dict) else {}
         experts = next((config[k] for k in _EXPERT_KEYS if isinstance(config.get(k), int)), None)
         mtp = next((config[k] for k in _MTP_KEYS if isinstance(config.get(k), int)), None)
-        found = {"num_experts": experts, "moe": (experts or 0) > 1 if experts is not None else False,
-                 "mtp_layers": mtp if mtp is not None else 0}
+        found = {
+            "num_experts": experts,
+            "moe": (experts or 0) > 1 if experts is not None else False,
+            "mtp_layers": mtp if mtp is not None else 0,
+        }
         for key, value in found.items():
             if facts[key] is None and value is not None:
                 facts[key] = value

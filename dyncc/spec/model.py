@@ -8,7 +8,7 @@ what a deployment is. Cross-field rules that need the whole topology live in ``d
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -23,9 +23,7 @@ NoControlChars = Annotated[str, Field(min_length=1, pattern=r"^[^\x00-\x1f\x7f]+
 Role = Literal["agg", "prefill", "decode", "encode"]
 ROLES: tuple[Role, ...] = ("agg", "prefill", "decode", "encode")
 
-RouterMode = Literal[
-    "round-robin", "random", "power-of-two", "kv", "direct", "least-loaded", "device-aware-weighted"
-]
+RouterMode = Literal["round-robin", "random", "power-of-two", "kv", "direct", "least-loaded", "device-aware-weighted"]
 TransferBackend = Literal["UCX", "NIXL", "MPI", "MOONCAKE", "DEFAULT"]
 KvCacheDtype = Literal["auto", "fp8", "fp8_ds_mla", "nvfp4", "float16", "bfloat16", "float32"]
 
@@ -38,12 +36,10 @@ class ModelSource(SpecModel):
     """The checkpoint served, and the facts about it that rules need (unknown when left out)."""
 
     path: NoControlChars = Field(description="Hugging Face id or a local checkpoint directory.")
-    served_name: Optional[NoControlChars] = Field(
-        None, description="Name clients ask for; defaults to the path."
-    )
-    moe: Optional[bool] = Field(None, description="Mixture-of-experts model (read from config.json if local).")
-    num_experts: Optional[int] = Field(None, ge=1, description="Routed experts per MoE layer.")
-    mtp_layers: Optional[int] = Field(
+    served_name: NoControlChars | None = Field(None, description="Name clients ask for; defaults to the path.")
+    moe: bool | None = Field(None, description="Mixture-of-experts model (read from config.json if local).")
+    num_experts: int | None = Field(None, ge=1, description="Routed experts per MoE layer.")
+    mtp_layers: int | None = Field(
         None, ge=0, description="MTP (next-n prediction) layers in the checkpoint; 0 = none."
     )
     trust_remote_code: bool = False
@@ -55,24 +51,24 @@ class ModelSource(SpecModel):
 
 class CudaGraphs(SpecModel):
     enabled: bool = True
-    batch_sizes: Optional[list[Annotated[int, Field(ge=1)]]] = Field(None, min_length=1)
-    max_batch_size: Optional[int] = Field(None, ge=1)
-    padding: Optional[bool] = None
+    batch_sizes: list[Annotated[int, Field(ge=1)]] | None = Field(None, min_length=1)
+    max_batch_size: int | None = Field(None, ge=1)
+    padding: bool | None = None
 
 
 class EngineSettings(SpecModel):
     """First-class TRT-LLM engine limits; ``extra`` passes further engine keys through verbatim."""
 
-    max_batch_size: Optional[int] = Field(None, ge=1)
-    max_num_tokens: Optional[int] = Field(None, ge=1)
-    max_seq_len: Optional[int] = Field(None, ge=1)
-    free_gpu_memory_fraction: Optional[float] = Field(None, ge=0.0, le=1.0)
-    kv_cache_dtype: Optional[KvCacheDtype] = None
-    tokens_per_block: Optional[int] = Field(None, ge=1, le=1024)
-    enable_block_reuse: Optional[bool] = None
-    chunked_prefill: Optional[bool] = None
-    cuda_graphs: Optional[CudaGraphs] = None
-    overlap_scheduler: Optional[bool] = None
+    max_batch_size: int | None = Field(None, ge=1)
+    max_num_tokens: int | None = Field(None, ge=1)
+    max_seq_len: int | None = Field(None, ge=1)
+    free_gpu_memory_fraction: float | None = Field(None, ge=0.0, le=1.0)
+    kv_cache_dtype: KvCacheDtype | None = None
+    tokens_per_block: int | None = Field(None, ge=1, le=1024)
+    enable_block_reuse: bool | None = None
+    chunked_prefill: bool | None = None
+    cuda_graphs: CudaGraphs | None = None
+    overlap_scheduler: bool | None = None
     extra: dict[str, Any] = Field(
         default_factory=dict, description="Further TRT-LLM engine keys, written to the engine YAML as given."
     )
@@ -91,26 +87,26 @@ class Pool(SpecModel):
     tensor_parallel: int = Field(1, ge=1, le=4096)
     pipeline_parallel: int = Field(1, ge=1, le=4096)
     expert_parallel: int = Field(1, ge=1, le=4096)
-    moe_tensor_parallel: Optional[int] = Field(None, ge=1, le=4096)
+    moe_tensor_parallel: int | None = Field(None, ge=1, le=4096)
     attention_dp: bool = Field(False, description="Attention data parallelism inside the TP ranks.")
-    gpus_per_worker: Optional[int] = Field(
+    gpus_per_worker: int | None = Field(
         None, ge=1, description="If given, must equal tensor_parallel x pipeline_parallel."
     )
-    publish_kv_events: Optional[bool] = None
+    publish_kv_events: bool | None = None
     engine: EngineSettings = Field(default_factory=EngineSettings)
-    env: dict[Annotated[str, Field(pattern=ENV_NAME, max_length=256)], Annotated[str, Field(max_length=32768)]] = (
-        Field(default_factory=dict)
+    env: dict[Annotated[str, Field(pattern=ENV_NAME, max_length=256)], Annotated[str, Field(max_length=32768)]] = Field(
+        default_factory=dict
     )
 
 
 class Pools(SpecModel):
-    agg: Optional[Pool] = None
-    prefill: Optional[Pool] = None
-    decode: Optional[Pool] = None
-    encode: Optional[Pool] = None
+    agg: Pool | None = None
+    prefill: Pool | None = None
+    decode: Pool | None = None
+    encode: Pool | None = None
 
     @model_validator(mode="after")
-    def _at_least_one_pool(self) -> "Pools":
+    def _at_least_one_pool(self) -> Pools:
         # Which pools may go together is a graph rule (DYN201); an empty topology is simply not a spec.
         if not self.declared():
             raise ValueError("no pool declared: declare `agg`, or `prefill` and `decode`")
@@ -122,34 +118,34 @@ class Pools(SpecModel):
 
 class Speculative(SpecModel):
     mode: Literal["none", "mtp", "eagle", "eagle3"] = "none"
-    draft_len: Optional[int] = Field(None, ge=1, le=64)
-    draft_model: Optional[NoControlChars] = None
+    draft_len: int | None = Field(None, ge=1, le=64)
+    draft_model: NoControlChars | None = None
     one_model: bool = True
 
 
 class KvTransfer(SpecModel):
-    backend: Optional[TransferBackend] = Field(
+    backend: TransferBackend | None = Field(
         None, description="Default: the Dynamo version's (NIXL for 1.x, UCX for 0.x); always written explicitly."
     )
-    max_tokens_in_buffer: Optional[int] = Field(None, ge=1)
+    max_tokens_in_buffer: int | None = Field(None, ge=1)
 
 
 class Router(SpecModel):
     mode: RouterMode = "round-robin"
-    disaggregation_strategy: Optional[Literal["decode_first", "prefill_first"]] = Field(
+    disaggregation_strategy: Literal["decode_first", "prefill_first"] | None = Field(
         None, description="Dynamo 0.x only: which worker a request enters first (removed in 1.0)."
     )
     kv_events: bool = Field(True, description="False = approximate KV routing (no events from workers).")
-    overlap_score_credit: Optional[float] = Field(None, ge=0.0)
-    temperature: Optional[float] = Field(None, ge=0.0)
-    replica_sync: Optional[bool] = None
+    overlap_score_credit: float | None = Field(None, ge=0.0)
+    temperature: float | None = Field(None, ge=0.0)
+    replica_sync: bool | None = None
     conditional_disagg: bool = False
-    block_size: Optional[int] = Field(None, ge=1, le=1024)
+    block_size: int | None = Field(None, ge=1, le=1024)
 
 
 class Migration(SpecModel):
     limit: int = Field(0, ge=0, le=1000)
-    max_seq_len: Optional[int] = Field(None, ge=1)
+    max_seq_len: int | None = Field(None, ge=1)
 
 
 class Kvbm(SpecModel):
@@ -159,17 +155,17 @@ class Kvbm(SpecModel):
 class LoadThresholds(SpecModel):
     """Scaling thresholds of the load planner (Dynamo 1.6 requires all that apply to the pools)."""
 
-    prefill_scale_up_queue_tokens: Optional[int] = Field(None, ge=0)
-    prefill_scale_down_queue_tokens: Optional[int] = Field(None, ge=0)
-    decode_scale_up_kv_rate: Optional[float] = Field(None, ge=0, le=100)
-    decode_scale_down_kv_rate: Optional[float] = Field(None, ge=0, le=100)
+    prefill_scale_up_queue_tokens: int | None = Field(None, ge=0)
+    prefill_scale_down_queue_tokens: int | None = Field(None, ge=0)
+    decode_scale_up_kv_rate: float | None = Field(None, ge=0, le=100)
+    decode_scale_down_kv_rate: float | None = Field(None, ge=0, le=100)
 
 
 class Planner(SpecModel):
     enabled: bool = False
     mode: Literal["sla", "load"] = "sla"
-    ttft_ms: Optional[float] = Field(None, gt=0)
-    itl_ms: Optional[float] = Field(None, gt=0)
+    ttft_ms: float | None = Field(None, gt=0)
+    itl_ms: float | None = Field(None, gt=0)
     adjustment_interval_s: int = Field(60, ge=1)
     load: LoadThresholds = Field(default_factory=LoadThresholds)
 
@@ -178,14 +174,17 @@ class Versions(SpecModel):
     """The stack deployed: picks the profile (flags, discovery, manifests, engine keys) dyncc writes for."""
 
     version: str = Field("1.6.1", pattern=r"^\d+\.\d+\.\d+([.-]?[A-Za-z0-9]+)*$", description="Dynamo version.")
-    trtllm: Optional[str] = Field(None, pattern=r"^\d+\.\d+\.\d+([.-]?[A-Za-z0-9]+)*$",
-                                  description="TensorRT-LLM version; default: the one the Dynamo version pins.")
+    trtllm: str | None = Field(
+        None,
+        pattern=r"^\d+\.\d+\.\d+([.-]?[A-Za-z0-9]+)*$",
+        description="TensorRT-LLM version; default: the one the Dynamo version pins.",
+    )
 
 
 class Cluster(SpecModel):
     gpus_per_node: int = Field(8, ge=1, le=1024)
     nodes: int = Field(1, ge=1, le=100_000)
-    gpu_type: Optional[NoControlChars] = None
+    gpu_type: NoControlChars | None = None
 
 
 class LocalSettings(SpecModel):
@@ -205,28 +204,29 @@ class ModelCache(SpecModel):
     pvc: str = Field("model-cache", pattern=DNS_LABEL, max_length=63)
     create: bool = Field(True, description="Emit the PVC; false = it already exists.")
     size: str = Field("100Gi", pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
-    storage_class: Optional[str] = Field(None, pattern=DNS_LABEL, max_length=253)
+    storage_class: str | None = Field(None, pattern=DNS_LABEL, max_length=253)
     mount_path: str = Field("/models", pattern=r"^/[A-Za-z0-9._/-]*$")
 
 
 class K8sSettings(SpecModel):
-    api_version: Optional[Literal["v1beta1", "v1alpha1"]] = Field(
-        None, description="Default: the Dynamo version's (v1beta1 for 1.x, v1alpha1 for 0.x). v1alpha1 is the "
-                          "2025 `services` format, for clusters on the old operator."
+    api_version: Literal["v1beta1", "v1alpha1"] | None = Field(
+        None,
+        description="Default: the Dynamo version's (v1beta1 for 1.x, v1alpha1 for 0.x). v1alpha1 is the "
+        "2025 `services` format, for clusters on the old operator.",
     )
-    namespace: Optional[str] = Field(None, pattern=DNS_LABEL, max_length=63)
-    hf_token_secret: Optional[str] = Field("hf-token-secret", pattern=DNS_LABEL, max_length=253)
-    image_pull_secret: Optional[str] = Field(None, pattern=DNS_LABEL, max_length=253)
-    planner_image: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", max_length=512)
-    model_cache: Optional[ModelCache] = None
-    compute_domain: Optional[bool] = Field(
+    namespace: str | None = Field(None, pattern=DNS_LABEL, max_length=63)
+    hf_token_secret: str | None = Field("hf-token-secret", pattern=DNS_LABEL, max_length=253)
+    image_pull_secret: str | None = Field(None, pattern=DNS_LABEL, max_length=253)
+    planner_image: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", max_length=512)
+    model_cache: ModelCache | None = None
+    compute_domain: bool | None = Field(
         None, description="GB200 NVLink ComputeDomain claim for multi-node workers; default: on for GB200/GB300."
     )
 
 
 class SlurmSettings(SpecModel):
-    partition: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9._-]+$", max_length=128)
-    account: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9._-]+$", max_length=128)
+    partition: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", max_length=128)
+    account: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", max_length=128)
     time: str = Field("04:00:00", pattern=r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$")
     gpu_request: Literal["gres", "gpus-per-node"] = Field(
         "gres", description="How #SBATCH asks for GPUs; some clusters reject --gpus-per-node."
@@ -235,7 +235,8 @@ class SlurmSettings(SpecModel):
     engine: Literal["trtllm", "mocker"] = "trtllm"
     mocker_speedup_ratio: float = Field(1.0, ge=0.0)
     discovery: Literal["file", "etcd"] = Field(
-        "file", description="file: Dynamo's file discovery on the shared submit directory; etcd: started on the head node."
+        "file",
+        description="file: Dynamo's file discovery on the shared submit directory; etcd: started on the head node.",
     )
     http_port: int = Field(8000, ge=1, le=65535)
     mpi: Literal["pmix", "pmi2", "none"] = "pmix"
@@ -272,12 +273,12 @@ class DeploymentSpec(SpecModel):
     migration: Migration = Field(default_factory=Migration)
     kvbm: Kvbm = Field(default_factory=Kvbm)
     planner: Planner = Field(default_factory=Planner)
-    image: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", max_length=512)
+    image: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", max_length=512)
     cluster: Cluster = Field(default_factory=Cluster)
     local: LocalSettings = Field(default_factory=LocalSettings)
     k8s: K8sSettings = Field(default_factory=K8sSettings)
     slurm: SlurmSettings = Field(default_factory=SlurmSettings)
-    benchmark: Optional[Benchmark] = None
+    benchmark: Benchmark | None = None
     sweep: dict[SweepKey, Annotated[list[Any], Field(min_length=1, max_length=64)]] = Field(
         default_factory=dict, description="Spec paths to lists of values: `dyncc sweep` builds every combination."
     )

@@ -37,8 +37,19 @@ def starter_text(template: str, name: str | None = None) -> str:
         import re
 
         if not re.match(DNS_LABEL, name) or len(name) > 63:
-            raise DiagnosticError([Diagnostic("DYN013", f"--name {name!r} is not a DNS label",
-                                              hint="lower-case letters, digits and '-', at most 63 characters")])
-        lines = [f"name: {name}" + l[l.index("  #"):] if l.startswith("name: ") and "  #" in l
-                 else (f"name: {name}\n" if l.startswith("name: ") else l) for l in lines]
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        "DYN013",
+                        f"--name {name!r} is not a DNS label",
+                        hint="lower-case letters, digits and '-', at most 63 characters",
+                    )
+                ]
+            )
+        lines = [
+            f"name: {name}" + l[l.index("  #") :]
+            if l.startswith("name: ") and "  #" in l
+            else (f"name: {name}\n" if l.startswith("name: ") else l)
+            for l in lines
+        ]
     return "".join(lines)

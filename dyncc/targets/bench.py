@@ -12,10 +12,31 @@ from dyncc.targets.shell import Raw, shell_words
 
 def aiperf_args(plan: DeploymentPlan, url, concurrency, artifact_dir, tokenizer) -> list:
     bench = plan.benchmark
-    args = ["profile", "--model", plan.served_name, "--url", url, "--endpoint-type", "chat",
-            "--tokenizer", tokenizer, "--isl", str(bench.isl), "--osl", str(bench.osl),
-            "--concurrency", concurrency, "--request-count", str(bench.request_count),
-            "--artifact-dir", artifact_dir, "--use-server-token-count", "--no-gpu-telemetry", "--ui-type", "none"]
+    args = [
+        "profile",
+        "--model",
+        plan.served_name,
+        "--url",
+        url,
+        "--endpoint-type",
+        "chat",
+        "--tokenizer",
+        tokenizer,
+        "--isl",
+        str(bench.isl),
+        "--osl",
+        str(bench.osl),
+        "--concurrency",
+        concurrency,
+        "--request-count",
+        str(bench.request_count),
+        "--artifact-dir",
+        artifact_dir,
+        "--use-server-token-count",
+        "--no-gpu-telemetry",
+        "--ui-type",
+        "none",
+    ]
     if bench.streaming:
         args.insert(args.index("--tokenizer"), "--streaming")
     return args
@@ -24,8 +45,15 @@ def aiperf_args(plan: DeploymentPlan, url, concurrency, artifact_dir, tokenizer)
 def bench_script(plan: DeploymentPlan, tokenizer, default_results: str) -> str:
     """bench.sh URL [RESULTS_DIR]: aiperf against a running deployment, one run per concurrency level."""
     levels = " ".join(str(c) for c in plan.benchmark.concurrency)
-    command = shell_words(["env", "-u", "HF_HUB_OFFLINE", Raw('"$AIPERF"'),
-                           *aiperf_args(plan, Raw('"$URL"'), Raw('"$C"'), Raw('"$RESULTS/c$C"'), tokenizer)])
+    command = shell_words(
+        [
+            "env",
+            "-u",
+            "HF_HUB_OFFLINE",
+            Raw('"$AIPERF"'),
+            *aiperf_args(plan, Raw('"$URL"'), Raw('"$C"'), Raw('"$RESULTS/c$C"'), tokenizer),
+        ]
+    )
     return f"""#!/usr/bin/env bash
 # {plan.header}
 # Benchmarks the running '{plan.name}' deployment with aiperf {plan.benchmark.aiperf_version}: {plan.benchmark.isl} input /

@@ -20,9 +20,16 @@ def check_mockable(plan: DeploymentPlan, setting: tuple) -> None:
     modes = MOCKER_MODES if plan.profile.mocker_disaggregation else {plan.profile.agg_mode}
     unmockable = [p.role for p in plan.pools if p.disaggregation_mode not in modes]
     if unmockable:
-        raise DiagnosticError([Diagnostic(
-            "DYN503", f"Dynamo {plan.dynamo_version}'s mock engine has no {', '.join(unmockable)} mode", path=setting,
-            hint="build this spec with the trtllm engine, or drop the pool for a mock run")])
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "DYN503",
+                    f"Dynamo {plan.dynamo_version}'s mock engine has no {', '.join(unmockable)} mode",
+                    path=setting,
+                    hint="build this spec with the trtllm engine, or drop the pool for a mock run",
+                )
+            ]
+        )
 
 
 def tiny_model_files() -> dict[str, str]:
@@ -42,10 +49,18 @@ def bootstrap_port(plan: DeploymentPlan, worker: WorkerPlan) -> int:
 def mocker_args(plan: DeploymentPlan, pool: PoolPlan, worker: WorkerPlan, model_path, speedup_ratio: float) -> list:
     engine = pool.engine_config
     component = "prefill" if pool.role == "prefill" else "backend"
-    args = ["--model-path", model_path, "--model-name", plan.served_name,
-            "--endpoint", f"dyn://{plan.namespace}.{component}.generate",
-            "--block-size", str(engine["kv_cache_config"]["tokens_per_block"]),
-            "--speedup-ratio", repr(float(speedup_ratio))]
+    args = [
+        "--model-path",
+        model_path,
+        "--model-name",
+        plan.served_name,
+        "--endpoint",
+        f"dyn://{plan.namespace}.{component}.generate",
+        "--block-size",
+        str(engine["kv_cache_config"]["tokens_per_block"]),
+        "--speedup-ratio",
+        repr(float(speedup_ratio)),
+    ]
     disaggregating = plan.profile.mocker_disaggregation
     if disaggregating:
         args += ["--disaggregation-mode", pool.disaggregation_mode]
@@ -53,8 +68,11 @@ def mocker_args(plan: DeploymentPlan, pool: PoolPlan, worker: WorkerPlan, model_
             args += ["--bootstrap-ports", str(bootstrap_port(plan, worker))]
     if engine.get("enable_attention_dp"):
         args += ["--data-parallel-size", str(engine["tensor_parallel_size"])]
-    for key, flag in (("max_batch_size", "--max-num-seqs"), ("max_num_tokens", "--max-num-batched-tokens"),
-                      ("max_seq_len", "--max-model-len")):
+    for key, flag in (
+        ("max_batch_size", "--max-num-seqs"),
+        ("max_num_tokens", "--max-num-batched-tokens"),
+        ("max_seq_len", "--max-model-len"),
+    ):
         if engine.get(key) is not None and (disaggregating or flag != "--max-model-len"):
             args += [flag, str(engine[key])]
     return args

@@ -72,12 +72,14 @@ def _template_source(package: str, name: str) -> tuple[str, str, Callable[[], bo
     return text, f"{package.replace('.', '/')}/templates/{name}", lambda: True
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def template_environment(package: str) -> jinja2.Environment:
     """Jinja for shell templates kept in ``<package>/templates``: strict, no HTML escaping, `q` quotes."""
     env = jinja2.Environment(
         loader=jinja2.FunctionLoader(functools.partial(_template_source, package)),
-        undefined=jinja2.StrictUndefined, bytecode_cache=_template_cache(), **_TEMPLATE_OPTIONS,
+        undefined=jinja2.StrictUndefined,
+        bytecode_cache=_template_cache(),
+        **_TEMPLATE_OPTIONS,
     )
     env.filters["q"] = quote
     return env

@@ -10,9 +10,8 @@ plan's — the same flags the local and slurm targets run — with the engine YA
 from __future__ import annotations
 
 import json
-from typing import Any
-
 import shlex
+from typing import Any
 
 from dyncc.compiler.plan import DeploymentPlan, PoolPlan
 from dyncc.diagnostics import Diagnostic, DiagnosticError
@@ -26,8 +25,12 @@ ENGINE_MOUNT = "/etc/dyncc/engine"
 HTTP_PORT = 8000
 COMPONENT_TYPE = {"agg": "worker", "prefill": "prefill", "decode": "decode", "encode": "worker"}
 COMPONENT_NAME = {"agg": "worker", "prefill": "prefill", "decode": "decode", "encode": "encode"}
-V1ALPHA1_SERVICE = {"agg": "TRTLLMWorker", "prefill": "TRTLLMPrefillWorker", "decode": "TRTLLMDecodeWorker",
-                    "encode": "TRTLLMEncodeWorker"}
+V1ALPHA1_SERVICE = {
+    "agg": "TRTLLMWorker",
+    "prefill": "TRTLLMPrefillWorker",
+    "decode": "TRTLLMDecodeWorker",
+    "encode": "TRTLLMEncodeWorker",
+}
 # Multi-node TRT-LLM runs under mpirun as root in Dynamo's images.
 MULTINODE_ENV = (("OMPI_ALLOW_RUN_AS_ROOT", "1"), ("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"))
 # Objects the operator derives from the DGD are named "<dgd>-<component>": DNS labels, 63 characters.
@@ -41,10 +44,15 @@ def check(plan: DeploymentPlan) -> list[Diagnostic]:
     for component in ["frontend", "planner", *(COMPONENT_NAME[p.role] for p in plan.pools)]:
         derived = f"{plan.name}-{component}"
         if len(derived) > MAX_DERIVED_NAME:
-            problems.append(Diagnostic(
-                "DYN504", f"the operator would name the {component} component '{derived}' ({len(derived)} "
-                f"characters); Kubernetes allows {MAX_DERIVED_NAME}", path=("name",),
-                hint=f"shorten `name` to at most {MAX_DERIVED_NAME - len(component) - 1} characters"))
+            problems.append(
+                Diagnostic(
+                    "DYN504",
+                    f"the operator would name the {component} component '{derived}' ({len(derived)} "
+                    f"characters); Kubernetes allows {MAX_DERIVED_NAME}",
+                    path=("name",),
+                    hint=f"shorten `name` to at most {MAX_DERIVED_NAME - len(component) - 1} characters",
+                )
+            )
     return problems
 
 
@@ -59,15 +67,21 @@ def render(plan: DeploymentPlan) -> dict[str, str]:
     if _wants_compute_domain(plan):
         files["computedomain.yaml"] = _dump(plan, _compute_domain(plan))
     if plan.benchmark is not None:
-        files["benchmark-job.yaml"] = _dump(plan, _benchmark_job(plan), [
-            f"the DynamoGraphDeployment above, serving (its frontend Service {plan.name}-frontend:{HTTP_PORT})",
-            "pip access from the Job's pod (it installs aiperf)"])
+        files["benchmark-job.yaml"] = _dump(
+            plan,
+            _benchmark_job(plan),
+            [
+                f"the DynamoGraphDeployment above, serving (its frontend Service {plan.name}-frontend:{HTTP_PORT})",
+                "pip access from the Job's pod (it installs aiperf)",
+            ],
+        )
     dgd = _dgd_v1alpha1(plan) if api_version(plan) == "v1alpha1" else _dgd_v1beta1(plan)
     files["dynamographdeployment.yaml"] = _dump(plan, dgd, _requirements(plan))
     return files
 
 
 # --- shared pieces ------------------------------------------------------------------------------
+
 
 def configmap_name(plan: DeploymentPlan) -> str:
     return f"{plan.name}-engine-config"
@@ -123,12 +137,19 @@ def worker_args(plan: DeploymentPlan, pool: PoolPlan) -> list[str]:
 def planner_config(plan: DeploymentPlan) -> str:
     planner = plan.planner
     roles = {p.role for p in plan.pools}
-    config: dict[str, Any] = {"environment": "kubernetes", "backend": "trtllm",
-                              "mode": "disagg" if "prefill" in roles else "agg",
-                              "optimization_target": planner.mode, "pre_deployment_sweeping_mode": "none"}
+    config: dict[str, Any] = {
+        "environment": "kubernetes",
+        "backend": "trtllm",
+        "mode": "disagg" if "prefill" in roles else "agg",
+        "optimization_target": planner.mode,
+        "pre_deployment_sweeping_mode": "none",
+    }
     if planner.mode == "sla":
-        config.update(ttft_ms=planner.ttft_ms, itl_ms=planner.itl_ms,
-                      throughput_adjustment_interval_seconds=planner.adjustment_interval_s)
+        config.update(
+            ttft_ms=planner.ttft_ms,
+            itl_ms=planner.itl_ms,
+            throughput_adjustment_interval_seconds=planner.adjustment_interval_s,
+        )
     else:
         config.update({k: v for k, v in planner.load.model_dump().items() if v is not None})
         config["load_adjustment_interval_seconds"] = planner.adjustment_interval_s
@@ -170,8 +191,12 @@ def _dump(plan: DeploymentPlan, obj: dict, requirements: list[str] | None = None
 
 
 def _configmap(plan: DeploymentPlan) -> dict:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(plan, configmap_name(plan)),
-            "data": {pool.engine_file: pool.engine_yaml for pool in plan.pools}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(plan, configmap_name(plan)),
+        "data": {pool.engine_file: pool.engine_yaml for pool in plan.pools},
+    }
 
 
 def _pvc(plan: DeploymentPlan, cache) -> dict:
@@ -183,9 +208,15 @@ def _pvc(plan: DeploymentPlan, cache) -> dict:
 
 def _compute_domain(plan: DeploymentPlan) -> dict:
     nodes = max(p.nodes_per_worker for p in plan.pools)
-    return {"apiVersion": "resource.nvidia.com/v1beta1", "kind": "ComputeDomain",
-            "metadata": _metadata(plan, compute_domain_name(plan)),
-            "spec": {"numNodes": nodes, "channel": {"resourceClaimTemplate": {"name": f"{compute_domain_name(plan)}-channel"}}}}
+    return {
+        "apiVersion": "resource.nvidia.com/v1beta1",
+        "kind": "ComputeDomain",
+        "metadata": _metadata(plan, compute_domain_name(plan)),
+        "spec": {
+            "numNodes": nodes,
+            "channel": {"resourceClaimTemplate": {"name": f"{compute_domain_name(plan)}-channel"}},
+        },
+    }
 
 
 def _volumes_and_mounts(plan: DeploymentPlan, with_engine: bool) -> tuple[list, list]:
@@ -206,21 +237,41 @@ def _benchmark_job(plan: DeploymentPlan) -> dict:
 
     bench = plan.benchmark
     url = f"http://{plan.name}-frontend:{HTTP_PORT}"
-    runs = [shlex.join(["aiperf", *aiperf_args(plan, url, str(c), f"/results/c{c}", plan.model_path)])
-            for c in bench.concurrency]
-    script = " && ".join([f"pip install --quiet aiperf=={bench.aiperf_version}", *runs,
-                          "cat /results/c*/profile_export_aiperf.csv"])
-    container: dict[str, Any] = {"name": "aiperf", "image": "python:3.12-slim", "command": ["/bin/sh", "-c"],
-                                 "args": [script], "volumeMounts": [{"name": "results", "mountPath": "/results"}]}
+    runs = [
+        shlex.join(["aiperf", *aiperf_args(plan, url, str(c), f"/results/c{c}", plan.model_path)])
+        for c in bench.concurrency
+    ]
+    script = " && ".join(
+        [f"pip install --quiet aiperf=={bench.aiperf_version}", *runs, "cat /results/c*/profile_export_aiperf.csv"]
+    )
+    container: dict[str, Any] = {
+        "name": "aiperf",
+        "image": "python:3.12-slim",
+        "command": ["/bin/sh", "-c"],
+        "args": [script],
+        "volumeMounts": [{"name": "results", "mountPath": "/results"}],
+    }
     if plan.k8s.hf_token_secret:
         container["envFrom"] = [{"secretRef": {"name": plan.k8s.hf_token_secret}}]
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": _metadata(plan, f"{plan.name}-benchmark"),
-            "spec": {"backoffLimit": 0, "template": {"spec": {
-                "restartPolicy": "Never", "containers": [container],
-                "volumes": [{"name": "results", "emptyDir": {}}]}}}}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(plan, f"{plan.name}-benchmark"),
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [container],
+                    "volumes": [{"name": "results", "emptyDir": {}}],
+                }
+            },
+        },
+    }
 
 
 # --- v1beta1 ------------------------------------------------------------------------------------------
+
 
 def _pod(plan: DeploymentPlan, container: dict, volumes: list, pool: PoolPlan | None = None) -> dict:
     spec: dict[str, Any] = {"containers": [container]}
@@ -229,19 +280,32 @@ def _pod(plan: DeploymentPlan, container: dict, volumes: list, pool: PoolPlan | 
     if plan.k8s.image_pull_secret:
         spec["imagePullSecrets"] = [{"name": plan.k8s.image_pull_secret}]
     if pool is not None and pool.nodes_per_worker > 1 and _wants_compute_domain(plan):
-        spec["resourceClaims"] = [{"name": "compute-domain-channel",
-                                   "resourceClaimTemplateName": f"{compute_domain_name(plan)}-channel"}]
+        spec["resourceClaims"] = [
+            {"name": "compute-domain-channel", "resourceClaimTemplateName": f"{compute_domain_name(plan)}-channel"}
+        ]
         container["resources"]["claims"] = [{"name": "compute-domain-channel"}]
     return {"spec": spec}
 
 
-def _container(plan: DeploymentPlan, image: str, module: str, args: list[str], env: list, mounts: list,
-               gpus: int | None = None, secret: bool = True) -> dict:
+def _container(
+    plan: DeploymentPlan,
+    image: str,
+    module: str,
+    args: list[str],
+    env: list,
+    mounts: list,
+    gpus: int | None = None,
+    secret: bool = True,
+) -> dict:
     argv = ["python3", "-m", module, *map(str, args)]
     if plan.profile.k8s_command_style == "shell":
         # The 2025 operator's manifests: one shell string (every word quoted by shlex).
-        container: dict[str, Any] = {"name": "main", "image": image, "command": ["/bin/sh", "-c"],
-                                     "args": [shlex.join(argv)]}
+        container: dict[str, Any] = {
+            "name": "main",
+            "image": image,
+            "command": ["/bin/sh", "-c"],
+            "args": [shlex.join(argv)],
+        }
     else:
         container = {"name": "main", "image": image, "command": argv[:3], "args": argv[3:]}
     if env:
@@ -257,35 +321,65 @@ def _container(plan: DeploymentPlan, image: str, module: str, args: list[str], e
 
 def _dgd_v1beta1(plan: DeploymentPlan) -> dict:
     cache_volumes, cache_mounts = _volumes_and_mounts(plan, with_engine=False)
-    components = [{
-        "name": "frontend", "type": "frontend", "replicas": 1,
-        "podTemplate": _pod(plan, _container(plan, _image(plan), "dynamo.frontend", frontend_args(plan), [],
-                                             cache_mounts, secret=True), cache_volumes),
-    }]
+    components = [
+        {
+            "name": "frontend",
+            "type": "frontend",
+            "replicas": 1,
+            "podTemplate": _pod(
+                plan,
+                _container(plan, _image(plan), "dynamo.frontend", frontend_args(plan), [], cache_mounts, secret=True),
+                cache_volumes,
+            ),
+        }
+    ]
     volumes, mounts = _volumes_and_mounts(plan, with_engine=True)
     for pool in plan.pools:
-        container = _container(plan, _image(plan), "dynamo.trtllm", worker_args(plan, pool),
-                               _worker_env(plan, pool), mounts, gpus=_gpus_per_pod(pool))
-        component: dict[str, Any] = {"name": COMPONENT_NAME[pool.role], "type": COMPONENT_TYPE[pool.role],
-                                     "replicas": pool.replicas}
+        container = _container(
+            plan,
+            _image(plan),
+            "dynamo.trtllm",
+            worker_args(plan, pool),
+            _worker_env(plan, pool),
+            mounts,
+            gpus=_gpus_per_pod(pool),
+        )
+        component: dict[str, Any] = {
+            "name": COMPONENT_NAME[pool.role],
+            "type": COMPONENT_TYPE[pool.role],
+            "replicas": pool.replicas,
+        }
         if pool.nodes_per_worker > 1:
             component["multinode"] = {"nodeCount": pool.nodes_per_worker}
         component["podTemplate"] = _pod(plan, container, volumes, pool)
         components.append(component)
     if plan.planner is not None:
-        container = _container(plan, _planner_image(plan), "dynamo.planner",
-                               ["--config", planner_config(plan)], [], [], secret=False)
-        components.append({"name": "planner", "type": "planner", "replicas": 1,
-                           "podTemplate": _pod(plan, container, [])})
-    return {"apiVersion": "nvidia.com/v1beta1", "kind": "DynamoGraphDeployment",
-            "metadata": _metadata(plan, plan.name),
-            "spec": {"backendFramework": "trtllm", "components": components}}
+        container = _container(
+            plan, _planner_image(plan), "dynamo.planner", ["--config", planner_config(plan)], [], [], secret=False
+        )
+        components.append(
+            {"name": "planner", "type": "planner", "replicas": 1, "podTemplate": _pod(plan, container, [])}
+        )
+    return {
+        "apiVersion": "nvidia.com/v1beta1",
+        "kind": "DynamoGraphDeployment",
+        "metadata": _metadata(plan, plan.name),
+        "spec": {"backendFramework": "trtllm", "components": components},
+    }
 
 
 # --- v1alpha1 (2025 operator) -------------------------------------------------------------------------
 
-def _service_v1alpha1(plan: DeploymentPlan, component_type: str, container: dict, replicas: int,
-                      gpus: int | None = None, volumes: list | None = None, sub_type: str | None = None) -> dict:
+
+def _service_v1alpha1(
+    plan: DeploymentPlan,
+    component_type: str,
+    container: dict,
+    replicas: int,
+    gpus: int | None = None,
+    volumes: list | None = None,
+    sub_type: str | None = None,
+) -> dict:
     service: dict[str, Any] = {"componentType": component_type, "dynamoNamespace": plan.name, "replicas": replicas}
     if sub_type:
         service["subComponentType"] = sub_type
@@ -310,21 +404,46 @@ def _service_v1alpha1(plan: DeploymentPlan, component_type: str, container: dict
 
 def _dgd_v1alpha1(plan: DeploymentPlan) -> dict:
     cache_volumes, cache_mounts = _volumes_and_mounts(plan, with_engine=False)
-    services = {"Frontend": _service_v1alpha1(
-        plan, "frontend", _container(plan, _image(plan), "dynamo.frontend", frontend_args(plan), [], cache_mounts), 1,
-        volumes=cache_volumes)}
+    services = {
+        "Frontend": _service_v1alpha1(
+            plan,
+            "frontend",
+            _container(plan, _image(plan), "dynamo.frontend", frontend_args(plan), [], cache_mounts),
+            1,
+            volumes=cache_volumes,
+        )
+    }
     volumes, mounts = _volumes_and_mounts(plan, with_engine=True)
     for pool in plan.pools:
-        container = _container(plan, _image(plan), "dynamo.trtllm", worker_args(plan, pool),
-                               _worker_env(plan, pool), mounts, gpus=_gpus_per_pod(pool))
-        service = _service_v1alpha1(plan, "worker", container, pool.replicas, gpus=_gpus_per_pod(pool),
-                                    volumes=volumes, sub_type=pool.role if pool.role != "agg" else None)
+        container = _container(
+            plan,
+            _image(plan),
+            "dynamo.trtllm",
+            worker_args(plan, pool),
+            _worker_env(plan, pool),
+            mounts,
+            gpus=_gpus_per_pod(pool),
+        )
+        service = _service_v1alpha1(
+            plan,
+            "worker",
+            container,
+            pool.replicas,
+            gpus=_gpus_per_pod(pool),
+            volumes=volumes,
+            sub_type=pool.role if pool.role != "agg" else None,
+        )
         if pool.nodes_per_worker > 1:
             service["multinode"] = {"nodeCount": pool.nodes_per_worker}
         services[V1ALPHA1_SERVICE[pool.role]] = service
     if plan.planner is not None:
-        container = _container(plan, _planner_image(plan), "dynamo.planner",
-                               ["--config", planner_config(plan)], [], [], secret=False)
+        container = _container(
+            plan, _planner_image(plan), "dynamo.planner", ["--config", planner_config(plan)], [], [], secret=False
+        )
         services["Planner"] = _service_v1alpha1(plan, "planner", container, 1)
-    return {"apiVersion": "nvidia.com/v1alpha1", "kind": "DynamoGraphDeployment",
-            "metadata": _metadata(plan, plan.name), "spec": {"backendFramework": "trtllm", "services": services}}
+    return {
+        "apiVersion": "nvidia.com/v1alpha1",
+        "kind": "DynamoGraphDeployment",
+        "metadata": _metadata(plan, plan.name),
+        "spec": {"backendFramework": "trtllm", "services": services},
+    }

@@ -14,8 +14,6 @@ a log per process, and stopping everything (non-zero) when any process dies.
 
 from __future__ import annotations
 
-
-
 from dyncc.compiler.plan import DeploymentPlan, PoolPlan, WorkerPlan
 from dyncc.targets.bench import bench_script
 from dyncc.targets.mocker import check_mockable, mocker_args, tiny_model_files
@@ -31,21 +29,44 @@ def http_url(plan: DeploymentPlan) -> str:
 
 
 def frontend_command(plan: DeploymentPlan) -> list:
-    return [Raw('"$PYTHON"'), "-m", "dynamo.frontend", "--http-host", plan.local.http_host,
-            "--http-port", str(plan.local.http_port), *plan.frontend.flags]
+    return [
+        Raw('"$PYTHON"'),
+        "-m",
+        "dynamo.frontend",
+        "--http-host",
+        plan.local.http_host,
+        "--http-port",
+        str(plan.local.http_port),
+        *plan.frontend.flags,
+    ]
 
 
 def worker_command(plan: DeploymentPlan, pool: PoolPlan, worker: WorkerPlan) -> list:
     devices = ",".join(str(gpu) for gpu in worker.placement.gpus_on(0))
-    env = [f"CUDA_VISIBLE_DEVICES={devices}", f"DYN_SYSTEM_PORT={worker.system_port}",
-           *(f"{k}={v}" for k, v in (*plan.profile.worker_env, *pool.env))]
+    env = [
+        f"CUDA_VISIBLE_DEVICES={devices}",
+        f"DYN_SYSTEM_PORT={worker.system_port}",
+        *(f"{k}={v}" for k, v in (*plan.profile.worker_env, *pool.env)),
+    ]
     if plan.local.engine == "mocker":
         model = plan.model_local_dir or Raw('"$HERE/model"')
-        return ["env", *env, Raw('"$PYTHON"'), "-m", "dynamo.mocker",
-                *mocker_args(plan, pool, worker, model, plan.local.mocker_speedup_ratio)]
+        return [
+            "env",
+            *env,
+            Raw('"$PYTHON"'),
+            "-m",
+            "dynamo.mocker",
+            *mocker_args(plan, pool, worker, model, plan.local.mocker_speedup_ratio),
+        ]
     engine_path = Raw(f'"$HERE/engine/{pool.engine_file}"')
-    return ["env", *env, Raw('"$PYTHON"'), "-m", "dynamo.trtllm",
-            *pool.worker_args(plan.model_path, plan.served_name, engine_path)]
+    return [
+        "env",
+        *env,
+        Raw('"$PYTHON"'),
+        "-m",
+        "dynamo.trtllm",
+        *pool.worker_args(plan.model_path, plan.served_name, engine_path),
+    ]
 
 
 def render(plan: DeploymentPlan) -> dict[str, str]:
@@ -53,16 +74,20 @@ def render(plan: DeploymentPlan) -> dict[str, str]:
     if mocker:
         check_mockable(plan, ("local", "engine"))
     workers = plan.workers
-    launch = template_environment(__name__).get_template("launch.sh.j2").render(
-        plan=plan,
-        workers=workers,
-        engine_label="mock-engine" if mocker else "TensorRT-LLM",
-        dynamo_version=plan.dynamo_version,
-        http_url=http_url(plan),
-        # The mock tokenizes with a local model dir: nothing may be fetched from a hub.
-        extra_env=[("HF_HUB_OFFLINE", "1")] if mocker else [],
-        frontend_cmd=shell_words(frontend_command(plan)),
-        worker_cmds={w.name: shell_words(worker_command(plan, p, w)) for p, w in workers},
+    launch = (
+        template_environment(__name__)
+        .get_template("launch.sh.j2")
+        .render(
+            plan=plan,
+            workers=workers,
+            engine_label="mock-engine" if mocker else "TensorRT-LLM",
+            dynamo_version=plan.dynamo_version,
+            http_url=http_url(plan),
+            # The mock tokenizes with a local model dir: nothing may be fetched from a hub.
+            extra_env=[("HF_HUB_OFFLINE", "1")] if mocker else [],
+            frontend_cmd=shell_words(frontend_command(plan)),
+            worker_cmds={w.name: shell_words(worker_command(plan, p, w)) for p, w in workers},
+        )
     )
     files = {"launch.sh": launch, "ready.py": ready_probe_text()}
     for pool in plan.pools:

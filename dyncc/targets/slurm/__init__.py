@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 from importlib import resources
 
-
 from dyncc.compiler.plan import DeploymentPlan, PoolPlan, WorkerPlan
 from dyncc.targets.bench import bench_script
 from dyncc.targets.mocker import check_mockable, mocker_args, tiny_model_files
@@ -22,8 +21,17 @@ NAME = "slurm"
 MULTI_NODE = True
 
 # Environment the steps read, passed into pyxis containers explicitly.
-CONTAINER_ENV = ("DYN_DISCOVERY_BACKEND", "DYN_FILE_KV", "ETCD_ENDPOINTS", "NATS_SERVER", "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS",
-                 "DYNCC_HOSTS_DIR", "DYNCC_STEP", "HF_TOKEN", "HF_HOME")
+CONTAINER_ENV = (
+    "DYN_DISCOVERY_BACKEND",
+    "DYN_FILE_KV",
+    "ETCD_ENDPOINTS",
+    "NATS_SERVER",
+    "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS",
+    "DYNCC_HOSTS_DIR",
+    "DYNCC_STEP",
+    "HF_TOKEN",
+    "HF_HOME",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,27 +59,52 @@ def container_options(plan: DeploymentPlan) -> list[str]:
         return []
     # Extra mounts match a plain-path pattern (spec validation), so double quotes hold them safely.
     mounts = ",".join(["$DYNCC_DIR:$DYNCC_DIR", *plan.slurm.container_mounts])
-    return [quote(f"--container-image={plan.image}"), f'"--container-mounts={mounts}"',
-            f"'--container-env={','.join(CONTAINER_ENV)}'", "--no-container-mount-home"]
+    return [
+        quote(f"--container-image={plan.image}"),
+        f'"--container-mounts={mounts}"',
+        f"'--container-env={','.join(CONTAINER_ENV)}'",
+        "--no-container-mount-home",
+    ]
 
 
 def frontend_command(plan: DeploymentPlan) -> list:
-    return [Raw('"$PYTHON"'), "-m", "dynamo.frontend", "--http-host", "0.0.0.0",
-            "--http-port", str(plan.slurm.http_port), *plan.frontend.flags]
+    return [
+        Raw('"$PYTHON"'),
+        "-m",
+        "dynamo.frontend",
+        "--http-host",
+        "0.0.0.0",
+        "--http-port",
+        str(plan.slurm.http_port),
+        *plan.frontend.flags,
+    ]
 
 
 def worker_command(plan: DeploymentPlan, pool: PoolPlan, worker: WorkerPlan) -> list:
     env = [f"DYN_SYSTEM_PORT={worker.system_port}", *(f"{k}={v}" for k, v in (*plan.profile.worker_env, *pool.env))]
     if _mocker(plan):
         model = plan.model_local_dir or Raw('"$DYNCC_DIR/model"')
-        return ["env", *env, Raw('"$PYTHON"'), "-m", "dynamo.mocker",
-                *mocker_args(plan, pool, worker, model, plan.slurm.mocker_speedup_ratio)]
+        return [
+            "env",
+            *env,
+            Raw('"$PYTHON"'),
+            "-m",
+            "dynamo.mocker",
+            *mocker_args(plan, pool, worker, model, plan.slurm.mocker_speedup_ratio),
+        ]
     # Several ranks: each rank runs under trtllm-llmapi-launch, which makes rank 0 the Dynamo worker.
     launcher = ["trtllm-llmapi-launch"] if worker.gpus > 1 else []
     engine_path = Raw(f'"$DYNCC_DIR/engine/{pool.engine_file}"')
     python = "python3" if container_options(plan) else Raw('"$PYTHON"')  # the container's own, or DYNCC_PYTHON
-    return ["env", *env, *launcher, python, "-m", "dynamo.trtllm",
-            *pool.worker_args(plan.model_path, plan.served_name, engine_path)]
+    return [
+        "env",
+        *env,
+        *launcher,
+        python,
+        "-m",
+        "dynamo.trtllm",
+        *pool.worker_args(plan.model_path, plan.served_name, engine_path),
+    ]
 
 
 def _step(plan: DeploymentPlan, pool: PoolPlan, worker: WorkerPlan) -> StepView:
@@ -81,24 +114,36 @@ def _step(plan: DeploymentPlan, pool: PoolPlan, worker: WorkerPlan) -> StepView:
     tasks_per_node = 1 if _mocker(plan) else ranks_per_node
     mpi = f" --mpi={plan.slurm.mpi}" if tasks_per_node * len(nodes) > 1 else ""
     nodelist = ",".join(f"${{NODES[{n}]}}" for n in nodes)
-    return StepView(name=worker.name, nodes=nodes, nodelist=f'"{nodelist}"', ranks_per_node=ranks_per_node,
-                    tasks_per_node=tasks_per_node, gpus=worker.gpus, system_port=worker.system_port, mpi=mpi,
-                    command=shell_words(worker_command(plan, pool, worker)))
+    return StepView(
+        name=worker.name,
+        nodes=nodes,
+        nodelist=f'"{nodelist}"',
+        ranks_per_node=ranks_per_node,
+        tasks_per_node=tasks_per_node,
+        gpus=worker.gpus,
+        system_port=worker.system_port,
+        mpi=mpi,
+        command=shell_words(worker_command(plan, pool, worker)),
+    )
 
 
 def render_sbatch(plan: DeploymentPlan) -> str:
     mocker = _mocker(plan)
-    return template_environment(__name__).get_template("job.sbatch.j2").render(
-        plan=plan,
-        job_name=plan.name,
-        nodes=plan.placement.nodes_used,
-        gpus_per_node=plan.placement.gpus_per_node,
-        engine_label="Dynamo's mock engine" if mocker else "TensorRT-LLM",
-        container=container_options(plan),
-        extra_env=[("HF_HUB_OFFLINE", "1")] if mocker else [],
-        frontend_cmd=shell_words(frontend_command(plan)),
-        workers=[_step(plan, p, w) for p, w in plan.workers],
-        benchmark=plan.benchmark is not None,
+    return (
+        template_environment(__name__)
+        .get_template("job.sbatch.j2")
+        .render(
+            plan=plan,
+            job_name=plan.name,
+            nodes=plan.placement.nodes_used,
+            gpus_per_node=plan.placement.gpus_per_node,
+            engine_label="Dynamo's mock engine" if mocker else "TensorRT-LLM",
+            container=container_options(plan),
+            extra_env=[("HF_HUB_OFFLINE", "1")] if mocker else [],
+            frontend_cmd=shell_words(frontend_command(plan)),
+            workers=[_step(plan, p, w) for p, w in plan.workers],
+            benchmark=plan.benchmark is not None,
+        )
     )
 
 
@@ -106,8 +151,11 @@ def render(plan: DeploymentPlan) -> dict[str, str]:
     if _mocker(plan):
         check_mockable(plan, ("slurm", "engine"))
     here = resources.files(__name__).joinpath("templates")
-    files = {"job.sbatch": render_sbatch(plan), "step.sh": here.joinpath("step.sh").read_text("utf-8"),
-             "ready.py": ready_probe_text()}
+    files = {
+        "job.sbatch": render_sbatch(plan),
+        "step.sh": here.joinpath("step.sh").read_text("utf-8"),
+        "ready.py": ready_probe_text(),
+    }
     for pool in plan.pools:
         files[f"engine/{pool.engine_file}"] = pool.engine_yaml
     if plan.benchmark is not None:
