@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# The long fuzz run: 200,000 generated and mutated specs (default; pass another count as $1).
-# Each must end in a successful build or coded errors with a location. Takes about an hour.
+# The long, exploring fuzz run: 200,000 generated and mutated specs by default (pass another count as $1),
+# new random cases on every run (hypothesis profile `explore`; the test suite's `ci` profile replays the
+# same cases each time). Each must end in a successful build or coded errors with a location. Takes about
+# an hour. A failure prints the `@reproduce_failure` blob; add the case to REGRESSIONS in tests/test_fuzz.py.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-DYNCC_FUZZ_CASES="${1:-200000}" python3 -m pytest -q tests/test_fuzz.py -k "not cli"
+export DYNCC_FUZZ_CASES="${1:-200000}"
+export DYNCC_HYPOTHESIS_PROFILE=explore
+python3 -m pytest -q -p no:cacheprovider tests/test_fuzz.py -m slow

@@ -66,7 +66,7 @@ def render_targets(
         module = load_target(name)
         problem = _target_cannot_run(compilation, name, module)
         if problem is None:
-            rendered[name] = module.render(compilation.plan)
+            rendered[name] = _render(compilation, module)
         elif "all" in requested:
             skipped.append(dataclasses.replace(problem, severity="info"))
         else:
@@ -74,6 +74,23 @@ def render_targets(
     if errors:
         raise DiagnosticError(errors)
     return rendered, skipped
+
+
+def _render(compilation: Compilation, module) -> dict[str, str]:
+    """A target's files; its coded errors (which carry a spec path) located in the spec like the compiler's."""
+    from dyncc.compiler.plan import oversized_files
+
+    try:
+        files: dict[str, str] = module.render(compilation.plan)
+        too_large = oversized_files(module.NAME, files)
+        if too_large:
+            raise DiagnosticError(too_large)
+        return files
+    except DiagnosticError as exc:
+        source = compilation.loaded.source
+        raise DiagnosticError(
+            [d if d.location else d.located(source.locate(d.path)) for d in exc.diagnostics]
+        ) from None
 
 
 def _target_cannot_run(compilation: Compilation, name: str, module) -> Diagnostic | None:
@@ -126,23 +143,25 @@ def build(
     check: bool = False,
     engine: str | None = None,
     dynamo_version: str | None = None,
+    lock_timeout: float | None = None,
 ) -> BuildResult:
     """Compile the spec and write (or, with ``check``, compare) ``out_dir/<target>/`` for each target.
 
-    Everything is rendered before anything is written, so a failing build writes nothing.
+    Everything is rendered before anything is written, so a failing build writes nothing; the targets are
+    then swapped in together under ``out_dir``'s lock (concurrent builds take turns, at most
+    ``lock_timeout`` seconds), so an interrupted build leaves every target all old or all new.
     """
     loaded = with_dynamo_version(load_spec(spec_path), dynamo_version)
     compilation = with_engine(compile_spec(loaded), engine)
-    from dyncc.output import drift, write_tree
+    from dyncc.output import LOCK_TIMEOUT_S, drift, write_trees
 
     rendered, skipped = render_targets(compilation, targets)
     out = Path(out_dir)
-    outputs = []
-    for name, files in rendered.items():
-        directory = out / name
-        if check:
-            outputs.append(TargetOutput(name, directory, files, tuple(drift(directory, files))))
-        else:
-            write_tree(directory, files)
-            outputs.append(TargetOutput(name, directory, files))
+    if check:
+        outputs = [
+            TargetOutput(name, out / name, files, tuple(drift(out / name, files))) for name, files in rendered.items()
+        ]
+    else:
+        write_trees(out, rendered, LOCK_TIMEOUT_S if lock_timeout is None else lock_timeout)
+        outputs = [TargetOutput(name, out / name, files) for name, files in rendered.items()]
     return BuildResult(compilation, tuple(outputs), tuple(skipped))

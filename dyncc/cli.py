@@ -1,65 +1,162 @@
 """``dyncc`` command line: thin click commands over :mod:`dyncc.api`.
 
-Exit status: 0 valid / built, 1 invalid spec or drift found, 2 usage error (click's own).
+Exit status: 0 valid / built, 1 invalid spec or drift found, 2 usage error (click's own), 3 internal
+error: a bug in dyncc, reported in one line that names the file holding the full trace.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
+import tempfile
+import traceback
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from dyncc import __version__
-from dyncc.diagnostics import Diagnostic, DiagnosticError
+from dyncc.diagnostics import Diagnostic, DiagnosticError, Location, printable
+
+if TYPE_CHECKING:
+    from dyncc.api import Validation
+    from dyncc.compiler import Compilation
 
 EXIT_INVALID = 1
+EXIT_INTERNAL = 3
+# Parameters that name files a command writes; an OSError on any other file is a read error.
+OUTPUT_PARAMS = ("out_dir", "output")
 
 
-def _source_line(diagnostic: Diagnostic, cache: dict) -> str | None:
+def _source_line(diagnostic: Diagnostic, cache: dict[str, list[str] | None]) -> str | None:
     loc = diagnostic.location
     if loc is None:
         return None
     if loc.file not in cache:
         try:
-            cache[loc.file] = Path(loc.file).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError):
+            cache[loc.file] = _read_text_bounded(Path(loc.file)).splitlines()
+        except (OSError, UnicodeDecodeError, ValueError):
             cache[loc.file] = None
     lines = cache[loc.file]
     return lines[loc.line - 1] if lines and 0 < loc.line <= len(lines) else None
 
 
-def _print(diagnostics, err: bool = True) -> None:
-    cache: dict = {}
+def _read_text_bounded(path: Path) -> str:
+    from dyncc.spec.loader import MAX_SPEC_BYTES
+
+    if not path.is_file():  # a device or FIFO named in a diagnostic is not read a second time
+        return ""
+    with path.open("rb") as stream:
+        return stream.read(MAX_SPEC_BYTES + 1).decode("utf-8")
+
+
+def _say(text: str, err: bool = False, nl: bool = True) -> None:
+    """Echo text that may hold spec content (keys, values, names) with its control characters escaped."""
+    click.echo(printable(text), err=err, nl=nl)
+
+
+def _print(diagnostics: Iterable[Diagnostic], err: bool = True) -> None:
+    cache: dict[str, list[str] | None] = {}
     for d in diagnostics:
         click.echo(d.render(_source_line(d, cache)), err=err)
 
 
-def _fail(diagnostics: list[Diagnostic]) -> None:
+def _fail(diagnostics: list[Diagnostic]) -> NoReturn:
     _print(diagnostics)
     errors = sum(d.is_error for d in diagnostics)
     click.echo(f"dyncc: {errors} error(s)", err=True)
     sys.exit(EXIT_INVALID)
 
 
-class DynccGroup(click.Group):
-    """Every command's file-system failures (an -o path that can't be written) end as coded errors."""
+def _is_output(filename: str, params: dict[str, Any]) -> bool:
+    """Whether ``filename`` is (inside) a path the command was told to write."""
+    target = Path(os.path.abspath(filename))
+    for name in OUTPUT_PARAMS:
+        value = params.get(name)
+        if isinstance(value, str) and value:
+            out = Path(os.path.abspath(value))
+            if target == out or out in target.parents:
+                return True
+    return False
 
-    def invoke(self, ctx: click.Context):
+
+def _os_error_diagnostic(exc: OSError, params: dict[str, Any]) -> Diagnostic:
+    """An OSError that reached the CLI: a write to an output path, or a read of anything else."""
+    reason = exc.strerror or type(exc).__name__
+    filename = os.fsdecode(exc.filename) if exc.filename is not None else None
+    if filename is not None and not _is_output(filename, params):
+        return Diagnostic(
+            "DYN020",
+            f"cannot read {filename}: {reason}",
+            hint="check that the path exists, is readable and is not too long",
+        )
+    return Diagnostic(
+        "DYN505",
+        f"cannot write {filename or 'output'}: {reason}",
+        hint="choose an output path in a writable, existing directory",
+    )
+
+
+def _internal_error(exc: BaseException) -> NoReturn:
+    """One line instead of a traceback; the trace goes to a file the user can attach to a bug report."""
+    trace = "".join(traceback.format_exception(exc))
+    where = _write_trace(trace)
+    kept = f"the full trace is in {where}" if where else "the full trace could not be written anywhere"
+    click.echo(f"dyncc: internal error, this is a bug in dyncc ({type(exc).__name__}); {kept}", err=True)
+    sys.exit(EXIT_INTERNAL)
+
+
+def _write_trace(trace: str) -> str | None:
+    for directory in (tempfile.gettempdir(), _cache_dir()):
+        if not directory:
+            continue
+        try:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix="dyncc-crash-", suffix=".txt", dir=directory)
+            with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as stream:
+                stream.write(f"dyncc {__version__}: {' '.join(sys.argv)}\n{trace}")
+            return name
+        except OSError:
+            continue
+    return None
+
+
+def _cache_dir() -> str:
+    """dyncc's cache directory (as the template cache finds it): the second place a trace may go."""
+    base = os.environ.get("DYNCC_CACHE_DIR")
+    if base is None:
+        base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "dyncc")
+    return base
+
+
+class DynccCommand(click.Command):
+    """Every command's failures end as coded errors (exit 1) or one internal-error line (exit 3)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except DiagnosticError as exc:
+            _fail(exc.diagnostics)
         except OSError as exc:
-            where = exc.filename or "output"
-            _fail(
-                [
-                    Diagnostic(
-                        "DYN505",
-                        f"cannot write {where}: {exc.strerror or type(exc).__name__}",
-                        hint="choose an output path in a writable, existing directory",
-                    )
-                ]
-            )
+            _fail([_os_error_diagnostic(exc, ctx.params)])
+        except Exception as exc:  # noqa: BLE001 - the boundary: anything else is a bug, shown without a traceback
+            _internal_error(exc)
+
+
+class DynccGroup(click.Group):
+    command_class = DynccCommand
+
+
+def _finite_seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """A timeout is a positive, finite number of seconds (``inf``/``nan`` would overflow the wait)."""
+    if value is not None and not (math.isfinite(value) and 0 < value <= 7 * 24 * 3600):
+        raise click.BadParameter(f"{value!r} is not a number of seconds between 0 and 604800")
+    return value
 
 
 @click.group(cls=DynccGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -80,9 +177,7 @@ def main() -> None:
 )
 def validate(specs: tuple[str, ...], fmt: str) -> None:
     """Check SPECS; exit 1 if any has an error."""
-    from dyncc.api import validate as validate_spec
-
-    results = [validate_spec(path) for path in specs]
+    results = [_validate_one(path) for path in specs]
     if fmt == "json":
         report = {
             "valid": all(r.ok for r in results),
@@ -95,8 +190,21 @@ def validate(specs: tuple[str, ...], fmt: str) -> None:
         for r in results:
             _print(r.diagnostics, err=not r.ok)
             errors = sum(d.is_error for d in r.diagnostics)
-            click.echo(f"{r.file}: " + ("valid" if r.ok else f"invalid ({errors} error(s))"), err=not r.ok)
+            _say(f"{r.file}: " + ("valid" if r.ok else f"invalid ({errors} error(s))"), err=not r.ok)
     sys.exit(0 if all(r.ok for r in results) else EXIT_INVALID)
+
+
+def _validate_one(path: str) -> Validation:
+    """One file's result; a file that cannot be read is a diagnostic of its own, so the others (and the
+    JSON report) are still given."""
+    from dyncc.api import Validation
+    from dyncc.api import validate as validate_spec
+
+    try:
+        return validate_spec(path)
+    except OSError as exc:
+        diagnostic = _os_error_diagnostic(exc, {})
+        return Validation(path, (diagnostic.located(Location(path, 1, 1)),))
 
 
 def _target_choices() -> list[str]:
@@ -153,10 +261,10 @@ def build(
     for output in result.outputs:
         if check:
             for rel in output.drift:
-                click.echo(f"drift: {output.directory / rel}")
+                _say(f"drift: {output.directory / rel}")
             stale = stale or bool(output.drift)
         else:
-            click.echo(f"{output.target}: wrote {len(output.files)} file(s) to {output.directory}")
+            _say(f"{output.target}: wrote {len(output.files)} file(s) to {output.directory}")
     if check:
         click.echo("dyncc: generated files are stale; run `dyncc build` again" if stale else "dyncc: up to date")
         sys.exit(EXIT_INVALID if stale else 0)
@@ -176,13 +284,21 @@ def build(
     is_flag=True,
     help="Once ready, send a plain and a streaming chat completion, stop, and exit 0 if both succeed.",
 )
-@click.option("--timeout", type=float, default=None, help="Seconds to wait for readiness (default: the spec's).")
+@click.option(
+    "--timeout",
+    type=float,
+    default=None,
+    callback=_finite_seconds,
+    help="Seconds to wait for readiness (default: the spec's).",
+)
 def up(spec: str, engine: str | None, out_dir: str, smoke: bool, timeout: float | None) -> None:
     """Build SPEC for the local target and run it until Ctrl-C."""
     from dyncc.api import build as build_spec
+    from dyncc.run import refuse_if_running
     from dyncc.run import up as run_up
 
     try:
+        refuse_if_running(Path(out_dir) / "local")  # a rebuild must not touch a running deployment's files
         result = build_spec(spec, ["local"], out_dir, engine=engine)
     except DiagnosticError as exc:
         _fail(exc.diagnostics)
@@ -190,10 +306,14 @@ def up(spec: str, engine: str | None, out_dir: str, smoke: bool, timeout: float 
     (output,) = result.outputs
     plan = result.compilation.plan
     wait = timeout if timeout is not None else plan.local.ready_timeout_s + 30
-    sys.exit(run_up(output.directory / "launch.sh", wait, smoke, plan.served_name, echo=lambda line: click.echo(line)))
+    try:
+        status = run_up(output.directory / "launch.sh", wait, smoke, plan.served_name, click.echo, plan=plan)
+    except DiagnosticError as exc:  # a deployment already running there, or a port taken: nothing started
+        _fail(exc.diagnostics)
+    sys.exit(status)
 
 
-def _compile(spec: str):
+def _compile(spec: str) -> Compilation:
     from dyncc.compiler import compile_spec
     from dyncc.spec import load_spec
 
@@ -245,7 +365,7 @@ def explain(spec: str) -> None:
     """Placement (node x GPU -> pool, replica, rank) and each engine value's origin."""
     from dyncc.views import explain as explain_compilation
 
-    click.echo(explain_compilation(_compile(spec)), nl=False)
+    _say(explain_compilation(_compile(spec)), nl=False)
 
 
 @main.command()
@@ -279,10 +399,12 @@ def init(template: str, name: str | None, output: str | None) -> None:
     except DiagnosticError as exc:
         _fail(exc.diagnostics)
     if output:
-        if Path(output).exists():
-            click.echo(f"dyncc: {output} exists; not overwriting it", err=True)
-            sys.exit(EXIT_INVALID)
-        Path(output).write_text(text)
+        from dyncc.output import write_new_file
+
+        try:
+            write_new_file(Path(output), text)  # never over an existing file, nor through a (dangling) symlink
+        except DiagnosticError as exc:
+            _fail(exc.diagnostics)
         click.echo(f"wrote {output}: edit it, then `dyncc validate {output}`", err=True)
     else:
         click.echo(text, nl=False)
@@ -296,7 +418,7 @@ def diff(old: str, new: str) -> None:
     from dyncc.diff import diff_compilations
 
     for line in diff_compilations(_compile(old), _compile(new)):
-        click.echo(line)
+        _say(line)
 
 
 @main.command()
@@ -318,7 +440,14 @@ def diff(old: str, new: str) -> None:
     is_flag=True,
     help="Start, benchmark (aiperf) and stop every valid point in turn (local target); write results.csv/.md/.png.",
 )
-@click.option("--timeout", type=float, default=300, show_default=True, help="Readiness timeout per point (s).")
+@click.option(
+    "--timeout",
+    type=float,
+    default=300,
+    show_default=True,
+    callback=_finite_seconds,
+    help="Readiness timeout per point (s).",
+)
 def sweep(
     spec: str, out_dir: str, targets: tuple[str, ...], engine: str | None, run_points: bool, timeout: float
 ) -> None:
@@ -335,21 +464,21 @@ def sweep(
     sweeps.build_points(points, out, targets_list, engine, spec_path.parent)
     for p in points:
         status = "built" if p.valid else "invalid: " + "; ".join(p.messages[:2])
-        click.echo(f"p{p.index} [{p.label()}]: {status}")
-    click.echo(f"index: {out / 'index.md'}")
+        _say(f"p{p.index} [{p.label()}]: {status}")
+    _say(f"index: {out / 'index.md'}")
     if not run_points:
         return
     valid = [p for p in points if p.valid]
-    if valid and any(not (p.directory / "local" / "bench.sh").exists() for p in valid):
+    if valid and any(p.directory is None or not (p.directory / "local" / "bench.sh").exists() for p in valid):
         click.echo("dyncc sweep --run: the spec needs a `benchmark:` section", err=True)
         sys.exit(EXIT_INVALID)
     with click.progressbar(length=len(valid), label="running points", file=sys.stderr) as bar:
         sweeps.run_points(points, out, timeout=timeout, progress=lambda p: bar.update(1))
     failed = [p for p in valid if not p.results]
-    click.echo(f"results: {out / 'results.md'}, {out / 'results.csv'}, {out / 'results.png'}")
+    _say(f"results: {out / 'results.md'}, {out / 'results.csv'}, {out / 'results.png'}")
     if failed:
         for p in failed:
-            click.echo(f"p{p.index}: {', '.join(p.codes)} {' '.join(p.messages)[:300]}", err=True)
+            _say(f"p{p.index}: {', '.join(p.codes)} {' '.join(p.messages)[:300]}", err=True)
         sys.exit(EXIT_INVALID)
 
 

@@ -8,6 +8,7 @@ can print any of them the same way, as text for people or JSON for CI.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from typing import Literal
 
@@ -25,6 +26,24 @@ def format_yaml_path(path: YamlPath) -> str:
         else:
             text += f".{part}" if text else str(part)
     return text or "<document>"
+
+
+# Characters that act on a terminal instead of showing: C0/C1 controls (ESC starts colour, title and
+# clear-screen sequences; CR overwrites the line) and the invisible format characters (bidi overrides,
+# zero-width ones). Newline and tab lay text out and stay.
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]"
+)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print to a terminal: control and invisible characters shown as ``\\x1b``/``\\u202e``."""
+    return _CONTROL.sub(_escape, text)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,19 +86,33 @@ class Diagnostic:
         }
 
     def render(self, source_line: str | None = None) -> str:
-        """Compiler-style text; with the offending source line, a caret marks the value."""
+        """Compiler-style text; with the offending source line, a caret marks the value. Spec content in it
+        (keys, values, the source line) is escaped, so it cannot drive the terminal."""
         where = f"{self.location}: " if self.location else ""
         text = f"{where}{self.severity} {self.code}: {self.message}"
         if source_line is not None and self.location is not None:
             gutter = str(self.location.line)
-            col = self.location.column - 1
-            text += (
-                f"\n {gutter} | {source_line}\n {' ' * len(gutter)} | {' ' * col}{'^' * _token_width(source_line, col)}"
-            )
+            source_line, col = _clip(source_line, self.location.column - 1)
+            shown_col = len(printable(source_line[:col]))
+            width = len(printable(source_line[col : col + _token_width(source_line, col)]))
+            text += f"\n {gutter} | {printable(source_line)}\n {' ' * len(gutter)} | {' ' * shown_col}{'^' * width}"
         text += f"\n    at {format_yaml_path(self.path)}"
         if self.hint:
             text += f"\n    hint: {self.hint}"
-        return text
+        return printable(text)
+
+
+SOURCE_WIDTH = 160
+
+
+def _clip(line: str, col: int) -> tuple[str, int]:
+    """A window of a long source line around ``col`` (a 1 MB line is not echoed whole), and the new column."""
+    if len(line) <= SOURCE_WIDTH:
+        return line, col
+    start = max(0, min(col - SOURCE_WIDTH // 3, len(line) - SOURCE_WIDTH))
+    head = "..." if start else ""
+    tail = "..." if start + SOURCE_WIDTH < len(line) else ""
+    return head + line[start : start + SOURCE_WIDTH] + tail, col - start + len(head)
 
 
 def _token_width(line: str, col: int) -> int:

@@ -1,25 +1,44 @@
 """``dyncc up``: start a compiled local deployment, wait until it serves, optionally smoke-test it.
 
 The launch script does the process management (readiness, logs, stopping everything when one
-process dies); this module starts it in its own session, relays its output, and turns Ctrl-C or
-SIGTERM into a clean stop of the whole deployment.
+process dies, one deployment per run directory); this module checks before starting that no deployment
+runs from the directory and that the ports are free (coded errors naming who holds them), starts the
+script in its own session, relays its output, and turns Ctrl-C, SIGTERM or SIGHUP into a clean stop of
+the whole deployment. Should ``dyncc up`` die without a chance to stop it (SIGKILL), the script is told
+by the kernel (parent-death signal) and stops too: a deployment never outlives the command serving it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
+import fcntl
+import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from dyncc.diagnostics import Diagnostic, DiagnosticError
+from dyncc.targets import ready_probe
+
+if TYPE_CHECKING:
+    from dyncc.compiler.plan import DeploymentPlan
 
 READY_MARK = "dyncc: ready: "
+FOREIGN_MARK = "not by this deployment"
 STOP_GRACE_S = 15
+LOCK_FILE = "deployment.lock"
+PID_FILE = "launch.pid"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +48,7 @@ class SmokeResult:
     detail: str
 
 
-def _post(url: str, body: dict, timeout: float = 60) -> tuple[int, bytes]:
+def _post(url: str, body: dict[str, Any], timeout: float = 60) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -38,17 +57,18 @@ def _post(url: str, body: dict, timeout: float = 60) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-def chat_completion(base_url: str, model: str, prompt: str, max_tokens: int = 16) -> dict:
+def chat_completion(base_url: str, model: str, prompt: str, max_tokens: int = 16) -> dict[str, Any]:
     status, body = _post(
         f"{base_url}/v1/chat/completions",
         {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens},
     )
     if status != 200:
         raise RuntimeError(f"HTTP {status}: {body[:200]!r}")
-    return json.loads(body)
+    reply: dict[str, Any] = json.loads(body)
+    return reply
 
 
-def streaming_chat_completion(base_url: str, model: str, prompt: str, max_tokens: int = 16) -> list[dict]:
+def streaming_chat_completion(base_url: str, model: str, prompt: str, max_tokens: int = 16) -> list[dict[str, Any]]:
     """The SSE chunks of a streamed chat completion; raises unless the stream ends with [DONE]."""
     status, body = _post(
         f"{base_url}/v1/chat/completions",
@@ -69,7 +89,7 @@ def streaming_chat_completion(base_url: str, model: str, prompt: str, max_tokens
 
 
 def smoke(base_url: str, model: str) -> list[SmokeResult]:
-    results = []
+    results: list[SmokeResult] = []
     try:
         reply = chat_completion(base_url, model, "Say hello to the smoke test.")
         usage = reply.get("usage") or {}
@@ -85,16 +105,130 @@ def smoke(base_url: str, model: str) -> list[SmokeResult]:
         results.append(SmokeResult("chat completion", False, str(exc)))
     try:
         chunks = streaming_chat_completion(base_url, model, "Stream a short reply.")
-        usage = next((c["usage"] for c in reversed(chunks) if c.get("usage")), {})
-        ok = len(chunks) > 1 and usage.get("completion_tokens", 0) > 0
+        final: dict[str, Any] = next((c["usage"] for c in reversed(chunks) if c.get("usage")), {})
+        ok = len(chunks) > 1 and final.get("completion_tokens", 0) > 0
         results.append(SmokeResult("streaming chat completion", ok, f"{len(chunks)} chunks, ended with [DONE]"))
     except (OSError, ValueError, RuntimeError) as exc:
         results.append(SmokeResult("streaming chat completion", False, str(exc)))
     return results
 
 
+# --- before starting: nothing running from the directory, every port free ---------------------------
+
+
+def run_dir(launch_dir: Path) -> Path:
+    """Where the launch script keeps its lock, logs and discovery state (it honours DYNCC_RUN_DIR too)."""
+    return Path(os.environ.get("DYNCC_RUN_DIR") or Path(launch_dir) / "run")
+
+
+def _open_files(pid: str) -> Iterator[str]:
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return
+    for fd in fds:
+        try:
+            yield os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile (the listing's own fd, when pid is this process)
+
+
+def _lock_holders(lock: Path) -> Iterator[int]:
+    """Processes holding the lock file open: the launch script and everything it started (Linux /proc)."""
+    target = str(lock.resolve())
+    processes = os.listdir("/proc") if os.path.isdir("/proc") else []
+    for entry in processes:
+        if entry.isdigit() and target in _open_files(entry):
+            yield int(entry)
+
+
+def _locked(lock: Path) -> bool:
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return True
+        raise
+    finally:
+        os.close(fd)  # releases a lock taken just to test it
+    return False
+
+
+def running_deployment(launch_dir: Path) -> Diagnostic | None:
+    """DYN522 when a deployment runs from ``launch_dir``'s run directory (its launch script holds the lock)."""
+    directory = run_dir(launch_dir)
+    lock = directory / LOCK_FILE
+    try:
+        if not _locked(lock):
+            return None
+    except OSError:
+        return None  # not a lock dyncc can test (a FIFO, no permission): the launch script decides
+    holders = sorted(_lock_holders(lock))
+    try:
+        launch_pid = int((directory / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        launch_pid = None
+    if launch_pid is not None and launch_pid in holders:
+        who, stop = f"launch.sh pid {launch_pid}", f"kill -TERM {launch_pid}"
+    elif holders:
+        shown = " ".join(map(str, holders[:8]))
+        who, stop = f"processes {shown} (left behind by a launch script that was killed)", f"kill -TERM {shown}"
+    else:
+        who, stop = "processes this user cannot inspect", "stop them"
+    return Diagnostic(
+        "DYN522",
+        f"a deployment is already running from {directory} ({who})",
+        hint=f"stop it first (Ctrl-C where it runs, or `{stop}`), or build this one into another -o directory",
+    )
+
+
+def refuse_if_running(launch_dir: Path) -> None:
+    """Raise DYN522 before anything (a build, a start) touches a directory a deployment runs from."""
+    problem = running_deployment(launch_dir)
+    if problem is not None:
+        raise DiagnosticError([problem])
+
+
+def taken_ports(plan: DeploymentPlan) -> list[Diagnostic]:
+    """DYN521 for each port the local deployment would listen on that something else holds now."""
+    from dyncc.targets.local import port_uses
+
+    problems = []
+    for use in port_uses(plan):
+        taken = ready_probe.taken(use.host, use.port)
+        if taken is not None:
+            problems.append(
+                Diagnostic(
+                    "DYN521",
+                    f"cannot start: {use.user} port {taken}",
+                    path=tuple(use.setting.split(".")),
+                    hint=f"stop what holds port {use.port}, or change {use.setting} in the spec",
+                )
+            )
+    return problems
+
+
+# --- running -------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _pdeathsig_prefix() -> tuple[str, ...]:
+    """``setpriv --pdeathsig TERM`` where util-linux has it: the script gets SIGTERM if its parent dies."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return ()
+    probe = subprocess.run([setpriv, "--pdeathsig", "TERM", "true"], capture_output=True)
+    return (setpriv, "--pdeathsig", "TERM") if probe.returncode == 0 else ()
+
+
 class Deployment:
-    """A running ``launch.sh``; ``stop()`` ends it and everything it started."""
+    """A running ``launch.sh``; ``stop()`` ends it and everything it started.
+
+    Create it on a thread that outlives it (the main one): the parent-death signal follows the thread."""
 
     def __init__(
         self, launch_script: Path, env: dict[str, str] | None = None, echo: Callable[[str], None] | None = None
@@ -105,7 +239,7 @@ class Deployment:
         self._ready = threading.Event()
         self._echo = echo
         self.process = subprocess.Popen(
-            ["bash", str(self.script)],
+            [*_pdeathsig_prefix(), "bash", str(self.script)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -154,30 +288,62 @@ class Deployment:
     def wait(self) -> int:
         return self.process.wait()
 
+    def foreign_listener(self) -> str | None:
+        """The launch script's report that another process serves one of the deployment's ports."""
+        return next((line for line in self.lines if FOREIGN_MARK in line), None)
+
+
+def _not_ready(deployment: Deployment, echo: Callable[[str], None]) -> int:
+    foreign = deployment.foreign_listener()
+    if foreign is not None:
+        echo(
+            Diagnostic(
+                "DYN523",
+                foreign.removeprefix("dyncc: "),
+                hint="stop that process (a leftover deployment?), or choose other ports in the spec's local: section",
+            ).render()
+        )
+    else:
+        echo("dyncc up: the deployment did not become ready")
+    deployment.stop()
+    return 1
+
 
 def up(
-    launch_script: Path, timeout: float, run_smoke: bool, served_name: str, echo: Callable[[str], None] = print
+    launch_script: Path,
+    timeout: float,
+    run_smoke: bool,
+    served_name: str,
+    echo: Callable[[str], None] = print,
+    plan: DeploymentPlan | None = None,
 ) -> int:
-    """Run until stopped (0 after a clean Ctrl-C/SIGTERM stop), or, with ``run_smoke``, test then stop."""
+    """Run until stopped (0 after a clean Ctrl-C/SIGTERM/SIGHUP stop), or, with ``run_smoke``, test then stop.
+
+    Raises DiagnosticError, before starting anything, when a deployment runs from the same directory (DYN522)
+    or, given the ``plan``, when a port it needs is taken (DYN521)."""
+    refuse_if_running(Path(launch_script).parent)
+    if plan is not None:
+        problems = taken_ports(plan)
+        if problems:
+            raise DiagnosticError(problems)
     deployment = Deployment(launch_script, echo=echo)
     stopping = threading.Event()
 
-    def on_signal(signum, _frame):
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
         # Only signal here: the main thread is (or will be) waiting on the script already.
         if not stopping.is_set():
             stopping.set()
             echo(f"dyncc up: {signal.Signals(signum).name}, stopping the deployment")
         deployment.terminate()
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
     try:
         if not deployment.wait_ready(timeout):
             if stopping.is_set():
                 deployment.stop()
                 return 0
-            echo("dyncc up: the deployment did not become ready")
-            deployment.stop()
-            return 1
+            return _not_ready(deployment, echo)
+        assert deployment.url is not None
         echo(f"dyncc up: serving {served_name} at {deployment.url}/v1 (Ctrl-C to stop)")
         if run_smoke:
             results = smoke(deployment.url, served_name)

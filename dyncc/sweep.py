@@ -17,10 +17,11 @@ from typing import Any
 
 from dyncc.api import render_targets, with_engine
 from dyncc.compiler import check_spec, compile_spec
+from dyncc.compiler.rules import sweep_problems
 from dyncc.diagnostics import DiagnosticError, has_errors
 from dyncc.output import write_tree
 from dyncc.spec import load_spec_text
-from dyncc.spec.loader import load_yaml_data
+from dyncc.spec.loader import load_yaml_data, read_spec_bytes
 from dyncc.yaml_text import dump_yaml
 
 
@@ -54,10 +55,21 @@ def _set_path(data: dict, dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
+def point_name(base: str, index: int) -> str:
+    """``<base>-p<index>``, the base shortened so the suffix survives the 63-character limit (cutting the
+    suffix instead would give every point of a long-named spec the same name)."""
+    suffix = f"-p{index}"
+    return base[: 63 - len(suffix)].rstrip("-") + suffix
+
+
 def expand(spec_path: Path) -> list[Point]:
     """One point per combination of the `sweep:` lists, in a stable order; the base spec must load."""
-    raw = spec_path.read_bytes()
+    raw = read_spec_bytes(spec_path)  # bounded: refuses non-regular files and oversized specs
     base = load_spec_text(raw, str(spec_path), base_dir=spec_path.parent)  # the sweep itself must be valid
+    # Counted before anything is expanded: a few lines of lists can multiply into millions of points.
+    problems = sweep_problems(base.spec.sweep)
+    if problems:
+        raise DiagnosticError([d.located(base.source.locate(d.path)) for d in problems])
     data, _ = load_yaml_data(raw, str(spec_path))
     sweep = data.pop("sweep", {}) or {}
     keys = sorted(sweep)
@@ -67,7 +79,7 @@ def expand(spec_path: Path) -> list[Point]:
         values = dict(zip(keys, combination))
         for key, value in values.items():
             _set_path(point_data, key, value)
-        name = f"{base.spec.name}-p{index}"[:63].rstrip("-")
+        name = point_name(base.spec.name, index)
         point_data["name"] = name
         points.append(Point(index, name, values, dump_yaml(point_data)))
     return points
@@ -104,7 +116,7 @@ def write_index(points: list[Point], out_dir: Path) -> None:
             "valid": p.valid,
             "codes": p.codes,
             "messages": p.messages,
-            "directory": str(p.directory.relative_to(out_dir)) if p.valid else None,
+            "directory": str(p.directory.relative_to(out_dir)) if p.valid and p.directory else None,
         }
         for p in points
     ]
@@ -141,7 +153,9 @@ def run_points(
 
     from dyncc.run import Deployment
 
-    for point in [p for p in points if p.valid]:
+    for point in points:
+        if not point.valid or point.directory is None:
+            continue
         local = point.directory / "local"
         deployment = Deployment(local / "launch.sh")
         try:
@@ -150,7 +164,10 @@ def run_points(
                 point.codes.append("not-ready")
                 continue
             bench = subprocess.run(
-                ["bash", str(local / "bench.sh"), deployment.url], capture_output=True, text=True, timeout=timeout * 4
+                ["bash", str(local / "bench.sh"), str(deployment.url)],
+                capture_output=True,
+                text=True,
+                timeout=timeout * 4,
             )
             if bench.returncode != 0:
                 point.codes.append("bench-failed")

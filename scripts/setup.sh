@@ -25,7 +25,7 @@ fi
 
 export PIP_ROOT_USER_ACTION=ignore
 pip_install() { "$PYTHON" -m pip install --quiet --disable-pip-version-check "$@"; }
-pip_install -e ".[test,bench]"
+pip_install -e ".[test,bench,dev]"
 # Bytecode for dyncc's own modules, as pip writes it for an installed wheel: an editable install under
 # PYTHONDONTWRITEBYTECODE (set on these machines) would otherwise recompile them on every run.
 "$PYTHON" -m compileall -q dyncc

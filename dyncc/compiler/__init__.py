@@ -53,7 +53,9 @@ def compile_spec(loaded: LoadedSpec) -> Compilation:
 
 def _locate(loaded: LoadedSpec, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
     located = [d if d.location else d.located(loaded.source.locate(d.path)) for d in diagnostics]
-    return sorted(
-        located,
-        key=lambda d: ({"error": 0, "warning": 1, "info": 2}[d.severity], d.location.line, d.location.column, d.code),
-    )
+
+    def order(d: Diagnostic) -> tuple[int, int, int, str]:
+        line, column = (d.location.line, d.location.column) if d.location else (0, 0)
+        return {"error": 0, "warning": 1, "info": 2}[d.severity], line, column, d.code
+
+    return sorted(located, key=order)

@@ -10,6 +10,7 @@ overrides is reported (DYN109) so nothing changes silently.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, Literal
 
 from dyncc.compiler.profiles import Profile
@@ -32,6 +33,64 @@ OWNED_KEYS = {
 SourceKind = Literal["user", "default", "rule"]
 
 
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_mapping(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+def _mapping_or_null(value: Any) -> bool:
+    return value is None or isinstance(value, dict)
+
+
+def _fraction(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+def _positive_ints(value: Any) -> bool:
+    return isinstance(value, list) and all(_positive_int(v) for v in value)
+
+
+# engine.extra keys dyncc itself reads (rules, flags such as --kv-block-size, the mock engine's flags):
+# a value of another type would crash the compiler or write a flag Dynamo rejects, so it is refused
+# (DYN114) and never merged. Everything else passes through to TRT-LLM, which checks it.
+TYPED_EXTRA_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "max_batch_size": (_positive_int, "a positive integer"),
+    "max_num_tokens": (_positive_int, "a positive integer"),
+    "max_seq_len": (_positive_int, "a positive integer"),
+    "enable_chunked_prefill": (_is_bool, "true or false"),
+    "disable_overlap_scheduler": (_is_bool, "true or false"),
+    "trust_remote_code": (_is_bool, "true or false"),
+    "kv_cache_config": (_is_mapping, "a mapping (dyncc derives the router's and workers' block size from it)"),
+    "kv_cache_config.tokens_per_block": (_positive_int, "a positive integer"),
+    "kv_cache_config.dtype": (_is_str, "a string such as fp8 or auto"),
+    "kv_cache_config.free_gpu_memory_fraction": (_fraction, "a number from 0 to 1"),
+    "kv_cache_config.enable_block_reuse": (_is_bool, "true or false"),
+    "cuda_graph_config": (_mapping_or_null, "a mapping, or null to turn CUDA graphs off"),
+    "cuda_graph_config.batch_sizes": (_positive_ints, "a list of positive integers"),
+    "cuda_graph_config.max_batch_size": (_positive_int, "a positive integer"),
+    "cuda_graph_config.enable_padding": (_is_bool, "true or false"),
+    "cache_transceiver_config": (_is_mapping, "a mapping"),
+    "cache_transceiver_config.backend": (_is_str, "a backend name such as NIXL or UCX"),
+    "cache_transceiver_config.max_tokens_in_buffer": (_positive_int, "a positive integer"),
+    "speculative_config": (_mapping_or_null, "a mapping (set speculation with `speculative:`)"),
+    "speculative_config.decoding_type": (_is_str, "a string such as MTP or Eagle3"),
+    "speculative_config.max_draft_len": (_positive_int, "a positive integer"),
+    "moe_config": (_is_mapping, "a mapping"),
+    "moe_config.load_balancer.num_slots": (_positive_int, "a positive integer"),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Provenance:
     kind: SourceKind
@@ -48,6 +107,7 @@ class ResolvedEngine:
     sources: dict[str, Provenance]
     overrides: list[tuple[str, Any, Any]]  # (dotted key, first-class value, extra's value)
     owned_conflicts: list[str]
+    type_errors: list[tuple[str, Any, str]] = dataclasses.field(default_factory=list)  # (dotted, value, expected)
 
     def get(self, dotted: str, default: Any = None) -> Any:
         node: Any = self.config
@@ -154,8 +214,8 @@ def resolve_engine(spec: DeploymentSpec, role: Role, pool: Pool, moe: bool | Non
     if spec.model.trust_remote_code:
         b.set("trust_remote_code", True, _user(("model", "trust_remote_code")))
 
-    overrides, conflicts = _merge_extra(b, eng.extra, base + ("engine", "extra"))
-    return ResolvedEngine(b.config, b.sources, overrides, conflicts)
+    overrides, conflicts, type_errors = _merge_extra(b, eng.extra, base + ("engine", "extra"))
+    return ResolvedEngine(b.config, b.sources, overrides, conflicts, type_errors)
 
 
 def _resolve_cuda_graphs(b: _Builder, role: Role, eng, base: tuple) -> None:
@@ -210,8 +270,28 @@ def _resolve_speculative(b: _Builder, spec: DeploymentSpec) -> None:
         )
 
 
-def _merge_extra(b: _Builder, extra: dict, path: tuple) -> tuple[list, list]:
+_TYPED_PARENTS = {key.rsplit(".", i)[0] for key in TYPED_EXTRA_KEYS for i in range(1, key.count(".") + 1)}
+
+
+def _without_bad_types(value: dict, prefix: str, type_errors: list[tuple[str, Any, str]]) -> dict:
+    """``value`` (a mapping extra sets as a whole) minus the typed keys of a wrong type, which are recorded."""
+    kept: dict[str, Any] = {}
+    for key, item in value.items():
+        dotted = f"{prefix}{key}"
+        typed = TYPED_EXTRA_KEYS.get(dotted)
+        if typed is not None and not typed[0](item):
+            type_errors.append((dotted, item, typed[1]))
+            continue
+        if isinstance(item, dict) and dotted in _TYPED_PARENTS:
+            item = _without_bad_types(item, dotted + ".", type_errors)
+        kept[key] = item
+    unchanged = len(kept) == len(value) and all(kept[k] is value[k] for k in value)
+    return value if unchanged else kept  # the user's own object when nothing was dropped
+
+
+def _merge_extra(b: _Builder, extra: dict, path: tuple) -> tuple[list, list, list]:
     overrides: list[tuple[str, Any, Any]] = []
+    type_errors: list[tuple[str, Any, str]] = []
     conflicts = [key for key in extra if key in OWNED_KEYS]
 
     def merge(target: dict, incoming: dict, prefix: str) -> None:
@@ -219,9 +299,15 @@ def _merge_extra(b: _Builder, extra: dict, path: tuple) -> tuple[list, list]:
             dotted = f"{prefix}{key}"
             if not prefix and key in OWNED_KEYS:
                 continue
+            typed = TYPED_EXTRA_KEYS.get(dotted)
+            if typed is not None and not typed[0](value):
+                type_errors.append((dotted, value, typed[1]))
+                continue
             if isinstance(value, dict) and isinstance(target.get(key), dict):
                 merge(target[key], value, dotted + ".")
                 continue
+            if isinstance(value, dict) and dotted in _TYPED_PARENTS:
+                value = _without_bad_types(value, dotted + ".", type_errors)
             if key in target and target[key] != value:
                 overrides.append((dotted, target[key], value))
             target[key] = value
@@ -230,4 +316,4 @@ def _merge_extra(b: _Builder, extra: dict, path: tuple) -> tuple[list, list]:
             )
 
     merge(b.config, extra, "")
-    return overrides, conflicts
+    return overrides, conflicts, type_errors

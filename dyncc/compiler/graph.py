@@ -87,7 +87,7 @@ def build_graph(loaded: LoadedSpec) -> nx.DiGraph:
     roles = {role for role, _ in declared}
     strategy = disaggregation_strategy(spec, profile) if {"prefill", "decode"} <= roles else None
     # The pool whose workers the router picks by KV overlap: agg, or where disaggregated requests enter.
-    entry = "decode" if strategy == "decode_first" else "prefill"
+    entry: Role = "decode" if strategy == "decode_first" else "prefill"
     graph.graph["strategy"] = strategy
 
     graph.add_node(DISCOVERY, kind="discovery")
@@ -121,10 +121,10 @@ def build_graph(loaded: LoadedSpec) -> nx.DiGraph:
         graph.add_edge(pool_node("prefill"), pool_node("decode"), kind="kv_transfer")
         if strategy is not None:
             # 0.x: the entry worker forwards to the other one.
-            other = "prefill" if entry == "decode" else "decode"
+            other: Role = "prefill" if entry == "decode" else "decode"
             graph.add_edge(pool_node(entry), pool_node(other), kind="requests")
     if "encode" in roles:
-        caller = "prefill" if "prefill" in roles else ("agg" if "agg" in roles else None)
+        caller: Role | None = "prefill" if "prefill" in roles else ("agg" if "agg" in roles else None)
         if caller:
             graph.add_edge(pool_node(caller), pool_node("encode"), kind="requests")
 

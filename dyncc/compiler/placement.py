@@ -4,30 +4,71 @@ A worker of TP x PP ranks that fits on one node gets GPUs of one node; a larger 
 ``ceil(ranks / gpus_per_node)`` whole nodes (TRT-LLM wants the same ranks on each node, so a
 spanning worker must fill its nodes — DYN404 checks that before we get here). Workers are placed
 largest first (multi-node ones on whole free nodes, the rest first-fit), which packs a cluster
-the way its operators would, in time linear in workers x nodes touched.
+the way its operators would.
+
+Cost is proportional to workers, not ranks: a worker's GPUs are always consecutive (from
+``first_gpu`` of ``first_node`` on, wrapping onto the next nodes), so a :class:`WorkerPlacement` is
+that range, and the (node, GPU) of each rank is computed when a target asks for it. First fit
+keeps, per worker size, the lowest node that may still have room: free GPUs only go down, so that
+pointer only moves up and placement is linear in workers + nodes, however many nodes stay partly free.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
 
 from dyncc.compiler.graph import PoolInfo
 from dyncc.diagnostics import Diagnostic
 
+# Bounds no real deployment reaches, so that the compiler's cost stays bounded too (DYN406, DYN407).
+# The largest GPU clusters announced (2025) hold ~200,000 GPUs; one Dynamo deployment on all of them
+# is already beyond practice. 2**18 keeps every per-rank view (`dyncc explain`) to ~10 MB of text.
+MAX_TOTAL_GPUS = 262_144
+# The largest single model instances served today are wide-EP DeepSeek-class workers over a few
+# GB200 NVL72 racks (72-320 GPUs); 2048 ranks in one worker leaves a wide margin above that.
+MAX_GPUS_PER_WORKER = 2048
+
 
 @dataclasses.dataclass(frozen=True)
 class WorkerPlacement:
+    """One worker's GPUs: ``gpus`` consecutive GPUs from (``first_node``, ``first_gpu``) on."""
+
     role: str
     replica: int
-    ranks: tuple[tuple[int, int], ...]  # rank i runs on (node, gpu)
+    first_node: int
+    first_gpu: int
+    gpus: int
+    gpus_per_node: int
+
+    def rank(self, index: int) -> tuple[int, int]:
+        """(node, GPU) of rank ``index``."""
+        offset = self.first_gpu + index
+        return self.first_node + offset // self.gpus_per_node, offset % self.gpus_per_node
+
+    def iter_ranks(self) -> Iterator[tuple[int, int]]:
+        return (self.rank(i) for i in range(self.gpus))
+
+    @property
+    def ranks(self) -> tuple[tuple[int, int], ...]:
+        """Every rank's (node, GPU): built on request, for views that print one line per rank."""
+        return tuple(self.iter_ranks())
+
+    @property
+    def last_node(self) -> int:
+        return self.rank(self.gpus - 1)[0]
 
     @property
     def nodes(self) -> tuple[int, ...]:
-        return tuple(sorted({node for node, _ in self.ranks}))
+        return tuple(range(self.first_node, self.last_node + 1))
 
     def gpus_on(self, node: int) -> tuple[int, ...]:
-        return tuple(gpu for n, gpu in self.ranks if n == node)
+        if not self.first_node <= node <= self.last_node:
+            return ()
+        start = self.first_gpu if node == self.first_node else 0
+        end = self.rank(self.gpus - 1)[1] + 1 if node == self.last_node else self.gpus_per_node
+        return tuple(range(start, end))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,17 +76,14 @@ class Placement:
     gpus_per_node: int
     nodes: int
     workers: tuple[WorkerPlacement, ...]
+    nodes_used: int  # nodes with at least one rank; GPUs are handed out from node 0 on
 
     def for_pool(self, role: str) -> list[WorkerPlacement]:
         return [w for w in self.workers if w.role == role]
 
     @property
-    def nodes_used(self) -> int:
-        return len({node for w in self.workers for node, _ in w.ranks})
-
-    @property
     def gpus_used(self) -> int:
-        return sum(len(w.ranks) for w in self.workers)
+        return sum(w.gpus for w in self.workers)
 
 
 class PlacementError(Exception):
@@ -57,51 +95,82 @@ def nodes_per_worker(gpus_per_worker: int, gpus_per_node: int) -> int:
     return math.ceil(gpus_per_worker / gpus_per_node)
 
 
+class _FreeGpus:
+    """Free GPUs per node, and "lowest node with at least k free GPUs" in amortised O(1).
+
+    Free counts only ever go down, so the lowest node with at least k free only ever moves up: one
+    pointer per size asked for (a spec has at most four pool sizes) walks the nodes once in total.
+    """
+
+    def __init__(self, nodes: int, gpus_per_node: int):
+        self.gpus_per_node = gpus_per_node
+        self.counts = [gpus_per_node] * nodes
+        self.lowest: dict[int, int] = {}  # size -> no node below this one has that many GPUs free
+
+    def free(self, node: int) -> int:
+        return self.counts[node]
+
+    def set(self, node: int, free: int) -> None:
+        self.counts[node] = free
+
+    def first_with(self, wanted: int) -> int | None:
+        counts, node = self.counts, self.lowest.get(wanted, 0)
+        while node < len(counts) and counts[node] < wanted:
+            node += 1
+        self.lowest[wanted] = node
+        return node if node < len(counts) else None
+
+
 def place_ranks(pools: list[PoolInfo], gpus_per_node: int, nodes: int) -> Placement:
     """Assign GPUs; raises :class:`PlacementError` (DYN405) when the workers don't pack."""
-    free = [gpus_per_node] * nodes  # free GPUs per node; GPUs are handed out in index order
+    free = _FreeGpus(nodes, gpus_per_node)
     workers = [(p, r) for p in pools for r in range(p.replicas)]
     # Largest workers first; ties keep spec order (agg, prefill, decode, encode) for stable output.
     order = sorted(range(len(workers)), key=lambda i: -workers[i][0].gpus_per_worker)
     placed: dict[int, WorkerPlacement] = {}
-    first_free_node = 0  # every node before this one is full: skip them (keeps placement linear)
+    first_untouched = 0  # spanning workers come first and take whole nodes from node 0 on
+    touched = 0  # highest node index with a rank, plus one
     for i in order:
         info, replica = workers[i]
         size = info.gpus_per_worker
         if size > gpus_per_node:
             span = nodes_per_worker(size, gpus_per_node)
-            start = _find_whole_nodes(free, span, first_free_node, gpus_per_node)
+            start = _find_whole_nodes(free, span, first_untouched, nodes, gpus_per_node)
             if start is None:
-                raise PlacementError(_no_room(info, replica, free, gpus_per_node))
-            ranks = tuple((n, g) for n in range(start, start + span) for g in range(gpus_per_node))[:size]
+                raise PlacementError(_no_room(info, replica, free, nodes, gpus_per_node))
             for n in range(start, start + span):
-                free[n] = 0
+                free.set(n, 0)
+            first_untouched = start + span
+            node, first = start, 0
         else:
-            node = next((n for n in range(first_free_node, nodes) if free[n] >= size), None)
-            if node is None:
-                raise PlacementError(_no_room(info, replica, free, gpus_per_node))
-            first = gpus_per_node - free[node]
-            ranks = tuple((node, g) for g in range(first, first + size))
-            free[node] -= size
-        while first_free_node < nodes and free[first_free_node] == 0:
-            first_free_node += 1
-        placed[i] = WorkerPlacement(info.role, replica, ranks)
-    return Placement(gpus_per_node, nodes, tuple(placed[i] for i in range(len(workers))))
+            found = free.first_with(size)
+            if found is None:
+                raise PlacementError(_no_room(info, replica, free, nodes, gpus_per_node))
+            node, first = found, gpus_per_node - free.free(found)
+            free.set(node, free.free(node) - size)
+        placed[i] = WorkerPlacement(info.role, replica, node, first, size, gpus_per_node)
+        touched = max(touched, placed[i].last_node + 1)
+    return Placement(gpus_per_node, nodes, tuple(placed[i] for i in range(len(workers))), _count_used(free, touched))
 
 
-def _find_whole_nodes(free: list[int], span: int, start: int, gpus_per_node: int) -> int | None:
+def _find_whole_nodes(free: _FreeGpus, span: int, start: int, nodes: int, gpus_per_node: int) -> int | None:
     """First run of ``span`` consecutive untouched nodes at or after ``start``."""
     run = 0
-    for n in range(start, len(free)):
-        run = run + 1 if free[n] == gpus_per_node else 0
+    for n in range(start, nodes):
+        run = run + 1 if free.free(n) == gpus_per_node else 0
         if run == span:
             return n - span + 1
     return None
 
 
-def _no_room(info: PoolInfo, replica: int, free: list[int], gpus_per_node: int) -> Diagnostic:
-    left = sum(free)
-    whole = sum(1 for f in free if f == gpus_per_node)
+def _count_used(free: _FreeGpus, touched: int) -> int:
+    return sum(1 for n in range(touched) if free.free(n) < free.gpus_per_node)
+
+
+def _no_room(info: PoolInfo, replica: int, free: _FreeGpus, nodes: int, gpus_per_node: int) -> Diagnostic:
+    counts = free.counts
+    left = sum(counts)
+    whole = sum(1 for f in counts if f == gpus_per_node)
     return Diagnostic(
         "DYN405",
         f"{info.role} worker {replica} ({info.gpus_per_worker} GPUs) does not fit: {left} GPUs left, "

@@ -10,6 +10,7 @@ them. DYN0xx are load errors (``dyncc.spec``); 1xx parallelism and engine; 2xx d
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 
@@ -18,7 +19,7 @@ import networkx as nx
 from dyncc.compiler.engine import OWNED_KEYS
 from dyncc.compiler.engine_keys import check_engine_config
 from dyncc.compiler.graph import FRONTEND, PoolInfo, edges_of_kind, pool, pools, routed_pools, spec_of
-from dyncc.compiler.placement import nodes_per_worker
+from dyncc.compiler.placement import MAX_GPUS_PER_WORKER, MAX_TOTAL_GPUS, nodes_per_worker
 from dyncc.compiler.profiles import DYNAMO_1, PROFILES, profile_for
 from dyncc.diagnostics import Diagnostic, Severity
 
@@ -269,20 +270,190 @@ def load_balancer_slots_divisible_by_ep(graph):
             )
 
 
-SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY|CREDENTIALS?)$", re.IGNORECASE)
+# Words of an env name that say it holds a secret, wherever they sit in the name (HF_TOKEN_VALUE,
+# GITHUB_PAT, dbPassword): the name is split on `_`, `-` and lower-to-upper case changes.
+SECRET_WORDS = frozenset(
+    {"TOKEN", "TOKENS", "SECRET", "SECRETS", "PASSWORD", "PASSWORDS", "PASSWD", "PASS", "PWD", "PASSPHRASE",
+     "KEY", "KEYS", "APIKEY", "CREDENTIAL", "CREDENTIALS", "CREDS", "PAT", "AUTH", "PRIVATE", "COOKIE"}
+)  # fmt: skip
+_NAME_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+# Shapes of well-known credentials, so that a secret under an innocent name is caught too.
+SECRET_VALUE_SHAPES = (
+    ("a Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{20,}")),
+    ("an OpenAI/Anthropic-style API key", re.compile(r"\bsk-[A-Za-z0-9_-]{16,}")),
+    ("a GitHub token", re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")),
+    ("an AWS access key id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("a Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    ("a JSON Web Token", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")),
+    ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
+    ("a URL with a password", re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@")),
+)
+_HIGH_ENTROPY_CANDIDATE = re.compile(r"[A-Za-z0-9+/=_-]{32,}")
+
+
+def secret_words(name: str) -> set[str]:
+    return {w.upper() for w in _NAME_WORDS.findall(name)} & SECRET_WORDS
+
+
+def _entropy_bits_per_char(text: str) -> float:
+    counts = {c: text.count(c) for c in set(text)}
+    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
+
+
+def secret_shape(value: str) -> str | None:
+    """What kind of credential ``value`` looks like, or None."""
+    for what, shape in SECRET_VALUE_SHAPES:
+        if shape.search(value):
+            return what
+    for run in _HIGH_ENTROPY_CANDIDATE.findall(value):
+        mixed = sum(bool(re.search(cls, run)) for cls in ("[a-z]", "[A-Z]", "[0-9]")) >= 3
+        # Random 32+ character keys over ~64 symbols carry > 4.5 bits per character; words and paths far less.
+        if mixed and _entropy_bits_per_char(run) > 4.5:
+            return "a long random string (an API key?)"
+    return None
+
+
+_SECRET_HINT = (
+    "pass secrets by reference: k8s.hf_token_secret (a Secret), or the job's environment "
+    "(exported before launch.sh / sbatch)"
+)
 
 
 @rule("DYN113", "secrets-by-reference")
 def secrets_only_by_reference(graph):
     """Secrets never sit in the spec: it is committed, and its values land in scripts and manifests."""
     for p in pools(graph):
-        for name in p.spec.env:
-            if SECRET_NAME.search(name):
+        for name, value in p.spec.env.items():
+            words, shape = secret_words(name), secret_shape(value)
+            if words or shape:
+                why = f"its name says {'/'.join(sorted(words))}" if words else f"its value looks like {shape}"
                 yield finding(
-                    f"env {name} looks like a secret; its value would be written into generated files",
+                    f"env {name} looks like a secret ({why}); its value would be written into generated files",
                     p.path + ("env", name),
-                    "pass secrets by reference: k8s.hf_token_secret (a Secret), or the job's environment "
-                    "(exported before launch.sh / sbatch)",
+                    _SECRET_HINT,
+                )
+    model = spec_of(graph).model
+    for field in ("path", "served_name"):
+        value = getattr(model, field)
+        shape = secret_shape(value) if value else None
+        if shape:
+            yield finding(
+                f"model.{field} holds what looks like {shape}; it would be written into generated files",
+                ("model", field),
+                "name the model without credentials; give the token by reference (k8s.hf_token_secret, or "
+                "HF_TOKEN exported before launch)",
+            )
+
+
+@rule("DYN114", "extra-value-types")
+def extra_value_types(graph):
+    """engine.extra values of keys dyncc reads (block size, batch sizes, CUDA graphs, ...) have the right type."""
+    for p in pools(graph):
+        for dotted, value, expected in p.engine.type_errors:
+            shown = repr(value)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            yield finding(
+                f"engine.extra `{dotted}` is {shown} ({type(value).__name__}); it must be {expected}",
+                p.path + ("engine", "extra") + tuple(dotted.split(".")),
+                "dyncc derives flags and checks from this key: give it the type TensorRT-LLM expects",
+            )
+
+
+@rule("DYN115", "name-not-an-option")
+def names_not_options(graph):
+    """Values passed as command-line arguments do not start with `-` (the worker would read an option)."""
+    model = spec_of(graph).model
+    for field in ("path", "served_name"):
+        value = getattr(model, field)
+        if value and value.startswith("-"):
+            yield finding(
+                f"model.{field} {value[:40]!r} starts with '-': the worker's argument parser would read it as "
+                f"an option, not as the value of {'--model-path' if field == 'path' else '--served-model-name'}",
+                ("model", field),
+                "use a name that starts with a letter or digit (a local path can start with ./)",
+            )
+
+
+@rule("DYN118", "relative-model-path-exists")
+def relative_model_path_exists(graph):
+    """A model.path written as a relative or home path (./, ../, ~) names a directory beside the spec."""
+    path = spec_of(graph).model.path
+    if _facts(graph).local_dir is None and path.startswith(("./", "../", "~")):
+        yield finding(
+            f"model.path {path[:80]!r} looks like a local path, but there is no such directory "
+            + (
+                "(`~` is not expanded: no shell reads the spec)"
+                if path.startswith("~")
+                else "relative to the spec file"
+            ),
+            ("model", "path"),
+            "relative paths are read from the spec file's directory and written absolute; give an existing "
+            "directory, an absolute path, or a Hugging Face id (org/name)",
+        )
+
+
+# Linux refuses (E2BIG) any single argument or environment string over MAX_ARG_STRLEN (32 pages), and
+# all of them together over ARG_MAX (usually 2 MiB, shared with the environment the worker inherits).
+MAX_ARG_STRLEN = 131_072
+MAX_WORKER_ARGS_BYTES = 1_048_576
+
+
+def _arg_bytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass")) + 1  # + the terminating NUL
+
+
+@rule("DYN116", "arguments-fit-exec")
+def arguments_fit_exec(graph):
+    """Each worker's arguments and environment fit what Linux passes to a new process."""
+    model = spec_of(graph).model
+    words = {("model", "path"): model.path, ("model", "served_name"): model.name}
+    for path, word in words.items():
+        if _arg_bytes(word) > MAX_ARG_STRLEN:
+            yield finding(
+                f"{'.'.join(path)} is {_arg_bytes(word)} bytes: Linux refuses a single argument over "
+                f"{MAX_ARG_STRLEN} bytes (MAX_ARG_STRLEN), so no worker could start",
+                path if path[1] == "path" or model.served_name else ("model", "path"),
+                "shorten it",
+            )
+    shared = sum(_arg_bytes(w) for w in words.values())
+    for p in pools(graph):
+        env_bytes = 0
+        for name, value in p.spec.env.items():
+            size = _arg_bytes(f"{name}={value}")
+            env_bytes += size
+            if size > MAX_ARG_STRLEN:
+                yield finding(
+                    f"env {name} is {size} bytes: Linux refuses an environment string over {MAX_ARG_STRLEN} bytes",
+                    p.path + ("env", name),
+                    "pass large data as a file, not an environment variable",
+                )
+        if shared + env_bytes > MAX_WORKER_ARGS_BYTES:
+            yield finding(
+                f"a {p.role} worker's arguments and environment take {shared + env_bytes} bytes; dyncc keeps them "
+                f"under {MAX_WORKER_ARGS_BYTES} (Linux's ARG_MAX, usually 2 MiB, also holds the inherited environment)",
+                p.path + ("env",),
+                "pass large data as a file, not environment variables",
+            )
+
+
+# C0 controls but tab and newline (both legitimate in an environment value), DEL and C1 controls: NUL
+# cannot be passed at all (exec strings end at NUL), the others rewrite the terminal of whoever prints
+# the value (ESC sequences) or are lost or changed in YAML and manifests.
+_ENV_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+@rule("DYN117", "env-value-printable")
+def env_values_printable(graph):
+    """Environment values hold no NUL, escape or other control characters (tab and newline are fine)."""
+    for p in pools(graph):
+        for name, value in p.spec.env.items():
+            found = _ENV_CONTROL.search(value)
+            if found:
+                yield finding(
+                    f"env {name} holds the control character U+{ord(found.group()):04X} at offset {found.start()}"
+                    + (": no process can receive a NUL in its environment" if found.group() == "\0" else ""),
+                    p.path + ("env", name),
+                    "remove control characters from the value (tab and newline are allowed)",
                 )
 
 
@@ -549,6 +720,71 @@ def spanning_worker_fills_whole_nodes(graph):
             )
 
 
+@rule("DYN406", "total-gpus-bounded")
+def total_gpus_bounded(graph):
+    """A deployment uses at most MAX_TOTAL_GPUS GPUs (more than the largest clusters built)."""
+    needed = sum(p.gpus_per_worker * p.replicas for p in pools(graph))
+    if needed > MAX_TOTAL_GPUS:
+        largest = max(pools(graph), key=lambda p: p.gpus_per_worker * p.replicas)
+        yield finding(
+            f"the pools need {needed} GPUs; dyncc compiles deployments of up to {MAX_TOTAL_GPUS} GPUs "
+            "(the largest GPU clusters built hold ~200,000)",
+            largest.path + ("replicas",),
+            "lower replicas or parallelism; split a larger fleet into several deployments",
+        )
+
+
+# TRT-LLM engine configs are a few KB (the largest real ones list CUDA-graph batch sizes); YAML aliases
+# in engine.extra can make a 500-byte spec expand into tens of MB, written once per target.
+MAX_ENGINE_CONFIG_BYTES = 262_144
+
+
+def written_size_at_least(value: object, budget: int) -> int:
+    """Roughly how many bytes ``value`` takes as YAML, counting only up to just past ``budget`` (so an
+    aliased structure of billions of nodes costs no more than the budget to measure)."""
+    total, stack = 0, [value]
+    while stack and total <= budget:
+        item = stack.pop()
+        if isinstance(item, dict):
+            total += 2
+            for key, child in item.items():
+                total += len(str(key)) + 2
+                stack.append(child)
+        elif isinstance(item, list):
+            total += 2
+            stack.extend(item)
+        else:
+            total += len(str(item)) + 2
+    return total
+
+
+@rule("DYN408", "engine-config-bounded")
+def engine_config_bounded(graph):
+    """A pool's engine config, as written, stays under MAX_ENGINE_CONFIG_BYTES."""
+    for p in pools(graph):
+        if written_size_at_least(p.engine.config, MAX_ENGINE_CONFIG_BYTES) > MAX_ENGINE_CONFIG_BYTES:
+            yield finding(
+                f"the {p.role} pool's engine config would be over {MAX_ENGINE_CONFIG_BYTES // 1024} KiB as YAML "
+                "(real TensorRT-LLM configs are a few KB; YAML aliases in engine.extra multiply their targets)",
+                p.path + ("engine", "extra"),
+                "write the values out once; remove repeated aliases (*name) from engine.extra",
+            )
+
+
+@rule("DYN407", "worker-size-bounded")
+def worker_size_bounded(graph):
+    """One worker spans at most MAX_GPUS_PER_WORKER GPUs (TP x PP)."""
+    for p in pools(graph):
+        if p.gpus_per_worker > MAX_GPUS_PER_WORKER:
+            yield finding(
+                f"a {p.role} worker of TP {p.spec.tensor_parallel} x PP {p.spec.pipeline_parallel} = "
+                f"{p.gpus_per_worker} GPUs is above dyncc's limit of {MAX_GPUS_PER_WORKER} GPUs per worker "
+                "(today's largest model instances, wide-EP over GB200 NVL72 racks, use a few hundred)",
+                p.path + ("tensor_parallel",),
+                "lower tensor_parallel / pipeline_parallel and add replicas instead",
+            )
+
+
 # --- 6xx: planner -----------------------------------------------------------------------------------
 
 
@@ -587,6 +823,81 @@ def load_planner_has_thresholds(graph):
             )
         elif hi <= lo:
             yield finding(f"planner.load.{up} ({hi}) must be above {down} ({lo})", ("planner", "load", up))
+
+
+# --- 8xx: sweeps ----------------------------------------------------------------------------------
+
+# Every point is a full compile and build (and with --run, a deployment started and benchmarked for
+# minutes): 512 points is a day of --run; past it the product of the lists is almost always a mistake.
+MAX_SWEEP_POINTS = 512
+# Keys a point gets from dyncc itself, not from the sweep.
+UNSWEEPABLE_KEYS = ("apiVersion", "name", "sweep")
+
+
+def sweep_points(sweep: dict[str, list]) -> int:
+    """How many points a sweep expands to, without expanding it."""
+    return math.prod(len(values) for values in sweep.values())
+
+
+def sweep_problems(sweep: dict[str, list]) -> list[Diagnostic]:
+    """What makes a `sweep:` unexpandable: too many points, keys inside other keys, keys dyncc sets."""
+    problems = []
+    count = sweep_points(sweep)
+    if count > MAX_SWEEP_POINTS:
+        sizes = " x ".join(str(len(v)) for v in sweep.values())
+        problems.append(
+            Diagnostic(
+                "DYN801",
+                f"the sweep expands to {count} points ({sizes}); dyncc builds at most {MAX_SWEEP_POINTS}",
+                path=("sweep",),
+                hint="sweep fewer keys or fewer values at once, or run several sweeps",
+            )
+        )
+    keys = sorted(sweep)
+    for key in keys:
+        root = key.split(".")[0]
+        if root in UNSWEEPABLE_KEYS:
+            problems.append(
+                Diagnostic(
+                    "DYN802",
+                    f"sweep key `{key}` cannot be swept: dyncc sets `{root}` of every point itself",
+                    path=("sweep", key),
+                    hint="sweep a deployment setting (pools.*, router.*, engine values, ...)",
+                )
+            )
+        inner = next((other for other in keys if other.startswith(key + ".")), None)
+        if inner is not None:
+            problems.append(
+                Diagnostic(
+                    "DYN803",
+                    f"sweep keys `{key}` and `{inner}` overlap: each point would set one over the other",
+                    path=("sweep", inner),
+                    hint=f"sweep either `{key}` as a whole or fields inside it, not both",
+                )
+            )
+    return problems
+
+
+def _sweep_problems_with(code: str, graph: nx.DiGraph) -> Iterator[Diagnostic]:
+    yield from (d for d in sweep_problems(spec_of(graph).sweep) if d.code == code)
+
+
+@rule("DYN801", "sweep-points-bounded")
+def sweep_points_bounded(graph):
+    """A `sweep:` expands to at most MAX_SWEEP_POINTS points (counted before expanding)."""
+    yield from _sweep_problems_with("DYN801", graph)
+
+
+@rule("DYN802", "sweep-key-settable")
+def sweep_keys_settable(graph):
+    """Sweep keys name settings of the deployment, not `name`, `apiVersion` or `sweep` (dyncc sets those)."""
+    yield from _sweep_problems_with("DYN802", graph)
+
+
+@rule("DYN803", "sweep-keys-distinct")
+def sweep_keys_distinct(graph):
+    """No sweep key lies inside another one (one would silently overwrite the other)."""
+    yield from _sweep_problems_with("DYN803", graph)
 
 
 # --- 7xx: version profiles ------------------------------------------------------------------------

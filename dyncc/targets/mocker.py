@@ -46,7 +46,10 @@ def bootstrap_port(plan: DeploymentPlan, worker: WorkerPlan) -> int:
     return next(itertools.islice(free, worker.system_port - plan.local.system_port_base, None))
 
 
-def mocker_args(plan: DeploymentPlan, pool: PoolPlan, worker: WorkerPlan, model_path, speedup_ratio: float) -> list:
+def mocker_args(
+    plan: DeploymentPlan, pool: PoolPlan, worker: WorkerPlan, model_path, speedup_ratio: float, bootstrap: bool = True
+) -> list:
+    """The mock's flags; ``bootstrap=False`` leaves out the prefill->decode rendezvous port (and its listener)."""
     engine = pool.engine_config
     component = "prefill" if pool.role == "prefill" else "backend"
     args = [
@@ -64,7 +67,7 @@ def mocker_args(plan: DeploymentPlan, pool: PoolPlan, worker: WorkerPlan, model_
     disaggregating = plan.profile.mocker_disaggregation
     if disaggregating:
         args += ["--disaggregation-mode", pool.disaggregation_mode]
-        if pool.role == "prefill":
+        if pool.role == "prefill" and bootstrap:
             args += ["--bootstrap-ports", str(bootstrap_port(plan, worker))]
     if engine.get("enable_attention_dp"):
         args += ["--data-parallel-size", str(engine["tensor_parallel_size"])]

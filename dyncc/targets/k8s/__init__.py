@@ -13,7 +13,7 @@ import json
 import shlex
 from typing import Any
 
-from dyncc.compiler.plan import DeploymentPlan, PoolPlan
+from dyncc.compiler.plan import DeploymentPlan, PoolPlan, oversized_files, text_bytes
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.yaml_text import dump_yaml
 
@@ -36,6 +36,10 @@ MULTINODE_ENV = (("OMPI_ALLOW_RUN_AS_ROOT", "1"), ("OMPI_ALLOW_RUN_AS_ROOT_CONFI
 # Objects the operator derives from the DGD are named "<dgd>-<component>": DNS labels, 63 characters.
 MAX_DERIVED_NAME = 63
 COMPUTE_DOMAIN_GPUS = ("GB200", "GB300")
+# Kubernetes refuses a ConfigMap whose data is over 1 MiB, and etcd (default --max-request-bytes)
+# any object over 1.5 MiB; a manifest that size would only fail at `kubectl apply`.
+MAX_CONFIGMAP_DATA_BYTES = 1024 * 1024
+MAX_OBJECT_BYTES = 1536 * 1024
 
 
 def check(plan: DeploymentPlan) -> list[Diagnostic]:
@@ -56,8 +60,38 @@ def check(plan: DeploymentPlan) -> list[Diagnostic]:
     return problems
 
 
+def _configmap_too_large(plan: DeploymentPlan) -> list[Diagnostic]:
+    size = sum(text_bytes(p.engine_file) + text_bytes(p.engine_yaml) for p in plan.pools)
+    if size <= MAX_CONFIGMAP_DATA_BYTES:
+        return []
+    largest = max(plan.pools, key=lambda p: len(p.engine_yaml))
+    return [
+        Diagnostic(
+            "DYN511",
+            f"the engine-config ConfigMap would hold {size // 1024} KiB of data; Kubernetes allows "
+            f"{MAX_CONFIGMAP_DATA_BYTES // 1024} KiB",
+            path=("pools", largest.role, "engine", "extra"),
+            hint="engine configs are a few KB: remove large passthrough values from engine.extra",
+        )
+    ]
+
+
+def _objects_too_large(files: dict[str, str]) -> list[Diagnostic]:
+    return [
+        Diagnostic(
+            "DYN513",
+            f"{name} would be {text_bytes(text) // 1024} KiB; the Kubernetes API (etcd) refuses objects over "
+            f"{MAX_OBJECT_BYTES // 1024} KiB",
+            path=("pools",),
+            hint="shrink what every component repeats (env values, engine.extra), or split the deployment",
+        )
+        for name, text in files.items()
+        if len(text) > MAX_OBJECT_BYTES // 4 and text_bytes(text) > MAX_OBJECT_BYTES
+    ]
+
+
 def render(plan: DeploymentPlan) -> dict[str, str]:
-    problems = check(plan)
+    problems = check(plan) + _configmap_too_large(plan)
     if problems:
         raise DiagnosticError(problems)
     files = {"configmap.yaml": _dump(plan, _configmap(plan))}
@@ -77,6 +111,9 @@ def render(plan: DeploymentPlan) -> dict[str, str]:
         )
     dgd = _dgd_v1alpha1(plan) if api_version(plan) == "v1alpha1" else _dgd_v1beta1(plan)
     files["dynamographdeployment.yaml"] = _dump(plan, dgd, _requirements(plan))
+    problems = oversized_files(NAME, files) + _objects_too_large(files)
+    if problems:
+        raise DiagnosticError(problems)
     return files
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 from importlib import resources
 
-from dyncc.compiler.plan import DeploymentPlan, PoolPlan, WorkerPlan
+from dyncc.compiler.plan import DeploymentPlan, PoolPlan, WorkerPlan, oversized_files, text_bytes
+from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.targets.bench import bench_script
 from dyncc.targets.mocker import check_mockable, mocker_args, tiny_model_files
 from dyncc.targets.shell import Raw, quote, ready_probe_text, shell_words, template_environment
@@ -32,6 +33,11 @@ CONTAINER_ENV = (
     "HF_TOKEN",
     "HF_HOME",
 )
+
+
+# slurmctld refuses batch scripts over SchedulerParameters=max_script_size, 4 MB unless raised.
+MAX_SBATCH_BYTES = 4 * 1024 * 1024
+STEP_OVERHEAD_BYTES = 400  # a step's comment and srun line around its command (~300 bytes today)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,9 +153,33 @@ def render_sbatch(plan: DeploymentPlan) -> str:
     )
 
 
+def sbatch_bytes_estimate(plan: DeploymentPlan) -> int:
+    """The job script's size from one worker command per pool, before rendering one line per worker."""
+    total = 16_384  # the fixed part of the script
+    for pool in plan.pools:
+        if pool.workers:
+            line = text_bytes(shell_words(worker_command(plan, pool, pool.workers[0])))
+            total += (line + STEP_OVERHEAD_BYTES) * len(pool.workers)
+    return total
+
+
+def _too_large(plan: DeploymentPlan, size: int) -> Diagnostic:
+    return Diagnostic(
+        "DYN512",
+        f"job.sbatch would be about {size // 1024} KiB; Slurm refuses batch scripts over "
+        f"{MAX_SBATCH_BYTES // (1024 * 1024)} MiB (slurm.conf SchedulerParameters=max_script_size)",
+        path=("pools",),
+        hint="fewer worker replicas per job or smaller per-worker values (env): each worker's command is "
+        "written into the script; split the deployment into several jobs",
+    )
+
+
 def render(plan: DeploymentPlan) -> dict[str, str]:
     if _mocker(plan):
         check_mockable(plan, ("slurm", "engine"))
+    estimate = sbatch_bytes_estimate(plan)
+    if estimate > MAX_SBATCH_BYTES:
+        raise DiagnosticError([_too_large(plan, estimate)])
     here = resources.files(__name__).joinpath("templates")
     files = {
         "job.sbatch": render_sbatch(plan),
@@ -163,4 +193,9 @@ def render(plan: DeploymentPlan) -> dict[str, str]:
         files["bench.sh"] = bench_script(plan, tokenizer, "$HERE/run/bench")
     if _mocker(plan) and plan.model_local_dir is None:
         files.update({f"model/{name}": text for name, text in tiny_model_files().items()})
+    problems = oversized_files(NAME, files)
+    if text_bytes(files["job.sbatch"]) > MAX_SBATCH_BYTES:
+        problems.append(_too_large(plan, text_bytes(files["job.sbatch"])))
+    if problems:
+        raise DiagnosticError(problems)
     return files

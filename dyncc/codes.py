@@ -1,0 +1,66 @@
+"""The registry of diagnostic codes (``codes.yaml`` beside this file): title, severity, explanation and the
+invalid example that triggers each code. ``dyncc explain-code`` prints an entry; the docs are generated
+from it; a test keeps it complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+CODE_PATTERN = re.compile(r"^DYN\d{3}$")
+FAMILIES = {
+    "0": "loading",
+    "1": "parallelism, speculation and engine keys",
+    "2": "disaggregation",
+    "3": "routing",
+    "4": "topology and placement",
+    "5": "targets and output",
+    "6": "planner",
+    "7": "versions",
+    "8": "sweeps",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class CodeInfo:
+    code: str
+    severity: str
+    title: str
+    explanation: str
+    no_example_because: str | None  # set when no spec can show the code (it concerns files, not spec content)
+
+    @property
+    def family(self) -> str:
+        return FAMILIES[self.code[3]]
+
+
+@functools.lru_cache(maxsize=1)
+def registry() -> dict[str, CodeInfo]:
+    text = resources.files("dyncc").joinpath("codes.yaml").read_text(encoding="utf-8")
+    entries = yaml.safe_load(text)
+    out = {}
+    for code, entry in entries.items():
+        example = entry.get("example")
+        out[code] = CodeInfo(
+            code=code,
+            severity=entry["severity"],
+            title=entry["title"],
+            explanation=" ".join(entry["explain"].split()),
+            no_example_because=example.split("—", 1)[-1].strip() if example else None,
+        )
+    return out
+
+
+def lookup(code: str) -> CodeInfo | None:
+    return registry().get(code.upper())
+
+
+def example_for(code: str, examples_dir: Path) -> Path | None:
+    """The invalid example that shows ``code``: ``examples/invalid/<CODE>_*.yaml``."""
+    return next(iter(sorted(examples_dir.glob(f"{code}_*.yaml"))), None)
