@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The long, exploring fuzz run: 200,000 generated and mutated specs by default (pass another count as $1),
-# new random cases on every run (hypothesis profile `explore`; the test suite's `ci` profile replays the
+# new random cases on every run (hypothesis profile `explore`; the test suite's `deterministic` profile replays the
 # same cases each time). Each must end in a successful build or coded errors with a location. Takes about
 # an hour. A failure prints the `@reproduce_failure` blob; add the case to REGRESSIONS in tests/test_fuzz.py.
 set -euo pipefail

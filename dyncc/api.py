@@ -8,10 +8,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from dyncc.compiler import Compilation, check_spec, compile_spec
-from dyncc.diagnostics import Diagnostic, DiagnosticError
-from dyncc.spec import LoadedSpec, load_spec
+from dyncc.compiler import Compilation, check_spec, compile_spec, locate
+from dyncc.compiler.plan import lower
+from dyncc.deployment import load_spec
+from dyncc.diagnostics import Diagnostic, DiagnosticError, has_errors
+from dyncc.spec import LoadedSpec
 from dyncc.spec.model import Versions
+from dyncc.targets.base import Target, cannot_run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,14 +27,25 @@ class Validation:
         return not any(d.is_error for d in self.diagnostics)
 
 
-def validate(path: str | Path) -> Validation:
-    """Load and check one spec; every problem comes back as a diagnostic, none as an exception."""
+def validate(path: str | Path, targets: Iterable[str] = ("all",)) -> Validation:
+    """Load and check one spec, then run the checks of the targets it is meant for (``all``: every
+    registered target that can run it; the others are named in an info diagnostic with their reason).
+    Every problem comes back as a diagnostic, none as an exception."""
     try:
         loaded = load_spec(path)
     except DiagnosticError as exc:
         return Validation(str(path), tuple(exc.diagnostics))
-    _, _, diagnostics = check_spec(loaded)
-    return Validation(str(path), tuple(diagnostics))
+    graph, placement, diagnostics = check_spec(loaded)
+    if has_errors(diagnostics) or placement is None:
+        return Validation(str(path), tuple(diagnostics))
+    compilation = Compilation(loaded, graph, placement, lower(graph, placement), tuple(diagnostics))
+    found = list(diagnostics)
+    for target, problem in _targets_for(compilation, targets):
+        if problem is not None:
+            found.append(problem)
+        else:
+            found += target.check(compilation.plan, target.settings(loaded.spec))
+    return Validation(str(path), tuple(locate(loaded, found)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,74 +67,84 @@ class BuildResult:
         return self.compilation.diagnostics + self.skipped
 
 
+def _targets_for(compilation: Compilation, requested: Iterable[str]) -> list[tuple[Target, Diagnostic | None]]:
+    """Each requested target, with why it cannot run the compilation (None: it can). ``all`` means every
+    registered target, and turns a refusal into an info note (the target is skipped, not failed)."""
+    from dyncc.targets import load_target, targets
+
+    wanted = list(requested)
+    chosen = list(targets()) if "all" in wanted else [load_target(n) for n in dict.fromkeys(wanted)]
+    found = []
+    for target in chosen:
+        problem = cannot_run(compilation.plan, target, targets())
+        if problem is not None:
+            problem = problem.located(compilation.loaded.source.locate(problem.path))
+            if "all" in wanted:
+                problem = _skip_note(target, problem)
+        found.append((target, problem))
+    return found
+
+
+def _skip_note(target: Target, problem: Diagnostic) -> Diagnostic:
+    return dataclasses.replace(problem, severity="info", message=f"{target.name} skipped: {problem.message}")
+
+
+def _check_errors(compilation: Compilation, target: Target) -> list[Diagnostic]:
+    return [d for d in target.check(compilation.plan, target.settings(compilation.loaded.spec)) if d.is_error]
+
+
 def render_targets(
     compilation: Compilation, targets: Iterable[str]
 ) -> tuple[dict[str, dict[str, str]], list[Diagnostic]]:
     """Render each target in memory. ``all`` skips (with a note) targets that can't run the spec."""
-    from dyncc.targets import load_target, target_names
-
     requested = list(targets)
-    names = list(target_names()) if "all" in requested else list(dict.fromkeys(requested))
-    rendered, skipped, errors = {}, [], []
-    for name in names:
-        module = load_target(name)
-        problem = _target_cannot_run(compilation, name, module)
-        if problem is None:
-            rendered[name] = _render(compilation, module)
-        elif "all" in requested:
-            skipped.append(dataclasses.replace(problem, severity="info"))
+    rendered: dict[str, dict[str, str]] = {}
+    skipped: list[Diagnostic] = []
+    errors: list[Diagnostic] = []
+    for target, problem in _targets_for(compilation, requested):
+        if problem is not None:
+            (errors if problem.is_error else skipped).append(problem)
+            continue
+        refusals = _check_errors(compilation, target) if "all" in requested else []
+        if refusals:
+            skipped += [_skip_note(target, d) for d in locate(compilation.loaded, refusals)]
         else:
-            errors.append(problem)
+            rendered[target.name] = _render(compilation, target)
     if errors:
         raise DiagnosticError(errors)
     return rendered, skipped
 
 
-def _render(compilation: Compilation, module) -> dict[str, str]:
-    """A target's files; its coded errors (which carry a spec path) located in the spec like the compiler's."""
+def _render(compilation: Compilation, target: Target) -> dict[str, str]:
+    """A target's files after its checks; its coded errors (which carry a spec path) located in the spec."""
     from dyncc.compiler.plan import oversized_files
 
+    settings = target.settings(compilation.loaded.spec)
     try:
-        files: dict[str, str] = module.render(compilation.plan)
-        too_large = oversized_files(module.NAME, files)
+        problems = _check_errors(compilation, target)
+        if problems:
+            raise DiagnosticError(problems)
+        files = target.render(compilation.plan, settings)
+        too_large = oversized_files(target.name, files)
         if too_large:
             raise DiagnosticError(too_large)
         return files
     except DiagnosticError as exc:
-        source = compilation.loaded.source
-        raise DiagnosticError(
-            [d if d.location else d.located(source.locate(d.path)) for d in exc.diagnostics]
-        ) from None
-
-
-def _target_cannot_run(compilation: Compilation, name: str, module) -> Diagnostic | None:
-    from dyncc.targets import load_target, target_names
-
-    plan = compilation.plan
-    if module.MULTI_NODE or plan.single_node:
-        return None
-    capable = [n for n in target_names() if load_target(n).MULTI_NODE]
-    return Diagnostic(
-        "DYN501",
-        f"the {name} target runs one node; this spec places workers on {plan.placement.nodes_used} nodes",
-        path=("cluster",),
-        hint=f"build it with -t {' or -t '.join(capable)}" if capable else "shrink the deployment to one node",
-        location=compilation.loaded.source.locate(("cluster",)),
-    )
+        raise DiagnosticError(locate(compilation.loaded, list(exc.diagnostics))) from None
 
 
 def with_engine(compilation: Compilation, engine: str | None) -> Compilation:
-    """The same compilation with the worker engine (trtllm or mocker) of the local and slurm targets
-    chosen from outside the spec (``--engine``)."""
+    """The same spec compiled with the worker runtime (trtllm or mocker) chosen from outside it (``--engine``)."""
     if engine is None:
         return compilation
-    plan = compilation.plan
-    plan = dataclasses.replace(
-        plan,
-        local=plan.local.model_copy(update={"engine": engine}),
-        slurm=plan.slurm.model_copy(update={"engine": engine}),
-    )
-    return dataclasses.replace(compilation, plan=plan)
+    return compile_spec(with_worker_runtime(compilation.loaded, engine))
+
+
+def with_worker_runtime(loaded: LoadedSpec, runtime: str | None) -> LoadedSpec:
+    """The spec with ``worker_runtime`` set from outside it (``--engine``); the rules and targets see it."""
+    if runtime is None:
+        return loaded
+    return dataclasses.replace(loaded, spec=loaded.spec.model_copy(update={"worker_runtime": runtime}))
 
 
 def with_dynamo_version(loaded: LoadedSpec, version: str | None) -> LoadedSpec:
@@ -151,8 +175,8 @@ def build(
     then swapped in together under ``out_dir``'s lock (concurrent builds take turns, at most
     ``lock_timeout`` seconds), so an interrupted build leaves every target all old or all new.
     """
-    loaded = with_dynamo_version(load_spec(spec_path), dynamo_version)
-    compilation = with_engine(compile_spec(loaded), engine)
+    loaded = with_worker_runtime(with_dynamo_version(load_spec(spec_path), dynamo_version), engine)
+    compilation = compile_spec(loaded)
     from dyncc.output import LOCK_TIMEOUT_S, drift, write_trees
 
     rendered, skipped = render_targets(compilation, targets)

@@ -11,6 +11,7 @@ import math
 import os
 import sys
 import tempfile
+import textwrap
 import traceback
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,12 +21,16 @@ import click
 
 from dyncc import __version__
 from dyncc.diagnostics import Diagnostic, DiagnosticError, Location, printable
+from dyncc.sla.commands import register as register_sla_commands
+from dyncc.sla.commands import with_from_sla_options
 
 if TYPE_CHECKING:
     from dyncc.api import Validation
     from dyncc.compiler import Compilation
 
 EXIT_INVALID = 1
+# The invalid examples explain-code shows: beside the package in a checkout (not shipped in a wheel).
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "invalid"
 EXIT_INTERNAL = 3
 # Parameters that name files a command writes; an OSError on any other file is a read error.
 OUTPUT_PARAMS = ("out_dir", "output")
@@ -165,20 +170,40 @@ def main() -> None:
     """Compile one topology spec into Dynamo + TensorRT-LLM deployments."""
 
 
+def _target_choices() -> list[str]:
+    from dyncc.targets import target_names
+
+    return [*target_names(), "all"]
+
+
 @main.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(["text", "json", "github", "sarif", "junit"]),
     default="text",
     show_default=True,
-    help="json: one machine-readable report for CI.",
+    help="json: one machine-readable report; github: workflow annotations; sarif: SARIF 2.1.0; junit: JUnit XML.",
 )
-def validate(specs: tuple[str, ...], fmt: str) -> None:
-    """Check SPECS; exit 1 if any has an error."""
-    results = [_validate_one(path) for path in specs]
-    if fmt == "json":
+@click.option(
+    "-t",
+    "--target",
+    "targets",
+    multiple=True,
+    default=("all",),
+    show_default=True,
+    type=click.Choice(_target_choices()),
+    help="Run this target's checks too; `all`: every target that can run the spec (the others are named).",
+)
+def validate(specs: tuple[str, ...], fmt: str, targets: tuple[str, ...]) -> None:
+    """Check SPECS and the checks of the targets they are meant for; exit 1 if any has an error."""
+    results = [_validate_one(path, targets) for path in specs]
+    if fmt in ("github", "sarif", "junit"):
+        from dyncc.formats import render
+
+        click.echo(render(fmt, results), nl=False)
+    elif fmt == "json":
         report = {
             "valid": all(r.ok for r in results),
             "files": [
@@ -194,23 +219,17 @@ def validate(specs: tuple[str, ...], fmt: str) -> None:
     sys.exit(0 if all(r.ok for r in results) else EXIT_INVALID)
 
 
-def _validate_one(path: str) -> Validation:
+def _validate_one(path: str, targets: tuple[str, ...]) -> Validation:
     """One file's result; a file that cannot be read is a diagnostic of its own, so the others (and the
     JSON report) are still given."""
     from dyncc.api import Validation
     from dyncc.api import validate as validate_spec
 
     try:
-        return validate_spec(path)
+        return validate_spec(path, targets)
     except OSError as exc:
         diagnostic = _os_error_diagnostic(exc, {})
         return Validation(path, (diagnostic.located(Location(path, 1, 1)),))
-
-
-def _target_choices() -> list[str]:
-    from dyncc.targets import target_names
-
-    return [*target_names(), "all"]
 
 
 @main.command()
@@ -239,7 +258,7 @@ def _target_choices() -> list[str]:
     "--engine",
     type=click.Choice(["trtllm", "mocker"]),
     default=None,
-    help="Worker engine of the local and slurm targets (default: the spec's).",
+    help="Worker runtime, over the spec's `worker_runtime` (mocker: Dynamo's mock engine, no GPU).",
 )
 @click.option(
     "--dynamo-version",
@@ -304,10 +323,12 @@ def up(spec: str, engine: str | None, out_dir: str, smoke: bool, timeout: float 
         _fail(exc.diagnostics)
     _print(result.diagnostics)
     (output,) = result.outputs
-    plan = result.compilation.plan
-    wait = timeout if timeout is not None else plan.local.ready_timeout_s + 30
+    plan, local = result.compilation.plan, result.compilation.loaded.spec.local
+    wait = timeout if timeout is not None else local.ready_timeout_s + 30
     try:
-        status = run_up(output.directory / "launch.sh", wait, smoke, plan.served_name, click.echo, plan=plan)
+        status = run_up(
+            output.directory / "launch.sh", wait, smoke, plan.served_name, click.echo, plan=plan, settings=local
+        )
     except DiagnosticError as exc:  # a deployment already running there, or a port taken: nothing started
         _fail(exc.diagnostics)
     sys.exit(status)
@@ -315,7 +336,7 @@ def up(spec: str, engine: str | None, out_dir: str, smoke: bool, timeout: float 
 
 def _compile(spec: str) -> Compilation:
     from dyncc.compiler import compile_spec
-    from dyncc.spec import load_spec
+    from dyncc.deployment import load_spec
 
     try:
         return compile_spec(load_spec(spec))
@@ -368,11 +389,30 @@ def explain(spec: str) -> None:
     _say(explain_compilation(_compile(spec)), nl=False)
 
 
+@main.command("explain-code")
+@click.argument("code")
+def explain_code(code: str) -> None:
+    """What diagnostic CODE (e.g. DYN205) means, and the example spec that triggers it."""
+    from dyncc.codes import example_for, lookup
+
+    info = lookup(code)
+    if info is None:
+        raise click.UsageError(f"{code!r} is not a dyncc diagnostic code (DYN001 ... DYN803: see docs/error-codes.md)")
+    _say(f"{info.code} ({info.severity}, {info.family}): {info.title}\n")
+    click.echo(textwrap.fill(info.explanation, width=100))
+    example = example_for(info.code, EXAMPLES_DIR)
+    if example is not None:
+        _say(f"\nExample ({example.relative_to(EXAMPLES_DIR.parent)}):\n")
+        _say(example.read_text(encoding="utf-8"), nl=False)
+    elif info.no_example_because:
+        _say(f"\nNo example spec: {info.no_example_because}")
+
+
 @main.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None)
 def schema(output: str | None) -> None:
     """The spec's JSON Schema, for editors (yaml-language-server) and CI."""
-    from dyncc.spec.schema import schema_text
+    from dyncc.deployment import schema_text
 
     text = schema_text()
     if output:
@@ -390,8 +430,17 @@ def schema(output: str | None) -> None:
 )
 @click.option("-n", "--name", default=None, help="The deployment's name (a DNS label).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
-def init(template: str, name: str | None, output: str | None) -> None:
-    """A commented starter spec that validates as written."""
+@with_from_sla_options
+def init(template: str, name: str | None, output: str | None, **sla: Any) -> None:
+    """A commented starter spec that validates as written; --from-sla: the topology AIConfigurator picks."""
+    if sla.get("from_sla"):
+        from dyncc.sla.commands import init_from_sla_command
+
+        try:
+            init_from_sla_command(name=name, output=output, **sla)
+        except DiagnosticError as exc:
+            _fail(exc.diagnostics)
+        return
     from dyncc.spec.schema import starter_text
 
     try:
@@ -484,3 +533,44 @@ def sweep(
 
 if __name__ == "__main__":
     main()
+
+
+@main.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write the spec here (a new file).")
+def import_(files: tuple[str, ...], output: str | None) -> None:
+    """A dyncc spec from a DynamoGraphDeployment (and its engine ConfigMap or files); what cannot be
+    represented is listed as coded warnings."""
+    from dyncc.importer import import_dgd
+
+    try:
+        result = import_dgd(files, base_dir=Path(output).parent if output else Path.cwd())
+    except DiagnosticError as exc:
+        _fail(exc.diagnostics)
+    _print(result.warnings)
+    if output:
+        from dyncc.output import write_new_file
+
+        try:
+            write_new_file(Path(output), result.text)
+        except DiagnosticError as exc:
+            _fail(exc.diagnostics)
+        _say(f"wrote {output}: `dyncc validate {output}`", err=True)
+    else:
+        click.echo(result.text, nl=False)
+
+
+@main.command()
+def lsp() -> None:
+    """A language server on stdin/stdout: dyncc's diagnostics, hover and completion in the editor."""
+    try:
+        import pygls  # noqa: F401
+    except ImportError:
+        _say("dyncc lsp needs pygls: pip install 'dyncc[lsp]'", err=True)
+        sys.exit(EXIT_INVALID)
+    from dyncc.lsp import main as serve
+
+    serve()
+
+
+register_sla_commands(main)

@@ -24,6 +24,9 @@ FAMILIES = {
     "6": "planner",
     "7": "versions",
     "8": "sweeps",
+    "90": "sla and estimates",
+    "95": "import",
+    "96": "import",
 }
 
 
@@ -37,7 +40,8 @@ class CodeInfo:
 
     @property
     def family(self) -> str:
-        return FAMILIES[self.code[3]]
+        # Most families are one digit; the 9xx codes split into two-digit families.
+        return FAMILIES.get(self.code[3:5]) or FAMILIES[self.code[3]]
 
 
 @functools.lru_cache(maxsize=1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dyncc.api import render_targets, with_dynamo_version
 from dyncc.compiler import compile_spec
-from dyncc.spec import load_spec
+from dyncc.deployment import load_spec
 
 PROFILE_VERSIONS = {"dynamo-1.x": None, "dynamo-0.x": "0.5.1"}
 

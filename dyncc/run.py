@@ -32,6 +32,7 @@ from dyncc.targets import ready_probe
 
 if TYPE_CHECKING:
     from dyncc.compiler.plan import DeploymentPlan
+    from dyncc.targets.local.settings import LocalSettings
 
 READY_MARK = "dyncc: ready: "
 FOREIGN_MARK = "not by this deployment"
@@ -193,12 +194,12 @@ def refuse_if_running(launch_dir: Path) -> None:
         raise DiagnosticError([problem])
 
 
-def taken_ports(plan: DeploymentPlan) -> list[Diagnostic]:
+def taken_ports(plan: DeploymentPlan, settings: LocalSettings) -> list[Diagnostic]:
     """DYN521 for each port the local deployment would listen on that something else holds now."""
-    from dyncc.targets.local import port_uses
+    from dyncc.targets.local.impl import port_uses
 
     problems = []
-    for use in port_uses(plan):
+    for use in port_uses(plan, settings):
         taken = ready_probe.taken(use.host, use.port)
         if taken is not None:
             problems.append(
@@ -316,14 +317,15 @@ def up(
     served_name: str,
     echo: Callable[[str], None] = print,
     plan: DeploymentPlan | None = None,
+    settings: LocalSettings | None = None,
 ) -> int:
     """Run until stopped (0 after a clean Ctrl-C/SIGTERM/SIGHUP stop), or, with ``run_smoke``, test then stop.
 
     Raises DiagnosticError, before starting anything, when a deployment runs from the same directory (DYN522)
-    or, given the ``plan``, when a port it needs is taken (DYN521)."""
+    or, given the ``plan`` and its local ``settings``, when a port it needs is taken (DYN521)."""
     refuse_if_running(Path(launch_script).parent)
-    if plan is not None:
-        problems = taken_ports(plan)
+    if plan is not None and settings is not None:
+        problems = taken_ports(plan, settings)
         if problems:
             raise DiagnosticError(problems)
     deployment = Deployment(launch_script, echo=echo)

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dyncc.api import render_targets, with_engine
+from dyncc.api import render_targets, with_worker_runtime
 from dyncc.compiler import check_spec, compile_spec
 from dyncc.compiler.rules import sweep_problems
+from dyncc.deployment import load_spec_text
 from dyncc.diagnostics import DiagnosticError, has_errors
 from dyncc.output import write_tree
-from dyncc.spec import load_spec_text
 from dyncc.spec.loader import load_yaml_data, read_spec_bytes
 from dyncc.yaml_text import dump_yaml
 
@@ -94,7 +94,7 @@ def build_points(points: list[Point], out_dir: Path, targets: list[str], engine:
             _, _, diagnostics = check_spec(loaded)
             if has_errors(diagnostics):
                 raise DiagnosticError([d for d in diagnostics if d.is_error])
-            rendered, _ = render_targets(with_engine(compile_spec(loaded), engine), targets)
+            rendered, _ = render_targets(compile_spec(with_worker_runtime(loaded, engine)), targets)
         except DiagnosticError as exc:
             point.codes = sorted({d.code for d in exc.diagnostics})
             point.messages = [f"{d.code}: {d.message}" for d in exc.diagnostics]

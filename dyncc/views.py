@@ -5,10 +5,8 @@ Both read the compiler's graph and plan; neither derives anything of its own.
 
 from __future__ import annotations
 
-import networkx as nx
-
 from dyncc.compiler import Compilation
-from dyncc.compiler.graph import DISCOVERY, FRONTEND, PLANNER, PoolInfo, pools, spec_of
+from dyncc.compiler.graph import DISCOVERY, FRONTEND, PLANNER, DeploymentGraph, PoolInfo
 
 EDGE_LABEL = {
     "requests": "requests",
@@ -19,32 +17,33 @@ EDGE_LABEL = {
 }
 
 
-def _node_lines(graph: nx.DiGraph, node: str) -> list[str]:
-    data = graph.nodes[node]
+def _node_lines(graph: DeploymentGraph, node: str) -> list[str]:
+    data = graph.node(node)
     if node == FRONTEND:
-        router = data["router"]
+        router = graph.router
         lines = ["Frontend", f"router: {router.mode}"]
         if router.mode == "kv":
             lines.append(f"block size {router.block_size}" + ("" if router.kv_events else ", approximate"))
-        migration = spec_of(graph).migration.limit
+        migration = graph.spec.migration.limit
         if migration:
             lines.append(f"migration limit {migration}")
         return lines
     if node == DISCOVERY:
         return ["Discovery"]
     if node == PLANNER:
-        return [f"Planner ({spec_of(graph).planner.mode})"]
-    p: PoolInfo = data["pool"]
-    s = p.spec
+        return [f"Planner ({graph.spec.planner.mode})"]
+    assert isinstance(data, PoolInfo)
+    p, s = data, data.spec
     shape = f"TP{s.tensor_parallel}" + (f" PP{s.pipeline_parallel}" if s.pipeline_parallel > 1 else "")
     shape += f" EP{s.expert_parallel}" if s.expert_parallel > 1 else ""
     shape += " +attnDP" if s.attention_dp else ""
     return [f"{p.role}", f"{p.replicas} x {p.gpus_per_worker} GPU", shape]
 
 
-def _edge_label(graph: nx.DiGraph, u: str, v: str, kind: str) -> str:
-    if kind == "kv_transfer":
-        return f"KV transfer {graph.nodes[u]['pool'].engine.get('cache_transceiver_config.backend')}"
+def _edge_label(graph: DeploymentGraph, u: str, v: str, kind: str) -> str:
+    prefill = graph.node(u)
+    if kind == "kv_transfer" and isinstance(prefill, PoolInfo):
+        return f"KV transfer {prefill.engine.get('cache_transceiver_config.backend')}"
     return EDGE_LABEL[kind]
 
 
@@ -52,17 +51,18 @@ def _ident(node: str) -> str:
     return node.replace(":", "_")
 
 
-def _visible_edges(graph: nx.DiGraph) -> list[tuple[str, str, str]]:
+def _visible_edges(graph: DeploymentGraph) -> list[tuple[str, str, str]]:
     # Registration with discovery is on every node; drawn, it only clutters the picture.
-    return [(u, v, k) for u, v, k in sorted(graph.edges(data="kind")) if k != "registers"]
+    return [(u, v, str(k)) for u, v, k in sorted(graph.edges()) if k != "registers"]
 
 
-def _nodes(graph: nx.DiGraph) -> list[str]:
-    order = [FRONTEND] + sorted(n for n in graph if n.startswith("pool:")) + [n for n in (PLANNER,) if n in graph]
+def _nodes(graph: DeploymentGraph) -> list[str]:
+    pool_nodes = sorted(n for n in graph.nodes() if n.startswith("pool:"))
+    order = [FRONTEND, *pool_nodes, *(n for n in (PLANNER,) if n in graph)]
     return order
 
 
-def render_mermaid(graph: nx.DiGraph) -> str:
+def render_mermaid(graph: DeploymentGraph) -> str:
     lines = ["flowchart LR"]
     for node in _nodes(graph):
         label = "<br/>".join(_node_lines(graph, node))
@@ -74,7 +74,7 @@ def render_mermaid(graph: nx.DiGraph) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_dot(graph: nx.DiGraph) -> str:
+def render_dot(graph: DeploymentGraph) -> str:
     lines = [
         "digraph deployment {",
         "    rankdir=LR;",
@@ -91,7 +91,7 @@ def render_dot(graph: nx.DiGraph) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_text(graph: nx.DiGraph) -> str:
+def render_text(graph: DeploymentGraph) -> str:
     out = []
     for node in _nodes(graph):
         out.append(" | ".join(_node_lines(graph, node)))
@@ -122,7 +122,7 @@ def explain(compilation: Compilation) -> str:
         out.append(
             f"| {p.role} | {p.replicas} | {p.gpus_per_worker} | {p.nodes_per_worker} | {p.replicas * p.gpus_per_worker} |"
         )
-    for info in pools(graph):
+    for info in graph.pools():
         out += ["", f"## {info.role}: engine config", "", "| key | value | from |", "| --- | --- | --- |"]
         for key, value in _leaves(info.engine.config):
             prov = info.engine.sources.get(key)

@@ -37,6 +37,12 @@ if [ ! -x .cache/dynamo-0.5.1/bin/python ]; then
   "$PYTHON" -m venv .cache/dynamo-0.5.1
   .cache/dynamo-0.5.1/bin/python -m pip install --quiet --disable-pip-version-check ai-dynamo==0.5.1
 fi
+# AIConfigurator 0.12.0 in its own venv: `dyncc init --from-sla`, `dyncc estimate` and the timed twin run it
+# in a subprocess (its dependencies never meet Dynamo's).
+if [ ! -x .cache/aiconfigurator/bin/python ]; then
+  "$PYTHON" -m venv .cache/aiconfigurator
+  .cache/aiconfigurator/bin/python -m pip install --quiet --disable-pip-version-check aiconfigurator==0.12.0
+fi
 # Mermaid's parser (npm, pinned by the lockfile) for the graph tests.
 if command -v npm >/dev/null 2>&1; then
   npm ci --silent --no-audit --no-fund --prefix tools/mermaid-check

@@ -1,13 +1,28 @@
+"""Shared test helpers: the CLI in process (`cli`) and as a real process (`run_dyncc`), the reference
+files' marker, the hypothesis profiles, the Slurm cluster fixture.
+
+Layers (markers registered in pyproject.toml): the inner loop is
+``python3 -m pytest -m "not e2e and not slurm and not slow"``; ``e2e`` starts real Dynamo processes,
+``slurm`` needs the Slurm test cluster, ``slow`` is anything over ~5 s, ``reference`` needs
+``../shared/reference`` (skipped without it, except in CI where that is a failure).
+"""
+
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import re
 import shutil
 import subprocess
 import sys
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -15,11 +30,26 @@ VALID_EXAMPLES = sorted(EXAMPLES.glob("*.yaml"))
 INVALID_EXAMPLES = sorted((EXAMPLES / "invalid").glob("*.yaml"))
 MULTI_NODE_EXAMPLES = {"wide_ep.yaml"}
 SINGLE_NODE_EXAMPLES = [p for p in VALID_EXAMPLES if p.name not in MULTI_NODE_EXAMPLES]
-REFERENCE = ROOT.parent / "shared" / "reference"
 
 
-def run_dyncc(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    """The real CLI in a fresh interpreter, as a user or CI would run it."""
+def in_ci() -> bool:
+    return os.environ.get("CI") == "true"
+
+
+# --- the CLI: as a real process, and in process ---------------------------------------------------
+
+
+class CliOutcome(Protocol):
+    """What both ways of running the CLI return (subprocess.CompletedProcess has these too)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_dyncc(*args: object, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a fresh interpreter, as a user or CI would run it: for what only a process shows
+    (exit status of the interpreter, signals, environment, a traceback printed by Python itself)."""
     return subprocess.run(
         [sys.executable, "-m", "dyncc", *map(str, args)],
         capture_output=True,
@@ -29,17 +59,70 @@ def run_dyncc(*args: str, cwd: Path | None = None, timeout: float = 60) -> subpr
     )
 
 
+@dataclasses.dataclass
+class CliResult:
+    """`dyncc ARGS` run in process: the same fields as the subprocess.CompletedProcess of `run_dyncc`."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@contextlib.contextmanager
+def _working_directory(path: Path) -> Iterator[None]:
+    """contextlib.chdir, which Python 3.10 (still supported) lacks."""
+    before = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def cli(*args: object, cwd: Path | None = None) -> CliResult:
+    """`dyncc ARGS` in this interpreter through click's CliRunner (~100x cheaper than a process).
+
+    Run from `cwd` (default: the checkout, like `run_dyncc`) so relative paths resolve the same way. An
+    exception that escapes the CLI is appended to stderr as the traceback Python would have printed, so
+    `assert_no_traceback` catches it here as it would on a real process.
+    """
+    from click.testing import CliRunner
+
+    from dyncc.cli import main
+
+    argv = [str(a) for a in args]
+    with _working_directory(cwd or ROOT):
+        result = CliRunner().invoke(main, argv, prog_name="dyncc", catch_exceptions=True)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit) and result.exc_info:
+        stderr += "Traceback (most recent call last):\n" + "".join(traceback.format_exception(*result.exc_info))
+    return CliResult(argv, result.exit_code, result.stdout, stderr)
+
+
+INTERNAL_ERROR = re.compile(r"dyncc: internal error.*?(?:the full trace is in (\S+))?$", re.MULTILINE)
+
+
+def assert_no_traceback(proc: CliOutcome) -> None:
+    """No crash: neither a Python traceback nor the CLI's one-line "internal error" (which keeps the trace
+    in a file; shown here, so the failure says where it crashed)."""
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    crash = INTERNAL_ERROR.search(proc.stderr)
+    if crash:
+        trace_file = Path(crash.group(1)) if crash.group(1) else None
+        trace = trace_file.read_text() if trace_file and trace_file.is_file() else ""
+        raise AssertionError(f"{proc.stderr}\n{trace}")
+
+
 def expected_failure(path: Path) -> tuple[str, int, str | None]:
     """(code, line, target) an invalid example declares: `# expect: CODE`, `# target: T`, `# <-` marker."""
     lines = path.read_text().splitlines()
-    code = re.fullmatch(r"# expect: (DYN\d{3})", lines[0]).group(1)
+    match = re.fullmatch(r"# expect: (DYN\d{3})", lines[0])
+    assert match, f"{path}: the first line must be `# expect: DYNnnn`"
+    code = match.group(1)
     target = next((m.group(1) for l in lines[:3] if (m := re.fullmatch(r"# target: (\w+)", l))), None)
     line = next(i for i, l in enumerate(lines, 1) if f"# <- {code}" in l)
     return code, line, target
-
-
-def assert_no_traceback(proc: subprocess.CompletedProcess) -> None:
-    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
 
 
 @pytest.fixture
@@ -47,20 +130,85 @@ def tmp_out(tmp_path: Path) -> Path:
     return tmp_path / "out"
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI") == "true"
+# --- ../shared/reference: real files from the stack, not shipped with the checkout ----------------
 
+# Overridable so the suite can be run (and its skips tested) with the reference somewhere else or absent.
+REFERENCE = Path(os.environ.get("DYNCC_REFERENCE_DIR") or ROOT.parent / "shared" / "reference")
+
+# What each reference entry is, for the skip reason.
+REFERENCE_ENTRIES = {
+    "nvidia.com_dynamographdeployments.yaml": "the DGD CRD",
+    "dynamo-examples/deploy": "Dynamo 1.6's own example manifests",
+    "dynamo-2025-examples/deploy": "the 2025 Dynamo example manifests",
+    "trtllm-1.3.0rc2x-llm-args-keys.json": "TRT-LLM 1.3's accepted engine keys",
+}
+
+
+def missing_reference(*entries: str) -> str | None:
+    """Why a test that needs these entries of REFERENCE cannot run here, or None when it can."""
+    missing = [e for e in entries or REFERENCE_ENTRIES if not (REFERENCE / e).exists()]
+    if not missing:
+        return None
+    what = ", ".join(f"{e} ({REFERENCE_ENTRIES.get(e, 'a reference file')})" for e in missing)
+    return (
+        f"needs {REFERENCE}: {what}, from the project's shared folder (../shared/reference beside the "
+        "checkout, or set DYNCC_REFERENCE_DIR)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Whatever uses the Slurm cluster is in the `slurm` layer, whether or not its file says so."""
+    for item in items:
+        if "slurm" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slurm)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """`@pytest.mark.reference("entry", ...)`: skip without those files; in CI (CI=true), fail instead,
+    because there a skip would let the checks against the real stack silently stop running."""
+    marker = item.get_closest_marker("reference")
+    if marker is None:
+        return
+    reason = missing_reference(*marker.args)
+    if reason is None:
+        return
+    if in_ci():
+        pytest.fail(f"CI must run every reference test: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+# --- hypothesis: the same cases on every run, unless exploring ------------------------------------
+
+# `deterministic` (the default): derandomized, no example database, so a run fails only for a real defect
+# and fails the same way every time. `explore` (benchmarks/fuzz.sh): new random cases each run, and the
+# failures it finds are kept in .hypothesis/ to replay. Pick with DYNCC_HYPOTHESIS_PROFILE. (Not named
+# `ci`: hypothesis has a built-in profile of that name.)
+settings.register_profile(
+    "deterministic",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    print_blob=True,
+)
+settings.register_profile(
+    "explore", derandomize=False, deadline=None, suppress_health_check=list(HealthCheck), print_blob=True
+)
+settings.load_profile(os.environ.get("DYNCC_HYPOTHESIS_PROFILE", "deterministic"))
 
 # Filled by tests/test_fuzz.py; reported at the end of every run that fuzzed.
 FUZZ_STATS = {"cases": 0, "built": 0, "rejected": 0, "failed": 0}
 
 
-def pytest_terminal_summary(terminalreporter):
+def pytest_terminal_summary(terminalreporter) -> None:
     if FUZZ_STATS["cases"]:
         terminalreporter.write_line(
             f"fuzz: {FUZZ_STATS['cases']} cases run ({FUZZ_STATS['built']} built, {FUZZ_STATS['rejected']} rejected "
-            f"with coded errors), {FUZZ_STATS['failed']} failed"
+            f"with coded errors), {FUZZ_STATS['failed']} failed (hypothesis profile {settings.get_current_profile_name()})"
         )
+
+
+# --- real processes: ports, tools, Slurm ----------------------------------------------------------
 
 
 def free_port_block(size: int, host: str = "127.0.0.1") -> int:
@@ -86,12 +234,12 @@ def free_port_block(size: int, host: str = "127.0.0.1") -> int:
 SLURM_CLUSTER = ROOT / "scripts" / "slurm" / "test-cluster.sh"
 
 
-def sh(*args, cwd=None, timeout=60) -> subprocess.CompletedProcess:
+def sh(*args: object, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(map(str, args)), capture_output=True, text=True, cwd=cwd, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
-def slurm():
+def slurm() -> Iterator[None]:
     """A real Slurm on this machine (slurmctld, munge, six fake 8-GPU nodes), started clean once per
     session and stopped at its end, so no job or daemon outlives the suite."""
     if shutil.which("slurmctld") is None or os.geteuid() != 0:

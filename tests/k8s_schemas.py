@@ -1,6 +1,7 @@
 """Validators for generated Kubernetes objects.
 
-DynamoGraphDeployment: the real CRD's openAPIV3Schema (../shared/reference, beside the checkout)
+DynamoGraphDeployment: the real CRD's openAPIV3Schema (conftest.REFERENCE: ../shared/reference beside the
+checkout; tests that use it carry ``@pytest.mark.reference(CRD_ENTRY)``)
 turned into a strict JSON Schema: ``additionalProperties: false`` wherever ``properties`` is given
 (unless ``x-kubernetes-preserve-unknown-fields``), int-or-string as integer|string, ``nullable`` as a
 null type; the ``x-kubernetes-*`` extensions dropped. Core kinds (ConfigMap, PVC): kubernetes-validate
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 import copy
 import functools
-from pathlib import Path
 
 import jsonschema
+from conftest import REFERENCE
 from ruamel.yaml import YAML
 
-HERE = Path(__file__).resolve().parent
-CRD = HERE.parent.parent / "shared" / "reference" / "nvidia.com_dynamographdeployments.yaml"
+CRD_ENTRY = "nvidia.com_dynamographdeployments.yaml"
+CRD = REFERENCE / CRD_ENTRY
 
 
 def _strict(node):

@@ -1,11 +1,13 @@
-"""Bad input through the real CLI: coded errors with locations, exit 1 (2 for usage), never a traceback."""
+"""Bad input through the CLI: coded errors with locations, exit 1 (2 for usage), never a traceback.
+
+In process (`cli`), except the tests of what a real interpreter's exit status is (`run_dyncc`)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from conftest import EXAMPLES, assert_no_traceback, run_dyncc
+from conftest import EXAMPLES, assert_no_traceback, cli, run_dyncc
 
 JUNK = {
     "empty.yaml": b"",
@@ -27,7 +29,7 @@ JUNK = {
 def test_junk_is_a_coded_error(name, tmp_path):
     path = tmp_path / name
     path.write_bytes(JUNK[name])
-    proc = run_dyncc("validate", "--format", "json", path)
+    proc = cli("validate", "--format", "json", path)
     assert_no_traceback(proc)
     assert proc.returncode == 1
     (report,) = json.loads(proc.stdout)["files"]
@@ -37,27 +39,47 @@ def test_junk_is_a_coded_error(name, tmp_path):
 
 def test_missing_file_and_directory(tmp_path):
     for target in (tmp_path / "nope.yaml", tmp_path):
-        proc = run_dyncc("validate", target)
+        proc = cli("validate", target)
         assert_no_traceback(proc)
         assert proc.returncode in (1, 2)
-    proc = run_dyncc("validate", tmp_path / "nope.yaml")
+    proc = cli("validate", tmp_path / "nope.yaml")
     assert proc.returncode == 1 and "DYN002" in proc.stderr
 
 
 def test_usage_errors_exit_2():
-    assert run_dyncc("validate").returncode == 2
-    assert run_dyncc("build", EXAMPLES / "agg.yaml", "-t", "nowhere").returncode == 2
+    assert cli("validate").returncode == 2
+    assert cli("build", EXAMPLES / "agg.yaml", "-t", "nowhere").returncode == 2
+
+
+def test_a_real_process_exits_0_valid_1_invalid_2_usage(tmp_path):
+    """The exit status CI scripts see, from a real interpreter: click and sys.exit agree with the docs."""
+    junk = tmp_path / "junk.yaml"
+    junk.write_bytes(JUNK["binary.yaml"])
+    valid = run_dyncc("validate", EXAMPLES / "agg.yaml")
+    invalid = run_dyncc("validate", "--format", "json", EXAMPLES / "agg.yaml", junk)
+    usage = run_dyncc("build", EXAMPLES / "agg.yaml", "-t", "nowhere")
+    assert (valid.returncode, invalid.returncode, usage.returncode) == (0, 1, 2), usage.stderr
+    for proc in (valid, invalid, usage):
+        assert_no_traceback(proc)
+    assert [f["valid"] for f in json.loads(invalid.stdout)["files"]] == [True, False]
+    assert "Invalid value for '-t' / '--target'" in usage.stderr
+
+
+def test_an_unwritable_output_is_exit_1_from_a_real_process(tmp_path):
+    proc = run_dyncc("build", EXAMPLES / "agg.yaml", "-o", "/proc/dyncc-out")
+    assert_no_traceback(proc)
+    assert proc.returncode == 1 and "error DYN505" in proc.stderr
 
 
 def test_text_errors_show_code_location_and_hint():
-    proc = run_dyncc("validate", EXAMPLES / "invalid" / "DYN010_unknown-key.yaml")
+    proc = cli("validate", EXAMPLES / "invalid" / "DYN010_unknown-key.yaml")
     assert proc.returncode == 1
     assert "DYN010_unknown-key.yaml:9:5: error DYN010: unknown key `tp`" in proc.stderr
     assert "did you mean `tensor_parallel`?" in proc.stderr
 
 
 def test_json_report_shape():
-    proc = run_dyncc(
+    proc = cli(
         "validate", "--format", "json", EXAMPLES / "agg.yaml", EXAMPLES / "invalid" / "DYN403_too-many-gpus.yaml"
     )
     report = json.loads(proc.stdout)
@@ -76,6 +98,6 @@ def test_unwritable_output_paths_are_coded_errors(tmp_path):
         ["schema", "-o", missing / "schema.json"],
         ["graph", EXAMPLES / "agg.yaml", "-o", missing / "g.mmd"],
     ):
-        proc = run_dyncc(*args)
+        proc = cli(*args)
         assert_no_traceback(proc)
         assert proc.returncode == 1 and "error DYN505" in proc.stderr, (args, proc.stderr)

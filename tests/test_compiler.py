@@ -155,15 +155,23 @@ def test_broken_local_config_json_is_a_coded_error(tmp_path):
     assert exc.value.diagnostics[0].code == "DYN015" and exc.value.diagnostics[0].location.line == 3
 
 
+def target_check(loaded, name):
+    """The diagnostics of one target's own checks (ports, names, managed env) on the compiled spec."""
+    from dyncc.targets import load_target
+
+    target = load_target(name)
+    return target.check(compile_spec(loaded).plan, target.settings(loaded.spec))
+
+
 def test_system_ports_past_i16_are_rejected():
     loaded = spec("local: {system_port_base: 32766}\n", "pools:\n  agg: {replicas: 3}\n")
-    _, _, diagnostics = check_spec(loaded)
+    diagnostics = target_check(loaded, "local")
     assert [d.code for d in diagnostics] == ["DYN402"] and "16-bit" in diagnostics[0].message
 
 
 def test_slurm_http_port_on_a_worker_port_is_rejected():
     loaded = spec("slurm: {http_port: 8082}\n", "pools:\n  agg: {replicas: 3}\n")
-    _, _, diagnostics = check_spec(loaded)
+    diagnostics = target_check(loaded, "slurm")
     assert [(d.code, d.path) for d in diagnostics] == [("DYN402", ("slurm", "http_port"))]
 
 
@@ -172,8 +180,8 @@ def test_mock_bootstrap_ports_skip_the_http_ports():
     from dyncc.targets.mocker import bootstrap_port
 
     # Workers on 8081-8084; the HTTP port sits exactly where bootstrap ports would start.
-    loaded = spec("local: {http_port: 8085}\n", "pools:\n  prefill: {replicas: 2}\n  decode: {replicas: 2}\n")
+    loaded = spec("slurm: {http_port: 8085}\n", "pools:\n  prefill: {replicas: 2}\n  decode: {replicas: 2}\n")
     plan = with_engine(compile_spec(loaded), "mocker").plan
-    ports = [bootstrap_port(plan, w) for p, w in plan.workers if p.role == "prefill"]
-    system = {w.system_port for _, w in plan.workers}
-    assert len(set(ports)) == 2 and not set(ports) & (system | {8085, plan.slurm.http_port})
+    ports = [bootstrap_port(plan, w, 8081, 8085) for p, w in plan.workers if p.role == "prefill"]
+    system = {8081 + w.index for _, w in plan.workers}
+    assert len(set(ports)) == 2 and not set(ports) & (system | {8085})

@@ -22,6 +22,7 @@ from dyncc.run import Deployment, chat_completion, streaming_chat_completion
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.slow,
     pytest.mark.skipif(not DYNAMO_AVAILABLE, reason="Dynamo 1.6.1 is installed by scripts/setup.sh"),
 ]
 
@@ -44,8 +45,8 @@ class Running:
         yaml = YAML()
         spec = yaml.load((EXAMPLES / example).read_text())
         base = free_port_block(16)
+        spec["worker_runtime"] = "mocker"
         spec["local"] = {
-            "engine": "mocker",
             "http_port": base,
             "system_port_base": base + 1,
             "ready_timeout_s": READY_TIMEOUT,
@@ -55,7 +56,7 @@ class Running:
             yaml.dump(spec, f)
         result = build(path, ["local"], tmp_path / "out")
         self.plan = result.compilation.plan
-        self.ports = [base] + [w.system_port for _, w in self.plan.workers]
+        self.ports = [base] + [base + 1 + w.index for _, w in self.plan.workers]  # local.system_port_base + index
         self.run_dir = result.outputs[0].directory / "run"
         self.deployment = Deployment(result.outputs[0].directory / "launch.sh")
         assert self.deployment.wait_ready(READY_TIMEOUT + 10), "\n".join(self.deployment.lines)
@@ -162,7 +163,8 @@ def test_ctrl_c_on_dyncc_up_stops_the_deployment(tmp_path):
     yaml = YAML()
     spec = yaml.load((EXAMPLES / "agg_router.yaml").read_text())
     base = free_port_block(8)
-    spec["local"] = {"engine": "mocker", "http_port": base, "system_port_base": base + 1}
+    spec["worker_runtime"] = "mocker"
+    spec["local"] = {"http_port": base, "system_port_base": base + 1}
     path = tmp_path / "s.yaml"
     with path.open("w") as f:
         yaml.dump(spec, f)

@@ -10,7 +10,8 @@ from dyncc.api import with_engine
 from dyncc.compiler import compile_spec
 from dyncc.spec import load_spec
 from dyncc.targets.local import frontend_command, worker_command
-from dyncc.targets.mocker import mocker_args
+from dyncc.targets.local.settings import LocalSettings
+from dyncc.targets.mocker import bootstrap_port, mocker_args
 
 pytestmark = pytest.mark.skipif(not DYNAMO_AVAILABLE, reason="Dynamo 1.6.1 is installed by scripts/setup.sh")
 
@@ -22,7 +23,7 @@ def _args_after_module(command: list, module: str) -> list[str]:
 @pytest.mark.parametrize("example", VALID_EXAMPLES, ids=lambda p: p.name)
 def test_frontend_and_worker_flags_parse(example):
     plan = compile_spec(load_spec(example)).plan
-    frontend = parse_frontend(_args_after_module(frontend_command(plan), "dynamo.frontend"))
+    frontend = parse_frontend(_args_after_module(frontend_command(plan, LocalSettings()), "dynamo.frontend"))
     assert frontend.router_mode == plan.frontend.router_mode
     for pool, _worker in plan.workers:
         argv = pool.worker_args(plan.model_path, plan.served_name, "/engine/" + pool.engine_file)
@@ -37,7 +38,7 @@ def test_frontend_and_worker_flags_parse(example):
 def test_local_worker_command_is_the_plan_command():
     plan = compile_spec(load_spec(VALID_EXAMPLES[0])).plan
     pool, worker = plan.workers[0]
-    command = worker_command(plan, pool, worker)
+    command = worker_command(plan, LocalSettings(), pool, worker)
     assert _args_after_module(command, "dynamo.trtllm")[:4] == [
         "--model-path",
         plan.model_path,
@@ -60,7 +61,9 @@ def test_parsers_reject_what_dynamo_1_6_removed():
 def test_mocker_flags_parse_and_keep_the_topology(example):
     plan = with_engine(compile_spec(load_spec(example)), "mocker").plan
     for pool, worker in plan.workers:
-        args = parse_mocker([str(a) for a in mocker_args(plan, pool, worker, "/model", 1.0)])
+        args = parse_mocker(
+            [str(a) for a in mocker_args(plan, pool, worker, "/model", bootstrap_port(plan, worker, 8081, 8000))]
+        )
         assert args.model_name == plan.served_name
         assert args.block_size == pool.engine_config["kv_cache_config"]["tokens_per_block"]
         assert args.disaggregation_mode == pool.disaggregation_mode

@@ -1,8 +1,11 @@
 """Property-based fuzzing: valid specs, mutated every way we can think of, must each end in a
 successful build or in coded errors with a location — never in any other exception.
 
-DYNCC_FUZZ_CASES sets how many (default 10,000 per run, split over the two generators below);
-benchmarks/fuzz.sh runs 200,000.
+Deterministic by default: the `deterministic` hypothesis profile (conftest) derandomizes, so every run tries the
+same cases and a failure is a real defect that fails again. `benchmarks/fuzz.sh` picks the `explore`
+profile (DYNCC_HYPOTHESIS_PROFILE=explore) for new random cases. DYNCC_FUZZ_CASES sets how many cases
+the two `slow` tests run (default 10,000, split between the generators); the fast lane runs a sample
+of each generator and every regression below.
 """
 
 from __future__ import annotations
@@ -10,10 +13,13 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
+import pytest
 import yaml
-from conftest import FUZZ_STATS, run_dyncc
-from hypothesis import HealthCheck, given, settings
+from conftest import FUZZ_STATS, assert_no_traceback, run_dyncc
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dyncc.api import render_targets
@@ -24,6 +30,7 @@ from dyncc.spec import load_spec_text
 TOTAL = int(os.environ.get("DYNCC_FUZZ_CASES", "10000"))
 STRUCTURED = TOTAL * 4 // 5
 TEXTUAL = TOTAL - STRUCTURED
+SAMPLE = 100  # cases per generator in the fast lane
 CODE = re.compile(r"^DYN\d{3}$")
 
 
@@ -137,11 +144,130 @@ def mutated_specs(draw) -> str:
     return yaml.safe_dump(spec, allow_unicode=True, sort_keys=False)
 
 
+# --- YAML's own features: directives, tags, anchors and aliases, merge keys, encodings -------------
+
+DIRECTIVES = [
+    "%YAML 9.9\n",
+    "%YAML 1.1\n",
+    "%YAML 1.2\n%YAML 1.2\n",
+    "%YAML abc\n",
+    "%YAML 99999999999999999999.1\n",
+    "%TAG ! tag:example.com,2000:\n",
+    "%TAG !e! tag:example.com,2000:app/\n",
+    "%TAG !e! a:\n%TAG !e! b:\n",
+    "%TAG !x! %%\n",
+    "%FOO bar baz\n",
+]
+# Put before a value (`key: TAG value`); with a block value they tag the whole mapping.
+TAGS = [
+    "!!python/object/apply:os.system",
+    "!!python/object/new:os.system",
+    "!!python/name:os.system",
+    "!!python/tuple",
+    "!custom",
+    "!e!thing",
+    "!<tag:yaml.org,2002:str>",
+    "!<tag:example.com,2000:x>",
+    "!%ZZ",
+    "!ünï",
+    "!!set",
+    "!!omap",
+    "!!pairs",
+    "!!binary",
+    "!!timestamp",
+    "!!bool",
+    "!!int",
+    "!!float",
+    "!!null",
+    "!!str",
+    "!!seq",
+    "!!map",
+]
+MERGE_VALUES = ["*a", "[*a]", "{replicas: 2}", "{}", "5", "abc", "[1, 2]", "*nope", "~"]
+LAUGHS = "".join(f"x{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9) if i else ', '.join(['lol'] * 9)}]\n" for i in range(8))
+VALUE_LINE = re.compile(r"^(\s*(?:- )?[^\s:#'\"][^:]*): (\S.*)$")  # `key: value` on one line
+BLOCK_LINE = re.compile(r"^(\s*[^\s:#'\"][^:]*):$")  # `key:` with the value below
+
+
+def _encodings(text: str) -> list[str | bytes]:
+    """The same document in odd encodings and line breaks (lazily listed: each is cheap)."""
+    accented = text.replace("name: ", "name: café-", 1)
+    return [
+        "\ufeff" + text,
+        text[: len(text) // 2] + "\ufeff" + text[len(text) // 2 :],
+        b"\xef\xbb\xbf" + text.encode(),
+        ("\ufeff" + text).encode("utf-16-le"),
+        ("\ufeff" + text).encode("utf-16-be"),
+        text.encode("utf-16-le"),
+        ("\ufeff" + text).encode("utf-32"),
+        accented.encode("latin-1"),
+        accented.replace("-", "\u2019").encode("cp1252"),
+        text.replace("\n", "\r\n"),
+        text.replace("\n", "\r"),
+        text.replace("\n", "\x85"),
+        text.replace("\n", "\u2028"),
+        text.replace("\n", "\u2029"),
+        text.replace("\n", "\n\x00", 1),
+    ]
+
+
+@st.composite
+def yaml_feature_text(draw) -> str | bytes:
+    """A valid spec as YAML text, with one of YAML's less used features added where a value goes."""
+    lines = yaml.safe_dump(draw(valid_specs()), sort_keys=False).splitlines()
+    values = [i for i, line in enumerate(lines) if VALUE_LINE.match(line)]
+    blocks = [i for i, line in enumerate(lines) if BLOCK_LINE.match(line) and i + 1 < len(lines)]
+    action = draw(st.sampled_from(["directive", "tag", "anchor", "merge", "encoding", "documents", "laughs"]))
+    if action == "directive":
+        separator = draw(st.sampled_from(["---\n", "--- ", ""]))  # "" : a directive with no document start
+        return draw(st.sampled_from(DIRECTIVES)) + separator + "\n".join(lines) + "\n"
+    if action == "tag":
+        i = draw(st.sampled_from(values + blocks))
+        lines[i] = re.sub(r":( |$)", f": {draw(st.sampled_from(TAGS))}\\1", lines[i], count=1)
+    elif action == "anchor":
+        first, second = draw(st.sampled_from(values)), draw(st.sampled_from(values))
+        anchored = VALUE_LINE.match(lines[first])
+        assert anchored
+        lines[first] = f"{anchored.group(1)}: &a {anchored.group(2)}"
+        aliased = VALUE_LINE.match(lines[second])
+        assert aliased
+        target = draw(st.sampled_from(["*a", "*nope", "*a ", "[*a, *a]", "&a *a", "&b x"]))
+        if draw(st.booleans()):  # the alias as the key instead of the value
+            lines[second] = re.sub(r"\S[^:]*:", f"{target.strip()} :", lines[second], count=1)
+        else:
+            lines[second] = f"{aliased.group(1)}: {target}"
+    elif action == "merge":
+        i = draw(st.sampled_from(blocks))
+        indent = re.match(r"\s*", lines[i + 1])
+        assert indent is not None
+        if draw(st.booleans()) and values:
+            j = draw(st.sampled_from(values))
+            anchored = VALUE_LINE.match(lines[j])
+            assert anchored
+            lines[j] = f"{anchored.group(1)}: &a {anchored.group(2)}"
+        lines.insert(i + 1, f"{indent.group(0)}<<: {draw(st.sampled_from(MERGE_VALUES))}")
+    elif action == "encoding":
+        return draw(st.sampled_from(_encodings("\n".join(lines) + "\n")))
+    elif action == "documents":
+        text = "\n".join(lines) + "\n"
+        return draw(
+            st.sampled_from(
+                [text + "---\n" + text, "---\n" + text + "...\n", text + "...\njunk: 1\n", "--- !!map\n" + text]
+            )
+        )
+    else:
+        lines.append(LAUGHS.rstrip("\n"))
+        lines.append("x: [" + ", ".join(["*l7"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
 @st.composite
 def mangled_text(draw) -> str | bytes:
     text = yaml.safe_dump(draw(valid_specs()), sort_keys=False)
-    action = draw(st.sampled_from(["truncate", "insert", "binary", "empty", "indent", "duplicate"]))
+    action = draw(st.sampled_from(["truncate", "insert", "binary", "empty", "indent", "duplicate", "yaml-feature"]))
     cut = draw(st.integers(0, len(text)))
+    if action == "yaml-feature":
+        return draw(yaml_feature_text())
     if action == "truncate":
         return text[:cut]
     if action == "insert":
@@ -163,6 +289,9 @@ def mangled_text(draw) -> str | bytes:
                         "\x00",
                         "\ufeff",
                         "%YAML 9.9\n",
+                        "<<: ",
+                        "? ",
+                        "!!set ",
                     ]
                 )
             )
@@ -178,6 +307,34 @@ def mangled_text(draw) -> str | bytes:
         lines[i : i + 1] = ["   " + line for line in lines[i : i + 1]]
         return "\n".join(lines)
     return text + text
+
+
+# --- regressions: every crash the fuzzer found, replayed on every run ------------------------------
+
+_SPEC = "apiVersion: dyncc/v1\nname: t\nmodel: {path: m}\n"
+REGRESSIONS: list[str | bytes] = [
+    # ruamel's constructors for these tags assume a collection / a bool literal: AttributeError, KeyError.
+    _SPEC + "pools: !!set x\n",
+    _SPEC + "pools: !!omap x\n",
+    _SPEC + "pools: {agg: {attention_dp: !!bool maybe}}\n",
+    _SPEC + "pools: {!!bool agg: {}}\n",
+    "apiVersion: dyncc/v1\nname: !!bool qwen3-agg\nmodel: {path: m}\npools: {agg: {}}\n",
+    # Keys a merge key (`<<`) brought in have no position of their own: locating them failed (KeyError,
+    # TypeError in SourceMap.locate) instead of pointing at the `<<` line.
+    _SPEC + "pools:\n  <<: {replicas: 2}\n  agg: {}\n",
+    "apiVersion: dyncc/v1\nname: t\nmodel: &a {path: m}\npools:\n  agg:\n    <<: *a\n",
+    # An alias chain that expands to 9^8 values (HEAD loader: minutes and gigabytes, never an answer).
+    _SPEC + "pools: {agg: {}}\n" + LAUGHS + "x: [" + ", ".join(["*l7"] * 9) + "]\n",
+]
+
+T = TypeVar("T", bound=Callable[..., None])
+
+
+def with_regressions(test: T) -> T:
+    """Each regression as an explicit @example: run first, in every profile, whatever the case count."""
+    for case in REGRESSIONS:
+        test = example(case)(test)
+    return test
 
 
 def run_case(text: str | bytes) -> None:
@@ -208,16 +365,38 @@ def _assert_coded(diagnostics) -> None:
         assert d.location is not None and d.location.line >= 1 and d.location.column >= 1, d
 
 
-FUZZ_SETTINGS = dict(deadline=None, suppress_health_check=list(HealthCheck), derandomize=False)
+# The profile (conftest) sets derandomize, database, deadline and health checks; only the counts are here.
 
 
-@settings(max_examples=STRUCTURED, **FUZZ_SETTINGS)
+@settings(max_examples=SAMPLE)
+@given(mutated_specs())
+def test_a_sample_of_mutated_specs_build_or_fail_with_codes(text):
+    run_case(text)
+
+
+@settings(max_examples=SAMPLE)
+@with_regressions
+@given(mangled_text())
+def test_a_sample_of_mangled_text_builds_or_fails_with_codes(text):
+    run_case(text)
+
+
+@settings(max_examples=SAMPLE)
+@given(yaml_feature_text())
+def test_a_sample_of_yaml_features_build_or_fail_with_codes(text):
+    run_case(text)
+
+
+@pytest.mark.slow
+@settings(max_examples=STRUCTURED)
 @given(mutated_specs())
 def test_mutated_specs_build_or_fail_with_codes(text):
     run_case(text)
 
 
-@settings(max_examples=TEXTUAL, **FUZZ_SETTINGS)
+@pytest.mark.slow
+@settings(max_examples=TEXTUAL)
+@with_regressions
 @given(mangled_text())
 def test_mangled_text_builds_or_fails_with_codes(text):
     run_case(text)
@@ -226,7 +405,7 @@ def test_mangled_text_builds_or_fails_with_codes(text):
 _any_case = mutated_specs().map(str.encode) | mangled_text().map(lambda t: t if isinstance(t, bytes) else t.encode())
 
 
-@settings(max_examples=1, **FUZZ_SETTINGS)
+@settings(max_examples=1)
 @given(st.lists(_any_case, min_size=150, max_size=150))
 def test_cli_exit_status_is_0_1_or_2_on_fuzzed_files(cases):
     """A sample of fuzzed files through the real CLI in one process: JSON report, exit 0/1, no traceback."""
@@ -240,8 +419,8 @@ def test_cli_exit_status_is_0_1_or_2_on_fuzzed_files(cases):
             path.write_bytes(case)
             files.append(path)
         proc = run_dyncc("validate", "--format", "json", *files, timeout=120)
+    assert_no_traceback(proc)
     assert proc.returncode in (0, 1), proc.stderr
-    assert "Traceback" not in proc.stderr
     report = json.loads(proc.stdout)
     assert len(report["files"]) == 150
     for entry in report["files"]:

@@ -340,7 +340,7 @@ def test_k8s_configmap_over_one_mib_is_refused():
     big = "# " + "x" * 600_000 + "\n"
     plan = dataclasses.replace(plan, pools=tuple(dataclasses.replace(p, engine_yaml=big) for p in plan.pools))
     with pytest.raises(DiagnosticError) as exc:
-        k8s.render(plan)
+        k8s.render(plan, compilation.loaded.spec.k8s)
     assert [d.code for d in exc.value.diagnostics] == ["DYN511"]
 
 

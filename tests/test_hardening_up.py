@@ -43,12 +43,12 @@ def write_spec(tmp_path: Path, pools: dict, base: int, **local: object) -> Path:
         "apiVersion": "dyncc/v1",
         "name": "hardening-up",
         "model": {"path": "Qwen/Qwen3-0.6B", "moe": False},
+        "worker_runtime": "mocker",
+        "mocker_speedup_ratio": 0,
         "local": {
-            "engine": "mocker",
             "http_port": base,
             "system_port_base": base + 1,
             "ready_timeout_s": READY_TIMEOUT,
-            "mocker_speedup_ratio": 0,
             **local,
         },
         "pools": pools,
@@ -144,8 +144,8 @@ def test_taken_worker_port_is_refused_before_starting_naming_port_holder_and_set
 
 def test_every_fixed_port_of_the_deployment_is_checked(tmp_path):
     base = free_port_block(8)
-    plan = build(write_spec(tmp_path, DISAGG, base), ["local"], tmp_path / "out").compilation.plan
-    uses = {u.port: u for u in port_uses(plan)}
+    compilation = build(write_spec(tmp_path, DISAGG, base), ["local"], tmp_path / "out").compilation
+    uses = {u.port: u for u in port_uses(compilation.plan, compilation.loaded.spec.local)}
     # frontend, two system ports, the event broker's two
     assert sorted(uses) == [base, base + 1, base + 2, base + 3, base + 4]
     assert uses[base].setting == "local.http_port"

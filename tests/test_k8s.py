@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 
 import pytest
-from conftest import EXAMPLES, REFERENCE, VALID_EXAMPLES, run_dyncc
+from conftest import EXAMPLES, REFERENCE, VALID_EXAMPLES, cli
 from dynamo_parsers import DYNAMO_AVAILABLE, parse_frontend, parse_trtllm
-from k8s_schemas import core_errors, dgd_errors
+from k8s_schemas import CRD_ENTRY, core_errors, dgd_errors
 from ruamel.yaml import YAML
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+needs_crd = pytest.mark.reference(CRD_ENTRY)
 
 
 def load_docs(directory):
@@ -30,7 +32,7 @@ def build_k8s(spec_path, out, extra: dict | None = None):
         spec_path = out.parent / f"{out.name}-{spec_path.name}"
         with spec_path.open("w") as f:
             yaml.dump(data, f)
-    proc = run_dyncc("build", spec_path, "-t", "k8s", "-o", out)
+    proc = cli("build", spec_path, "-t", "k8s", "-o", out)
     assert proc.returncode == 0, proc.stderr
     return load_docs(out / "k8s")
 
@@ -55,6 +57,7 @@ def all_manifests(tmp_path_factory):
     return built
 
 
+@needs_crd
 def test_every_dgd_passes_the_strict_crd_schema(all_manifests):
     checked = 0
     for key, docs in all_manifests.items():
@@ -63,6 +66,7 @@ def test_every_dgd_passes_the_strict_crd_schema(all_manifests):
     assert checked == 3 * len(VALID_EXAMPLES)
 
 
+@needs_crd
 def test_the_strict_schema_rejects_what_the_crd_does_not_define(all_manifests):
     dgd = copy.deepcopy(all_manifests[("agg", "v1beta1")]["DynamoGraphDeployment"])
     dgd["spec"]["components"][0]["gpus"] = 1
@@ -157,6 +161,7 @@ def _summary(dgd) -> dict:
     return out
 
 
+@pytest.mark.reference("dynamo-examples/deploy")
 @pytest.mark.parametrize("name", ["agg", "agg_router", "disagg", "disagg_router"])
 def test_matches_dynamos_own_example_field_by_field(name, all_manifests):
     theirs = YAML(typ="safe").load((REFERENCE / "dynamo-examples" / "deploy" / f"{name}.yaml").read_text())
@@ -170,7 +175,7 @@ def test_frontend_args_parse_and_worker_args_equal_the_local_targets(all_manifes
         dgd = all_manifests[(example.stem, "v1beta1")]["DynamoGraphDeployment"]
         frontend = next(c for c in dgd["spec"]["components"] if c["type"] == "frontend")
         parse_frontend(frontend["podTemplate"]["spec"]["containers"][0]["args"])
-    assert run_dyncc("build", EXAMPLES / "disagg_router.yaml", "-t", "local", "-o", tmp_path).returncode == 0
+    assert cli("build", EXAMPLES / "disagg_router.yaml", "-t", "local", "-o", tmp_path).returncode == 0
     launch = (tmp_path / "local" / "launch.sh").read_text()
     dgd = all_manifests[("disagg_router", "v1beta1")]["DynamoGraphDeployment"]
     for c in dgd["spec"]["components"][1:]:
@@ -181,7 +186,7 @@ def test_frontend_args_parse_and_worker_args_equal_the_local_targets(all_manifes
 
 
 def test_disagg_router_output_applies_as_is(tmp_path):
-    proc = run_dyncc("build", EXAMPLES / "disagg_router.yaml", "-t", "k8s", "-o", tmp_path)
+    proc = cli("build", EXAMPLES / "disagg_router.yaml", "-t", "k8s", "-o", tmp_path)
     assert proc.returncode == 0
     for path in (tmp_path / "k8s").glob("*.yaml"):
         text = path.read_text()
@@ -190,7 +195,7 @@ def test_disagg_router_output_applies_as_is(tmp_path):
     assert "# Requires: Secret 'hf-token-secret'" in header  # what the spec leaves to the cluster, named
 
 
-def test_model_cache_and_planner(tmp_path, all_manifests):
+def test_model_cache(all_manifests):
     docs = all_manifests[("disagg", "full")]
     assert docs["PersistentVolumeClaim"]["spec"]["resources"]["requests"]["storage"] == "500Gi"
     worker = next(c for c in docs["DynamoGraphDeployment"]["spec"]["components"] if c["type"] == "decode")
@@ -199,23 +204,33 @@ def test_model_cache_and_planner(tmp_path, all_manifests):
     assert {"name": "model-cache", "mountPath": "/models"} in main["volumeMounts"]
     assert docs["DynamoGraphDeployment"]["metadata"]["namespace"] == "llm"
 
-    spec = tmp_path / "planner.yaml"
+
+@pytest.fixture(scope="module")
+def planner_dgd(tmp_path_factory) -> dict:
+    """disagg with an SLA planner: the DGD it compiles to."""
+    root = tmp_path_factory.mktemp("planner")
+    spec = root / "planner.yaml"
     spec.write_text((EXAMPLES / "disagg.yaml").read_text() + "planner: {enabled: true, ttft_ms: 200, itl_ms: 20}\n")
-    docs = build_k8s(spec, tmp_path / "out")
-    planner = next(c for c in docs["DynamoGraphDeployment"]["spec"]["components"] if c["type"] == "planner")
+    return build_k8s(spec, root / "out")["DynamoGraphDeployment"]
+
+
+def test_planner_component_carries_its_config(planner_dgd):
+    planner = next(c for c in planner_dgd["spec"]["components"] if c["type"] == "planner")
     (main,) = planner["podTemplate"]["spec"]["containers"]
     assert main["image"].endswith("dynamo-planner:1.6.1")
-    import json
-
     config = json.loads(main["args"][main["args"].index("--config") + 1])
     assert config["ttft_ms"] == 200 and config["optimization_target"] == "sla" and config["mode"] == "disagg"
-    assert dgd_errors(docs["DynamoGraphDeployment"]) == []
+
+
+@needs_crd
+def test_planner_dgd_passes_the_strict_crd_schema(planner_dgd):
+    assert dgd_errors(planner_dgd) == []
 
 
 def test_too_long_a_name_is_an_error_not_a_truncation(tmp_path):
     spec = tmp_path / "long.yaml"
     long_name = "a" * 60
     spec.write_text((EXAMPLES / "agg.yaml").read_text().replace("name: qwen3-agg", f"name: {long_name}"))
-    proc = run_dyncc("build", spec, "-t", "k8s", "-o", tmp_path / "out")
+    proc = cli("build", spec, "-t", "k8s", "-o", tmp_path / "out")
     assert proc.returncode == 1 and "DYN504" in proc.stderr and "63" in proc.stderr
     assert not (tmp_path / "out").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, run_dyncc
+from conftest import EXAMPLES, cli, run_dyncc
 
 from dyncc.diagnostics import DiagnosticError
 from dyncc.output import write_tree
@@ -46,23 +46,23 @@ def test_directory_with_foreign_files_is_refused(tmp_path):
 
 def test_failed_build_leaves_previous_output_untouched(tmp_path):
     out = tmp_path / "out"
-    assert run_dyncc("build", EXAMPLES / "agg.yaml", "-o", out).returncode == 0
+    assert cli("build", EXAMPLES / "agg.yaml", "-o", out).returncode == 0
     before = snapshot(out)
     bad = tmp_path / "bad.yaml"
     bad.write_text((EXAMPLES / "agg.yaml").read_text().replace("replicas: 1", "replicas: 0"))
-    proc = run_dyncc("build", bad, "-o", out)
+    proc = cli("build", bad, "-o", out)
     assert proc.returncode == 1 and "DYN013" in proc.stderr
     assert snapshot(out) == before
 
 
 def test_check_reports_drift_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
-    assert run_dyncc("build", EXAMPLES / "agg.yaml", "-o", out).returncode == 0
-    proc = run_dyncc("build", EXAMPLES / "agg.yaml", "-o", out, "--check")
+    assert cli("build", EXAMPLES / "agg.yaml", "-o", out).returncode == 0
+    proc = cli("build", EXAMPLES / "agg.yaml", "-o", out, "--check")
     assert proc.returncode == 0 and "up to date" in proc.stdout
     (out / "local" / "engine" / "agg.yaml").write_text("edited by hand\n")
     before = snapshot(out)
-    proc = run_dyncc("build", EXAMPLES / "agg.yaml", "-o", out, "--check")
+    proc = cli("build", EXAMPLES / "agg.yaml", "-o", out, "--check")
     assert proc.returncode == 1 and "engine/agg.yaml" in proc.stdout
     assert snapshot(out) == before
 
@@ -88,7 +88,7 @@ def test_build_killed_mid_write_leaves_earlier_output_byte_identical(tmp_path):
     import time
 
     out = tmp_path / "out"
-    assert run_dyncc("build", EXAMPLES / "agg.yaml", "-t", "local", "-o", out).returncode == 0
+    assert cli("build", EXAMPLES / "agg.yaml", "-t", "local", "-o", out).returncode == 0
     before = snapshot(out)
     other = EXAMPLES / "disagg_router.yaml"  # different files: a half-swap would show
     proc = subprocess.Popen(
@@ -103,11 +103,12 @@ def test_build_killed_mid_write_leaves_earlier_output_byte_identical(tmp_path):
     proc.wait()
     assert {k: v for k, v in snapshot(out).items() if not k.startswith(".dyncc-tmp-")} == before
     # The next build cleans up the killed one's leftovers and swaps in complete output.
-    assert run_dyncc("build", other, "-t", "local", "-o", out).returncode == 0
+    assert cli("build", other, "-t", "local", "-o", out).returncode == 0
     assert not list(out.glob(".dyncc-tmp-*"))
     assert "engine/prefill.yaml" in "\n".join(snapshot(out / "local"))
 
 
+@pytest.mark.slow
 def test_output_is_identical_from_another_directory_hash_seed_and_locale(tmp_path):
     import os
     import shutil
@@ -133,6 +134,7 @@ def test_output_is_identical_from_another_directory_hash_seed_and_locale(tmp_pat
 
 
 def _build_all(out: Path) -> dict[str, bytes]:
+    """A build in a fresh process: the template cache is per process in memory, on disk between runs."""
     proc = run_dyncc("build", EXAMPLES / "disagg_router.yaml", "-t", "all", "-o", out)
     assert proc.returncode == 0, proc.stderr
     return snapshot(out)

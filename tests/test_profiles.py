@@ -8,16 +8,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, REFERENCE, VALID_EXAMPLES, run_dyncc
+from conftest import EXAMPLES, REFERENCE, ROOT, VALID_EXAMPLES, cli
 from dynamo_parsers import DYNAMO_AVAILABLE, parse_trtllm
-from k8s_schemas import dgd_errors
+from k8s_schemas import CRD_ENTRY, dgd_errors
 from ruamel.yaml import YAML
 
 TWENTY_25 = REFERENCE / "dynamo-2025-examples" / "deploy"
 
 
 def build(spec, out, *extra):
-    proc = run_dyncc("build", spec, "-o", out, *extra)
+    proc = cli("build", spec, "-o", out, *extra)
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -26,13 +26,23 @@ def worker_lines(launch: str) -> list[str]:
     return [l for l in launch.splitlines() if l.startswith("start ") and "dynamo.trtllm" in l]
 
 
+def built_dgd(example: Path, out: Path, version: str) -> dict:
+    out = build(example, out / version, "--dynamo-version", version, "-t", "k8s", "-t", "slurm")
+    return YAML(typ="safe").load((out / "k8s" / "dynamographdeployment.yaml").read_text())
+
+
 @pytest.mark.parametrize("example", VALID_EXAMPLES, ids=lambda p: p.name)
 def test_every_example_builds_under_both_profiles(example, tmp_path):
     for version in ("1.6.1", "0.5.1"):
-        out = build(example, tmp_path / version, "--dynamo-version", version, "-t", "k8s", "-t", "slurm")
-        dgd = YAML(typ="safe").load((out / "k8s" / "dynamographdeployment.yaml").read_text())
+        dgd = built_dgd(example, tmp_path, version)
         assert dgd["apiVersion"] == ("nvidia.com/v1alpha1" if version == "0.5.1" else "nvidia.com/v1beta1")
-        assert dgd_errors(dgd) == [], (example, version)
+
+
+@pytest.mark.reference(CRD_ENTRY)
+@pytest.mark.parametrize("example", VALID_EXAMPLES, ids=lambda p: p.name)
+def test_every_dgd_under_both_profiles_passes_the_strict_crd_schema(example, tmp_path):
+    for version in ("1.6.1", "0.5.1"):
+        assert dgd_errors(built_dgd(example, tmp_path, version)) == [], (example, version)
 
 
 def test_disagg_under_0x_gets_decode_first_and_a_v1alpha1_dgd(tmp_path):
@@ -42,7 +52,7 @@ def test_disagg_under_0x_gets_decode_first_and_a_v1alpha1_dgd(tmp_path):
         assert "--disaggregation-strategy decode_first" in line
     assert "ETCD_ENDPOINTS" in launch and "nats-server" in launch and "DYN_DISCOVERY_BACKEND=file" not in launch
     dgd = YAML(typ="safe").load((out / "k8s" / "dynamographdeployment.yaml").read_text())
-    assert dgd["apiVersion"] == "nvidia.com/v1alpha1" and dgd_errors(dgd) == []
+    assert dgd["apiVersion"] == "nvidia.com/v1alpha1"  # its schema: test_every_dgd_under_both_profiles_...
     assert (
         "--disaggregation-strategy decode_first"
         in dgd["spec"]["services"]["TRTLLMDecodeWorker"]["extraPodSpec"]["mainContainer"]["args"][0]
@@ -62,12 +72,12 @@ def test_disagg_under_1_6_gets_neither(tmp_path):
 def test_decode_first_under_1_6_is_a_coded_error_that_explains(tmp_path):
     spec = tmp_path / "s.yaml"
     spec.write_text((EXAMPLES / "disagg.yaml").read_text() + "router:\n  disaggregation_strategy: decode_first\n")
-    proc = run_dyncc("validate", "--format", "json", spec)
+    proc = cli("validate", "--format", "json", spec)
     assert proc.returncode == 1
     (error,) = [d for d in json.loads(proc.stdout)["files"][0]["diagnostics"] if d["severity"] == "error"]
     assert error["code"] == "DYN702" and "removed in Dynamo 1.0" in error["message"]
     assert "frontend now drives prefill, then decode" in error["message"] and error["line"] > 1
-    assert run_dyncc("build", spec, "--dynamo-version", "0.5.1", "-o", tmp_path / "o").returncode == 0
+    assert cli("build", spec, "--dynamo-version", "0.5.1", "-o", tmp_path / "o").returncode == 0
 
 
 def test_conditional_disagg_under_0_5_names_the_version_that_has_it(tmp_path):
@@ -77,15 +87,15 @@ def test_conditional_disagg_under_0_5_names_the_version_that_has_it(tmp_path):
         .read_text()
         .replace("  mode: kv\n", "  mode: kv\n  conditional_disagg: true\n")
     )
-    assert run_dyncc("validate", spec).returncode == 0
-    proc = run_dyncc("build", spec, "--dynamo-version", "0.5.1", "-o", tmp_path / "o")
+    assert cli("validate", spec).returncode == 0
+    proc = cli("build", spec, "--dynamo-version", "0.5.1", "-o", tmp_path / "o")
     assert proc.returncode == 1 and "DYN703" in proc.stderr and "Dynamo 1.6.1" in proc.stderr
 
 
 def test_unknown_version_family_and_image_mismatch(tmp_path):
-    proc = run_dyncc("build", EXAMPLES / "agg.yaml", "--dynamo-version", "2.0.0", "-o", tmp_path / "o")
+    proc = cli("build", EXAMPLES / "agg.yaml", "--dynamo-version", "2.0.0", "-o", tmp_path / "o")
     assert proc.returncode == 1 and "DYN701" in proc.stderr
-    proc = run_dyncc("build", EXAMPLES / "agg.yaml", "--dynamo-version", "0.5.1", "-o", tmp_path / "o2")
+    proc = cli("build", EXAMPLES / "agg.yaml", "--dynamo-version", "0.5.1", "-o", tmp_path / "o2")
     assert proc.returncode == 0 and "warning DYN704" in proc.stderr
 
 
@@ -138,6 +148,7 @@ def _summary_2025(dgd: dict) -> dict:
     return out
 
 
+@pytest.mark.reference("dynamo-2025-examples/deploy")
 @pytest.mark.parametrize("name", ["agg", "agg_router", "disagg", "disagg_router"])
 def test_0x_manifests_match_the_2025_examples_field_by_field(name, tmp_path):
     spec = EXAMPLES / f"{name}.yaml"
@@ -167,7 +178,7 @@ def test_1_6_parser_rejects_what_the_0x_profile_writes(tmp_path):
         parse_trtllm(argv[argv.index("dynamo.trtllm") + 1 :])
 
 
-DYNAMO_05 = Path(__file__).resolve().parent.parent / ".cache" / "dynamo-0.5.1" / "bin" / "python"
+DYNAMO_05 = ROOT / ".cache" / "dynamo-0.5.1" / "bin" / "python"
 
 
 def _parse_with_0_5_1(items: list[dict]) -> list[dict]:
@@ -190,8 +201,9 @@ def test_0x_command_lines_parse_with_dynamo_0_5_1s_own_parsers(example):
     from dyncc.spec import load_spec
     from dyncc.targets.local import frontend_command
 
-    plan = compile_spec(with_dynamo_version(load_spec(example), "0.5.1")).plan
-    items = [{"kind": "frontend", "argv": [str(a) for a in frontend_command(plan)[3:]]}]
+    loaded = with_dynamo_version(load_spec(example), "0.5.1")
+    plan = compile_spec(loaded).plan
+    items = [{"kind": "frontend", "argv": [str(a) for a in frontend_command(plan, loaded.spec.local)[3:]]}]
     items += [
         {"kind": "trtllm", "argv": pool.worker_args(plan.model_path, plan.served_name, "/e.yaml")}
         for pool, _ in plan.workers
@@ -221,6 +233,8 @@ def test_0_5_1_parsers_reject_what_the_1_6_profile_writes():
     assert [r["ok"] for r in results] == [False, False, False]
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_0x_agg_router_runs_for_real_on_dynamo_0_5_1(tmp_path):
     """The 0.x profile's launch script on Dynamo 0.5.1 itself: etcd and NATS started by the script,
     0.5.1's frontend and mock engine, a real streaming chat completion, then a clean stop."""
@@ -256,7 +270,7 @@ def test_0x_agg_router_runs_for_real_on_dynamo_0_5_1(tmp_path):
 
 
 def test_0_5_1_mock_engine_has_no_disaggregation_mode(tmp_path):
-    proc = run_dyncc(
+    proc = cli(
         "build",
         EXAMPLES / "disagg.yaml",
         "-t",

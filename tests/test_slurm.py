@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, VALID_EXAMPLES, free_port_block, run_dyncc, sh
+from conftest import EXAMPLES, VALID_EXAMPLES, cli, free_port_block, sh
 from dynamo_parsers import DYNAMO_AVAILABLE
 from ruamel.yaml import YAML
 
@@ -27,7 +27,7 @@ def build_slurm(example: Path, out: Path, engine: str = "trtllm", overrides: dic
         spec_path = out.with_suffix(".yaml")
         with spec_path.open("w") as f:
             yaml.dump(data, f)
-    proc = run_dyncc("build", spec_path, "-t", "slurm", "--engine", engine, "-o", out)
+    proc = cli("build", spec_path, "-t", "slurm", "--engine", engine, "-o", out)
     assert proc.returncode == 0, proc.stderr
     return out / "slurm"
 
@@ -105,8 +105,8 @@ class SubmittedJob:
     def __init__(self, example: str, tmp_path: Path, cluster: dict | None = None):
         base = free_port_block(12, "0.0.0.0")
         overrides = {
-            "local": {"system_port_base": base + 1},
-            "slurm": {"engine": "mocker", "http_port": base, "ready_timeout_s": 120},
+            "slurm": {"http_port": base, "system_port_base": base + 1, "ready_timeout_s": 120},
+            "worker_runtime": "mocker",
         }
         if cluster:
             overrides["cluster"] = cluster
@@ -150,10 +150,13 @@ def _no_processes_of(directory: Path) -> bool:
     return sh("pgrep", "-f", str(directory)).returncode == 1
 
 
-needs_dynamo = pytest.mark.skipif(not DYNAMO_AVAILABLE, reason="Dynamo 1.6.1 is installed by scripts/setup.sh")
+def real_job(test):
+    """Marks for a test that submits a job running Dynamo's frontend and mock workers (the `slurm`
+    marker comes with the fixture)."""
+    needs_dynamo = pytest.mark.skipif(not DYNAMO_AVAILABLE, reason="Dynamo 1.6.1 is installed by scripts/setup.sh")
+    return needs_dynamo(pytest.mark.e2e(pytest.mark.slow(test)))
 
 
-@needs_dynamo
 @pytest.mark.parametrize(
     "example,cluster",
     [
@@ -162,6 +165,7 @@ needs_dynamo = pytest.mark.skipif(not DYNAMO_AVAILABLE, reason="Dynamo 1.6.1 is 
         ("disagg_router.yaml", {"gpus_per_node": 2, "nodes": 2}),
     ],
 )
+@real_job
 def test_job_runs_frontend_and_workers_on_fake_nodes(slurm, tmp_path, example, cluster):
     job = SubmittedJob(example, tmp_path, cluster)
     try:
@@ -189,7 +193,7 @@ def test_job_runs_frontend_and_workers_on_fake_nodes(slurm, tmp_path, example, c
     _wait_for(lambda: _no_processes_of(job.dir), 20, "every step's process to exit")
 
 
-@needs_dynamo
+@real_job
 def test_a_failing_worker_step_fails_the_job(slurm, tmp_path):
     job = SubmittedJob("disagg.yaml", tmp_path)
     victim = sh("pgrep", "-f", f"dynamo.mocker.*{job.dir}.*--disaggregation-mode decode").stdout.split()

@@ -8,7 +8,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import EXAMPLES, free_port_block, run_dyncc, sh
+from conftest import EXAMPLES, cli, free_port_block, run_dyncc, sh
 from dynamo_parsers import DYNAMO_AVAILABLE
 from k8s_schemas import core_errors
 from ruamel.yaml import YAML
@@ -27,7 +27,7 @@ def _spec_with(tmp_path, **changes):
 
 def test_invalid_points_are_reported_with_codes_and_skipped(tmp_path):
     spec = _spec_with(tmp_path, sweep={"pools.agg.tensor_parallel": [1, 16], "router.mode": ["kv", "round-robin"]})
-    proc = run_dyncc("sweep", spec, "-o", tmp_path / "out", "-t", "local", "-t", "k8s")
+    proc = cli("sweep", spec, "-o", tmp_path / "out", "-t", "local", "-t", "k8s")
     assert proc.returncode == 0, proc.stderr
     index = json.loads((tmp_path / "out" / "index.json").read_text())
     assert [p["valid"] for p in index] == [True, True, False, False]
@@ -38,7 +38,7 @@ def test_invalid_points_are_reported_with_codes_and_skipped(tmp_path):
 
 
 def test_benchmark_artifacts_for_k8s_and_slurm_validate(tmp_path, slurm):
-    proc = run_dyncc("build", EXAMPLES / "sweep_local.yaml", "-t", "k8s", "-t", "slurm", "-o", tmp_path)
+    proc = cli("build", EXAMPLES / "sweep_local.yaml", "-t", "k8s", "-t", "slurm", "-o", tmp_path)
     assert proc.returncode == 0, proc.stderr
     job = YAML(typ="safe").load((tmp_path / "k8s" / "benchmark-job.yaml").read_text())
     assert job["kind"] == "Job" and core_errors(job) == []
@@ -51,6 +51,8 @@ def test_benchmark_artifacts_for_k8s_and_slurm_validate(tmp_path, slurm):
     assert subprocess.run(["shellcheck", "-S", "warning", tmp_path / "slurm" / "bench.sh"]).returncode == 0
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 @pytest.mark.skipif(not DYNAMO_AVAILABLE, reason="Dynamo 1.6.1 is installed by scripts/setup.sh")
 def test_three_point_local_mocker_sweep_runs_for_real(tmp_path):
     base = free_port_block(8)
@@ -60,6 +62,7 @@ def test_three_point_local_mocker_sweep_runs_for_real(tmp_path):
         benchmark={"isl": 64, "osl": 16, "concurrency": [1, 2], "request_count": 4},
     )
     out = tmp_path / "out"
+    # A real process: it starts, benchmarks and stops three deployments, as a user's `dyncc sweep --run` does.
     proc = run_dyncc("sweep", spec, "-o", out, "--run", "--engine", "mocker", timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = list(csv.DictReader((out / "results.csv").open()))

@@ -9,36 +9,34 @@ from __future__ import annotations
 
 import dataclasses
 
-import networkx as nx
-
-from dyncc.compiler.graph import build_graph, pools, spec_of
+from dyncc.compiler.graph import DeploymentGraph, build_graph
 from dyncc.compiler.placement import Placement, PlacementError, place_ranks
 from dyncc.compiler.plan import DeploymentPlan, lower
 from dyncc.compiler.rules import RULES, run_rules
 from dyncc.diagnostics import Diagnostic, DiagnosticError, has_errors
 from dyncc.spec import LoadedSpec
 
-__all__ = ["Compilation", "RULES", "compile_spec", "check_spec"]
+__all__ = ["Compilation", "RULES", "check_spec", "compile_spec", "locate"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Compilation:
     loaded: LoadedSpec
-    graph: nx.DiGraph
+    graph: DeploymentGraph
     placement: Placement
     plan: DeploymentPlan
     diagnostics: tuple[Diagnostic, ...]  # warnings and notes; errors never get this far
 
 
-def check_spec(loaded: LoadedSpec) -> tuple[nx.DiGraph, Placement | None, list[Diagnostic]]:
+def check_spec(loaded: LoadedSpec) -> tuple[DeploymentGraph, Placement | None, list[Diagnostic]]:
     """Build the graph, run every rule, and place ranks when the rules pass. Never raises for bad specs."""
     graph = build_graph(loaded)
     diagnostics = run_rules(graph)
     placement = None
     if not has_errors(diagnostics):
-        cluster = spec_of(graph).cluster
+        cluster = graph.spec.cluster
         try:
-            placement = place_ranks(pools(graph), cluster.gpus_per_node, cluster.nodes)
+            placement = place_ranks(graph.pools(), cluster.gpus_per_node, cluster.nodes)
         except PlacementError as exc:
             diagnostics.append(exc.diagnostic)
     return graph, placement, _locate(loaded, diagnostics)
@@ -49,6 +47,11 @@ def compile_spec(loaded: LoadedSpec) -> Compilation:
     if has_errors(diagnostics) or placement is None:
         raise DiagnosticError(diagnostics)
     return Compilation(loaded, graph, placement, lower(graph, placement), tuple(diagnostics))
+
+
+def locate(loaded: LoadedSpec, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """``diagnostics`` with a file:line:col from their spec path, in report order (errors first)."""
+    return _locate(loaded, diagnostics)
 
 
 def _locate(loaded: LoadedSpec, diagnostics: list[Diagnostic]) -> list[Diagnostic]:

@@ -1,7 +1,8 @@
-"""Build the deployment graph: the one DiGraph every rule, the placement and every target read.
+"""Build the deployment graph: the one typed graph every rule, the placement and every target read.
 
-Nodes: ``frontend`` (HTTP + router), ``discovery``, one ``pool:<role>`` per declared pool, and
-``planner`` when enabled. Edges carry a ``kind``:
+Nodes (ids in a networkx DiGraph, typed records beside them): ``frontend`` (HTTP + router),
+``discovery``, one ``pool:<role>`` per declared pool (its :class:`PoolInfo`), and ``planner`` when
+enabled. Edges carry an :class:`EdgeKind`:
 
 - ``requests``    frontend -> the pools it routes to (Dynamo 1.6's frontend drives prefill, then decode);
                   prefill/agg -> encode (the encode endpoint is called by the worker, not the frontend)
@@ -10,20 +11,23 @@ Nodes: ``frontend`` (HTTP + router), ``discovery``, one ``pool:<role>`` per decl
 - ``metrics``     frontend and pools -> planner
 - ``registers``   frontend and pools -> discovery
 
-Values the compiler derives (KV events turned on for the KV router, the router's block size, ports)
-are computed here, once, with their provenance; rules only read them.
+Values the compiler derives (KV events turned on for the KV router, the router's block size) are
+computed here, once, with their provenance; rules only read them. Nothing here is a target's: ports,
+hosts and paths are chosen by the targets from their own settings.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import enum
 
 import networkx as nx
 
-from dyncc.compiler.engine import Provenance, ResolvedEngine, resolve_engine
 from dyncc.compiler.profiles import DYNAMO_1, Profile, profile_for
-from dyncc.spec import LoadedSpec, Pool, Role
+from dyncc.compiler.provenance import Provenance
+from dyncc.spec import CoreSpec, LoadedSpec, Pool, Role, SourceMap
+from dyncc.spec.loader import ModelFacts
+from dyncc.trtllm.engine_config import ResolvedEngine, resolve_engine
 
 FRONTEND = "frontend"
 DISCOVERY = "discovery"
@@ -31,6 +35,14 @@ PLANNER = "planner"
 
 # Dynamo's `--disaggregation-mode` per pool role.
 DISAGGREGATION_MODE = {"agg": "agg", "prefill": "prefill", "decode": "decode", "encode": "encode"}
+
+
+class EdgeKind(enum.StrEnum):
+    REQUESTS = "requests"
+    KV_EVENTS = "kv_events"
+    KV_TRANSFER = "kv_transfer"
+    METRICS = "metrics"
+    REGISTERS = "registers"
 
 
 def pool_node(role: Role) -> str:
@@ -47,19 +59,23 @@ class PoolInfo:
     gpus_per_worker: int
     publish_kv_events: bool
     publish_kv_events_source: Provenance
-    system_ports: tuple[int, ...]
 
     @property
     def replicas(self) -> int:
         return self.spec.replicas
 
     @property
-    def path(self) -> tuple:
+    def node(self) -> str:
+        return pool_node(self.role)
+
+    @property
+    def path(self) -> tuple[str, ...]:
         return ("pools", self.role)
 
     @property
     def tokens_per_block(self) -> int:
-        return self.engine.get("kv_cache_config.tokens_per_block")
+        value: int = self.engine.get("kv_cache_config.tokens_per_block")
+        return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,36 +86,121 @@ class RouterInfo:
     kv_events: bool
 
 
-def disaggregation_strategy(spec, profile: Profile) -> str | None:
+@dataclasses.dataclass(frozen=True)
+class FrontendNode:
+    router: RouterInfo
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscoveryNode:
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannerNode:
+    mode: str
+
+
+NodeData = FrontendNode | DiscoveryNode | PoolInfo | PlannerNode
+
+
+class DeploymentGraph:
+    """The topology as ids and typed edges (networkx, for reachability and drawing) plus typed node records,
+    and the inputs every rule reads: the spec, the model facts, the version profile."""
+
+    def __init__(self, spec: CoreSpec, facts: ModelFacts, source: SourceMap, profile: Profile) -> None:
+        self.spec = spec
+        self.facts = facts
+        self.source = source
+        self.profile = profile
+        self.strategy: str | None = None  # Dynamo 0.x's disaggregation strategy, when disaggregated
+        self.kv_scored_roles: tuple[Role, ...] = ("agg",)
+        self.topology = nx.DiGraph()
+        self._data: dict[str, NodeData] = {}
+
+    # --- building -----------------------------------------------------------------------------------
+
+    def add_node(self, node: str, data: NodeData) -> None:
+        self._data[node] = data
+        self.topology.add_node(node)
+
+    def add_edge(self, u: str, v: str, kind: EdgeKind) -> None:
+        self.topology.add_edge(u, v, kind=kind)
+
+    # --- reading ------------------------------------------------------------------------------------
+
+    def __contains__(self, node: object) -> bool:
+        return node in self._data
+
+    def node(self, node: str) -> NodeData:
+        return self._data[node]
+
+    def nodes(self) -> list[str]:
+        return list(self._data)
+
+    @property
+    def router(self) -> RouterInfo:
+        frontend = self._data[FRONTEND]
+        assert isinstance(frontend, FrontendNode)
+        return frontend.router
+
+    @property
+    def planner(self) -> PlannerNode | None:
+        planner = self._data.get(PLANNER)
+        return planner if isinstance(planner, PlannerNode) else None
+
+    def pools(self) -> list[PoolInfo]:
+        return [data for data in self._data.values() if isinstance(data, PoolInfo)]
+
+    def pool(self, role: Role) -> PoolInfo | None:
+        data = self._data.get(pool_node(role))
+        return data if isinstance(data, PoolInfo) else None
+
+    def pair(self) -> tuple[PoolInfo, PoolInfo] | None:
+        """The prefill and decode pools of a disaggregated deployment."""
+        prefill, decode = self.pool("prefill"), self.pool("decode")
+        return (prefill, decode) if prefill and decode else None
+
+    def edges(self, kind: EdgeKind | str | None = None) -> list[tuple[str, str, EdgeKind]]:
+        return [(u, v, k) for u, v, k in self.topology.edges(data="kind") if kind is None or k == kind]
+
+    def routed_pools(self) -> list[PoolInfo]:
+        """Pools the frontend's router picks workers from (KV-scored under the KV router)."""
+        routed = []
+        for u, v, _ in self.edges(EdgeKind.REQUESTS):
+            data = self._data[v]
+            if u == FRONTEND and isinstance(data, PoolInfo) and data.role in self.kv_scored_roles:
+                routed.append(data)
+        return routed
+
+
+def disaggregation_strategy(spec: CoreSpec, profile: Profile) -> str | None:
     """Dynamo 0.x: which worker a disaggregated request enters first (None in 1.x: the frontend drives both)."""
     if not profile.disaggregation_strategy:
         return None
     return spec.router.disaggregation_strategy or ("prefill_first" if spec.router.mode == "kv" else "decode_first")
 
 
-def build_graph(loaded: LoadedSpec) -> nx.DiGraph:
-    spec = loaded.spec
+def build_graph(loaded: LoadedSpec) -> DeploymentGraph:
+    spec: CoreSpec = loaded.spec
     # An unknown version family is reported by DYN701; the current profile keeps the rules going.
     profile = profile_for(spec.dynamo.version) or DYNAMO_1
-    graph = nx.DiGraph(spec=spec, facts=loaded.facts, source=loaded.source, profile=profile)
+    graph = DeploymentGraph(spec, loaded.facts, loaded.source, profile)
     declared = spec.pools.declared()
     kv_router = spec.router.mode == "kv"
     roles = {role for role, _ in declared}
     strategy = disaggregation_strategy(spec, profile) if {"prefill", "decode"} <= roles else None
     # The pool whose workers the router picks by KV overlap: agg, or where disaggregated requests enter.
     entry: Role = "decode" if strategy == "decode_first" else "prefill"
-    graph.graph["strategy"] = strategy
+    graph.strategy = strategy
+    graph.kv_scored_roles = ("agg", entry)
 
-    graph.add_node(DISCOVERY, kind="discovery")
-    graph.add_node(FRONTEND, kind="frontend", http_port=spec.local.http_port)
-    graph.add_edge(FRONTEND, DISCOVERY, kind="registers")
-
-    next_port = spec.local.system_port_base
+    graph.add_node(DISCOVERY, DiscoveryNode())
+    graph.add_edge(FRONTEND, DISCOVERY, EdgeKind.REGISTERS)
+    infos = []
     for role, pool in declared:
         engine = resolve_engine(spec, role, pool, loaded.facts.moe, profile)
         publish, why = _kv_event_publishing(role, pool, kv_router and spec.router.kv_events, entry)
-        ports = tuple(range(next_port, next_port + pool.replicas))
-        next_port += pool.replicas
         info = PoolInfo(
             role=role,
             spec=pool,
@@ -107,34 +208,33 @@ def build_graph(loaded: LoadedSpec) -> nx.DiGraph:
             gpus_per_worker=pool.tensor_parallel * pool.pipeline_parallel,
             publish_kv_events=publish,
             publish_kv_events_source=why,
-            system_ports=ports,
         )
-        node = pool_node(role)
-        graph.add_node(node, kind="pool", pool=info)
-        graph.add_edge(node, DISCOVERY, kind="registers")
+        infos.append(info)
+        graph.add_node(info.node, info)
+        graph.add_edge(info.node, DISCOVERY, EdgeKind.REGISTERS)
         if role in ("agg", entry) or (role in ("prefill", "decode") and strategy is None):
-            graph.add_edge(FRONTEND, node, kind="requests")
+            graph.add_edge(FRONTEND, info.node, EdgeKind.REQUESTS)
         if publish:
-            graph.add_edge(node, FRONTEND, kind="kv_events")
+            graph.add_edge(info.node, FRONTEND, EdgeKind.KV_EVENTS)
 
     if {"prefill", "decode"} <= roles:
-        graph.add_edge(pool_node("prefill"), pool_node("decode"), kind="kv_transfer")
+        graph.add_edge(pool_node("prefill"), pool_node("decode"), EdgeKind.KV_TRANSFER)
         if strategy is not None:
             # 0.x: the entry worker forwards to the other one.
             other: Role = "prefill" if entry == "decode" else "decode"
-            graph.add_edge(pool_node(entry), pool_node(other), kind="requests")
+            graph.add_edge(pool_node(entry), pool_node(other), EdgeKind.REQUESTS)
     if "encode" in roles:
         caller: Role | None = "prefill" if "prefill" in roles else ("agg" if "agg" in roles else None)
         if caller:
-            graph.add_edge(pool_node(caller), pool_node("encode"), kind="requests")
+            graph.add_edge(pool_node(caller), pool_node("encode"), EdgeKind.REQUESTS)
 
     if spec.planner.enabled:
-        graph.add_node(PLANNER, kind="planner")
+        graph.add_node(PLANNER, PlannerNode(spec.planner.mode))
         for node in [FRONTEND, *(pool_node(r) for r, _ in declared)]:
-            graph.add_edge(node, PLANNER, kind="metrics")
+            graph.add_edge(node, PLANNER, EdgeKind.METRICS)
 
-    graph.graph["kv_scored_roles"] = ("agg", entry)
-    graph.nodes[FRONTEND]["router"] = _router_info(spec, [graph.nodes[n]["pool"] for n in routed_pools(graph)])
+    # The frontend's record needs the routed pools, known only once the request edges are in.
+    graph.add_node(FRONTEND, FrontendNode(_router_info(spec, graph.routed_pools())))
     return graph
 
 
@@ -149,7 +249,7 @@ def _kv_event_publishing(role: Role, pool: Pool, kv_events_wanted: bool, entry: 
     return False, Provenance("default", "no KV router with events")
 
 
-def _router_info(spec, routed: list[PoolInfo]) -> RouterInfo:
+def _router_info(spec: CoreSpec, routed: list[PoolInfo]) -> RouterInfo:
     router = spec.router
     if router.mode != "kv":
         return RouterInfo(router.mode, router.block_size, None, router.kv_events)
@@ -163,28 +263,17 @@ def _router_info(spec, routed: list[PoolInfo]) -> RouterInfo:
     return RouterInfo("kv", size, Provenance("rule", "DYN302"), router.kv_events)
 
 
-def edges_of_kind(graph: nx.DiGraph, kind: str) -> list[tuple[str, str]]:
-    return [(u, v) for u, v, k in graph.edges(data="kind") if k == kind]
+def edges_of_kind(graph: DeploymentGraph, kind: EdgeKind | str) -> list[tuple[str, str]]:
+    return [(u, v) for u, v, _ in graph.edges(kind)]
 
 
-def pools(graph: nx.DiGraph) -> list[PoolInfo]:
-    return [data["pool"] for _, data in graph.nodes(data=True) if data["kind"] == "pool"]
+def pools(graph: DeploymentGraph) -> list[PoolInfo]:
+    return graph.pools()
 
 
-def pool(graph: nx.DiGraph, role: Role) -> PoolInfo | None:
-    node = graph.nodes.get(pool_node(role))
-    return node["pool"] if node else None
+def pool(graph: DeploymentGraph, role: Role) -> PoolInfo | None:
+    return graph.pool(role)
 
 
-def routed_pools(graph: nx.DiGraph) -> list[str]:
-    """Pools the frontend's router picks workers from (KV-scored under the KV router)."""
-    scored = graph.graph["kv_scored_roles"]
-    return [
-        v
-        for u, v in edges_of_kind(graph, "requests")
-        if u == FRONTEND and v.startswith("pool:") and graph.nodes[v]["pool"].role in scored
-    ]
-
-
-def spec_of(graph: nx.DiGraph) -> Any:
-    return graph.graph["spec"]
+def spec_of(graph: DeploymentGraph) -> CoreSpec:
+    return graph.spec

@@ -42,7 +42,7 @@ class Profile:
 
     def engine_enum_overrides(self) -> dict[str, list]:
         """Enum values this family's TRT-LLM accepts where they differ from 1.3.0rc29's."""
-        from dyncc.compiler.engine_keys import accepted_keys
+        from dyncc.trtllm.keys import accepted_keys
 
         moe = list(accepted_keys()["enums"]["moe_config.backend"]) + list(self.removed_moe_backends_accepted)
         return {"cache_transceiver_config.backend": list(self.transceiver_backends), "moe_config.backend": moe}

@@ -32,7 +32,7 @@ from ruamel.yaml.scanner import RoundTripScanner
 from ruamel.yaml.tokens import DirectiveToken, DocumentEndToken, StreamStartToken
 
 from dyncc.diagnostics import Diagnostic, DiagnosticError, Location, YamlPath, format_yaml_path
-from dyncc.spec.model import API_VERSION, DeploymentSpec
+from dyncc.spec.model import API_VERSION, CoreSpec
 
 # Limits that bound the time and memory of loading whatever the input. ruamel's pure-Python round-trip
 # parser is the cost: ~1-3 us per character and ~70-150 us per value (measured), so the byte cap bounds
@@ -71,6 +71,14 @@ KEY_SYNONYMS = {
     "cuda_graph_config": "cuda_graphs",
     "api_version": "apiVersion",
 }
+# Keys that moved out of a section: (section, key) -> where they are now. The mock engine switch was a
+# setting of two targets; it is one top-level setting now.
+MOVED_KEYS = {
+    ("local", "engine"): "worker_runtime",
+    ("slurm", "engine"): "worker_runtime",
+    ("local", "mocker_speedup_ratio"): "mocker_speedup_ratio",
+    ("slurm", "mocker_speedup_ratio"): "mocker_speedup_ratio",
+}
 
 
 class SourceMap:
@@ -90,10 +98,16 @@ class SourceMap:
                 child = node[part]
                 # A block value starts on the next line; the key is where a reader looks.
                 on_key = (last and at_key) or isinstance(child, (CommentedMap, CommentedSeq))
-                line, col = node.lc.key(part) if on_key else node.lc.value(part)
+                position = _position_in(node, part, on_key)
+                if position is None:  # a key merged in from an anchor (`<<: *x`) has no position here
+                    break
+                line, col = position
                 node = child
             elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-                line, col = node.lc.item(part)
+                position = node.lc.item(part)
+                if position is None:
+                    break
+                line, col = position
                 node = node[part]
             else:
                 break
@@ -109,6 +123,14 @@ class SourceMap:
             else:
                 return False
         return True
+
+
+def _position_in(mapping: CommentedMap, key: Any, on_key: bool) -> tuple[int, int] | None:
+    try:
+        position = mapping.lc.key(key) if on_key else mapping.lc.value(key)
+    except KeyError:  # ruamel keeps no position for merged keys
+        return None
+    return (position[0], position[1]) if position is not None else None
 
 
 def _node_position(node: Any) -> tuple[int, int]:
@@ -131,7 +153,7 @@ class ModelFacts:
 
 @dataclasses.dataclass(frozen=True)
 class LoadedSpec:
-    spec: DeploymentSpec
+    spec: Any  # an instance of the composed model: CoreSpec plus each target's section
     source: SourceMap
     facts: ModelFacts
     base_dir: Path
@@ -141,10 +163,21 @@ class LoadedSpec:
         return self.source.file
 
 
-def load_spec(path: str | Path) -> LoadedSpec:
-    """Read and validate one spec file; raises :class:`DiagnosticError` with located diagnostics."""
+def load_spec(path: str | Path, model: type[CoreSpec] | None = None) -> LoadedSpec:
+    """Read and validate one spec file against ``model``; raises :class:`DiagnosticError` with located
+    diagnostics."""
     path = Path(path)
-    return load_spec_text(read_spec_bytes(path), str(path), base_dir=path.parent)
+    return load_spec_text(read_spec_bytes(path), str(path), base_dir=path.parent, model=model)
+
+
+def default_model() -> type[CoreSpec]:
+    """The model specs are validated against when the caller names none: the core spec composed with the
+    registered targets' sections. It is built outside this package (``dyncc.deployment``), which knows the
+    targets; this package only knows what a deployment is."""
+    import importlib
+
+    composed: type[CoreSpec] = importlib.import_module("dyncc.deployment").deployment_model()
+    return composed
 
 
 def read_spec_bytes(path: Path) -> bytes:
@@ -176,7 +209,10 @@ def load_yaml_data(raw: bytes | str, file: str = "<string>") -> tuple[Any, Sourc
     return _to_plain(tree, file, source, _Expansion()), source
 
 
-def load_spec_text(raw: bytes | str, file: str = "<string>", base_dir: Path | None = None) -> LoadedSpec:
+def load_spec_text(
+    raw: bytes | str, file: str = "<string>", base_dir: Path | None = None, model: type[CoreSpec] | None = None
+) -> LoadedSpec:
+    model = model or default_model()
     data, source = load_yaml_data(raw, file)
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
@@ -191,9 +227,9 @@ def load_spec_text(raw: bytes | str, file: str = "<string>", base_dir: Path | No
             ]
         )
     try:
-        spec = DeploymentSpec.model_validate(data)
+        spec = model.model_validate(data)
     except ValidationError as exc:
-        raise DiagnosticError(_diagnostics_from_validation(exc, source)) from None
+        raise DiagnosticError(_diagnostics_from_validation(exc, source, model)) from None
     base = base_dir if base_dir is not None else Path.cwd()
     facts = read_model_facts(spec, base, source)
     return LoadedSpec(spec=spec, source=source, facts=facts, base_dir=base)
@@ -568,27 +604,32 @@ _RANGE_ERRORS = {
 }
 
 
-def _diagnostics_from_validation(exc: ValidationError, source: SourceMap) -> list[Diagnostic]:
+def _diagnostics_from_validation(exc: ValidationError, source: SourceMap, model: type[CoreSpec]) -> list[Diagnostic]:
     diagnostics = []
     for error in exc.errors(include_url=False):
         loc = tuple(part for part in error["loc"] if part != "[key]")
         key_error = "[key]" in error["loc"]
-        diagnostics.append(_diagnostic_for(error, loc, key_error, source))
+        diagnostics.append(_diagnostic_for(error, loc, key_error, source, model))
     return sorted(
         set(diagnostics), key=lambda d: (d.location.line, d.location.column, d.code) if d.location else (0, 0, d.code)
     )
 
 
-def _diagnostic_for(error: ErrorDetails, loc: YamlPath, key_error: bool, source: SourceMap) -> Diagnostic:
+def _diagnostic_for(
+    error: ErrorDetails, loc: YamlPath, key_error: bool, source: SourceMap, model: type[CoreSpec]
+) -> Diagnostic:
     kind = error["type"]
     msg = error["msg"]
     where = format_yaml_path(loc)
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        valid = _valid_keys(loc[:-1])
+        valid = _valid_keys(model, loc[:-1])
         suggestion = _did_you_mean(key, valid)
         hint = f"did you mean `{suggestion}`?" if suggestion else None
-        if valid:
+        moved = MOVED_KEYS.get((str(loc[0]), key)) if len(loc) == 2 else None
+        if moved:
+            hint = f"`{key}` moved to the top level: write `{moved}:` there, not under `{loc[0]}:`"
+        elif valid:
             hint = (hint + " " if hint else "") + "allowed here: " + ", ".join(sorted(valid))
         return Diagnostic(
             "DYN010", f"unknown key `{key}`", path=loc, hint=hint, location=source.locate(loc, at_key=True)
@@ -611,7 +652,7 @@ def _diagnostic_for(error: ErrorDetails, loc: YamlPath, key_error: bool, source:
             location=source.locate(loc),
         )
     if kind in ("literal_error", "enum"):
-        allowed = _literal_values(loc)
+        allowed = _literal_values(model, loc)
         value = error.get("input")
         suggestion = _did_you_mean(str(value), [str(a) for a in allowed]) if isinstance(value, str) else None
         hint = f"did you mean `{suggestion}`? " if suggestion else ""
@@ -680,9 +721,9 @@ def _did_you_mean(word: str, candidates: list[str] | set[str]) -> str | None:
     return max(prefixed, key=len) if prefixed else None
 
 
-def _field_annotation(loc: YamlPath) -> Any:
-    """The type annotation reached by following ``loc`` down from :class:`DeploymentSpec`."""
-    current: Any = DeploymentSpec
+def _field_annotation(model: type[CoreSpec], loc: YamlPath) -> Any:
+    """The type annotation reached by following ``loc`` down from the spec ``model``."""
+    current: Any = model
     for part in loc:
         current = _unwrap_optional(current)
         if isinstance(current, type) and issubclass(current, BaseModel):
@@ -711,15 +752,15 @@ def _unwrap_optional(annotation: Any) -> Any:
             return annotation
 
 
-def _valid_keys(loc: YamlPath) -> set[str]:
-    model = _field_annotation(loc)
+def _valid_keys(spec_model: type[CoreSpec], loc: YamlPath) -> set[str]:
+    model = _field_annotation(spec_model, loc)
     if isinstance(model, type) and issubclass(model, BaseModel):
         return {f.alias or n for n, f in model.model_fields.items()}
     return set()
 
 
-def _literal_values(loc: YamlPath) -> list[Any]:
-    annotation = _field_annotation(loc)
+def _literal_values(model: type[CoreSpec], loc: YamlPath) -> list[Any]:
+    annotation = _field_annotation(model, loc)
     return list(typing.get_args(annotation)) if typing.get_origin(annotation) is typing.Literal else []
 
 
@@ -730,7 +771,7 @@ _EXPERT_KEYS = ("n_routed_experts", "num_local_experts", "num_experts", "moe_num
 _MTP_KEYS = ("num_nextn_predict_layers",)
 
 
-def read_model_facts(spec: DeploymentSpec, base_dir: Path, source: SourceMap) -> ModelFacts:
+def read_model_facts(spec: CoreSpec, base_dir: Path, source: SourceMap) -> ModelFacts:
     """Facts from the spec, filled in from ``config.json`` when the model path is a local directory."""
     model = spec.model
     moe, num_experts, mtp_layers = model.moe, model.num_experts, model.mtp_layers

@@ -25,6 +25,7 @@ ROLES: tuple[Role, ...] = ("agg", "prefill", "decode", "encode")
 
 RouterMode = Literal["round-robin", "random", "power-of-two", "kv", "direct", "least-loaded", "device-aware-weighted"]
 TransferBackend = Literal["UCX", "NIXL", "MPI", "MOONCAKE", "DEFAULT"]
+WorkerRuntime = Literal["trtllm", "mocker"]
 KvCacheDtype = Literal["auto", "fp8", "fp8_ds_mla", "nvfp4", "float16", "bfloat16", "float32"]
 
 
@@ -187,65 +188,6 @@ class Cluster(SpecModel):
     gpu_type: NoControlChars | None = None
 
 
-class LocalSettings(SpecModel):
-    engine: Literal["trtllm", "mocker"] = Field(
-        "trtllm", description="mocker: the same topology with Dynamo's mock engine, for machines without GPUs."
-    )
-    mocker_speedup_ratio: float = Field(1.0, ge=0.0, description="Mock engine timing speed-up (0 = no delays).")
-    http_host: Literal["127.0.0.1", "0.0.0.0", "localhost", "::1"] = "127.0.0.1"
-    http_port: int = Field(8000, ge=1, le=65535)
-    system_port_base: int = Field(8081, ge=1, le=65535)
-    ready_timeout_s: int = Field(900, ge=1, le=86_400)
-
-
-class ModelCache(SpecModel):
-    """A PersistentVolumeClaim the workers download the model into (HF_HOME), shared across pods."""
-
-    pvc: str = Field("model-cache", pattern=DNS_LABEL, max_length=63)
-    create: bool = Field(True, description="Emit the PVC; false = it already exists.")
-    size: str = Field("100Gi", pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
-    storage_class: str | None = Field(None, pattern=DNS_LABEL, max_length=253)
-    mount_path: str = Field("/models", pattern=r"^/[A-Za-z0-9._/-]*$")
-
-
-class K8sSettings(SpecModel):
-    api_version: Literal["v1beta1", "v1alpha1"] | None = Field(
-        None,
-        description="Default: the Dynamo version's (v1beta1 for 1.x, v1alpha1 for 0.x). v1alpha1 is the "
-        "2025 `services` format, for clusters on the old operator.",
-    )
-    namespace: str | None = Field(None, pattern=DNS_LABEL, max_length=63)
-    hf_token_secret: str | None = Field("hf-token-secret", pattern=DNS_LABEL, max_length=253)
-    image_pull_secret: str | None = Field(None, pattern=DNS_LABEL, max_length=253)
-    planner_image: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", max_length=512)
-    model_cache: ModelCache | None = None
-    compute_domain: bool | None = Field(
-        None, description="GB200 NVLink ComputeDomain claim for multi-node workers; default: on for GB200/GB300."
-    )
-
-
-class SlurmSettings(SpecModel):
-    partition: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", max_length=128)
-    account: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", max_length=128)
-    time: str = Field("04:00:00", pattern=r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$")
-    gpu_request: Literal["gres", "gpus-per-node"] = Field(
-        "gres", description="How #SBATCH asks for GPUs; some clusters reject --gpus-per-node."
-    )
-    exclusive: bool = True
-    engine: Literal["trtllm", "mocker"] = "trtllm"
-    mocker_speedup_ratio: float = Field(1.0, ge=0.0)
-    discovery: Literal["file", "etcd"] = Field(
-        "file",
-        description="file: Dynamo's file discovery on the shared submit directory; etcd: started on the head node.",
-    )
-    http_port: int = Field(8000, ge=1, le=65535)
-    mpi: Literal["pmix", "pmi2", "none"] = "pmix"
-    container_mounts: list[Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]*(:/[A-Za-z0-9._/-]*)?(:(ro|rw))?$")]] = (
-        Field(default_factory=list)
-    )
-    ready_timeout_s: int = Field(1800, ge=1, le=86_400)
-
-
 class Benchmark(SpecModel):
     """A load test compiled next to the deployment (aiperf): bench.sh, a Kubernetes Job, an sbatch step."""
 
@@ -260,7 +202,10 @@ class Benchmark(SpecModel):
 SweepKey = Annotated[str, Field(pattern=r"^[a-z_]+(\.[a-z_]+)+$|^[a-z_]+$", max_length=200)]
 
 
-class DeploymentSpec(SpecModel):
+class CoreSpec(SpecModel):
+    """What a deployment is, whatever runs it. Each target adds its own section (``local:``, ``k8s:``, ...):
+    the full model is composed from this one and the registered targets' settings (``dyncc.deployment``)."""
+
     api_version: Literal["dyncc/v1"] = Field(alias="apiVersion")
     name: str = Field(pattern=DNS_LABEL, min_length=1, max_length=63)
     namespace: str = Field("dynamo", pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=63)
@@ -275,9 +220,12 @@ class DeploymentSpec(SpecModel):
     planner: Planner = Field(default_factory=Planner)
     image: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", max_length=512)
     cluster: Cluster = Field(default_factory=Cluster)
-    local: LocalSettings = Field(default_factory=LocalSettings)
-    k8s: K8sSettings = Field(default_factory=K8sSettings)
-    slurm: SlurmSettings = Field(default_factory=SlurmSettings)
+    worker_runtime: WorkerRuntime = Field(
+        "trtllm",
+        description="mocker: the same topology with Dynamo's mock engine, for machines without GPUs "
+        "(targets that can run it: local, slurm). `--engine mocker` overrides it.",
+    )
+    mocker_speedup_ratio: float = Field(1.0, ge=0.0, description="Mock engine timing speed-up (0 = no delays).")
     benchmark: Benchmark | None = None
     sweep: dict[SweepKey, Annotated[list[Any], Field(min_length=1, max_length=64)]] = Field(
         default_factory=dict, description="Spec paths to lists of values: `dyncc sweep` builds every combination."

@@ -1,26 +1,15 @@
-"""The spec's JSON Schema, and the commented starter specs `dyncc init` writes."""
+"""The bundled JSON Schema's path, and the commented starter specs `dyncc init` writes. The schema itself is
+generated from the composed spec model (:func:`dyncc.deployment.schema`)."""
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 
 from dyncc.diagnostics import Diagnostic, DiagnosticError
-from dyncc.spec.model import DNS_LABEL, DeploymentSpec
+from dyncc.spec.model import DNS_LABEL
 
 SCHEMA_FILE = "dyncc-v1.schema.json"
 MODELINE = "# yaml-language-server: $schema="
-
-
-def schema() -> dict:
-    doc = DeploymentSpec.model_json_schema(by_alias=True, mode="validation")
-    doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    doc["title"] = "dyncc deployment spec (apiVersion dyncc/v1)"
-    return doc
-
-
-def schema_text() -> str:
-    return json.dumps(schema(), indent=2, sort_keys=True) + "\n"
 
 
 def bundled_schema_path() -> str:

@@ -7,11 +7,11 @@ One command line per concurrency level; aiperf writes its JSON/CSV exports to ``
 from __future__ import annotations
 
 from dyncc.compiler.plan import DeploymentPlan
+from dyncc.spec.model import Benchmark
 from dyncc.targets.shell import Raw, shell_words
 
 
-def aiperf_args(plan: DeploymentPlan, url, concurrency, artifact_dir, tokenizer) -> list:
-    bench = plan.benchmark
+def aiperf_args(plan: DeploymentPlan, bench: Benchmark, url, concurrency, artifact_dir, tokenizer) -> list:
     args = [
         "profile",
         "--model",
@@ -42,22 +42,22 @@ def aiperf_args(plan: DeploymentPlan, url, concurrency, artifact_dir, tokenizer)
     return args
 
 
-def bench_script(plan: DeploymentPlan, tokenizer, default_results: str) -> str:
+def bench_script(plan: DeploymentPlan, bench: Benchmark, tokenizer, default_results: str) -> str:
     """bench.sh URL [RESULTS_DIR]: aiperf against a running deployment, one run per concurrency level."""
-    levels = " ".join(str(c) for c in plan.benchmark.concurrency)
+    levels = " ".join(str(c) for c in bench.concurrency)
     command = shell_words(
         [
             "env",
             "-u",
             "HF_HUB_OFFLINE",
             Raw('"$AIPERF"'),
-            *aiperf_args(plan, Raw('"$URL"'), Raw('"$C"'), Raw('"$RESULTS/c$C"'), tokenizer),
+            *aiperf_args(plan, bench, Raw('"$URL"'), Raw('"$C"'), Raw('"$RESULTS/c$C"'), tokenizer),
         ]
     )
     return f"""#!/usr/bin/env bash
 # {plan.header}
-# Benchmarks the running '{plan.name}' deployment with aiperf {plan.benchmark.aiperf_version}: {plan.benchmark.isl} input /
-# {plan.benchmark.osl} output tokens, {plan.benchmark.request_count} requests at each concurrency of: {levels}.
+# Benchmarks the running '{plan.name}' deployment with aiperf {bench.aiperf_version}: {bench.isl} input /
+# {bench.osl} output tokens, {bench.request_count} requests at each concurrency of: {levels}.
 # Usage: bench.sh FRONTEND_URL [RESULTS_DIR]    (results: RESULTS_DIR/c<concurrency>/profile_export_aiperf.json)
 set -euo pipefail
 HERE="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"

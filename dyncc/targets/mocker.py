@@ -10,26 +10,28 @@ import itertools
 from importlib import resources
 
 from dyncc.compiler.plan import DeploymentPlan, PoolPlan, WorkerPlan
-from dyncc.diagnostics import Diagnostic, DiagnosticError
+from dyncc.diagnostics import Diagnostic
 
 MOCKER_MODES = {"agg", "prefill", "decode"}  # Dynamo's mocker has no encode mode
 TINY_MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json")
 
 
-def check_mockable(plan: DeploymentPlan, setting: tuple) -> None:
+def mock_problems(plan: DeploymentPlan) -> list[Diagnostic]:
+    """DYN503 when the plan runs the mock engine and the version's mock lacks a pool's mode."""
+    if plan.worker_runtime != "mocker":
+        return []
     modes = MOCKER_MODES if plan.profile.mocker_disaggregation else {plan.profile.agg_mode}
     unmockable = [p.role for p in plan.pools if p.disaggregation_mode not in modes]
-    if unmockable:
-        raise DiagnosticError(
-            [
-                Diagnostic(
-                    "DYN503",
-                    f"Dynamo {plan.dynamo_version}'s mock engine has no {', '.join(unmockable)} mode",
-                    path=setting,
-                    hint="build this spec with the trtllm engine, or drop the pool for a mock run",
-                )
-            ]
+    if not unmockable:
+        return []
+    return [
+        Diagnostic(
+            "DYN503",
+            f"Dynamo {plan.dynamo_version}'s mock engine has no {', '.join(unmockable)} mode",
+            path=("worker_runtime",),
+            hint="build this spec with worker_runtime trtllm, or drop the pool for a mock run",
         )
+    ]
 
 
 def tiny_model_files() -> dict[str, str]:
@@ -38,18 +40,17 @@ def tiny_model_files() -> dict[str, str]:
     return {name: here.joinpath(name).read_text("utf-8") for name in TINY_MODEL_FILES}
 
 
-def bootstrap_port(plan: DeploymentPlan, worker: WorkerPlan) -> int:
-    """The mock's prefill->decode handoff port: past the workers' system ports, skipping the HTTP ports."""
-    last_system_port = max(w.system_port for _, w in plan.workers)
-    taken = {plan.local.http_port, plan.slurm.http_port}
-    free = (port for port in itertools.count(last_system_port + 1) if port not in taken)
-    return next(itertools.islice(free, worker.system_port - plan.local.system_port_base, None))
+def bootstrap_port(plan: DeploymentPlan, worker: WorkerPlan, system_port_base: int, http_port: int) -> int:
+    """The mock's prefill->decode handoff port: past the workers' system ports, skipping the HTTP port."""
+    last_system_port = system_port_base + max(w.index for _, w in plan.workers)
+    free = (port for port in itertools.count(last_system_port + 1) if port != http_port)
+    return next(itertools.islice(free, worker.index, None))
 
 
 def mocker_args(
-    plan: DeploymentPlan, pool: PoolPlan, worker: WorkerPlan, model_path, speedup_ratio: float, bootstrap: bool = True
+    plan: DeploymentPlan, pool: PoolPlan, worker: WorkerPlan, model_path: object, bootstrap: int | None = None
 ) -> list:
-    """The mock's flags; ``bootstrap=False`` leaves out the prefill->decode rendezvous port (and its listener)."""
+    """The mock's flags; ``bootstrap`` is the prefill->decode rendezvous port (None: no rendezvous, no listener)."""
     engine = pool.engine_config
     component = "prefill" if pool.role == "prefill" else "backend"
     args = [
@@ -62,13 +63,13 @@ def mocker_args(
         "--block-size",
         str(engine["kv_cache_config"]["tokens_per_block"]),
         "--speedup-ratio",
-        repr(float(speedup_ratio)),
+        repr(float(plan.mocker_speedup_ratio)),
     ]
     disaggregating = plan.profile.mocker_disaggregation
     if disaggregating:
         args += ["--disaggregation-mode", pool.disaggregation_mode]
-        if pool.role == "prefill" and bootstrap:
-            args += ["--bootstrap-ports", str(bootstrap_port(plan, worker))]
+        if pool.role == "prefill" and bootstrap is not None:
+            args += ["--bootstrap-ports", str(bootstrap)]
     if engine.get("enable_attention_dp"):
         args += ["--data-parallel-size", str(engine["tensor_parallel_size"])]
     for key, flag in (

@@ -1,8 +1,9 @@
-"""TensorRT-LLM 1.3.0rc29's accepted engine-config keys, and a checker for engine YAML dicts.
+"""TensorRT-LLM's accepted engine-config keys, and a checker for engine YAML dicts.
 
 TRT-LLM rejects unknown keys at start-up (``extra="forbid"``) — on a GPU node, minutes into a job.
-The key set ships as data (``data/trtllm_1.3.0rc29_keys.json``) so dyncc catches the same mistakes
-before anything is deployed.
+Each TRT-LLM version's key set ships as one data file, ``data/trtllm_<version>_keys.json`` (top-level
+keys, nested keys, enums, speculative forms), so dyncc catches the same mistakes before anything is
+deployed. Adding a version is adding its file; :data:`DEFAULT_KEYS_VERSION` is the one checked today.
 """
 
 from __future__ import annotations
@@ -26,10 +27,20 @@ REMOVED_KEYS = {
 REMOVED_ENUM_VALUES = {("moe_config", "backend", "WIDEEP"): "the WIDEEP MoE backend was removed in 1.3.0rc2x"}
 
 
-@functools.lru_cache(maxsize=1)
-def accepted_keys() -> dict[str, Any]:
-    text = resources.files("dyncc.compiler").joinpath("data/trtllm_1.3.0rc29_keys.json").read_text("utf-8")
-    return json.loads(text)
+DEFAULT_KEYS_VERSION = "1.3.0rc29"
+
+
+def keys_versions() -> list[str]:
+    """The TRT-LLM versions dyncc has a key set for (one ``data/trtllm_<version>_keys.json`` each)."""
+    names = [p.name for p in resources.files(__package__).joinpath("data").iterdir()]
+    return sorted(n.removeprefix("trtllm_").removesuffix("_keys.json") for n in names if n.endswith("_keys.json"))
+
+
+@functools.lru_cache(maxsize=8)
+def accepted_keys(version: str = DEFAULT_KEYS_VERSION) -> dict[str, Any]:
+    text = resources.files(__package__).joinpath("data", f"trtllm_{version}_keys.json").read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
 
 
 def check_engine_config(

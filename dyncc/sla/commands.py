@@ -1,0 +1,466 @@
+"""``dyncc init --from-sla`` and ``dyncc estimate``: AIConfigurator picks the numbers, dyncc checks them.
+
+``init_from_sla`` asks AIConfigurator for its best rows, turns each (best first) into a spec, runs dyncc's
+own rules on it, and returns the first that passes as commented YAML: the prediction, the data's
+version and the runner-ups are comments. A row dyncc rejects is kept with its codes and the next one
+tried. ``estimate`` asks AIConfigurator about the topology an existing spec describes.
+
+``register(group)`` adds ``estimate`` to a click group; :data:`FROM_SLA_OPTIONS` and
+:func:`init_from_sla_command` are for ``dyncc init --from-sla``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dyncc.diagnostics import Diagnostic, DiagnosticError
+from dyncc.sla import mapping, runner
+from dyncc.sla.mapping import Candidate, ModelFacts, Request
+
+SCHEMA_LINE = "# yaml-language-server: $schema=https://dyncc.invalid/schema/dyncc-v1.schema.json"
+DYNCC_TRTLLM = "1.3.0rc29"  # what dyncc's Dynamo 1.6.1 profile deploys (see dyncc/compiler/profiles.py)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rejected:
+    candidate: Candidate
+    codes: tuple[str, ...]
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SlaResult:
+    text: str  # the spec, commented
+    chosen: Candidate
+    rejected: tuple[Rejected, ...]
+    seconds: float
+
+
+def _check_request(req: Request) -> None:
+    """Values AIConfigurator would turn into a traceback or a meaningless search."""
+    problems = []
+    if req.gpus < 1:
+        problems.append(("--gpus", f"{req.gpus} GPUs", "give at least 1 GPU (--gpus 8)"))
+    for option, value in (("--isl", req.isl), ("--osl", req.osl)):
+        if value < 1:
+            problems.append((option, f"{option} {value}", "sequence lengths are at least 1 token"))
+    for option, fvalue in (("--ttft", req.ttft), ("--tpot", req.tpot)):
+        if not (math.isfinite(fvalue) and fvalue > 0):
+            problems.append((option, f"{option} {fvalue}", "latency targets are positive milliseconds"))
+    if req.mtp and req.mtp_accepted is None:
+        problems.append(("--mtp-accepted", "--mtp without --mtp-accepted", "say how many draft tokens are accepted"))
+    if req.mtp_accepted is not None and not (0 <= req.mtp_accepted <= max(req.mtp, 0)):
+        problems.append(("--mtp-accepted", f"--mtp-accepted {req.mtp_accepted}", "between 0 and --mtp"))
+    if problems:
+        raise DiagnosticError(
+            [Diagnostic("DYN904", f"{opt}: {what} cannot be searched", hint=hint) for opt, what, hint in problems]
+        )
+
+
+def search(req: Request, timeout: float, progress: runner.Progress | None) -> dict[str, Any]:
+    _check_request(req)
+    args: dict[str, Any] = {
+        "model": req.model,
+        "system": req.system,
+        "total_gpus": req.gpus,
+        "isl": req.isl,
+        "osl": req.osl,
+        "ttft": req.ttft,
+        "tpot": req.tpot,
+        "backend_version": runner.AIC_TRTLLM_VERSION,
+        "top_n": 5,
+    }
+    if req.mtp:
+        args.update(nextn=req.mtp, nextn_accepted=req.mtp_accepted)
+    where = runner.Failure(model_path=(), system_path=(), what="AIConfigurator's search")
+    return runner.run("search", args, timeout=timeout, progress=progress, failure=where)
+
+
+def choose(search_result: dict[str, Any], req: Request, name: str) -> tuple[str, Candidate, list[Rejected]]:
+    """The first candidate dyncc's rules accept, as commented text, and those rejected before it."""
+    found, unreadable = mapping.candidates(search_result, req.mode, req.gpus)
+    facts = ModelFacts.from_json(search_result.get("model") or {})
+    rejected: list[Rejected] = []
+    for c in found:
+        try:
+            data = mapping.spec_data(c, req, facts, name)
+        except DiagnosticError as exc:
+            rejected.append(Rejected(c, tuple(d.code for d in exc.diagnostics), exc.diagnostics[0].message))
+            continue
+        text = render(data, c, req, found, rejected, search_result)
+        errors = _spec_errors(text)
+        if not errors:
+            return text, c, rejected
+        rejected.append(Rejected(c, tuple(d.code for d in errors), errors[0].message))
+    raise DiagnosticError([_nothing_accepted(req, rejected, unreadable)])
+
+
+def _nothing_accepted(req: Request, rejected: list[Rejected], unreadable: list[Diagnostic]) -> Diagnostic:
+    if not rejected and not unreadable:
+        return Diagnostic(
+            "DYN905",
+            f"AIConfigurator found no {req.mode if req.mode != 'best' else ''} configuration meeting the SLA".replace(
+                "  ", " "
+            ),
+            hint="relax --ttft or --tpot, give it more GPUs, or try --mode best",
+        )
+    why = "; ".join(f"{r.candidate.label()}: {', '.join(r.codes)} {r.message}" for r in rejected[:5])
+    why = why or "; ".join(d.message for d in unreadable[:3])
+    return Diagnostic(
+        "DYN908",
+        f"dyncc rejected every configuration AIConfigurator proposed ({why})",
+        hint="try --mode agg or --mode disagg, another GPU count, or write the spec by hand (`dyncc init`)",
+    )
+
+
+def _spec_errors(text: str) -> list[Diagnostic]:
+    """dyncc's own verdict on the generated text: loading rules, graph rules and placement."""
+    from dyncc.compiler import check_spec
+
+    load_spec_text = _loader("load_spec_text")
+
+    try:
+        loaded = load_spec_text(text, "<from-sla>")
+    except DiagnosticError as exc:
+        return [d for d in exc.diagnostics if d.is_error]
+    _, _, diagnostics = check_spec(loaded)
+    return [d for d in diagnostics if d.is_error]
+
+
+def _loader(name: str) -> Callable[..., Any]:
+    """The spec loader with every target's section (``dyncc.deployment``), or the core one where absent."""
+    try:
+        from dyncc import deployment
+
+        return getattr(deployment, name)  # type: ignore[no-any-return,unused-ignore]
+    except ImportError:
+        from dyncc import spec
+
+        return getattr(spec, name)  # type: ignore[no-any-return,unused-ignore]
+
+
+def prediction_line(c: Candidate) -> str:
+    p = mapping.prediction(c)
+    return (
+        f"TTFT {p['ttft']:.3f} ms, TPOT {p['tpot']:.3f} ms, {p['tokens_per_s_per_gpu']:.3f} tokens/s/GPU, "
+        f"{p['tokens_per_s_per_user']:.3f} tokens/s/user"
+    )
+
+
+def render(
+    data: dict[str, Any],
+    c: Candidate,
+    req: Request,
+    found: list[Candidate],
+    rejected: list[Rejected],
+    search_result: dict[str, Any],
+) -> str:
+    """The spec as YAML with the search's story in comments (prediction, version, runner-ups)."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.default_flow_style = False
+    yaml.width = 120
+    buf = io.StringIO()
+    yaml.dump(data, buf)
+    concurrency = int(c.row.get("concurrency") or 0)
+    sla = f"ISL {req.isl}, OSL {req.osl}, TTFT <= {req.ttft:g} ms, TPOT <= {req.tpot:g} ms"
+    if req.mtp:
+        sla += f", MTP {req.mtp} ({req.mtp_accepted:g} accepted)"
+    header = [
+        SCHEMA_LINE,
+        f"# Chosen by AIConfigurator {runner.AIC_VERSION} for {req.model} on {req.gpus} x {req.system}: {sla}.",
+        f"# Prediction ({c.label()}, {c.groups} replica group(s) of {c.gpus_per_group} GPUs):",
+        f"#   {prediction_line(c)}",
+        f"#   at concurrency {concurrency} per replica group ({concurrency * c.groups} in all).",
+        f"# Its data was measured on TensorRT-LLM {runner.AIC_TRTLLM_VERSION}; this spec deploys Dynamo 1.6.1 with "
+        f"TensorRT-LLM {DYNCC_TRTLLM}.",
+        "# `dyncc estimate` on this file asks AIConfigurator again for the topology as edited.",
+    ]
+    others = [o for o in found if o is not c][:6]
+    if others:
+        header.append("# Runner-ups (AIConfigurator's order; edit pools: to take one):")
+        header += [f"#   {o.label()}: {prediction_line(o)}" for o in others]
+    if rejected:
+        header.append("# Rows dyncc rejected:")
+        header += [f"#   {r.candidate.label()}: {', '.join(r.codes)} {r.message}" for r in rejected]
+    return "\n".join(header) + "\n" + buf.getvalue()
+
+
+def init_from_sla(
+    req: Request, name: str, *, timeout: float = runner.DEFAULT_TIMEOUT_S, progress: runner.Progress | None = None
+) -> SlaResult:
+    import time
+
+    started = time.monotonic()
+    result = search(req, timeout, progress)
+    text, chosen, rejected = choose(result, req, name)
+    return SlaResult(text, chosen, tuple(rejected), time.monotonic() - started)
+
+
+# --- dyncc estimate -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    mode: str
+    ttft: float
+    tpot: float
+    tokens_per_s_per_gpu: float
+    tokens_per_s_per_user: float
+    raw: dict[str, Any]
+    notes: tuple[str, ...]
+
+    def text(self) -> str:
+        lines = [
+            f"AIConfigurator {runner.AIC_VERSION} ({self.mode}): TTFT {self.ttft:.3f} ms, TPOT {self.tpot:.3f} ms, "
+            f"{self.tokens_per_s_per_gpu:.3f} tokens/s/GPU, {self.tokens_per_s_per_user:.3f} tokens/s/user"
+        ]
+        return "\n".join(lines + [f"note: {n}" for n in self.notes]) + "\n"
+
+
+def _aic_worker_args(pool: Any, is_moe: bool) -> dict[str, int]:
+    """A dyncc pool's parallelism in AIConfigurator's terms (the inverse of mapping._pool)."""
+    ranks = pool.tensor_parallel
+    tp, dp = (1, ranks) if pool.attention_dp else (ranks, 1)
+    args = {"tp_size": tp, "pp_size": pool.pipeline_parallel, "attention_dp_size": dp}
+    if is_moe:
+        moe_tp = pool.moe_tensor_parallel or max(1, ranks // pool.expert_parallel)
+        args.update(moe_tp_size=moe_tp, moe_ep_size=pool.expert_parallel)
+    return args
+
+
+def estimate_args(
+    spec_path: Path, isl: int | None, osl: int | None, mtp_accepted: float | None, batch_size: int | None = None
+) -> dict[str, Any]:
+    """The cli_estimate arguments for the topology a spec describes; coded errors for what cannot be asked."""
+    loaded = _loader("load_spec")(spec_path)
+    spec = loaded.spec
+    source = loaded.source
+
+    def err(code: str, message: str, path: tuple, hint: str) -> DiagnosticError:
+        return DiagnosticError([Diagnostic(code, message, path, hint, location=source.locate(path))])
+
+    gpu_type = spec.cluster.gpu_type
+    if gpu_type is None:
+        raise err(
+            "DYN903",
+            "cluster.gpu_type is not set: AIConfigurator needs the GPU the spec runs on",
+            ("cluster",),
+            f"set cluster.gpu_type to one of {', '.join(sorted({n for n, _ in mapping.SYSTEMS.values()}))}",
+        )
+    system = mapping.system_for_gpu_type(gpu_type)
+    if system is None:
+        raise err(
+            "DYN903",
+            f"AIConfigurator has no system for gpu_type {gpu_type!r}",
+            ("cluster", "gpu_type"),
+            f"one of {', '.join(n for n, _ in mapping.SYSTEMS.values())}",
+        )
+    bench = spec.benchmark
+    isl = isl or (bench.isl if bench else None)
+    osl = osl or (bench.osl if bench else None)
+    if not isl or not osl:
+        raise err("DYN904", "no ISL/OSL to estimate for", ("benchmark",), "add benchmark: {isl, osl}, or --isl/--osl")
+    is_moe = bool(loaded.facts.moe) or any(p.expert_parallel > 1 for _, p in spec.pools.declared())
+    args: dict[str, Any] = {"model": spec.model.path, "system": system, "isl": isl, "osl": osl}
+    args["backend_version"] = runner.AIC_TRTLLM_VERSION
+    if spec.speculative.mode == "mtp":
+        if mtp_accepted is None:
+            raise err("DYN904", "MTP needs --mtp-accepted", ("speculative", "mode"), "e.g. --mtp-accepted 0.8")
+        args.update(nextn=spec.speculative.draft_len or 1, nextn_accepted=mtp_accepted)
+    elif spec.speculative.mode != "none":
+        raise err(
+            "DYN908",
+            f"AIConfigurator models MTP only, not {spec.speculative.mode}",
+            ("speculative", "mode"),
+            "estimate without speculation",
+        )
+    pools = dict(spec.pools.declared())
+    if "encode" in pools:
+        raise err("DYN908", "dyncc does not map encode pools to AIConfigurator", ("pools", "encode"), "drop it")
+    for role, pool in pools.items():
+        if pool.engine.max_batch_size is None and batch_size is None:
+            raise err(
+                "DYN904",
+                f"pools.{role} has no engine.max_batch_size: AIConfigurator estimates at a batch size",
+                ("pools", role, "engine"),
+                "set engine.max_batch_size (per attention-DP rank)",
+            )
+    if "agg" in pools:
+        agg = pools["agg"]
+        args.update(mode="agg", batch_size=batch_size or agg.engine.max_batch_size, **_aic_worker_args(agg, is_moe))
+        return args
+    prefill, decode = pools["prefill"], pools["decode"]
+    groups = math.gcd(prefill.replicas, decode.replicas)  # the spec as copies of AIConfigurator's replica group
+    args.update(mode="disagg", prefill_num_workers=prefill.replicas // groups)
+    args.update(decode_num_workers=decode.replicas // groups)
+    args.update(
+        prefill_batch_size=prefill.engine.max_batch_size or 1,
+        decode_batch_size=batch_size or decode.engine.max_batch_size,
+    )
+    for prefix, pool in (("prefill_", prefill), ("decode_", decode)):
+        args.update({prefix + k: v for k, v in _aic_worker_args(pool, is_moe).items()})
+    return args
+
+
+def estimate(
+    spec_path: Path,
+    *,
+    isl: int | None = None,
+    osl: int | None = None,
+    mtp_accepted: float | None = None,
+    batch_size: int | None = None,
+    timeout: float = runner.DEFAULT_TIMEOUT_S,
+    progress: runner.Progress | None = None,
+) -> Estimate:
+    args = estimate_args(spec_path, isl, osl, mtp_accepted, batch_size)
+    where = runner.Failure(path=("pools",), what="AIConfigurator's estimate")
+    result = runner.run("estimate", args, timeout=timeout, progress=progress, failure=where)
+    raw = result.get("raw") or {}
+    notes = [
+        f"AIConfigurator's data was measured on TensorRT-LLM {runner.AIC_TRTLLM_VERSION}; "
+        f"the spec deploys TensorRT-LLM {DYNCC_TRTLLM}",
+        f"at ISL {args['isl']}, OSL {args['osl']}, batch size = engine.max_batch_size per attention-DP rank",
+    ]
+    if result.get("warning"):
+        notes.append(str(result["warning"]))
+    return Estimate(
+        mode=str(args["mode"]),
+        ttft=float(result.get("ttft") or 0.0),
+        tpot=float(result.get("tpot") or 0.0),
+        tokens_per_s_per_gpu=float(raw.get("tokens/s/gpu") or 0.0),
+        tokens_per_s_per_user=float(raw.get("tokens/s/user") or 0.0),
+        raw=raw,
+        notes=tuple(notes),
+    )
+
+
+HEADER_PREDICTION = re.compile(
+    r"#   TTFT (?P<ttft>[\d.]+) ms, TPOT (?P<tpot>[\d.]+) ms, (?P<gpu>[\d.]+) tokens/s/GPU, (?P<user>[\d.]+) tokens/s/user"
+)
+
+
+def header_prediction(text: str) -> dict[str, float] | None:
+    """The chosen row's prediction as ``init --from-sla`` wrote it (the first prediction line)."""
+    m = HEADER_PREDICTION.search(text)
+    if m is None:
+        return None
+    return {"ttft": float(m["ttft"]), "tpot": float(m["tpot"]), "tokens_per_s_per_gpu": float(m["gpu"])}
+
+
+# --- click wiring --------------------------------------------------------------------------------
+
+
+def _dns_name(model: str) -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", model.rsplit("/", 1)[-1].lower()).strip("-") or "deployment"
+    return base[:63].strip("-") or "deployment"
+
+
+def _progress(quiet: bool) -> runner.Progress | None:
+    return None if quiet else runner.stderr_progress("dyncc: AIConfigurator searching")
+
+
+FROM_SLA_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+    click.option("--from-sla", is_flag=True, help="Pick the topology with AIConfigurator (the `sla` extra)."),
+    click.option("--model", "sla_model", default=None, help="--from-sla: model (HF id), e.g. Qwen/Qwen3-32B."),
+    click.option("--system", "sla_system", default=None, help="--from-sla: AIConfigurator system, e.g. h200_sxm."),
+    click.option("--gpus", "sla_gpus", type=int, default=None, help="--from-sla: total GPUs."),
+    click.option("--isl", "sla_isl", type=int, default=4000, show_default=True, help="--from-sla: input tokens."),
+    click.option("--osl", "sla_osl", type=int, default=500, show_default=True, help="--from-sla: output tokens."),
+    click.option("--ttft", "sla_ttft", type=float, default=1000.0, show_default=True, help="--from-sla: TTFT ms."),
+    click.option("--tpot", "sla_tpot", type=float, default=50.0, show_default=True, help="--from-sla: TPOT ms."),
+    click.option("--mode", "sla_mode", type=click.Choice(["best", "agg", "disagg"]), default="best", show_default=True),
+    click.option("--mtp", "sla_mtp", type=int, default=0, help="--from-sla: MTP draft length (0 = none)."),
+    click.option("--mtp-accepted", "sla_mtp_accepted", type=float, default=None, help="Accepted draft tokens/step."),
+    click.option("--timeout", "sla_timeout", type=float, default=runner.DEFAULT_TIMEOUT_S, show_default=True),
+]
+
+
+def with_from_sla_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(FROM_SLA_OPTIONS):
+        command = option(command)
+    return command
+
+
+def init_from_sla_command(
+    *,
+    name: str | None,
+    output: str | None,
+    sla_model: str | None,
+    sla_system: str | None,
+    sla_gpus: int | None,
+    sla_isl: int,
+    sla_osl: int,
+    sla_ttft: float,
+    sla_tpot: float,
+    sla_mode: str,
+    sla_mtp: int,
+    sla_mtp_accepted: float | None,
+    sla_timeout: float,
+    **_: Any,
+) -> None:
+    """The body of ``dyncc init --from-sla``: writes the spec to ``output`` (new file) or stdout."""
+    missing = [o for o, v in (("--model", sla_model), ("--system", sla_system), ("--gpus", sla_gpus)) if v is None]
+    if missing:
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "DYN904",
+                    f"--from-sla needs {', '.join(missing)}",
+                    hint="e.g. --model Qwen/Qwen3-32B --system h200_sxm --gpus 8",
+                )
+            ]
+        )
+    assert sla_model is not None and sla_system is not None and sla_gpus is not None
+    req = Request(
+        sla_model, sla_system, sla_gpus, sla_isl, sla_osl, sla_ttft, sla_tpot, sla_mode, sla_mtp, sla_mtp_accepted
+    )
+    result = init_from_sla(req, name or _dns_name(sla_model), timeout=sla_timeout, progress=_progress(False))
+    for r in result.rejected:
+        click.echo(f"dyncc: skipped {r.candidate.label()}: {', '.join(r.codes)} {r.message}", err=True)
+    click.echo(f"dyncc: AIConfigurator searched for {result.seconds:.1f} s; took {result.chosen.label()}", err=True)
+    if output:
+        from dyncc.output import write_new_file
+
+        write_new_file(Path(output), result.text)
+        click.echo(f"wrote {output}: `dyncc validate {output}`, `dyncc estimate {output}`", err=True)
+    else:
+        sys.stdout.write(result.text)
+
+
+def register(group: click.Group) -> None:
+    """Add ``estimate`` to ``group`` (``init --from-sla`` uses :func:`with_from_sla_options`)."""
+
+    @group.command("estimate")
+    @click.argument("spec", type=click.Path(dir_okay=False))
+    @click.option("--isl", type=int, default=None, help="Input tokens (default: the spec's benchmark.isl).")
+    @click.option("--osl", type=int, default=None, help="Output tokens (default: the spec's benchmark.osl).")
+    @click.option("--mtp-accepted", type=float, default=None, help="Accepted MTP draft tokens per step.")
+    @click.option("--timeout", type=float, default=runner.DEFAULT_TIMEOUT_S, show_default=True)
+    @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+    def estimate_command(
+        spec: str, isl: int | None, osl: int | None, mtp_accepted: float | None, timeout: float, fmt: str
+    ) -> None:
+        """AIConfigurator's prediction (TTFT, TPOT, tokens/s/GPU) for the topology SPEC describes."""
+        import json
+
+        result = estimate(
+            Path(spec), isl=isl, osl=osl, mtp_accepted=mtp_accepted, timeout=timeout,
+            progress=runner.stderr_progress("dyncc: AIConfigurator estimating"),
+        )  # fmt: skip
+        if fmt == "json":
+            fields = dataclasses.asdict(result)
+            fields.pop("raw")
+            click.echo(json.dumps(fields, indent=2))
+        else:
+            click.echo(result.text(), nl=False)

@@ -1,0 +1,226 @@
+"""Local target's rendering: one node, one bash launch script, one TensorRT-LLM engine YAML per pool.
+
+With ``worker_runtime: mocker`` (or ``--engine mocker``) the topology stays identical — frontend flags,
+router, discovery, ports, disaggregation modes, replicas, DP size — and only each worker runs
+Dynamo's mock engine instead of TensorRT-LLM, so a deployment can be started on a machine without
+GPUs. The mock loads a tiny offline model dir shipped with dyncc unless the spec's model is a local
+checkpoint directory.
+
+The script does what Dynamo 1.6.1's own ``examples/backends/trtllm/launch/*.sh`` do — frontend plus
+``python3 -m dynamo.trtllm`` workers, file-based discovery, one ``CUDA_VISIBLE_DEVICES`` and one
+``DYN_SYSTEM_PORT`` per worker — and adds what they lack: readiness by polling instead of sleeping,
+a log per process, stopping everything (non-zero) when any process dies, one deployment per run
+directory, its ports checked free before anything starts, and every socket on loopback but the
+frontend's (which listens on ``local.http_host``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from importlib import resources
+
+from dyncc.compiler.plan import DeploymentPlan, PoolPlan, WorkerPlan
+from dyncc.diagnostics import Diagnostic, DiagnosticError
+from dyncc.targets.bench import bench_script
+from dyncc.targets.local.settings import LocalSettings
+from dyncc.targets.mocker import mock_problems, mocker_args, tiny_model_files
+from dyncc.targets.ports import port_problems, system_port
+from dyncc.targets.shell import Raw, quote, ready_probe_text, shell_words, template_environment
+
+NAME = "local"
+LOOPBACK = "127.0.0.1"
+
+# What the launch script sets for the workers, and why; a pool's env that changed one would break the
+# deployment quietly (a second worker on one system port waits out the readiness timeout).
+MANAGED_ENV = {
+    "CUDA_VISIBLE_DEVICES": "the GPUs placement gave each worker",
+    "DYN_SYSTEM_PORT": "each worker's system (health) port, from local.system_port_base",
+    "DYN_SYSTEM_HOST": "the system server's address (loopback)",
+    "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": "what readiness waits for",
+    "DYN_TCP_RPC_HOST": "the request plane's address (loopback)",
+    "DYN_TCP_RESPONSE_STREAM_HOST": "the response streams' address (loopback)",
+    "DYN_EVENT_PLANE_HOST": "the event plane's address (loopback)",
+    "DYN_HTTP_RPC_HOST": "the address workers advertise (loopback)",
+}
+FILE_DISCOVERY_ENV = {
+    "DYN_DISCOVERY_BACKEND": "file-based discovery in the run directory",
+    "DYN_FILE_KV": "file-based discovery in the run directory",
+    "DYN_ZMQ_BROKER_URL": "the loopback event broker",
+    "DYN_ZMQ_BROKER_ENABLED": "the loopback event broker",
+    "DYN_EVENT_PLANE": "the loopback event broker",
+}
+SERVER_DISCOVERY_ENV = {
+    "ETCD_ENDPOINTS": "the etcd the frontend uses too",
+    "NATS_SERVER": "the NATS the frontend uses too",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class PortUse:
+    """A port the deployment listens on, and the spec setting that chooses it."""
+
+    host: str
+    port: int
+    user: str  # "frontend HTTP", "prefill-0 system"
+    setting: str  # "local.http_port"
+
+    @property
+    def label(self) -> str:
+        return f"{self.user} ({self.setting})"
+
+
+def _port(settings: LocalSettings, worker: WorkerPlan) -> int:
+    return system_port(settings.system_port_base, worker)
+
+
+def http_url(plan: DeploymentPlan, settings: LocalSettings) -> str:
+    host = {"0.0.0.0": LOOPBACK, "::1": "[::1]"}.get(settings.http_host, settings.http_host)
+    return f"http://{host}:{settings.http_port}"
+
+
+def event_broker(plan: DeploymentPlan) -> bool:
+    """File discovery (Dynamo 1.x) means a ZMQ event plane, run through a loopback broker; 0.x uses NATS."""
+    return plan.profile.discovery == "file"
+
+
+def event_broker_ports(plan: DeploymentPlan, settings: LocalSettings) -> tuple[int, int]:
+    """The broker's (publisher, subscriber) ports: the first two past the workers' system ports that are
+    not an HTTP port, so that one range in the spec (local.system_port_base) holds every fixed port."""
+    last_system_port = max((_port(settings, w) for _, w in plan.workers), default=settings.system_port_base - 1)
+    free = (port for port in itertools.count(last_system_port + 1) if port != settings.http_port)
+    first, second = itertools.islice(free, 2)
+    return first, second
+
+
+def port_uses(plan: DeploymentPlan, settings: LocalSettings) -> list[PortUse]:
+    """Every fixed port the launch script's processes listen on (the rest are ephemeral, on loopback)."""
+    uses = [PortUse(settings.http_host, settings.http_port, "frontend HTTP", "local.http_port")]
+    uses += [
+        PortUse(LOOPBACK, _port(settings, w), f"{w.name} system", "local.system_port_base") for _, w in plan.workers
+    ]
+    if event_broker(plan):
+        publishers, subscribers = event_broker_ports(plan, settings)
+        uses += [
+            PortUse(LOOPBACK, publishers, "event broker publishers", "local.system_port_base"),
+            PortUse(LOOPBACK, subscribers, "event broker subscribers", "local.system_port_base"),
+        ]
+    return uses
+
+
+def managed_env(plan: DeploymentPlan, settings: LocalSettings) -> dict[str, str]:
+    managed = {**MANAGED_ENV, **(FILE_DISCOVERY_ENV if event_broker(plan) else SERVER_DISCOVERY_ENV)}
+    managed.update({name: "what the Dynamo version's workers need" for name, _ in plan.profile.worker_env})
+    if plan.worker_runtime == "mocker":
+        managed["HF_HUB_OFFLINE"] = "the mock engine's offline tokenizer"
+    return managed
+
+
+def check(plan: DeploymentPlan, settings: LocalSettings) -> list[Diagnostic]:
+    """Ports on this host (DYN402), the mock engine's modes (DYN503), and no pool env setting what the
+    launch script manages (DYN520)."""
+    problems = port_problems(plan, "local", settings.http_port, settings.system_port_base)
+    return problems + mock_problems(plan) + _managed_env_problems(plan, settings)
+
+
+def _managed_env_problems(plan: DeploymentPlan, settings: LocalSettings) -> list[Diagnostic]:
+    managed = managed_env(plan, settings)
+    return [
+        Diagnostic(
+            "DYN520",
+            f"pool {pool.role} sets {name}, which the local launch script sets itself ({managed[name]})",
+            path=("pools", pool.role, "env", name),
+            hint=f"remove {name} from pools.{pool.role}.env"
+            + ("; choose ports with local.system_port_base" if name == "DYN_SYSTEM_PORT" else ""),
+        )
+        for pool in plan.pools
+        for name, _ in pool.env
+        if name in managed
+    ]
+
+
+def frontend_command(plan: DeploymentPlan, settings: LocalSettings) -> list:
+    return [
+        Raw('"$PYTHON"'),
+        "-m",
+        "dynamo.frontend",
+        "--http-host",
+        settings.http_host,
+        "--http-port",
+        str(settings.http_port),
+        *plan.frontend.flags,
+    ]
+
+
+def worker_command(plan: DeploymentPlan, settings: LocalSettings, pool: PoolPlan, worker: WorkerPlan) -> list:
+    devices = ",".join(str(gpu) for gpu in worker.placement.gpus_on(0))
+    env = [
+        f"CUDA_VISIBLE_DEVICES={devices}",
+        f"DYN_SYSTEM_PORT={_port(settings, worker)}",
+        *(f"{k}={v}" for k, v in (*plan.profile.worker_env, *pool.env)),
+    ]
+    if plan.worker_runtime == "mocker":
+        model = plan.model_local_dir or Raw('"$HERE/model"')
+        # No prefill->decode bootstrap rendezvous: Dynamo 1.6.1's mock engine binds its bootstrap port on
+        # 0.0.0.0 with no setting to change it; without the port the handoff is simply not simulated.
+        return [
+            "env",
+            *env,
+            Raw('"$PYTHON"'),
+            "-m",
+            "dynamo.mocker",
+            *mocker_args(plan, pool, worker, model, bootstrap=None),
+        ]
+    engine_path = Raw(f'"$HERE/engine/{pool.engine_file}"')
+    return [
+        "env",
+        *env,
+        Raw('"$PYTHON"'),
+        "-m",
+        "dynamo.trtllm",
+        *pool.worker_args(plan.model_path, plan.served_name, engine_path),
+    ]
+
+
+def event_broker_text() -> str:
+    return resources.files(__package__).joinpath("templates", "event_broker.py").read_text("utf-8")
+
+
+def render(plan: DeploymentPlan, settings: LocalSettings) -> dict[str, str]:
+    problems = check(plan, settings)
+    if problems:
+        raise DiagnosticError(problems)
+    mocker = plan.worker_runtime == "mocker"
+    workers = plan.workers
+    broker = event_broker_ports(plan, settings) if event_broker(plan) else None
+    launch = (
+        template_environment(__package__)
+        .get_template("launch.sh.j2")
+        .render(
+            plan=plan,
+            settings=settings,
+            ports={w.name: system_port(settings.system_port_base, w) for _, w in workers},
+            workers=workers,
+            runtime_label="mock-engine" if mocker else "TensorRT-LLM",
+            dynamo_version=plan.dynamo_version,
+            http_url=http_url(plan, settings),
+            loopback=LOOPBACK,
+            broker=broker,
+            port_words=[quote(f"{use.label}={use.host}:{use.port}") for use in port_uses(plan, settings)],
+            # The mock tokenizes with a local model dir: nothing may be fetched from a hub.
+            extra_env=[("HF_HUB_OFFLINE", "1")] if mocker else [],
+            frontend_cmd=shell_words(frontend_command(plan, settings)),
+            worker_cmds={w.name: shell_words(worker_command(plan, settings, p, w)) for p, w in workers},
+        )
+    )
+    files = {"launch.sh": launch, "ready.py": ready_probe_text()}
+    if broker is not None:
+        files["event_broker.py"] = event_broker_text()
+    for pool in plan.pools:
+        files[f"engine/{pool.engine_file}"] = pool.engine_yaml
+    if plan.benchmark is not None:
+        tokenizer = plan.model_local_dir or (Raw('"$HERE/model"') if mocker else plan.model_path)
+        files["bench.sh"] = bench_script(plan, plan.benchmark, tokenizer, "$HERE/run/bench")
+    if mocker and plan.model_local_dir is None:
+        files.update({f"model/{name}": text for name, text in tiny_model_files().items()})
+    return files

@@ -1,0 +1,1 @@
+"""The timed twin: mock workers timed by AIConfigurator's estimates for the GPUs they stand for."""
