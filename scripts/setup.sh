@@ -13,7 +13,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # (scripts/slurm/test-cluster.sh) that sbatch files are submitted to.
 # graphviz: `dyncc graph --format svg|png`; nodejs/npm: Mermaid's own parser checks `dyncc graph --format mermaid`.
 # etcd-server, nats-server: the discovery and request planes Dynamo 0.x needs (0.x profile, run for real).
-apt_packages=(shellcheck slurm-wlm munge libslurm-dev gcc graphviz etcd-server nats-server)
+# docker-compose: `docker-compose config -q` validates the compose target's files offline (tests/test_compose.py).
+apt_packages=(shellcheck slurm-wlm munge libslurm-dev gcc graphviz etcd-server nats-server docker-compose)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

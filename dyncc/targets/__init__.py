@@ -19,6 +19,7 @@ REGISTERED: tuple[str, ...] = (
     "dyncc.targets.local",
     "dyncc.targets.k8s",
     "dyncc.targets.slurm",
+    "dyncc.targets.compose",
 )
 
 __all__ = ["Capability", "REGISTERED", "Target", "load_target", "target_names", "targets"]

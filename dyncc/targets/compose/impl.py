@@ -1,0 +1,188 @@
+"""Docker compose target's rendering: ``docker-compose.yaml`` and the engine YAMLs beside it.
+
+One service per process: discovery (etcd; NATS too for Dynamo 0.x), the frontend, and one service per
+worker replica, each given the GPUs the placement chose (``device_ids``, through the NVIDIA Container
+Toolkit). Worker command lines are the plan's, the same as every other target's, with the engine YAML
+mounted read-only at ``/etc/dyncc/engine``. Workers share a Hugging Face cache volume, report ready on
+their system port's ``/health`` (the healthcheck), and start once discovery is healthy; the frontend
+starts with them and routes to each as it registers.
+
+Every string from the spec is written with ``$`` doubled: compose interpolates ``$VAR`` in values,
+and a spec's env value or model name must reach the process as written. ``HF_TOKEN`` is the one value
+taken from the environment of whoever runs ``docker compose up`` (secrets stay out of the file).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dyncc.compiler.plan import DeploymentPlan, PoolPlan, WorkerPlan
+from dyncc.diagnostics import Diagnostic
+from dyncc.targets.compose.settings import ComposeSettings
+from dyncc.yaml_text import dump_yaml
+
+NAME = "compose"
+IMAGE_REGISTRY = "nvcr.io/nvidia/ai-dynamo"
+ENGINE_MOUNT = "/etc/dyncc/engine"
+HF_HOME = "/root/.cache/huggingface"
+FRONTEND_PORT = 8000  # inside the frontend's container; published on compose.http_port
+ETCD_URL = "http://etcd:2379"
+NATS_URL = "nats://nats:4222"
+
+
+def check(plan: DeploymentPlan, settings: ComposeSettings) -> list[Diagnostic]:
+    """Nothing beyond the capabilities (one node, TensorRT-LLM workers): each worker owns its container's ports."""
+    return []
+
+
+def image(plan: DeploymentPlan) -> str:
+    """The spec's image, else the Dynamo version's TensorRT-LLM runtime from NGC (as the k8s target does)."""
+    return plan.image or f"{IMAGE_REGISTRY}/tensorrtllm-runtime:{plan.dynamo_version}"
+
+
+def _literal(value: object) -> str:
+    """``value`` as compose passes it on: no ``$VAR`` interpolation of spec content."""
+    return str(value).replace("$", "$$")
+
+
+def _healthcheck(port: int, start_period_s: int) -> dict[str, Any]:
+    # The runtime image has python3, not necessarily curl.
+    probe = (
+        "import sys, urllib.request; "
+        f"sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:{port}/health', timeout=5).status == 200 else 1)"
+    )
+    return {
+        "test": ["CMD", "python3", "-c", probe],
+        "interval": "10s",
+        "timeout": "6s",
+        "retries": 3,
+        "start_period": f"{start_period_s}s",
+    }
+
+
+def _discovery_env(plan: DeploymentPlan) -> dict[str, str]:
+    env = {"ETCD_ENDPOINTS": ETCD_URL}
+    if plan.profile.discovery == "etcd+nats":
+        env["NATS_SERVER"] = NATS_URL
+    else:
+        env["DYN_DISCOVERY_BACKEND"] = "etcd"
+    return env
+
+
+def _discovery_services(plan: DeploymentPlan, settings: ComposeSettings) -> dict[str, Any]:
+    services: dict[str, Any] = {
+        "etcd": {
+            "image": settings.etcd_image,
+            "command": [
+                "etcd",
+                "--listen-client-urls",
+                "http://0.0.0.0:2379",
+                "--advertise-client-urls",
+                ETCD_URL,
+                "--data-dir",
+                "/etcd-data",
+            ],
+            "healthcheck": {
+                "test": ["CMD", "etcdctl", "endpoint", "health"],
+                "interval": "5s",
+                "timeout": "5s",
+                "retries": 12,
+            },
+            "restart": settings.restart,
+        }
+    }
+    if plan.profile.discovery == "etcd+nats":
+        services["nats"] = {"image": settings.nats_image, "command": ["-js"], "restart": settings.restart}
+    return services
+
+
+def _depends_on_discovery(plan: DeploymentPlan) -> dict[str, Any]:
+    needs: dict[str, Any] = {"etcd": {"condition": "service_healthy"}}
+    if plan.profile.discovery == "etcd+nats":
+        needs["nats"] = {"condition": "service_started"}  # the NATS image has no shell to probe with
+    return needs
+
+
+def _hf_cache_mount(settings: ComposeSettings) -> str:
+    return f"{settings.hf_cache}:{HF_HOME}"
+
+
+def _model_mounts(plan: DeploymentPlan) -> list[str]:
+    # A local checkpoint directory is mounted at the same path, so the worker command stays the plan's.
+    return [f"{_literal(plan.model_local_dir)}:{_literal(plan.model_local_dir)}:ro"] if plan.model_local_dir else []
+
+
+def _frontend(plan: DeploymentPlan, settings: ComposeSettings) -> dict[str, Any]:
+    command = ["python3", "-m", "dynamo.frontend", "--http-host", "0.0.0.0", "--http-port", str(FRONTEND_PORT)]
+    host = f"[{settings.http_host}]" if ":" in settings.http_host else settings.http_host
+    return {
+        "image": _literal(image(plan)),
+        "command": [_literal(w) for w in (*command, *plan.frontend.flags)],
+        "environment": {**_discovery_env(plan), "HF_HOME": HF_HOME, "HF_TOKEN": "${HF_TOKEN:-}"},
+        "ports": [f"{host}:{settings.http_port}:{FRONTEND_PORT}"],
+        "volumes": [_hf_cache_mount(settings), *_model_mounts(plan)],
+        "depends_on": _depends_on_discovery(plan),
+        "healthcheck": _healthcheck(FRONTEND_PORT, 60),
+        "restart": settings.restart,
+    }
+
+
+def worker_command(plan: DeploymentPlan, pool: PoolPlan) -> list[str]:
+    """The plan's worker command line, with the engine YAML at its read-only mount."""
+    args = pool.worker_args(plan.model_path, plan.served_name, f"{ENGINE_MOUNT}/{pool.engine_file}")
+    return ["python3", "-m", "dynamo.trtllm", *args]
+
+
+def _worker(plan: DeploymentPlan, settings: ComposeSettings, pool: PoolPlan, worker: WorkerPlan) -> dict[str, Any]:
+    env = {
+        **_discovery_env(plan),
+        "DYN_SYSTEM_PORT": str(settings.system_port),
+        # /health turns ready once the generate endpoint serves (what the healthcheck waits for).
+        "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": '["generate"]',
+        "HF_HOME": HF_HOME,
+        "HF_TOKEN": "${HF_TOKEN:-}",
+    }
+    env.update({k: _literal(v) for k, v in (*plan.profile.worker_env, *pool.env)})
+    devices = [str(gpu) for gpu in worker.placement.gpus_on(0)]
+    return {
+        "image": _literal(image(plan)),
+        "command": [_literal(w) for w in worker_command(plan, pool)],
+        "environment": env,
+        "volumes": [f"./engine:{ENGINE_MOUNT}:ro", _hf_cache_mount(settings), *_model_mounts(plan)],
+        # TensorRT-LLM's ranks and the KV transfer between workers use shared memory and pinned memory.
+        "ipc": "host",
+        "ulimits": {"memlock": -1, "stack": 67108864},
+        "deploy": {
+            "resources": {
+                "reservations": {"devices": [{"driver": "nvidia", "device_ids": devices, "capabilities": ["gpu"]}]}
+            }
+        },
+        "depends_on": _depends_on_discovery(plan),
+        "healthcheck": _healthcheck(settings.system_port, settings.ready_timeout_s),
+        "restart": settings.restart,
+    }
+
+
+def compose_file(plan: DeploymentPlan, settings: ComposeSettings) -> dict[str, Any]:
+    services = _discovery_services(plan, settings)
+    services["frontend"] = _frontend(plan, settings)
+    for pool, worker in plan.workers:
+        services[worker.name] = _worker(plan, settings, pool, worker)
+    document: dict[str, Any] = {"services": services}
+    if not settings.hf_cache.startswith("/"):
+        document["volumes"] = {settings.hf_cache: {}}
+    return document
+
+
+def render(plan: DeploymentPlan, settings: ComposeSettings) -> dict[str, str]:
+    header = (
+        f"# {plan.header}\n"
+        f"# Run: docker compose up -d   (in this directory; needs the NVIDIA Container Toolkit and "
+        f"{plan.total_gpus} GPU(s))\n"
+        f"# Frontend: http://{settings.http_host}:{settings.http_port}/v1/chat/completions\n"
+        "# HF_TOKEN is read from your environment when the model needs one.\n"
+    )
+    files = {"docker-compose.yaml": dump_yaml(compose_file(plan, settings), header)}
+    for pool in plan.pools:
+        files[f"engine/{pool.engine_file}"] = pool.engine_yaml
+    return files
