@@ -14,7 +14,7 @@ from dyncc.deployment import load_spec
 from dyncc.diagnostics import Diagnostic, DiagnosticError, has_errors
 from dyncc.spec import LoadedSpec
 from dyncc.spec.model import Versions
-from dyncc.targets.base import Target, cannot_run
+from dyncc.targets.base import Target, cannot_run, left_out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +44,7 @@ def validate(path: str | Path, targets: Iterable[str] = ("all",)) -> Validation:
         if problem is not None:
             found.append(problem)
         else:
+            found += _left_out(compilation, target)
             found += target.check(compilation.plan, target.settings(loaded.spec))
     return Validation(str(path), tuple(locate(loaded, found)))
 
@@ -85,6 +86,14 @@ def _targets_for(compilation: Compilation, requested: Iterable[str]) -> list[tup
     return found
 
 
+def _left_out(compilation: Compilation, target: Target) -> list[Diagnostic]:
+    """Warnings for the add-on features (a load test) ``target`` builds the spec without."""
+    from dyncc.targets import targets
+
+    found = left_out(compilation.plan, target, targets())
+    return [d.located(compilation.loaded.source.locate(d.path)) for d in found]
+
+
 def _skip_note(target: Target, problem: Diagnostic) -> Diagnostic:
     return dataclasses.replace(problem, severity="info", message=f"{target.name} skipped: {problem.message}")
 
@@ -110,6 +119,7 @@ def render_targets(
             skipped += [_skip_note(target, d) for d in locate(compilation.loaded, refusals)]
         else:
             rendered[target.name] = _render(compilation, target)
+            skipped += _left_out(compilation, target)
     if errors:
         raise DiagnosticError(errors)
     return rendered, skipped

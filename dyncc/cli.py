@@ -297,7 +297,15 @@ def build(
     default=None,
     help="mocker: Dynamo's mock engine instead of TensorRT-LLM (runs without a GPU).",
 )
-@click.option("-o", "--out", "out_dir", default="build", show_default=True, type=click.Path(file_okay=False))
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    default="build",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Builds into OUT/up-<spec name>/ (never OUT/local, which `dyncc build` writes).",
+)
 @click.option(
     "--smoke",
     is_flag=True,
@@ -312,17 +320,16 @@ def build(
 )
 def up(spec: str, engine: str | None, out_dir: str, smoke: bool, timeout: float | None) -> None:
     """Build SPEC for the local target and run it until Ctrl-C."""
-    from dyncc.api import build as build_spec
-    from dyncc.run import refuse_if_running
+    from dyncc.run import build_for_up
     from dyncc.run import up as run_up
 
     try:
-        refuse_if_running(Path(out_dir) / "local")  # a rebuild must not touch a running deployment's files
-        result = build_spec(spec, ["local"], out_dir, engine=engine)
+        result = build_for_up(spec, out_dir, engine=engine)  # OUT/up-<name>/, never dyncc build's OUT/local
     except DiagnosticError as exc:
         _fail(exc.diagnostics)
     _print(result.diagnostics)
     (output,) = result.outputs
+    click.echo(f"dyncc up: built into {output.directory} (logs in {output.directory / 'run' / 'logs'})")
     plan, local = result.compilation.plan, result.compilation.loaded.spec.local
     wait = timeout if timeout is not None else local.ready_timeout_s + 30
     try:

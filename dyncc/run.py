@@ -31,6 +31,7 @@ from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.targets import ready_probe
 
 if TYPE_CHECKING:
+    from dyncc.api import BuildResult
     from dyncc.compiler.plan import DeploymentPlan
     from dyncc.targets.local.settings import LocalSettings
 
@@ -211,6 +212,33 @@ def taken_ports(plan: DeploymentPlan, settings: LocalSettings) -> list[Diagnosti
                 )
             )
     return problems
+
+
+# --- building for `up`: its own directory, never a `dyncc build` tree -----------------------------------
+
+
+def up_directory_name(spec_name: str) -> str:
+    """``OUT/up-<spec name>``: beside ``dyncc build``'s ``OUT/local`` (which ``up --engine mocker`` must not
+    replace), one per deployment, so runs of different specs keep their own logs and discovery state."""
+    return f"up-{spec_name}"
+
+
+def build_for_up(spec_path: str | Path, out_dir: str | Path, engine: str | None = None) -> BuildResult:
+    """Compile the spec for the local target and write it to ``OUT/up-<name>/`` (never ``OUT/local``).
+    Refuses (DYN522) before writing anything when a deployment runs from that directory. Returns the
+    :class:`dyncc.api.BuildResult` whose one output is that directory."""
+    from dyncc.api import BuildResult, TargetOutput, render_targets, with_worker_runtime
+    from dyncc.compiler import compile_spec
+    from dyncc.deployment import load_spec
+    from dyncc.output import LOCK_TIMEOUT_S, write_trees
+
+    compilation = compile_spec(with_worker_runtime(load_spec(spec_path), engine))
+    name = up_directory_name(compilation.plan.name)
+    out = Path(out_dir)
+    refuse_if_running(out / name)  # a rebuild must not touch a running deployment's files
+    rendered, notes = render_targets(compilation, ["local"])
+    write_trees(out, {name: rendered["local"]}, LOCK_TIMEOUT_S)
+    return BuildResult(compilation, (TargetOutput("local", out / name, rendered["local"]),), tuple(notes))
 
 
 # --- running -------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 VALID_EXAMPLES = sorted(EXAMPLES.glob("*.yaml"))
 INVALID_EXAMPLES = sorted((EXAMPLES / "invalid").glob("*.yaml"))
-MULTI_NODE_EXAMPLES = {"wide_ep.yaml"}
+MULTI_NODE_EXAMPLES = {"wide_ep.yaml", "slurm_site.yaml", "gb200_wide_ep_recipe.yaml"}
 SINGLE_NODE_EXAMPLES = [p for p in VALID_EXAMPLES if p.name not in MULTI_NODE_EXAMPLES]
 
 
@@ -200,7 +200,17 @@ settings.load_profile(os.environ.get("DYNCC_HYPOTHESIS_PROFILE", "deterministic"
 FUZZ_STATS = {"cases": 0, "built": 0, "rejected": 0, "failed": 0}
 
 
+# Filled by tests/test_starts.py ("valid means it starts"); reported at the end of every run that made specs.
+STARTS_STATS = {"generated": 0, "valid": 0, "command_lines": 0, "started": 0}
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
+    if STARTS_STATS["generated"]:
+        terminalreporter.write_line(
+            f"starts: {STARTS_STATS['generated']} specs generated, {STARTS_STATS['valid']} valid, "
+            f"{STARTS_STATS['command_lines']} command lines passed Dynamo 1.6.1's parsers and start-up checks, "
+            f"{STARTS_STATS['started']} started for real (dyncc up --smoke)"
+        )
     if FUZZ_STATS["cases"]:
         terminalreporter.write_line(
             f"fuzz: {FUZZ_STATS['cases']} cases run ({FUZZ_STATS['built']} built, {FUZZ_STATS['rejected']} rejected "

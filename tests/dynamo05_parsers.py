@@ -67,6 +67,9 @@ def parse(kind, argv):
         "migration_limit",
         "router_mode",
         "kv_block_size",
+        "max_batch_size",  # what 0.5.1 puts into build_config, which TRT-LLM 1.1.0rc5 copies over the YAML's
+        "max_num_tokens",
+        "max_seq_len",
     ):
         value = getattr(config, field, None)
         out[field] = getattr(value, "value", value) if value is not None else None

@@ -83,7 +83,9 @@ def test_owned_engine_keys_cannot_be_passed_through():
 def test_wideep_moe_backend_is_rejected_as_removed():
     loaded = spec("", "pools:\n  agg:\n    engine:\n      extra: {moe_config: {backend: WIDEEP}}\n")
     _, _, diagnostics = check_spec(loaded)
-    assert [d.code for d in diagnostics] == ["DYN108"] and "removed" in diagnostics[0].message
+    assert [d.code for d in diagnostics] == ["DYN108"] and "1.3.0rc29" in diagnostics[0].message
+    hint = diagnostics[0].hint or ""
+    assert "removed" in hint and "CUTEDSL" in hint and "DEEPGEMM" in hint and "--dynamo-version 0.5.1" in hint
 
 
 def test_lowercase_transceiver_backend_gets_a_suggestion():

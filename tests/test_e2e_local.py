@@ -41,11 +41,12 @@ def _port_free(port: int) -> bool:
 
 
 class Running:
-    def __init__(self, example: str, tmp_path: Path):
+    def __init__(self, example: str, tmp_path: Path, on_worker_exit: str = "restart"):
         yaml = YAML()
         spec = yaml.load((EXAMPLES / example).read_text())
         base = free_port_block(16)
         spec["worker_runtime"] = "mocker"
+        spec["on_worker_exit"] = on_worker_exit
         spec["local"] = {
             "http_port": base,
             "system_port_base": base + 1,
@@ -81,6 +82,13 @@ class Running:
 @pytest.fixture
 def running(request, tmp_path):
     deployment = Running(request.param, tmp_path)
+    yield deployment
+    deployment.deployment.stop()
+
+
+@pytest.fixture
+def running_fail_fast(request, tmp_path):
+    deployment = Running(request.param, tmp_path, on_worker_exit="stop")
     yield deployment
     deployment.deployment.stop()
 
@@ -129,13 +137,28 @@ def test_serves_requests_then_stops_within_10s(running):
     assert running.all_gone()
 
 
-@pytest.mark.parametrize("running", TOPOLOGIES, indirect=True)
-def test_a_dying_worker_stops_everything(running):
+@pytest.mark.parametrize("running_fail_fast", TOPOLOGIES, indirect=True)
+def test_with_on_worker_exit_stop_a_dying_worker_stops_everything(running_fail_fast):
+    running = running_fail_fast
     victim = sorted(name for name in running.pids if name != "frontend")[-1]
     os.killpg(running.pids[victim], signal.SIGKILL)
     status = running.deployment.process.wait(20)
     assert status != 0
     assert any(f"{victim} exited" in line for line in running.deployment.lines), running.deployment.lines
+    deadline = time.monotonic() + 5
+    while not running.all_gone() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert running.all_gone()
+
+
+@pytest.mark.parametrize("running", ["agg.yaml"], indirect=True)
+def test_the_frontend_dying_stops_everything_even_with_restart(running):
+    assert running.plan.on_worker_exit == "restart"
+    os.killpg(running.pids["frontend"], signal.SIGKILL)
+    status = running.deployment.process.wait(20)
+    assert status != 0
+    assert any("frontend exited" in line for line in running.deployment.lines), running.deployment.lines
+    assert not any("restarted" in line for line in running.deployment.lines)
     deadline = time.monotonic() + 5
     while not running.all_gone() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -180,10 +203,12 @@ def test_ctrl_c_on_dyncc_up_stops_the_deployment(tmp_path):
         if "dyncc up: serving" in line:
             break
     pids = [int(m.group(1)) for l in lines if (m := re.search(r"\(pid (\d+)\)", l))]
-    assert len(pids) == 3, lines
+    # the frontend, the two workers, and the loopback ZMQ event broker (file discovery's event plane)
+    assert len(pids) == 4, lines
+    assert sum("event broker on" in l for l in lines) == 1, lines
     proc.send_signal(signal.SIGINT)
     assert proc.wait(20) == 0
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.killpg(pid, 0)
-    assert all(_port_free(p) for p in range(base, base + 3))
+    assert all(_port_free(p) for p in range(base, base + 5))  # HTTP, 2 system ports, the broker's 2

@@ -30,11 +30,12 @@ from dynamo_parsers import DYNAMO_AVAILABLE
 
 from dyncc.api import build
 from dyncc.diagnostics import DiagnosticError
-from dyncc.run import up
+from dyncc.run import build_for_up, up
 from dyncc.targets import ready_probe
 from dyncc.targets.local import port_uses
 
 READY_TIMEOUT = 90
+UP_DIR = "up-hardening-up"  # where `dyncc up -o OUT` builds the spec below: OUT/up-<spec name>
 needs_dynamo = pytest.mark.skipif(not DYNAMO_AVAILABLE, reason="Dynamo 1.6.1 is installed by scripts/setup.sh")
 
 
@@ -139,7 +140,7 @@ def test_taken_worker_port_is_refused_before_starting_naming_port_holder_and_set
     assert "error DYN521" in result.stderr and f"127.0.0.1:{base + 2}" in result.stderr, result.stderr
     assert f"pid {os.getpid()}" in result.stderr, "names who holds the port"
     assert "local.system_port_base" in result.stderr
-    assert not (tmp_path / "out" / "local" / "run" / "launch.pid").exists(), "nothing was started"
+    assert not (tmp_path / "out" / UP_DIR / "run" / "launch.pid").exists(), "nothing was started"
 
 
 def test_every_fixed_port_of_the_deployment_is_checked(tmp_path):
@@ -164,6 +165,34 @@ def test_launch_script_itself_refuses_a_taken_port(tmp_path):
     assert "dyncc: started" not in proc.stdout
 
 
+# --- `dyncc up` builds into its own directory -------------------------------------------------------
+
+
+def test_up_never_replaces_what_dyncc_build_wrote_and_says_where_it_builds(tmp_path):
+    """`dyncc up SPEC --engine mocker` beside `dyncc build SPEC`: the real launch script stays, no drift."""
+    base = free_port_block(8)
+    spec_data = yaml.safe_load((ROOT / "examples" / "agg.yaml").read_text())
+    spec_data["local"] = {"http_port": base, "system_port_base": base + 1}
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(spec_data, sort_keys=False))
+    out = tmp_path / "build"
+    assert cli("build", spec, "-t", "local", "-o", out).returncode == 0
+    real = (out / "local" / "launch.sh").read_text()
+    assert "dynamo.trtllm" in real
+    with socket.socket() as holder:  # `up` stops right after its build (DYN521): nothing starts
+        holder.bind(("127.0.0.1", base))
+        holder.listen()
+        result = cli("up", spec, "--engine", "mocker", "-o", out, "--timeout", "5")
+    assert result.returncode == 1 and "error DYN521" in result.stderr, result.stdout + result.stderr
+    assert_no_traceback(result)
+    up_dir = out / f"up-{spec_data['name']}"
+    assert f"dyncc up: built into {up_dir} (logs in {up_dir / 'run' / 'logs'})" in result.stdout
+    assert "dynamo.mocker" in (up_dir / "launch.sh").read_text()
+    assert (out / "local" / "launch.sh").read_text() == real
+    check = cli("build", spec, "-t", "local", "-o", out, "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
 # --- DYN522: one deployment per directory -----------------------------------------------------------
 
 
@@ -177,8 +206,8 @@ def hold_lock(run_dir: Path) -> int:
 
 def test_second_up_on_a_running_directory_is_refused_and_touches_nothing(tmp_path):
     spec = write_spec(tmp_path, AGG, free_port_block(8))
-    local = tmp_path / "out" / "local"
-    build(spec, ["local"], tmp_path / "out")
+    local = tmp_path / "out" / UP_DIR
+    build_for_up(spec, tmp_path / "out")
     marker = local / "run" / "discovery" / "state"
     marker.parent.mkdir(parents=True)
     marker.write_text("the running deployment's discovery state")
@@ -297,7 +326,7 @@ class Up:
             if "dyncc up: serving" in line or time.monotonic() > deadline:
                 break
         assert any("dyncc up: serving" in line for line in self.lines), "\n".join(self.lines)
-        self.launch_pid = int((out / "local" / "run" / "launch.pid").read_text())
+        self.launch_pid = int((out / UP_DIR / "run" / "launch.pid").read_text())
         self.pids = [int(m.group(1)) for line in self.lines if (m := re.search(r"\(pid (\d+)\)", line))]
         self.tree = ready_probe.process_tree(self.launch_pid)
 

@@ -94,11 +94,17 @@ def test_build_killed_mid_write_leaves_earlier_output_byte_identical(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-c", SLOW_BUILD, "build", str(other), "-t", "local", "-o", str(out)], cwd=EXAMPLES.parent
     )
-    deadline = time.monotonic() + 20
-    while not list(out.glob(".dyncc-tmp-*")) and not list(tmp_path.glob("out/.dyncc-tmp-*")):
+    deadline = time.monotonic() + 60
+
+    def written_files() -> list:
+        # Files the build has put in its staging tree so far (its marker file aside).
+        return [p for p in out.glob(".dyncc-tmp-*/*/**/*") if p.is_file()]
+
+    # Kill it once a file or two are in the temporary tree: each write then sleeps 0.3 s, so the kill always
+    # lands while the build is still writing, however loaded the machine is.
+    while len(written_files()) < 2:
         assert time.monotonic() < deadline and proc.poll() is None, "the build never started writing"
         time.sleep(0.01)
-    time.sleep(0.4)  # a file or two into the temporary tree
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert {k: v for k, v in snapshot(out).items() if not k.startswith(".dyncc-tmp-")} == before

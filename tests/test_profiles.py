@@ -23,7 +23,7 @@ def build(spec, out, *extra):
 
 
 def worker_lines(launch: str) -> list[str]:
-    return [l for l in launch.splitlines() if l.startswith("start ") and "dynamo.trtllm" in l]
+    return [l for l in launch.splitlines() if "-m dynamo.trtllm" in l]
 
 
 def built_dgd(example: Path, out: Path, version: str) -> dict:
@@ -57,8 +57,10 @@ def test_disagg_under_0x_gets_decode_first_and_a_v1alpha1_dgd(tmp_path):
         "--disaggregation-strategy decode_first"
         in dgd["spec"]["services"]["TRTLLMDecodeWorker"]["extraPodSpec"]["mainContainer"]["args"][0]
     )
-    assert "backend: ucx" not in (out / "local" / "engine" / "prefill.yaml").read_text()  # the spec says NIXL
-    assert "backend: nixl" in (out / "local" / "engine" / "prefill.yaml").read_text()  # 2025 spelling
+    engine = (out / "local" / "engine" / "prefill.yaml").read_text()
+    assert "backend: UCX" not in engine and "backend: ucx" not in engine  # the spec says NIXL
+    # TensorRT-LLM 1.1.0rc5 (what 0.5.1 pins) takes the upper-case Literal only; `nixl` is refused there.
+    assert "backend: NIXL" in engine and engine.startswith("# TensorRT-LLM 1.1.0rc5 engine config")
 
 
 def test_disagg_under_1_6_gets_neither(tmp_path):
@@ -219,6 +221,11 @@ def test_0x_command_lines_parse_with_dynamo_0_5_1s_own_parsers(example):
         assert parsed["migration_limit"] == expected_migration
         if pool.role in ("prefill", "decode"):
             assert parsed["disaggregation_strategy"] in ("decode_first", "prefill_first")
+        # 0.5.1 builds a BuildConfig from these flags and TRT-LLM 1.1.0rc5 copies it over the engine YAML's
+        # top-level limits: the flags must say what the YAML says (absent from the YAML: TRT-LLM's default).
+        defaults = {"max_batch_size": 2048, "max_num_tokens": 8192, "max_seq_len": None}
+        for key, default in defaults.items():
+            assert parsed[key] == pool.engine_config.get(key, default), (example.name, pool.role, key)
 
 
 def test_0_5_1_parsers_reject_what_the_1_6_profile_writes():

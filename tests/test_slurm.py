@@ -1,10 +1,11 @@
-"""The slurm target against a real Slurm (slurmctld + munge + six fake 8-GPU slurmd nodes on this
-machine, started by scripts/slurm/test-cluster.sh): --test-only for every example, and real jobs that
+"""The slurm target against a real Slurm (slurmctld + munge + fake 8-GPU slurmd nodes on this
+machine, started by scripts/slurm/test-cluster.sh; ten since the 9-node GB200 example): --test-only for every example, and real jobs that
 start Dynamo's frontend and mock workers on the fake nodes."""
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -14,7 +15,8 @@ from conftest import EXAMPLES, VALID_EXAMPLES, cli, free_port_block, sh
 from dynamo_parsers import DYNAMO_AVAILABLE
 from ruamel.yaml import YAML
 
-from dyncc.run import chat_completion
+from dyncc.run import chat_completion, streaming_chat_completion
+from dyncc.targets.ready_probe import not_ready_worker
 
 
 def build_slurm(example: Path, out: Path, engine: str = "trtllm", overrides: dict | None = None) -> Path:
@@ -62,13 +64,13 @@ def test_test_only_rejects_a_job_larger_than_the_cluster(slurm, tmp_path):
         },
     )
     proc = sh("sbatch", "--test-only", "job.sbatch", cwd=directory)
-    assert proc.returncode != 0  # 12 nodes asked of a 6-node cluster
+    assert proc.returncode != 0  # 12 nodes asked of a 10-node cluster
 
 
 def test_wide_ep_steps_span_whole_nodes_one_rank_per_gpu(built):
     sbatch = (built["wide_ep"] / "job.sbatch").read_text()
     assert "#SBATCH --nodes=6" in sbatch and "#SBATCH --gres=gpu:4" in sbatch
-    decode = next(l for l in sbatch.splitlines() if l.startswith("step decode-0"))
+    decode = next(l.strip() for l in sbatch.splitlines() if l.strip().startswith("step decode-0"))
     assert "--nodes=4 --ntasks-per-node=4 --gres=gpu:4" in decode and "--mpi=pmix" in decode
     assert '--nodelist="${NODES[0]},${NODES[1]},${NODES[2]},${NODES[3]}"' in decode
     assert "trtllm-llmapi-launch python3 -m dynamo.trtllm" in decode
@@ -77,10 +79,19 @@ def test_wide_ep_steps_span_whole_nodes_one_rank_per_gpu(built):
 
 def test_real_srun_accepts_the_generated_pyxis_options(slurm, built, tmp_path):
     sbatch = (built["disagg_router"] / "job.sbatch").read_text()
-    (container_line,) = [l for l in sbatch.splitlines() if l.startswith("CONTAINER=(--")]
-    script = f'DYNCC_DIR={tmp_path}\n{container_line}\nsrun -N1 --gres=none "${{CONTAINER[@]}}" true\n'
-    proc = sh("bash", "-c", script)
+    (container_line,) = [l for l in sbatch.splitlines() if l.startswith('CONTAINER=("--')]
+    lines = sbatch.splitlines()
+    start = next(i for i, l in enumerate(lines) if l.startswith("srun --job-name=container-import"))
+    import_options = lines[start + 1].split('" ', 1)[1].split(' "${SITE_SRUN')[0]
+    # One allocation: the import step, then a step starting from the imported container by name.
+    script = (
+        f"DYNCC_DIR={tmp_path}\n{container_line}\n"
+        f'srun -N1 --gres=none {import_options} true\nsrun -N1 --gres=none "${{CONTAINER[@]}}" true\n'
+    )
+    proc = sh("salloc", "-N1", "bash", "-c", script)
     assert proc.returncode == 0, proc.stderr
+    alone = sh("salloc", "-N1", "bash", "-c", f'{container_line}\nsrun -N1 --gres=none "${{CONTAINER[@]}}" true\n')
+    assert alone.returncode != 0  # a container name with no import fails, as with pyxis
     bogus = sh("bash", "-c", "srun -N1 --container-imagez=x true")
     assert bogus.returncode != 0  # the stub registers pyxis's names only
 
@@ -102,11 +113,13 @@ def _wait_for(predicate, timeout: float, what: str):
 
 
 class SubmittedJob:
-    def __init__(self, example: str, tmp_path: Path, cluster: dict | None = None):
+    def __init__(self, example: str, tmp_path: Path, cluster: dict | None = None, extra: dict | None = None):
         base = free_port_block(12, "0.0.0.0")
+        self.http_port, self.system_port_base = base, base + 1
         overrides = {
             "slurm": {"http_port": base, "system_port_base": base + 1, "ready_timeout_s": 120},
             "worker_runtime": "mocker",
+            **(extra or {}),
         }
         if cluster:
             overrides["cluster"] = cluster
@@ -194,8 +207,9 @@ def test_job_runs_frontend_and_workers_on_fake_nodes(slurm, tmp_path, example, c
 
 
 @real_job
-def test_a_failing_worker_step_fails_the_job(slurm, tmp_path):
-    job = SubmittedJob("disagg.yaml", tmp_path)
+def test_a_failing_worker_step_fails_the_job_with_on_worker_exit_stop(slurm, tmp_path):
+    job = SubmittedJob("disagg.yaml", tmp_path, extra={"on_worker_exit": "stop"})
+    assert "ON_WORKER_EXIT=stop" in (job.dir / "job.sbatch").read_text()
     victim = sh("pgrep", "-f", f"dynamo.mocker.*{job.dir}.*--disaggregation-mode decode").stdout.split()
     assert victim, job.output()
     sh("kill", "-9", victim[0])
@@ -208,4 +222,145 @@ def test_a_failing_worker_step_fails_the_job(slurm, tmp_path):
     assert state == "FAILED", out
     assert _job_field(job.job, "ExitCode") != "0:0"
     assert "step decode-0 exited" in out
+    _wait_for(lambda: _no_processes_of(job.dir), 20, "the other steps to be stopped")
+
+
+def _stream_all(url: str, count: int, max_tokens: int) -> list[object]:
+    """``count`` concurrent streamed completions; each result is its chunks, or the exception it raised."""
+    results: list[object] = [None] * count
+
+    def one(i: int) -> None:
+        try:
+            chunks = streaming_chat_completion(url, "Qwen/Qwen3-0.6B", f"stream {i}", max_tokens=max_tokens)
+            errors = [c for c in chunks if "error" in c]
+            results[i] = RuntimeError(f"error chunk: {errors[0]}") if errors else chunks
+        except Exception as exc:  # noqa: BLE001  # reported per stream by the test
+            results[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=180)
+    return results
+
+
+def _worker_health(host_file: Path, port: int) -> bool:
+    """The worker's generate endpoint is ready, judged as the job's own readiness probe does."""
+    if not host_file.is_file():
+        return False
+    return not_ready_worker(f"http://{host_file.read_text().strip()}:{port}/health") is None
+
+
+@real_job
+def test_a_killed_worker_mid_stream_loses_no_request_and_is_restarted(slurm, tmp_path):
+    """Issue 17 on Slurm: agg x2 with migration.limit 3 and on_worker_exit restart (the default). kill -9 of a
+    worker while 8 streams run: every stream ends with [DONE] and no error (the frontend migrates them to the
+    live worker), the step is started again on its node and GPU and serves within 30 s, the job never stops."""
+    job = SubmittedJob(
+        "agg.yaml",
+        tmp_path,
+        extra={
+            "pools": {"agg": {"replicas": 2}},
+            "migration": {"limit": 3},
+            "mocker_speedup_ratio": 0.1,
+        },
+    )
+    try:
+        assert "ON_WORKER_EXIT=restart" in (job.dir / "job.sbatch").read_text()
+        results: list[object] = []
+        streams = threading.Thread(target=lambda: results.extend(_stream_all(job.url, 8, 200)))
+        streams.start()
+        time.sleep(3)  # mid-stream: the mock engine at speedup 0.1 needs well over 10 s for 200 tokens
+        assert streams.is_alive(), "the streams ended before the kill; slow the mock engine down"
+        victim = _mocker_pid(job, 1)
+        sh("kill", "-9", victim)
+        killed_at = time.monotonic()
+        streams.join(timeout=240)
+        failures = [r for r in results if isinstance(r, Exception)]
+        assert len(results) == 8 and not failures, (failures, job.output())
+        assert all(len(r) > 10 for r in results)  # type: ignore[arg-type]  # whole streams, not cut short
+        host_file = job.run / "hosts" / "agg-1"
+        _wait_for(
+            lambda: _mocker_pid(job, 1) not in ("", victim) and _worker_health(host_file, job.system_port_base + 1),
+            max(1.0, 30 - (time.monotonic() - killed_at)),
+            "the killed worker to be back and healthy",
+        )
+        assert time.monotonic() - killed_at <= 30
+        # Back and serving: requests reach it again (round-robin over two workers).
+        before = _requests_seen(job, "agg-1")
+        for i in range(4):
+            reply = chat_completion(job.url, "Qwen/Qwen3-0.6B", f"after restart {i}", max_tokens=4)
+            assert reply["usage"]["completion_tokens"] > 0
+        assert _requests_seen(job, "agg-1") > before, job.output()
+        assert _job_field(job.job, "JobState") == "RUNNING"
+        out = job.output()
+        assert "step agg-1 exited" in out and "restarted step agg-1" in out
+        assert "worker_disconnected" in (job.run / "logs" / "frontend.log").read_text()  # killed mid-request
+        lines = [l for l in job.step_lines() if "agg-1 " in l]
+        assert len(lines) == 2 and len({re.search(r"node=(\S+)", l).group(1) for l in lines}) == 1  # same node
+        gpus = {re.search(r"CUDA_VISIBLE_DEVICES=(\S*)", l).group(1) for l in lines}
+        assert len(gpus) == 1, lines  # and the same GPU
+    finally:
+        job.cancel()
+    _wait_for(lambda: _job_field(job.job, "JobState") == "CANCELLED", 30, "the job to be cancelled")
+    _wait_for(lambda: _no_processes_of(job.dir), 20, "every step's process to exit")
+
+
+def _mocker_pid(job: SubmittedJob, index: int) -> str:
+    """The pid of worker ``index``'s mock engine (found by its system port), or ""."""
+    port = job.system_port_base + index
+    for pid in sh("pgrep", "-f", f"dynamo.mocker.*{job.dir}").stdout.split():
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"DYN_SYSTEM_PORT={port}".encode() in environ:
+            return pid
+    return ""
+
+
+def _requests_seen(job: SubmittedJob, step: str) -> int:
+    log = job.run / "logs" / f"{step}.log"
+    return log.read_text().count("request received") if log.exists() else 0
+
+
+@real_job
+def test_a_worker_that_keeps_dying_stops_the_job_after_five_restarts(slurm, tmp_path):
+    """The restart policy is bounded: backoff 1, 2, 4, 8, 16 s, and the sixth exit within 10 minutes fails the job."""
+    job = SubmittedJob("agg.yaml", tmp_path, extra={"pools": {"agg": {"replicas": 2}}})
+    try:
+        killed = []
+        for _ in range(6):
+            pid = _wait_for(lambda: (p := _mocker_pid(job, 1)) not in ("", *killed) and p, 60, "the worker to be back")
+            sh("kill", "-9", pid)
+            killed.append(pid)
+        state = _wait_for(
+            lambda: (s := _job_field(job.job, "JobState")) in ("FAILED", "COMPLETED", "CANCELLED") and s,
+            60,
+            "the job to end",
+        )
+        out = "".join(f.read_text() for f in job.dir.glob(f"dyncc-*-{job.job}.out"))  # whole, not the tail
+        assert state == "FAILED", job.output()
+        delays = re.findall(r"step agg-1 exited \(status \d+\); restarting it in (\d+)s", out)
+        assert delays == ["1", "2", "4", "8", "16"], out
+        assert "step agg-1 exited (status 137) after 5 restarts within 10 minutes; stopping the job" in out
+    finally:
+        job.cancel()
+    _wait_for(lambda: _no_processes_of(job.dir), 20, "the other steps to be stopped")
+
+
+@real_job
+def test_the_frontend_exiting_stops_the_job_even_with_restart(slurm, tmp_path):
+    job = SubmittedJob("agg.yaml", tmp_path)
+    frontend = sh("pgrep", "-f", f"dynamo.frontend.*--http-port {job.http_port}").stdout.split()
+    assert frontend, job.output()
+    sh("kill", "-9", frontend[0])
+    state = _wait_for(
+        lambda: (s := _job_field(job.job, "JobState")) in ("FAILED", "COMPLETED", "CANCELLED") and s,
+        60,
+        "the job to end",
+    )
+    out = job.output()
+    assert state == "FAILED" and "step frontend exited" in out and "restarted step" not in out, out
     _wait_for(lambda: _no_processes_of(job.dir), 20, "the other steps to be stopped")

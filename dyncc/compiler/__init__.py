@@ -36,7 +36,10 @@ def check_spec(loaded: LoadedSpec) -> tuple[DeploymentGraph, Placement | None, l
     if not has_errors(diagnostics):
         cluster = graph.spec.cluster
         try:
-            placement = place_ranks(graph.pools(), cluster.gpus_per_node, cluster.nodes)
+            placement = place_ranks(
+                graph.pools(), cluster.gpus_per_node, cluster.nodes, separate=cluster.pool_nodes == "separate"
+            )
+            diagnostics.extend(placement.notes)
         except PlacementError as exc:
             diagnostics.append(exc.diagnostic)
     return graph, placement, _locate(loaded, diagnostics)

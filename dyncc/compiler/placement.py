@@ -11,6 +11,13 @@ Cost is proportional to workers, not ranks: a worker's GPUs are always consecuti
 that range, and the (node, GPU) of each rank is computed when a target asks for it. First fit
 keeps, per worker size, the lowest node that may still have room: free GPUs only go down, so that
 pointer only moves up and placement is linear in workers + nodes, however many nodes stay partly free.
+
+``cluster.pool_nodes: separate`` places each pool on nodes of its own, pool after pool (published
+multi-node recipes never mix prefill and decode workers on a node: they differ in memory use, NCCL
+settings and failure domain). The default, ``shared``, packs any workers together: a single-node
+deployment (every local and compose one) needs it, and it is what dyncc always did. When the workers
+fill fewer nodes than ``cluster.nodes`` declares, or share nodes that the declared cluster could keep
+apart, the placement says so (DYN409): jobs ask for the nodes the workers use.
 """
 
 from __future__ import annotations
@@ -77,6 +84,7 @@ class Placement:
     nodes: int
     workers: tuple[WorkerPlacement, ...]
     nodes_used: int  # nodes with at least one rank; GPUs are handed out from node 0 on
+    notes: tuple[Diagnostic, ...] = ()  # warnings about the node count (DYN409)
 
     def for_pool(self, role: str) -> list[WorkerPlacement]:
         return [w for w in self.workers if w.role == role]
@@ -121,8 +129,92 @@ class _FreeGpus:
         return node if node < len(counts) else None
 
 
-def place_ranks(pools: list[PoolInfo], gpus_per_node: int, nodes: int) -> Placement:
-    """Assign GPUs; raises :class:`PlacementError` (DYN405) when the workers don't pack."""
+def place_ranks(pools: list[PoolInfo], gpus_per_node: int, nodes: int, separate: bool = False) -> Placement:
+    """Assign GPUs; raises :class:`PlacementError` (DYN405) when the workers don't pack.
+
+    ``separate``: no node holds workers of two pools (``cluster.pool_nodes: separate``)."""
+    placement = _place_separate(pools, gpus_per_node, nodes) if separate else _place_shared(pools, gpus_per_node, nodes)
+    return dataclasses.replace(placement, notes=tuple(_node_notes(placement, pools, separate)))
+
+
+def _place_separate(pools: list[PoolInfo], gpus_per_node: int, nodes: int) -> Placement:
+    """Each pool on nodes of its own, pool after pool in spec order."""
+    workers: list[WorkerPlacement] = []
+    offset = 0
+    for info in pools:
+        if offset >= nodes:
+            raise PlacementError(_no_node_left(info, nodes))
+        try:
+            own = _place_shared([info], gpus_per_node, nodes - offset)
+        except PlacementError as exc:
+            raise PlacementError(_separate_hint(exc.diagnostic)) from None
+        workers += [dataclasses.replace(w, first_node=w.first_node + offset) for w in own.workers]
+        offset += max(w.last_node for w in own.workers) + 1
+    return Placement(gpus_per_node, nodes, tuple(workers), offset)
+
+
+def _pools_sharing_a_node(placement: Placement) -> tuple[int, list[str]] | None:
+    """The first node holding workers of two pools, and those pools."""
+    roles: dict[int, list[str]] = {}
+    for w in placement.workers:
+        for node in (w.first_node, w.last_node):
+            if w.role not in roles.setdefault(node, []):
+                roles[node].append(w.role)
+    shared = sorted(n for n, r in roles.items() if len(r) > 1)
+    return (shared[0], roles[shared[0]]) if shared else None
+
+
+def _node_notes(placement: Placement, pools: list[PoolInfo], separate: bool) -> Iterator[Diagnostic]:
+    """DYN409: pools share a node the declared cluster could keep apart, or declared nodes stay idle."""
+    sharing = None if separate else _pools_sharing_a_node(placement)
+    apart: Placement | None = None
+    if sharing is not None:
+        try:
+            apart = _place_separate(pools, placement.gpus_per_node, placement.nodes)
+        except PlacementError:
+            apart = None
+    used, declared = placement.nodes_used, placement.nodes
+    if sharing is not None and apart is not None:
+        node, roles = sharing
+        yield Diagnostic(
+            "DYN409",
+            f"workers of the {' and '.join(roles)} pools share node {node}; jobs ask for {used} of the "
+            f"{declared} declared nodes",
+            path=("cluster", "pool_nodes"),
+            hint=f"set cluster.pool_nodes: separate to give each pool nodes of its own ({apart.nodes_used} nodes), "
+            "as published multi-node recipes run",
+            severity="warning",
+        )
+    elif used < declared:
+        yield Diagnostic(
+            "DYN409",
+            f"the workers fill {used} of the {declared} declared nodes (cluster.nodes); jobs ask for {used}",
+            path=("cluster", "nodes"),
+            hint=f"set cluster.nodes: {used}, or add replicas to use the rest",
+            severity="warning",
+        )
+
+
+def _no_node_left(info: PoolInfo, nodes: int) -> Diagnostic:
+    return Diagnostic(
+        "DYN405",
+        f"no node is left for the {info.role} pool: with cluster.pool_nodes: separate, the pools before it "
+        f"fill all {nodes} nodes",
+        path=info.path + ("replicas",),
+        hint="add nodes (cluster.nodes), lower replicas, or set cluster.pool_nodes: shared",
+    )
+
+
+def _separate_hint(diagnostic: Diagnostic) -> Diagnostic:
+    return dataclasses.replace(
+        diagnostic,
+        message=diagnostic.message + " (with each pool on nodes of its own: cluster.pool_nodes: separate)",
+        hint="add nodes (cluster.nodes), lower replicas, or set cluster.pool_nodes: shared",
+    )
+
+
+def _place_shared(pools: list[PoolInfo], gpus_per_node: int, nodes: int) -> Placement:
+    """Assign GPUs to the workers of ``pools`` from node 0 on, any pools sharing a node."""
     free = _FreeGpus(nodes, gpus_per_node)
     workers = [(p, r) for p in pools for r in range(p.replicas)]
     # Largest workers first; ties keep spec order (agg, prefill, decode, encode) for stable output.

@@ -1,4 +1,11 @@
-"""Version profiles: everything that differs between Dynamo version families, in one place each.
+"""Version profiles: one per supported Dynamo release, naming exactly what it deploys.
+
+Each profile is a Dynamo version, the TensorRT-LLM version that release pins (``Requires-Dist:
+tensorrt-llm==X`` in the ai-dynamo wheel's METADATA), and the family-level facts (flags, discovery,
+manifests). The engine side — key set, enum spellings, aliases, speculative forms — is that TRT-LLM
+version's data file (``dyncc/trtllm/data/trtllm_<version>_keys.json``); the code reading it is shared.
+A Dynamo version whose TRT-LLM key set dyncc does not carry has no profile (DYN701 lists those it has),
+so a file never claims a version it was not written for.
 The 0.x facts were checked against ai-dynamo 0.5.1's own argument parsers (tests/test_profiles.py).
 
 Clusters run the container they were validated on, often for a year, and the 2025 stack (Dynamo
@@ -10,14 +17,35 @@ version numbers. Facts: shared/reference/README.md §6 and its 2025 example mani
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Any, Literal
+
+from dyncc.trtllm.keys import accepted_keys, enum_values
+
+# TensorRT-LLM pinned by each ai-dynamo release, read from the PyPI wheels' METADATA
+# (`Requires-Dist: tensorrt-llm==X; extra == 'trtllm'`). Only releases with a profile are deployable; the
+# rest are listed so that DYN701 can say which TRT-LLM a refused version would have needed.
+TRTLLM_PINNED_BY_DYNAMO = {
+    "0.4.1": "1.0.0rc6",
+    "0.5.1": "1.1.0rc5",
+    "0.8.1": "1.2.0rc6.post1",
+    "0.9.1": "1.3.0rc3",
+    "1.0.2": "1.3.0rc5.post1",
+    "1.1.1": "1.3.0rc11",
+    "1.2.1": "1.3.0rc14",
+    "1.3.1": "1.3.0rc19",
+    "1.4.2": "1.3.0rc22",
+    "1.5.0": "1.3.0rc25",
+    "1.5.1": "1.3.0rc25",
+    "1.6.0": "1.3.0rc29",
+    "1.6.1": "1.3.0rc29",
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class Profile:
     family: str
-    dynamo_default: str
-    trtllm_default: str
+    dynamo_version: str  # the one Dynamo release this profile was checked against
+    trtllm_version: str  # the TensorRT-LLM it pins; names the key-set file
     # Worker flags
     agg_mode: str  # what `--disaggregation-mode` says for aggregated workers
     kv_event_flags: tuple[str, ...]
@@ -37,25 +65,31 @@ class Profile:
     k8s_command_style: Literal["argv", "shell"]  # 2025 manifests: command [/bin/sh, -c] + one string
     # TensorRT-LLM engine configs
     transfer_default: str
-    transceiver_backends: tuple[str, ...]
-    removed_moe_backends_accepted: tuple[str, ...]
+    request_plane_flag: bool  # `--request-plane tcp|nats` on frontend and workers (Dynamo >= 1.0)
+    # Dynamo 0.5.1's worker builds a BuildConfig from its --max-batch-size/--max-num-tokens/--max-seq-len
+    # flags (defaults when absent), and TRT-LLM 1.1.0rc5 copies build_config's values over the engine
+    # YAML's top-level ones: the engine limits must be flags too, or the YAML's are silently replaced.
+    engine_limits_as_flags: bool
 
-    def engine_enum_overrides(self) -> dict[str, list]:
-        """Enum values this family's TRT-LLM accepts where they differ from 1.3.0rc29's."""
-        from dyncc.trtllm.keys import accepted_keys
+    @property
+    def keys(self) -> dict[str, Any]:
+        """The key set of the TRT-LLM this profile deploys."""
+        return accepted_keys(self.trtllm_version)
 
-        moe = list(accepted_keys()["enums"]["moe_config.backend"]) + list(self.removed_moe_backends_accepted)
-        return {"cache_transceiver_config.backend": list(self.transceiver_backends), "moe_config.backend": moe}
+    @property
+    def label(self) -> str:
+        return f"Dynamo {self.dynamo_version} (TensorRT-LLM {self.trtllm_version})"
 
     def transceiver_backend(self, backend: str) -> str:
-        """The spelling this family's TRT-LLM accepts (1.3: UCX; the 2025 configs: ucx)."""
-        return next(b for b in self.transceiver_backends if b.upper() == backend.upper())
+        """The spelling this version's TRT-LLM accepts; an unknown backend is kept for DYN108 to report."""
+        accepted = enum_values(self.trtllm_version, "cache_transceiver_config.backend")
+        return next((b for b in accepted if b.upper() == backend.upper()), backend)
 
 
 DYNAMO_1 = Profile(
     family="1.x",
-    dynamo_default="1.6.1",
-    trtllm_default="1.3.0rc29",
+    dynamo_version="1.6.1",
+    trtllm_version="1.3.0rc29",
     agg_mode="agg",
     kv_event_flags=("--publish-kv-events",),
     migration_on="frontend",
@@ -70,14 +104,14 @@ DYNAMO_1 = Profile(
     dgd_api_version="v1beta1",
     k8s_command_style="argv",
     transfer_default="NIXL",
-    transceiver_backends=("DEFAULT", "UCX", "NIXL", "MOONCAKE", "MPI"),
-    removed_moe_backends_accepted=(),
+    request_plane_flag=True,
+    engine_limits_as_flags=False,
 )
 
 DYNAMO_0 = Profile(
     family="0.x",
-    dynamo_default="0.5.1",
-    trtllm_default="1.0.0rc6",
+    dynamo_version="0.5.1",
+    trtllm_version="1.1.0rc5",
     agg_mode="prefill_and_decode",
     kv_event_flags=("--publish-events-and-metrics",),
     migration_on="worker",
@@ -92,13 +126,25 @@ DYNAMO_0 = Profile(
     dgd_api_version="v1alpha1",
     k8s_command_style="shell",
     transfer_default="UCX",
-    transceiver_backends=("default", "ucx", "nixl", "mpi"),
-    removed_moe_backends_accepted=("WIDEEP",),
+    request_plane_flag=False,
+    engine_limits_as_flags=True,
 )
 
 PROFILES = (DYNAMO_1, DYNAMO_0)
+SUPPORTED_VERSIONS = tuple(p.dynamo_version for p in PROFILES)
 
 
 def profile_for(dynamo_version: str) -> Profile | None:
-    major = dynamo_version.split(".", 1)[0]
-    return {"1": DYNAMO_1, "0": DYNAMO_0}.get(major)
+    """The profile of exactly this Dynamo release, or None (no version is guessed from its family)."""
+    return next((p for p in PROFILES if p.dynamo_version == dynamo_version), None)
+
+
+def supported_list() -> str:
+    return ", ".join(p.label for p in PROFILES)
+
+
+def profile_with(dotted: str, value: Any, but_not: Profile) -> Profile | None:
+    """Another supported profile whose TRT-LLM accepts ``dotted`` (with ``value``), to name in a hint."""
+    from dyncc.trtllm.keys import accepts
+
+    return next((p for p in PROFILES if p is not but_not and accepts(p.trtllm_version, dotted, value)), None)

@@ -38,6 +38,12 @@ class ModelSource(SpecModel):
 
     path: NoControlChars = Field(description="Hugging Face id or a local checkpoint directory.")
     served_name: NoControlChars | None = Field(None, description="Name clients ask for; defaults to the path.")
+    revision: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+        max_length=256,
+        description="Hugging Face revision (branch, tag or commit) of a hub model; default: the main branch.",
+    )
     moe: bool | None = Field(None, description="Mixture-of-experts model (read from config.json if local).")
     num_experts: int | None = Field(None, ge=1, description="Routed experts per MoE layer.")
     mtp_layers: int | None = Field(
@@ -81,6 +87,24 @@ class EngineSettings(SpecModel):
         return {"enabled": value} if isinstance(value, bool) else value
 
 
+class MoeLoadBalancer(SpecModel):
+    """TensorRT-LLM's expert load balancer (EPLB): redundant expert slots, re-balanced while serving."""
+
+    num_slots: int = Field(ge=1, description="Expert slots over all EP ranks (a multiple of expert_parallel).")
+    updates_per_iter: int | None = Field(
+        None, ge=0, description="MoE layers re-balanced per iteration (`layer_updates_per_iter`; 0 = static)."
+    )
+
+
+class MoeSettings(SpecModel):
+    """The pool's MoE kernels (`moe_config`): the backend names depend on the TensorRT-LLM version deployed."""
+
+    backend: NoControlChars | None = Field(
+        None, description="MoE backend, e.g. CUTLASS, TRTLLM, CUTEDSL, DEEPGEMM (checked per TRT-LLM version)."
+    )
+    load_balancer: MoeLoadBalancer | None = None
+
+
 class Pool(SpecModel):
     """One kind of worker (agg, prefill, decode or encode) and how many of it run."""
 
@@ -94,6 +118,7 @@ class Pool(SpecModel):
         None, ge=1, description="If given, must equal tensor_parallel x pipeline_parallel."
     )
     publish_kv_events: bool | None = None
+    moe: MoeSettings | None = Field(None, description="MoE backend and expert load balancer of this pool.")
     engine: EngineSettings = Field(default_factory=EngineSettings)
     env: dict[Annotated[str, Field(pattern=ENV_NAME, max_length=256)], Annotated[str, Field(max_length=32768)]] = Field(
         default_factory=dict
@@ -186,6 +211,11 @@ class Cluster(SpecModel):
     gpus_per_node: int = Field(8, ge=1, le=1024)
     nodes: int = Field(1, ge=1, le=100_000)
     gpu_type: NoControlChars | None = None
+    pool_nodes: Literal["shared", "separate"] = Field(
+        "shared",
+        description="`separate`: no node holds workers of two pools (as published multi-node recipes run); "
+        "`shared` packs workers of any pool onto a node, which single-node deployments need.",
+    )
 
 
 class Benchmark(SpecModel):
@@ -218,6 +248,9 @@ class CoreSpec(SpecModel):
     migration: Migration = Field(default_factory=Migration)
     kvbm: Kvbm = Field(default_factory=Kvbm)
     planner: Planner = Field(default_factory=Planner)
+    request_plane: Literal["tcp", "nats"] | None = Field(
+        None, description="Dynamo >= 1.0: `--request-plane` of the frontend and workers (Dynamo's default: tcp)."
+    )
     image: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", max_length=512)
     cluster: Cluster = Field(default_factory=Cluster)
     worker_runtime: WorkerRuntime = Field(
@@ -226,6 +259,13 @@ class CoreSpec(SpecModel):
         "(targets that can run it: local, slurm). `--engine mocker` overrides it.",
     )
     mocker_speedup_ratio: float = Field(1.0, ge=0.0, description="Mock engine timing speed-up (0 = no delays).")
+    on_worker_exit: Literal["restart", "stop"] = Field(
+        "restart",
+        description="What the local and Slurm supervisors do when a worker process dies: `restart` it with "
+        "bounded backoff while the others keep serving (what Kubernetes does; with migration on, in-flight "
+        "streams move to a live worker), or `stop` the whole deployment (fail fast). The frontend dying "
+        "always stops everything.",
+    )
     benchmark: Benchmark | None = None
     sweep: dict[SweepKey, Annotated[list[Any], Field(min_length=1, max_length=64)]] = Field(
         default_factory=dict, description="Spec paths to lists of values: `dyncc sweep` builds every combination."

@@ -29,6 +29,7 @@ class Capability(enum.Enum):
     PLANNER = "planner"  # runs Dynamo's planner when the spec enables it
     MOCK_ENGINE = "mock engine"  # `worker_runtime: mocker`: Dynamo's mock engine instead of TensorRT-LLM
     BENCHMARK = "benchmark"  # writes the spec's `benchmark:` as a runnable aiperf load test
+    FRONTEND_REPLICAS = "frontend replicas"  # runs several frontends (KV routers), which replica sync joins up
 
 
 class Implementation(Protocol):
@@ -66,25 +67,20 @@ class Target:
         return self.module().render(plan, settings)
 
 
-def needed_capabilities(plan: DeploymentPlan) -> dict[Capability, Callable[[DeploymentPlan, Target], Diagnostic]]:
-    """The capabilities a plan needs, each with the refusal a target lacking it gives."""
-    needed: dict[Capability, Callable[[DeploymentPlan, Target], Diagnostic]] = {}
-    if not plan.single_node:
-        needed[Capability.MULTI_NODE] = _multi_node_refusal
-    if plan.worker_runtime == "mocker":
-        needed[Capability.MOCK_ENGINE] = _mock_engine_refusal
-    return needed
+@dataclasses.dataclass(frozen=True)
+class Feature:
+    """A spec feature that needs a capability: every target either realizes it or refuses it with a code.
 
+    ``blocking`` refusals stop the target (an error; ``build -t all`` skips it); the others let the target
+    build the deployment without the feature, with a warning, because the feature is an add-on to it."""
 
-def cannot_run(plan: DeploymentPlan, target: Target, others: Iterable[Target]) -> Diagnostic | None:
-    """Why ``target`` cannot run ``plan`` (the first capability it lacks, hint naming the targets that can)."""
-    for capability, refusal in needed_capabilities(plan).items():
-        if not target.can(capability):
-            diagnostic = refusal(plan, target)
-            capable = [t.name for t in others if t.can(capability)]
-            hint = f"build it with -t {' or -t '.join(capable)}" if capable else diagnostic.hint
-            return dataclasses.replace(diagnostic, hint=hint)
-    return None
+    name: str
+    spec_path: tuple[str, ...]
+    capability: Capability
+    code: str  # of the refusal
+    used: Callable[[DeploymentPlan], bool]
+    refusal: Callable[[DeploymentPlan, Target], Diagnostic]
+    blocking: bool = True
 
 
 def _multi_node_refusal(plan: DeploymentPlan, target: Target) -> Diagnostic:
@@ -103,3 +99,174 @@ def _mock_engine_refusal(plan: DeploymentPlan, target: Target) -> Diagnostic:
         path=("worker_runtime",),
         hint="use worker_runtime: trtllm for this target",
     )
+
+
+def _planner_refusal(plan: DeploymentPlan, target: Target) -> Diagnostic:
+    # Dynamo 1.6.1's planner scales only through the Kubernetes operator; outside Kubernetes its "virtual"
+    # connector merely publishes decisions for another process to carry out, which no target here does.
+    return Diagnostic(
+        "DYN580",
+        f"the {target.name} target cannot run Dynamo's planner: outside Kubernetes the planner only publishes "
+        "scaling decisions, and nothing would carry them out",
+        path=("planner", "enabled"),
+        hint="set planner.enabled: false for this target",
+    )
+
+
+def _benchmark_note(plan: DeploymentPlan, target: Target) -> Diagnostic:
+    return Diagnostic(
+        "DYN581",
+        f"the {target.name} target does not write the spec's benchmark: (aiperf load test); the deployment "
+        "is built without it",
+        path=("benchmark",),
+        severity="warning",
+        hint="remove benchmark:, or run the load test yourself against the frontend",
+    )
+
+
+def _replica_sync_note(plan: DeploymentPlan, target: Target) -> Diagnostic:
+    return Diagnostic(
+        "DYN307",
+        f"router.replica_sync synchronizes several KV-router (frontend) replicas, but the {target.name} target "
+        "runs one frontend: it has no effect there",
+        path=("router", "replica_sync"),
+        severity="warning",
+        hint="remove router.replica_sync",
+    )
+
+
+FEATURES: tuple[Feature, ...] = (
+    Feature(
+        "workers on several nodes",
+        ("cluster", "nodes"),
+        Capability.MULTI_NODE,
+        "DYN501",
+        lambda p: not p.single_node,
+        _multi_node_refusal,
+    ),
+    Feature(
+        "Dynamo's mock engine (`worker_runtime: mocker`)",
+        ("worker_runtime",),
+        Capability.MOCK_ENGINE,
+        "DYN530",
+        lambda p: p.worker_runtime == "mocker",
+        _mock_engine_refusal,
+    ),
+    Feature(
+        "Dynamo's planner (`planner.enabled`)",
+        ("planner", "enabled"),
+        Capability.PLANNER,
+        "DYN580",
+        lambda p: p.planner is not None,
+        _planner_refusal,
+    ),
+    Feature(
+        "aiperf load test (`benchmark:`)",
+        ("benchmark",),
+        Capability.BENCHMARK,
+        "DYN581",
+        lambda p: p.benchmark is not None,
+        _benchmark_note,
+        blocking=False,
+    ),
+    Feature(
+        "KV-router replica sync (`router.replica_sync`)",
+        ("router", "replica_sync"),
+        Capability.FRONTEND_REPLICAS,
+        "DYN307",
+        lambda p: "--router-replica-sync" in p.frontend.flags,
+        _replica_sync_note,
+        blocking=False,
+    ),
+)
+
+
+def needed_capabilities(plan: DeploymentPlan) -> dict[Capability, Callable[[DeploymentPlan, Target], Diagnostic]]:
+    """The capabilities a plan needs, each with the refusal a target lacking it gives."""
+    return {f.capability: f.refusal for f in FEATURES if f.blocking and f.used(plan)}
+
+
+def _with_capable(diagnostic: Diagnostic, capability: Capability, others: Iterable[Target]) -> Diagnostic:
+    capable = [t.name for t in others if t.can(capability)]
+    if diagnostic.severity != "error":
+        named = f"; targets that realize it: {', '.join(capable)}" if capable else ""
+        return dataclasses.replace(diagnostic, message=diagnostic.message + named)
+    hint = f"build it with -t {' or -t '.join(capable)}" if capable else diagnostic.hint
+    if capable and diagnostic.hint:
+        hint = f"{hint}, or {diagnostic.hint}"
+    return dataclasses.replace(diagnostic, hint=hint)
+
+
+def cannot_run(plan: DeploymentPlan, target: Target, others: Iterable[Target]) -> Diagnostic | None:
+    """Why ``target`` cannot run ``plan`` (the first capability it lacks, hint naming the targets that can)."""
+    for capability, refusal in needed_capabilities(plan).items():
+        if not target.can(capability):
+            return _with_capable(refusal(plan, target), capability, others)
+    return None
+
+
+def left_out(plan: DeploymentPlan, target: Target, others: Iterable[Target]) -> list[Diagnostic]:
+    """Warnings for the add-on features ``target`` builds ``plan`` without (naming the targets that write them)."""
+    others = list(others)
+    return [
+        _with_capable(f.refusal(plan, target), f.capability, others)
+        for f in FEATURES
+        if not f.blocking and f.used(plan) and not target.can(f.capability)
+    ]
+
+
+# What Dynamo's mock engine cannot stand in for, whatever the target (checked by dyncc.targets.mocker).
+MOCK_ENGINE_LIMITS: tuple[tuple[str, str, str], ...] = (
+    ("an encode pool (EPD)", "DYN503", "the mock engine has no encode mode"),
+    ("kvbm.enabled", "DYN582", "the mock engine has no KV block manager connector"),
+)
+
+
+def capability_matrix(targets: Iterable[Target]) -> str:
+    """docs/capabilities.md: which target realizes which feature, and the code of each refusal."""
+    targets = sorted(targets, key=lambda t: t.name)
+    head = ["| feature | capability | " + " | ".join(t.name for t in targets) + " |"]
+    head.append("| --- | --- | " + " | ".join("---" for _ in targets) + " |")
+    rows = []
+    for f in FEATURES:
+        kind = "refused" if f.blocking else "warning"
+        cells = ["yes" if t.can(f.capability) else f"{kind} ({f.code})" for t in targets]
+        rows.append(f"| {f.name} | {f.capability.value} | " + " | ".join(cells) + " |")
+    declared = [f"- **{t.name}**: {', '.join(sorted(c.value for c in t.capabilities)) or 'none'}" for t in targets]
+    limits = [f"- {what}: refused with {code} on every target ({why})" for what, code, why in MOCK_ENGINE_LIMITS]
+    return "\n".join(
+        [
+            "# Capability matrix",
+            "",
+            "<!-- generated from the targets' declared capabilities and dyncc.targets.base.FEATURES;",
+            "     regenerate: python3 -c 'import dyncc.targets.base as b; b.write_capability_doc()' -->",
+            "",
+            "Every spec feature that needs a capability is either realized by a target or refused there with a",
+            "coded error whose hint names the targets that can realize it; `build -t all` skips (and names) the",
+            "targets that refuse a spec. An add-on a target cannot realize gets a warning there (the spec still builds).",
+            "",
+            *head,
+            *rows,
+            "",
+            "Capabilities each target declares:",
+            "",
+            *declared,
+            "",
+            "Under Dynamo's mock engine (`worker_runtime: mocker`):",
+            "",
+            *limits,
+            "",
+        ]
+    )
+
+
+CAPABILITY_DOC = "docs/capabilities.md"
+
+
+def write_capability_doc(root: str = ".") -> None:
+    """Regenerate docs/capabilities.md (the test that keeps it current says how)."""
+    from pathlib import Path
+
+    from dyncc.targets import targets as registered
+
+    Path(root, CAPABILITY_DOC).write_text(capability_matrix(registered()), encoding="utf-8")

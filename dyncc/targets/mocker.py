@@ -23,13 +23,28 @@ def mock_problems(plan: DeploymentPlan) -> list[Diagnostic]:
     modes = MOCKER_MODES if plan.profile.mocker_disaggregation else {plan.profile.agg_mode}
     unmockable = [p.role for p in plan.pools if p.disaggregation_mode not in modes]
     if not unmockable:
-        return []
-    return [
+        return kvbm_problems(plan)
+    return kvbm_problems(plan) + [
         Diagnostic(
             "DYN503",
             f"Dynamo {plan.dynamo_version}'s mock engine has no {', '.join(unmockable)} mode",
             path=("worker_runtime",),
             hint="build this spec with worker_runtime trtllm, or drop the pool for a mock run",
+        )
+    ]
+
+
+def kvbm_problems(plan: DeploymentPlan) -> list[Diagnostic]:
+    """DYN582: KVBM under the mock engine, which has no KV block manager connector (nothing would run it)."""
+    if plan.worker_runtime != "mocker" or not any("--connector" in p.flags for p in plan.pools):
+        return []
+    return [
+        Diagnostic(
+            "DYN582",
+            f"Dynamo {plan.dynamo_version}'s mock engine has no KV block manager (KVBM) connector: "
+            "kvbm.enabled would not run",
+            path=("kvbm", "enabled"),
+            hint="set kvbm.enabled: false for a mock run, or run the workers with worker_runtime: trtllm",
         )
     ]
 
@@ -70,6 +85,9 @@ def mocker_args(
         args += ["--disaggregation-mode", pool.disaggregation_mode]
         if pool.role == "prefill" and bootstrap is not None:
             args += ["--bootstrap-ports", str(bootstrap)]
+    if "--request-plane" in pool.flags:  # frontend and workers must agree on it; the mock takes the same flag
+        at = pool.flags.index("--request-plane")
+        args += list(pool.flags[at : at + 2])
     if engine.get("enable_attention_dp"):
         args += ["--data-parallel-size", str(engine["tensor_parallel_size"])]
     for key, flag in (

@@ -17,6 +17,7 @@ from typing import Any
 from dyncc.compiler.profiles import Profile
 from dyncc.compiler.provenance import Provenance
 from dyncc.spec.model import CoreSpec, Pool, Role
+from dyncc.trtllm.keys import speculative_form
 
 # Engine keys that drive placement, ranks and flags: they must come from the pool's first-class fields
 # so that every target (and the placement) reads one value.
@@ -29,7 +30,6 @@ OWNED_KEYS = {
     "enable_attention_dp": "attention_dp",
     "gpus_per_node": "cluster.gpus_per_node",
     "model": "model.path",
-    "backend": "nothing (TRT-LLM 1.3 only has the PyTorch backend)",
 }
 
 
@@ -86,6 +86,7 @@ TYPED_EXTRA_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "speculative_config": (_mapping_or_null, "a mapping (set speculation with `speculative:`)"),
     "speculative_config.decoding_type": (_is_str, "a string such as MTP or Eagle3"),
     "speculative_config.max_draft_len": (_positive_int, "a positive integer"),
+    "speculative_config.num_nextn_predict_layers": (_positive_int, "a positive integer"),
     "moe_config": (_is_mapping, "a mapping"),
     "moe_config.load_balancer.num_slots": (_positive_int, "a positive integer"),
 }
@@ -200,7 +201,8 @@ def resolve_engine(spec: CoreSpec, role: Role, pool: Pool, moe: bool | None, pro
                 _user(("kv_transfer", "max_tokens_in_buffer")),
             )
 
-    _resolve_speculative(b, spec)
+    _resolve_speculative(b, spec, profile.trtllm_version)
+    _resolve_moe(b, pool, base)
     if spec.model.trust_remote_code:
         b.set("trust_remote_code", True, _user(("model", "trust_remote_code")))
 
@@ -233,31 +235,54 @@ def _resolve_cuda_graphs(b: _Builder, role: Role, eng, base: tuple) -> None:
         )
 
 
-def _resolve_speculative(b: _Builder, spec: CoreSpec) -> None:
+def _resolve_speculative(b: _Builder, spec: CoreSpec, trtllm_version: str) -> None:
+    """Speculation in the form the deployed TRT-LLM reads (``data/trtllm_<version>_keys.json``,
+    ``speculative_forms``): 1.3 writes Eagle3 + ``speculative_model`` and MTP's ``max_draft_len``; 1.1.0rc5
+    knows only ``Eagle`` + ``speculative_model_dir``, and takes MTP's draft length from
+    ``num_nextn_predict_layers`` (default 1, copied over ``max_draft_len``), so both are written."""
     sp = spec.speculative
     if sp.mode == "none":
         return
     path = ("speculative",)
-    decoding_type = {"mtp": "MTP", "eagle": "Eagle3", "eagle3": "Eagle3"}[sp.mode]
-    # TRT-LLM's PyTorch backend turns `Eagle` into Eagle3 anyway; writing Eagle3 says what really runs.
+    is_eagle = sp.mode in ("eagle", "eagle3")
+    form = speculative_form(trtllm_version, "eagle" if is_eagle else "mtp")
+    decoding_type = form["decoding_type"] if is_eagle else "MTP"
     b.set("speculative_config.decoding_type", decoding_type, _user(path + ("mode",)))
     draft_len = sp.draft_len if sp.draft_len is not None else (1 if sp.mode == "mtp" else None)
+    source = _user(path + ("draft_len",)) if sp.draft_len is not None else Provenance("default", "one MTP draft token")
     if draft_len is not None:
-        b.set(
-            "speculative_config.max_draft_len",
-            draft_len,
-            _user(path + ("draft_len",)) if sp.draft_len is not None else Provenance("default", "one MTP draft token"),
-        )
-    if sp.mode in ("eagle", "eagle3"):
+        for key in ["max_draft_len"] if is_eagle else form["draft_len_keys"]:
+            b.set(f"speculative_config.{key}", draft_len, source)
+    if is_eagle:
         if sp.draft_model is not None:
-            b.set("speculative_config.speculative_model", sp.draft_model, _user(path + ("draft_model",)))
+            b.set(f"speculative_config.{form['model_key']}", sp.draft_model, _user(path + ("draft_model",)))
         b.set(
-            "speculative_config.eagle3_one_model",
+            f"speculative_config.{form['one_model_key']}",
             sp.one_model,
             _user(path + ("one_model",))
             if "one_model" in sp.model_fields_set
             else Provenance("default", "one-model Eagle3"),
         )
+
+
+def _resolve_moe(b: _Builder, pool: Pool, base: tuple) -> None:
+    """The pool's first-class MoE section; ``engine.extra.moe_config`` still merges over it (DYN109)."""
+    moe = pool.moe
+    if moe is None:
+        return
+    path = base + ("moe",)
+    if moe.backend is not None:
+        b.set("moe_config.backend", moe.backend, _user(path + ("backend",)))
+    balancer = moe.load_balancer
+    if balancer is not None:
+        lb = path + ("load_balancer",)
+        b.set("moe_config.load_balancer.num_slots", balancer.num_slots, _user(lb + ("num_slots",)))
+        if balancer.updates_per_iter is not None:
+            b.set(
+                "moe_config.load_balancer.layer_updates_per_iter",
+                balancer.updates_per_iter,
+                _user(lb + ("updates_per_iter",)),
+            )
 
 
 _TYPED_PARENTS = {key.rsplit(".", i)[0] for key in TYPED_EXTRA_KEYS for i in range(1, key.count(".") + 1)}

@@ -1,13 +1,15 @@
-"""TensorRT-LLM's accepted engine-config keys, and a checker for engine YAML dicts.
+"""TensorRT-LLM's accepted engine-config keys, per TRT-LLM version, and a checker for engine YAML dicts.
 
 TRT-LLM rejects unknown keys at start-up (``extra="forbid"``) — on a GPU node, minutes into a job.
 Each TRT-LLM version's key set ships as one data file, ``data/trtllm_<version>_keys.json`` (top-level
-keys, nested keys, enums, speculative forms), so dyncc catches the same mistakes before anything is
-deployed. Adding a version is adding its file; :data:`DEFAULT_KEYS_VERSION` is the one checked today.
+keys, nested keys, enums, aliases, the speculative forms that version reads, enum values it removed,
+and the TRT-LLM version the file was checked against), so dyncc catches the same mistakes before
+anything is deployed. Adding a version is adding its file; the code is shared.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import json
@@ -24,10 +26,19 @@ REMOVED_KEYS = {
     "cuda_graph_batch_sizes": "moved to `cuda_graph_config.batch_sizes`",
     "use_cuda_graph": "replaced by `cuda_graph_config` (null disables CUDA graphs)",
 }
-REMOVED_ENUM_VALUES = {("moe_config", "backend", "WIDEEP"): "the WIDEEP MoE backend was removed in 1.3.0rc2x"}
-
 
 DEFAULT_KEYS_VERSION = "1.3.0rc29"
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyProblem:
+    """One key or enum value a TRT-LLM version would reject."""
+
+    path: tuple[str, ...]
+    message: str
+    suggestion: str | None = None  # the closest accepted spelling, if any
+    reason: str | None = None  # why a value is gone (e.g. WIDEEP) and what replaced it
+    kind: str = "key"  # "key" or "value"
 
 
 def keys_versions() -> list[str]:
@@ -43,52 +54,95 @@ def accepted_keys(version: str = DEFAULT_KEYS_VERSION) -> dict[str, Any]:
     return data
 
 
-def check_engine_config(
-    config: dict[str, Any],
-    enum_overrides: dict[str, list] | None = None,
-) -> Iterator[tuple[tuple[str, ...], str, str | None]]:
-    """Yield ``(key path, problem, suggestion)`` for each key or enum value TRT-LLM would reject.
-
-    ``enum_overrides`` replaces accepted enum values for an older TRT-LLM (a version profile's)."""
-    data = accepted_keys()
-    if enum_overrides:
-        data = {**data, "enums": {**data["enums"], **enum_overrides}}
-    yield from _check_mapping(config, (), set(data["top"]), data)
+def speculative_form(version: str, mode: str) -> dict[str, Any]:
+    """How ``version`` spells a speculative mode (``eagle`` or ``mtp``): decoding type, model key, draft keys."""
+    form: dict[str, Any] = accepted_keys(version)["speculative_forms"][mode]
+    return form
 
 
-def _check_mapping(mapping: dict, prefix: tuple[str, ...], allowed: set[str], data: dict):
+def enum_values(version: str, dotted: str) -> list[Any]:
+    values: list[Any] = accepted_keys(version)["enums"].get(dotted, [])
+    return values
+
+
+def accepts(version: str, dotted: str, value: Any = None) -> bool:
+    """Whether ``version`` accepts the key ``dotted`` (and, if given, ``value`` for it)."""
+    data = accepted_keys(version)
+    parent, _, leaf = dotted.rpartition(".")
+    if parent == "speculative_config" and leaf != "decoding_type":
+        # Speculative keys depend on the decoding type: accepted if some type of this version takes the key.
+        known = {k for keys in data["speculative_config"].values() for k in keys}
+        return leaf in known or dotted in data.get("aliases", {})
+    problems = check_engine_config(
+        _nest(dotted, value if value is not None else _placeholder(version, dotted)), version
+    )
+    return not any(".".join(p.path) == dotted for p in problems)
+
+
+def _placeholder(version: str, dotted: str) -> Any:
+    enum = enum_values(version, dotted)
+    return enum[0] if enum else 0
+
+
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    *parents, leaf = dotted.split(".")
+    node: dict[str, Any] = {leaf: value}
+    for part in reversed(parents):
+        node = {part: node}
+    return node
+
+
+def check_engine_config(config: dict[str, Any], version: str = DEFAULT_KEYS_VERSION) -> list[KeyProblem]:
+    """Every key or enum value TRT-LLM ``version`` would reject in ``config``."""
+    data = accepted_keys(version)
+    return list(_check_mapping(config, (), set(data["top"]), data))
+
+
+def _check_mapping(mapping: dict, prefix: tuple[str, ...], allowed: set[str], data: dict) -> Iterator[KeyProblem]:
+    aliases: dict[str, str] = data.get("aliases", {})
     for key, value in mapping.items():
         path = prefix + (key,)
         dotted = ".".join(path)
-        if key not in allowed:
-            if not prefix and key in REMOVED_KEYS:
-                yield path, f"`{dotted}` was removed from TensorRT-LLM: {REMOVED_KEYS[key]}", None
-            else:
-                match = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
-                yield (
-                    path,
-                    f"`{dotted}` is not a TensorRT-LLM {data['version']} engine key",
-                    (match[0] if match else None),
-                )
+        if key not in allowed and dotted not in aliases:
+            yield _unknown_key(path, allowed, data)
             continue
         enum = data["enums"].get(dotted)
         if enum is not None and value is not None and value not in enum:
-            removed = REMOVED_ENUM_VALUES.get(path + (str(value),))
-            reason = removed or f"`{dotted}: {value}` is not one of {', '.join(map(str, enum))}"
-            match = [e for e in enum if isinstance(e, str) and isinstance(value, str) and e.lower() == value.lower()]
-            yield path, reason, (match[0] if match else None)
+            yield _bad_value(path, value, enum, data)
         if isinstance(value, dict):
             nested = _nested_keys(dotted, value, data)
             if nested is not None:
                 yield from _check_mapping(value, path, nested, data)
 
 
+def _unknown_key(path: tuple[str, ...], allowed: set[str], data: dict) -> KeyProblem:
+    dotted = ".".join(path)
+    if len(path) == 1 and path[0] in REMOVED_KEYS:
+        return KeyProblem(path, f"`{dotted}` was removed from TensorRT-LLM: {REMOVED_KEYS[path[0]]}")
+    match = difflib.get_close_matches(path[-1], sorted(allowed), n=1, cutoff=0.6)
+    return KeyProblem(
+        path, f"`{dotted}` is not a TensorRT-LLM {data['version']} engine key", match[0] if match else None
+    )
+
+
+def _bad_value(path: tuple[str, ...], value: Any, enum: list, data: dict) -> KeyProblem:
+    dotted = ".".join(path)
+    removed = data.get("removed_enum_values", {}).get(dotted, {}).get(str(value))
+    message = f"`{dotted}: {value}` is not one of TensorRT-LLM {data['version']}'s {', '.join(map(str, enum))}"
+    renamed = data.get("renamed_enum_values", {}).get(dotted, {}).get(str(value))
+    match = [e for e in enum if isinstance(e, str) and isinstance(value, str) and e.lower() == value.lower()]
+    suggestion = renamed or (match[0] if match else None)  # this version's spelling of the same thing
+    return KeyProblem(path, message, suggestion, removed, kind="value")
+
+
 def _nested_keys(dotted: str, value: dict, data: dict) -> set[str] | None:
     if dotted == "speculative_config":
         per_type = data["speculative_config"].get(str(value.get("decoding_type")))
-        return set(per_type) if per_type is not None else None
-    if dotted in ("cuda_graph_config",):
-        # A before-validator picks decode or encode mode from the keys given; accept either shape.
-        return set(data["nested"]["cuda_graph_config"]) | set(data["nested"]["encoder_cuda_graph_config"])
+        # An unknown decoding type is reported on `decoding_type` itself (its enum); its keys cannot be judged.
+        return set(per_type) if per_type is not None else set(value)
+    if dotted == "cuda_graph_config":
+        # 1.3: a before-validator picks decode or encode mode from the keys given; accept either shape.
+        encoder = data["nested"].get("encoder_cuda_graph_config", [])
+        return set(data["nested"]["cuda_graph_config"]) | set(encoder)
     keys = data["nested"].get(dotted)
     return set(keys) if keys is not None else None

@@ -1,24 +1,45 @@
 /*
- * A SPANK plugin that registers pyxis's srun/sbatch option names and does nothing with them, so a
- * plain Slurm test cluster accepts the container options dyncc writes. Test-only: it runs no container.
+ * A SPANK plugin that registers pyxis's srun/sbatch option names, so a plain Slurm test cluster accepts the
+ * container options dyncc writes. Test-only: it runs no container. It does mimic what pyxis does with an
+ * image and a container name, and records it, one line per step and node, in
+ * /var/lib/dyncc-slurm/pyxis/<job>.log ("import" when a step would import the image, "reuse" when it starts
+ * from the container a step before it created on that node with --container-name), so tests can count
+ * imports per node. A name with no image and no earlier import fails the step, as with pyxis.
  */
-#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <slurm/spank.h>
 
 SPANK_PLUGIN(pyxis_stub, 1);
 
-static int ignore(int val, const char *optarg, int remote) { (void)val; (void)optarg; (void)remote; return 0; }
+#define RECORD_DIR "/var/lib/dyncc-slurm/pyxis"
+enum { OPT_OTHER, OPT_IMAGE, OPT_NAME };
 
-#define WITH_ARG(name) { name, "arg", "pyxis option (accepted, ignored by the test stub)", 1, 0, ignore }
-#define FLAG(name) { name, NULL, "pyxis flag (accepted, ignored by the test stub)", 0, 0, ignore }
+static char image[1024];
+static char name[256];
+
+static int remember(int val, const char *optarg, int remote) {
+    (void)remote;
+    if (val == OPT_IMAGE && optarg) snprintf(image, sizeof image, "%s", optarg);
+    if (val == OPT_NAME && optarg) snprintf(name, sizeof name, "%s", optarg);
+    return 0;
+}
+
+#define WITH_ARG(opt, val) { opt, "arg", "pyxis option (recorded by the test stub)", 1, val, remember }
+#define FLAG(opt) { opt, NULL, "pyxis flag (accepted, ignored by the test stub)", 0, OPT_OTHER, remember }
 
 struct spank_option spank_options[] = {
-    WITH_ARG("container-image"),
-    WITH_ARG("container-mounts"),
-    WITH_ARG("container-workdir"),
-    WITH_ARG("container-name"),
-    WITH_ARG("container-save"),
-    WITH_ARG("container-env"),
+    WITH_ARG("container-image", OPT_IMAGE),
+    WITH_ARG("container-mounts", OPT_OTHER),
+    WITH_ARG("container-workdir", OPT_OTHER),
+    WITH_ARG("container-name", OPT_NAME),
+    WITH_ARG("container-save", OPT_OTHER),
+    WITH_ARG("container-env", OPT_OTHER),
     FLAG("container-mount-home"),
     FLAG("no-container-mount-home"),
     FLAG("container-remap-root"),
@@ -31,3 +52,36 @@ struct spank_option spank_options[] = {
 };
 
 int slurm_spank_init(spank_t sp, int ac, char **av) { (void)sp; (void)ac; (void)av; return 0; }
+
+static void record(unsigned job, unsigned step, const char *node, const char *action) {
+    char path[512];
+    mkdir(RECORD_DIR, 0755);
+    snprintf(path, sizeof path, RECORD_DIR "/%u.log", job);
+    FILE *f = fopen(path, "a");
+    if (!f) return;
+    fprintf(f, "job=%u step=%u node=%s action=%s image=%s name=%s\n", job, step, node, action, image, name);
+    fclose(f);
+}
+
+/* Once per step and node (local task 0), where the task's environment names the node. */
+int slurm_spank_task_init(spank_t sp, int ac, char **av) {
+    (void)ac; (void)av;
+    int task = -1;
+    uint32_t job = 0, step = 0;
+    char node[128] = "?";
+    if (!image[0] && !name[0]) return 0;
+    if (spank_get_item(sp, S_TASK_ID, &task) != ESPANK_SUCCESS || task != 0) return 0;
+    spank_get_item(sp, S_JOB_ID, &job);
+    spank_get_item(sp, S_JOB_STEPID, &step);
+    spank_getenv(sp, "SLURMD_NODENAME", node, sizeof node);
+    if (!name[0]) { record(job, step, node, "import"); return 0; }
+    char marker[768];
+    mkdir(RECORD_DIR, 0755);
+    snprintf(marker, sizeof marker, RECORD_DIR "/%u-%s-%s", job, node, name);
+    if (access(marker, F_OK) == 0) { record(job, step, node, "reuse"); return 0; }
+    if (!image[0]) { record(job, step, node, "missing"); slurm_error("pyxis stub: no container %s", name); return -1; }
+    int fd = open(marker, O_CREAT | O_WRONLY, 0644);
+    if (fd >= 0) close(fd);
+    record(job, step, node, "import");
+    return 0;
+}

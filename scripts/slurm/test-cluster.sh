@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # A real Slurm (Debian's slurm-wlm) on this one machine, for dyncc's tests: munge, slurmctld and
 # NODES fake slurmd nodes (multiple-slurmd mode), each claiming GPUS fake GPUs (gres files that are
-# symlinks to /dev/null, so jobs get CUDA_VISIBLE_DEVICES), plus a SPANK stub accepting pyxis's options.
+# symlinks to /dev/null, so jobs get CUDA_VISIBLE_DEVICES), plus a SPANK stub accepting pyxis's options and
+# recording container imports per node (pyxis_stub.c; /var/lib/dyncc-slurm/pyxis/<job>.log).
 #   test-cluster.sh start | stop | status
 # Needs root; the packages come from scripts/setup.sh.
 set -euo pipefail
-NODES="${DYNCC_SLURM_NODES:-6}"
+NODES="${DYNCC_SLURM_NODES:-10}"
 GPUS="${DYNCC_SLURM_GPUS:-8}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CONF=/etc/slurm
@@ -39,7 +40,7 @@ JobCompType=jobcomp/none
 KillWait=5
 InactiveLimit=0
 MinJobAge=600
-NodeName=node[1-$NODES] NodeHostname=$HOST NodeAddr=127.0.0.1 Port=[17001-$((17000 + NODES))] CPUs=8 RealMemory=64000 Gres=gpu:$GPUS State=UNKNOWN
+NodeName=node[1-$NODES] NodeHostname=$HOST NodeAddr=127.0.0.1 Port=[17001-$((17000 + NODES))] CPUs=8 RealMemory=64000 Gres=gpu:$GPUS Features=ib,nvlink State=UNKNOWN
 PartitionName=gpu Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
   echo "AutoDetect=off" >"$CONF/gres.conf"
@@ -67,7 +68,7 @@ start() {
   # Always a clean cluster: a machine that ran the suite before keeps jobs in the saved state, and a
   # recovered job whose processes died with the old daemons leaves its node "alloc" for minutes.
   stop >/dev/null 2>&1 || true
-  rm -rf "$STATE/ctld" "$STATE"/slurmd-node*
+  rm -rf "$STATE/ctld" "$STATE"/slurmd-node* "$STATE/pyxis"
   write_config
   build_stub
   start_munge

@@ -6,15 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dyncc.compiler.graph import DeploymentGraph
+from dyncc.compiler.profiles import profile_with
 from dyncc.compiler.rules.base import finding, rule
 from dyncc.diagnostics import Diagnostic
 from dyncc.trtllm.engine_config import OWNED_KEYS
-from dyncc.trtllm.keys import check_engine_config
+from dyncc.trtllm.keys import KeyProblem, check_engine_config
 
 
 @rule("DYN108", "engine-keys-accepted")
 def engine_keys_accepted(graph: DeploymentGraph) -> Iterator[Diagnostic]:
-    """Engine YAMLs hold only keys and values TensorRT-LLM 1.3.0rc29 accepts; owned keys come from pool fields."""
+    """Engine YAMLs hold only keys and values the deployed TensorRT-LLM accepts; owned keys come from pool fields."""
     for p in graph.pools():
         extra_path = p.path + ("engine", "extra")
         for key in p.engine.owned_conflicts:
@@ -23,15 +24,27 @@ def engine_keys_accepted(graph: DeploymentGraph) -> Iterator[Diagnostic]:
                 extra_path + (key,),
                 f"set it with {OWNED_KEYS[key]}: every target and the placement read that one value",
             )
-        overrides = graph.profile.engine_enum_overrides()
-        for key_path, problem, suggestion in check_engine_config(p.engine.config, overrides):
-            source = p.engine.sources.get(".".join(key_path))
-            path = source.path if source and source.path else extra_path + key_path
-            yield finding(
-                problem,
-                path,
-                f"did you mean `{suggestion}`?" if suggestion else "see TensorRT-LLM's llm_args for the accepted keys",
-            )
+        for problem in check_engine_config(p.engine.config, graph.profile.trtllm_version):
+            dotted = ".".join(problem.path)
+            source = p.engine.sources.get(dotted)
+            path = source.path if source and source.path else extra_path + problem.path
+            value = p.engine.get(dotted) if problem.kind == "value" else None
+            yield finding(problem.message, path, _key_hint(graph, problem, value))
+
+
+def _key_hint(graph: DeploymentGraph, problem: KeyProblem, value: object) -> str:
+    """What to do: the close spelling, why a value is gone and what replaced it, the profile that has it."""
+    parts = []
+    if problem.suggestion:
+        parts.append(f"did you mean `{problem.suggestion}`?")
+    if problem.reason:
+        parts.append(problem.reason)
+    other = profile_with(".".join(problem.path), value, graph.profile)
+    if other is not None:
+        parts.append(f"{other.label} accepts it (`--dynamo-version {other.dynamo_version}`)")
+    if not parts:
+        parts.append(f"see TensorRT-LLM {graph.profile.trtllm_version}'s llm_args for the accepted keys")
+    return "; ".join(parts)
 
 
 @rule("DYN109", "extra-overrides")

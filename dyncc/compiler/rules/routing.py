@@ -1,4 +1,6 @@
-"""Routing (DYN301-304): the KV router's events, block size and options."""
+"""Routing (DYN301-306): the KV router's events, block size and options, and what Dynamo deprecates.
+
+DYN307 (replica sync with one frontend) depends on the target: see ``dyncc.targets.base.FEATURES``."""
 
 from __future__ import annotations
 
@@ -85,3 +87,41 @@ def kv_options_need_kv_router(graph: DeploymentGraph) -> Iterator[Diagnostic]:
             ("router", "kv_events"),
             "set router.mode: kv, or remove it",
         )
+
+
+@rule("DYN305", "conditional-disagg-needs-kv-events")
+def conditional_disagg_needs_kv_events(graph: DeploymentGraph) -> Iterator[Diagnostic]:
+    """Conditional disaggregation needs KV events: Dynamo 1.6.1's frontend refuses to start without them."""
+    router = graph.spec.router
+    if router.conditional_disagg and router.mode == "kv" and not router.kv_events:
+        yield finding(
+            "router.conditional_disagg needs KV events, but router.kv_events is false (approximate routing): "
+            "Dynamo's frontend exits at start-up (--router-conditional-disagg requires --router-kv-events)",
+            ("router", "kv_events"),
+            "remove router.kv_events: false, or turn router.conditional_disagg off",
+        )
+
+
+# Router options Dynamo 1.6.1 deprecates (a FutureWarning at start-up) and 1.7 removes.
+DEPRECATED_ROUTER_OPTIONS = {
+    "temperature": "--router-temperature",
+    "overlap_score_credit": "--router-kv-overlap-score-credit",
+}
+
+
+@rule("DYN306", "deprecated-router-option")
+def deprecated_router_options(graph: DeploymentGraph) -> Iterator[Diagnostic]:
+    """Router options Dynamo 1.6 deprecates and 1.7 removes are written with a warning."""
+    router = graph.spec.router
+    if router.mode != "kv" or graph.profile.family != "1.x":
+        return
+    for field, flag in DEPRECATED_ROUTER_OPTIONS.items():
+        if getattr(router, field) is not None:
+            yield finding(
+                f"router.{field} is written as {flag}, which Dynamo {graph.spec.dynamo.version} deprecates "
+                "and Dynamo 1.7 removes",
+                ("router", field),
+                "Dynamo now takes it from the default policy of --router-policy-config; drop router."
+                f"{field} before moving to Dynamo 1.7",
+                severity="warning",
+            )

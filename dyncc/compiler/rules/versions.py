@@ -1,4 +1,5 @@
-"""Version profiles (DYN701-704): the Dynamo version has a profile and has the features the spec uses."""
+"""Version profiles (DYN701-706): the Dynamo version has a profile, the TensorRT-LLM named is the one it ships,
+the image is that version's, and the version has the features the spec uses."""
 
 from __future__ import annotations
 
@@ -6,18 +7,43 @@ import re
 from collections.abc import Iterator
 
 from dyncc.compiler.graph import DeploymentGraph
-from dyncc.compiler.profiles import DYNAMO_1, PROFILES, profile_for
+from dyncc.compiler.profiles import DYNAMO_1, TRTLLM_PINNED_BY_DYNAMO, profile_for, supported_list
 from dyncc.compiler.rules.base import finding, rule
 from dyncc.diagnostics import Diagnostic
 
 
 @rule("DYN701", "known-dynamo-version")
 def dynamo_version_has_a_profile(graph: DeploymentGraph) -> Iterator[Diagnostic]:
-    """The Dynamo version names a family dyncc has a profile for."""
+    """The Dynamo version is one dyncc has a profile for: a release whose TensorRT-LLM key set it carries."""
     version = graph.spec.dynamo.version
-    if profile_for(version) is None:
-        known = ", ".join(f"{p.family} (e.g. {p.dynamo_default})" for p in PROFILES)
-        yield finding(f"no profile for Dynamo {version}", ("dynamo", "version"), f"dyncc knows {known}")
+    if profile_for(version) is not None:
+        return
+    pinned = TRTLLM_PINNED_BY_DYNAMO.get(version)
+    why = (
+        f"it ships TensorRT-LLM {pinned}, whose engine keys dyncc does not carry"
+        if pinned
+        else "dyncc does not know which TensorRT-LLM it ships"
+    )
+    yield finding(
+        f"no profile for Dynamo {version}: {why}, so no file could say exactly what it deploys",
+        ("dynamo", "version"),
+        f"supported: {supported_list()}",
+    )
+
+
+@rule("DYN705", "trtllm-version-is-pinned")
+def trtllm_version_is_the_pinned_one(graph: DeploymentGraph) -> Iterator[Diagnostic]:
+    """`dynamo.trtllm`, when given, is the TensorRT-LLM the Dynamo version ships (its key set is the one checked)."""
+    spec, profile = graph.spec, graph.profile
+    wanted = spec.dynamo.trtllm
+    if wanted is None or profile_for(spec.dynamo.version) is None or wanted == profile.trtllm_version:
+        return
+    yield finding(
+        f"dynamo.trtllm {wanted}, but Dynamo {profile.dynamo_version} ships TensorRT-LLM {profile.trtllm_version}: "
+        "its engine configs are written and checked for that one",
+        ("dynamo", "trtllm"),
+        f"remove dynamo.trtllm, or set it to {profile.trtllm_version}; supported: {supported_list()}",
+    )
 
 
 @rule("DYN702", "disaggregation-strategy-removed")
@@ -45,28 +71,72 @@ def disaggregation_strategy_needs_0x(graph: DeploymentGraph) -> Iterator[Diagnos
 def feature_exists_in_version(graph: DeploymentGraph) -> Iterator[Diagnostic]:
     """Features the chosen Dynamo version lacks are errors naming the version that has them."""
     spec, profile = graph.spec, graph.profile
-    newer = DYNAMO_1.dynamo_default
+    newer = DYNAMO_1.dynamo_version
     if spec.router.conditional_disagg and not profile.conditional_disagg:
         yield finding(
             f"router.conditional_disagg is not in Dynamo {spec.dynamo.version}: it came with Dynamo 1.x",
             ("router", "conditional_disagg"),
             f"remove it, or deploy Dynamo {newer}",
         )
+    if spec.request_plane is not None and not profile.request_plane_flag:
+        yield finding(
+            f"request_plane is not in Dynamo {spec.dynamo.version}: `--request-plane` came with Dynamo 1.x "
+            "(0.x sends requests over NATS)",
+            ("request_plane",),
+            f"remove it, or deploy Dynamo {newer}",
+        )
 
 
-IMAGE_TAG_VERSION = re.compile(r":v?(\d+\.\d+\.\d+)[^/]*$")
+@rule("DYN706", "nats-request-plane-needs-nats")
+def nats_request_plane_needs_a_server(graph: DeploymentGraph) -> Iterator[Diagnostic]:
+    """`request_plane: nats` needs a NATS server every process reaches; dyncc starts none for Dynamo 1.x."""
+    spec, profile = graph.spec, graph.profile
+    if spec.request_plane == "nats" and profile.request_plane_flag:
+        yield finding(
+            "request_plane nats: the frontend and every worker send requests through a NATS server "
+            f"(NATS_SERVER), and dyncc starts none for Dynamo {profile.dynamo_version} (discovery needs no NATS)",
+            ("request_plane",),
+            "provide NATS_SERVER to every process (pools.<role>.env and the target's frontend env), or keep "
+            "Dynamo's default tcp request plane",
+            severity="warning",
+        )
+
+
+# A Dynamo image tag: X.Y.Z, an optional pre-release (rcN, aN, bN, devN), an optional post-release
+# (.postN: a rebuild of the same release, e.g. 0.8.1.post2) and an optional variant suffix (-arm64, -cuda13).
+TAG_VERSION = re.compile(
+    r"^v?(?P<release>\d+\.\d+\.\d+)(?P<pre>(?:\.?(?:rc|a|b|dev)\d+)?)(?P<post>(?:\.post\d+)?)(?:-[A-Za-z0-9_.-]+)?$"
+)
+
+
+def image_tag(image: str) -> str | None:
+    """The tag of an image reference (None for a digest-only or untagged reference)."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else None
+
+
+def release_of(version: str) -> tuple[str, str] | None:
+    """(X.Y.Z, pre-release) of a version or tag; post-releases and variant suffixes name the same release."""
+    match = TAG_VERSION.match(version)
+    if match is None:
+        return None
+    return match["release"], match["pre"].lstrip(".")
 
 
 @rule("DYN704", "image-matches-version")
 def image_tag_matches_dynamo_version(graph: DeploymentGraph) -> Iterator[Diagnostic]:
     """A container image tagged with another Dynamo version runs other flags than the ones written."""
     spec = graph.spec
-    match = IMAGE_TAG_VERSION.search(spec.image or "")
-    if match and match.group(1) != spec.dynamo.version:
-        yield finding(
-            f"image tag {match.group(1)} but dynamo.version {spec.dynamo.version}: the flags and manifests "
-            f"are written for {spec.dynamo.version}",
-            ("image",),
-            "use the image of the version deployed, or set dynamo.version to the image's",
-            severity="warning",
-        )
+    tag = image_tag(spec.image or "")
+    tagged = release_of(tag) if tag else None
+    deployed = release_of(spec.dynamo.version)
+    if tagged is None or deployed is None or tagged == deployed:
+        return
+    yield finding(
+        f"image tag {tag} but dynamo.version {spec.dynamo.version}: the flags and manifests "
+        f"are written for {spec.dynamo.version}",
+        ("image",),
+        "use the image of the version deployed, or set dynamo.version to the image's",
+        severity="warning",
+    )

@@ -15,7 +15,9 @@ TARGET = Target(
     name="k8s",
     settings_key="k8s",
     settings_model=K8sSettings,
-    capabilities=frozenset({Capability.MULTI_NODE, Capability.PLANNER, Capability.BENCHMARK}),
+    capabilities=frozenset(
+        {Capability.MULTI_NODE, Capability.PLANNER, Capability.BENCHMARK, Capability.FRONTEND_REPLICAS}
+    ),
     implementation="dyncc.targets.k8s.impl",
     summary="DynamoGraphDeployment and the objects it mounts, for the Dynamo operator",
 )

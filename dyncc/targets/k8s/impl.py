@@ -1,22 +1,30 @@
 """Kubernetes target's rendering: a DynamoGraphDeployment for the Dynamo operator, plus the objects it mounts.
 
 Files: ``configmap.yaml`` (the engine YAMLs, mounted into every worker's ``main`` container),
-``dynamographdeployment.yaml``, and when the spec asks for them ``pvc.yaml`` (model cache) and
-``computedomain.yaml`` (GB200 NVLink domain for multi-node workers). Worker command lines are the
-plan's — the same flags the local and slurm targets run — with the engine YAML at its mount path.
+``dynamographdeployment.yaml``, ``kustomization.yaml`` (so ``kubectl apply -k`` and site overlays work),
+and when the spec asks for them ``pvc.yaml`` + ``model-download-job.yaml`` (model cache filled once),
+``computedomain.yaml`` (GB200 NVLink domain), ``podmonitor.yaml`` and ``benchmark-job.yaml``. Worker
+command lines are the plan's — the same flags the local and slurm targets run — with the engine YAML at
+its mount path, and without ``--namespace``: on Kubernetes the operator gives every component
+``DYN_NAMESPACE=<k8s-namespace>-<dgd-name>``, so two deployments in one Kubernetes namespace never share a
+Dynamo namespace. Pod settings and patches from ``k8s:`` are applied, and the DGD is checked against the
+CRD's schema (vendored, :mod:`.crd_schema`) before anything is written.
 ``k8s.api_version: v1alpha1`` writes the 2025 ``services`` shape for clusters on the old operator.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from typing import Any
 
 from dyncc.compiler.plan import DeploymentPlan, PoolPlan, oversized_files, text_bytes
+from dyncc.compiler.rules.versions import image_tag
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.spec.model import Benchmark, Planner
-from dyncc.targets.k8s.settings import K8sSettings, ModelCache
+from dyncc.targets.k8s import crd_schema, patches, pods
+from dyncc.targets.k8s.settings import ComponentSettings, K8sSettings, ModelCache, PodSettings
 from dyncc.yaml_text import dump_yaml
 
 NAME = "k8s"
@@ -37,17 +45,41 @@ MULTINODE_ENV = (("OMPI_ALLOW_RUN_AS_ROOT", "1"), ("OMPI_ALLOW_RUN_AS_ROOT_CONFI
 # Objects the operator derives from the DGD are named "<dgd>-<component>": DNS labels, 63 characters.
 MAX_DERIVED_NAME = 63
 COMPUTE_DOMAIN_GPUS = ("GB200", "GB300")
+CLAIM = "compute-domain-channel"
 # Kubernetes refuses a ConfigMap whose data is over 1 MiB, and etcd (default --max-request-bytes)
 # any object over 1.5 MiB; a manifest that size would only fail at `kubectl apply`.
 MAX_CONFIGMAP_DATA_BYTES = 1024 * 1024
 MAX_OBJECT_BYTES = 1536 * 1024
+# The operator's runtimeVersionOverride pattern: a plain MAJOR.MINOR.PATCH.
+PLAIN_VERSION = re.compile(r"^(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})$")
+RELEASE = re.compile(r"^v?(\d+\.\d+\.\d+)")
+DOWNLOAD_DONE = ".dyncc-download-complete"
 
 
 def check(plan: DeploymentPlan, k8s: K8sSettings) -> list[Diagnostic]:
-    """Names the operator will derive must be valid DNS labels: too long is an error, never a truncation."""
+    """Derived names, settings that need each other, and the whole DGD (patches applied) against the CRD."""
+    problems = _name_problems(plan, k8s) + _settings_problems(plan, k8s)
+    if problems:
+        return problems
+    _, problems = _checked_dgd(plan, k8s)
+    return problems
+
+
+def _component_names(plan: DeploymentPlan, k8s: K8sSettings) -> list[tuple[str, tuple[str, ...]]]:
+    names: list[tuple[str, tuple[str, ...]]] = [(frontend_name(k8s), ("k8s", "frontend", "name"))]
+    names += [(pool_name(k8s, p.role), ("k8s", "pools", p.role, "name")) for p in plan.pools]
+    if plan.planner is not None:
+        names.append(("planner", ("planner",)))
+    return names
+
+
+def _name_problems(plan: DeploymentPlan, k8s: K8sSettings) -> list[Diagnostic]:
+    """Names the operator will derive must be valid DNS labels: too long is an error, never a truncation;
+    component names are unique (the CRD compares them case-insensitively)."""
     problems = []
-    for component in ["frontend", "planner", *(COMPONENT_NAME[p.role] for p in plan.pools)]:
-        derived = f"{plan.name}-{component}"
+    seen: dict[str, str] = {}
+    for component, path in _component_names(plan, k8s):
+        derived = f"{plan.name}-{component}".lower()
         if len(derived) > MAX_DERIVED_NAME:
             problems.append(
                 Diagnostic(
@@ -58,7 +90,106 @@ def check(plan: DeploymentPlan, k8s: K8sSettings) -> list[Diagnostic]:
                     hint=f"shorten `name` to at most {MAX_DERIVED_NAME - len(component) - 1} characters",
                 )
             )
+        if component.lower() in seen:
+            problems.append(
+                Diagnostic(
+                    "DYN542",
+                    f"two components would be named '{component}' (the {seen[component.lower()]} and this one); "
+                    "the CRD requires unique names, compared case-insensitively",
+                    path=path,
+                    hint="give each component its own `name`",
+                )
+            )
+        seen.setdefault(component.lower(), ".".join(path[1:-1]) or "planner")
     return problems
+
+
+def _settings_problems(plan: DeploymentPlan, k8s: K8sSettings) -> list[Diagnostic]:
+    problems = []
+    sections: list[tuple[tuple[str, ...], ComponentSettings | None]] = [(("frontend",), k8s.frontend)]
+    sections += [(("pools", role), getattr(k8s.pools, role)) for role in ("agg", "prefill", "decode", "encode")]
+    for section, own in sections:
+        if own is not None and own.topology_pack_domain and k8s.topology is None:
+            problems.append(
+                Diagnostic(
+                    "DYN543",
+                    "topology_pack_domain needs the deployment's topology (k8s.topology.cluster_topology_name)",
+                    path=("k8s", *section, "topology_pack_domain"),
+                    hint="add k8s.topology: {cluster_topology_name: <your ClusterTopology>}",
+                )
+            )
+        if section[0] == "pools" and own is not None and section[1] not in {p.role for p in plan.pools}:
+            problems.append(
+                Diagnostic(
+                    "DYN544",
+                    f"k8s.pools.{section[1]} sets pod settings for a pool the spec does not have",
+                    path=("k8s", *section),
+                    hint=f"remove k8s.pools.{section[1]}, or add pools.{section[1]}",
+                    severity="warning",
+                )
+            )
+    problems += _revision_problems(plan, k8s) + _operator_env_problems(plan, k8s, sections)
+    cache = k8s.model_cache
+    if cache is not None and cache.download and plan.model_local_dir is not None:
+        problems.append(
+            Diagnostic(
+                "DYN545",
+                f"model.path '{plan.model_path}' is a local directory: the model-cache Job downloads from the "
+                "Hugging Face hub only",
+                path=("k8s", "model_cache", "download"),
+                hint="set model_cache.download: false and fill the PVC yourself, or give a hub id as model.path",
+            )
+        )
+    return problems
+
+
+def _revision_problems(plan: DeploymentPlan, k8s: K8sSettings) -> list[Diagnostic]:
+    if plan.model_revision is None:
+        return []
+    if plan.model_local_dir is not None:
+        return [
+            Diagnostic(
+                "DYN547",
+                f"model.revision {plan.model_revision!r} cannot apply on k8s: model.path is a local directory",
+                path=("model", "revision"),
+                hint="remove model.revision, or give model.path as a hub id",
+            )
+        ]
+    if _worker_takes_revision(plan, k8s) and plan.profile.family != "1.x":  # 0.x: warn, build
+        return [
+            Diagnostic(
+                "DYN549",
+                f"Dynamo {plan.dynamo_version}'s worker has no --revision flag: without a model-cache download "
+                f"Job, k8s workers download the default branch, not {plan.model_revision!r}",
+                path=("model", "revision"),
+                hint="add k8s.model_cache (its download Job fetches the revision)",
+                severity="warning",
+            )
+        ]
+    return []
+
+
+def _operator_env_problems(
+    plan: DeploymentPlan, k8s: K8sSettings, sections: list[tuple[tuple[str, ...], ComponentSettings | None]]
+) -> list[Diagnostic]:
+    """Env the operator sets per deployment (DYN_NAMESPACE...) must not be overridden from the spec: a fixed
+    DYN_NAMESPACE would put every deployment of a Kubernetes namespace into one Dynamo namespace."""
+    found: list[tuple[str, tuple[str | int, ...]]] = [
+        (name, ("pools", p.role, "env", name)) for p in plan.pools for name, _ in p.env
+    ]
+    found += [(name, ("k8s", "defaults", "env", name)) for name in k8s.defaults.env]
+    found += [(name, ("k8s", *sec, "env", name)) for sec, own in sections if own is not None for name in own.env]
+    return [
+        Diagnostic(
+            "DYN548",
+            f"{name} is set by the Dynamo operator in every pod (per deployment); on k8s a spec value would "
+            "override it",
+            path=path,
+            hint="remove it; the operator derives DYN_NAMESPACE as <k8s-namespace>-<deployment name>",
+        )
+        for name, path in found
+        if name in pods.OPERATOR_ENV
+    ]
 
 
 def _configmap_too_large(plan: DeploymentPlan) -> list[Diagnostic]:
@@ -92,15 +223,24 @@ def _objects_too_large(files: dict[str, str]) -> list[Diagnostic]:
 
 
 def render(plan: DeploymentPlan, k8s: K8sSettings) -> dict[str, str]:
-    problems = check(plan, k8s) + _configmap_too_large(plan)
+    problems = [
+        d for d in _name_problems(plan, k8s) + _settings_problems(plan, k8s) + _configmap_too_large(plan) if d.is_error
+    ]
+    if problems:
+        raise DiagnosticError(problems)
+    dgd, problems = _checked_dgd(plan, k8s)
     if problems:
         raise DiagnosticError(problems)
     files = {"configmap.yaml": _dump(plan, _configmap(plan, k8s))}
     cache = k8s.model_cache
     if cache is not None and cache.create:
         files["pvc.yaml"] = _dump(plan, _pvc(plan, k8s, cache))
+    if cache is not None and _downloads(plan, k8s):
+        files["model-download-job.yaml"] = _dump(plan, _download_job(plan, k8s, cache), _hub_requirements(k8s))
     if _wants_compute_domain(plan, k8s):
         files["computedomain.yaml"] = _dump(plan, _compute_domain(plan, k8s))
+    if k8s.metrics.pod_monitor:
+        files["podmonitor.yaml"] = _dump(plan, _pod_monitor(plan, k8s), ["the prometheus-operator CRDs"])
     if plan.benchmark is not None:
         files["benchmark-job.yaml"] = _dump(
             plan,
@@ -110,8 +250,9 @@ def render(plan: DeploymentPlan, k8s: K8sSettings) -> dict[str, str]:
                 "pip access from the Job's pod (it installs aiperf)",
             ],
         )
-    dgd = _dgd_v1alpha1(plan, k8s) if api_version(plan, k8s) == "v1alpha1" else _dgd_v1beta1(plan, k8s)
     files["dynamographdeployment.yaml"] = _dump(plan, dgd, _requirements(plan, k8s))
+    if k8s.kustomization:
+        files["kustomization.yaml"] = _dump(plan, _kustomization(k8s, files))
     problems = oversized_files(NAME, files) + _objects_too_large(files)
     if problems:
         raise DiagnosticError(problems)
@@ -125,11 +266,24 @@ def configmap_name(plan: DeploymentPlan) -> str:
     return f"{plan.name}-engine-config"
 
 
+def frontend_name(k8s: K8sSettings) -> str:
+    return k8s.frontend.name or "frontend"
+
+
+def pool_name(k8s: K8sSettings, role: str) -> str:
+    own = getattr(k8s.pools, role)
+    return (own.name if own is not None else None) or COMPONENT_NAME[role]
+
+
+def _labels(plan: DeploymentPlan) -> dict[str, str]:
+    return {"app.kubernetes.io/managed-by": "dyncc", "app.kubernetes.io/part-of": plan.name}
+
+
 def _metadata(plan: DeploymentPlan, k8s: K8sSettings, name: str) -> dict:
     meta: dict[str, Any] = {"name": name}
     if k8s.namespace:
         meta["namespace"] = k8s.namespace
-    meta["labels"] = {"app.kubernetes.io/managed-by": "dyncc", "app.kubernetes.io/part-of": plan.name}
+    meta["labels"] = _labels(plan)
     return meta
 
 
@@ -141,6 +295,18 @@ def _planner_image(plan: DeploymentPlan, k8s: K8sSettings) -> str:
     return k8s.planner_image or f"{IMAGE_REGISTRY}/{plan.profile.planner_image}:{plan.dynamo_version}"
 
 
+def runtime_version_override(plan: DeploymentPlan, k8s: K8sSettings, image: str) -> str | None:
+    """The operator reads the Dynamo version from the image tag; admission requires runtimeVersionOverride
+    when the tag is not a plain X.Y.Z (digest-pinned, untagged, `latest`, `0.8.1.post2`, `1.6.1-arm64`)."""
+    tag = image_tag(image)
+    if tag is not None and "@" not in image and PLAIN_VERSION.match(tag):
+        return None
+    if k8s.runtime_version:
+        return k8s.runtime_version
+    release = RELEASE.match(plan.dynamo_version)
+    return release.group(1) if release else None
+
+
 def api_version(plan: DeploymentPlan, k8s: K8sSettings) -> str:
     return k8s.api_version or plan.profile.dgd_api_version
 
@@ -148,6 +314,19 @@ def api_version(plan: DeploymentPlan, k8s: K8sSettings) -> str:
 def _env(pairs) -> list[dict]:
     # Values stay strings: "1" must not become the integer 1 in YAML.
     return [{"name": str(k), "value": str(v)} for k, v in pairs]
+
+
+def _cache_model_dir(plan: DeploymentPlan, cache: ModelCache) -> str:
+    """Where the download Job puts the checkpoint, and where workers read it: one directory per repo/revision."""
+    leaf = plan.model_path.replace("/", "--")
+    if plan.model_revision:
+        leaf += f"--{plan.model_revision.replace('/', '--')}"
+    return f"{cache.mount_path.rstrip('/')}/hub-models/{leaf}"
+
+
+def _downloads(plan: DeploymentPlan, k8s: K8sSettings) -> bool:
+    cache = k8s.model_cache
+    return cache is not None and cache.download and plan.model_local_dir is None
 
 
 def _worker_env(plan: DeploymentPlan, k8s: K8sSettings, pool: PoolPlan) -> list[tuple[str, str]]:
@@ -164,12 +343,43 @@ def _gpus_per_pod(pool: PoolPlan) -> int:
     return pool.gpus_per_worker // pool.nodes_per_worker
 
 
-def frontend_args(plan: DeploymentPlan) -> list[str]:
-    return ["--http-port", str(HTTP_PORT), *plan.frontend.flags]
+def _without_namespace(args: list[str]) -> list[str]:
+    """Drop ``--namespace X``: on Kubernetes the operator's DYN_NAMESPACE (``<k8s-ns>-<dgd>``) must apply;
+    an explicit flag would put every dyncc deployment of a Kubernetes namespace into one Dynamo namespace."""
+    out: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--namespace":
+            skip = True
+        else:
+            out.append(arg)
+    return out
 
 
-def worker_args(plan: DeploymentPlan, pool: PoolPlan) -> list[str]:
-    return pool.worker_args(plan.model_path, plan.served_name, f"{ENGINE_MOUNT}/{pool.engine_file}")
+def frontend_args(plan: DeploymentPlan, k8s: K8sSettings | None = None) -> list[str]:
+    args = ["--http-port", str(HTTP_PORT), *_without_namespace(list(plan.frontend.flags))]
+    # Several frontends each run a KV router; they share active-sequence state only with replica sync.
+    replicas = k8s.frontend.replicas if k8s is not None else 1
+    if replicas > 1 and plan.frontend.router_mode == "kv" and "--router-replica-sync" not in args:
+        args.append("--router-replica-sync")
+    return args
+
+
+def worker_args(plan: DeploymentPlan, pool: PoolPlan, k8s: K8sSettings | None = None) -> list[str]:
+    model = plan.model_path
+    if k8s is not None and k8s.model_cache is not None and _downloads(plan, k8s):
+        model = _cache_model_dir(plan, k8s.model_cache)
+    args = pool.worker_args(model, plan.served_name, f"{ENGINE_MOUNT}/{pool.engine_file}")
+    if k8s is not None and _worker_takes_revision(plan, k8s):
+        args += ["--revision", plan.model_revision or ""]
+    return _without_namespace(args)
+
+
+def _worker_takes_revision(plan: DeploymentPlan, k8s: K8sSettings) -> bool:
+    """Without a download Job, a 1.x worker downloads the hub model itself, at `--revision`."""
+    return bool(plan.model_revision) and not _downloads(plan, k8s) and plan.model_local_dir is None
 
 
 def planner_config(plan: DeploymentPlan, planner: Planner) -> str:
@@ -193,11 +403,14 @@ def planner_config(plan: DeploymentPlan, planner: Planner) -> str:
     return json.dumps(config, sort_keys=True)
 
 
+def _is_compute_domain_gpu(plan: DeploymentPlan) -> bool:
+    return (plan.gpu_type or "").upper().startswith(COMPUTE_DOMAIN_GPUS)
+
+
 def _wants_compute_domain(plan: DeploymentPlan, k8s: K8sSettings) -> bool:
     if k8s.compute_domain is not None:
-        return k8s.compute_domain and any(p.nodes_per_worker > 1 for p in plan.pools)
-    gpu = (plan.gpu_type or "").upper()
-    return gpu.startswith(COMPUTE_DOMAIN_GPUS) and any(p.nodes_per_worker > 1 for p in plan.pools)
+        return k8s.compute_domain
+    return _is_compute_domain_gpu(plan) and any(p.nodes_per_worker > 1 for p in plan.pools)
 
 
 def compute_domain_name(plan: DeploymentPlan) -> str:
@@ -213,12 +426,19 @@ def _requirements(plan: DeploymentPlan, k8s: K8sSettings) -> list[str]:
     if k8s.image_pull_secret:
         needs.append(f"Secret '{k8s.image_pull_secret}' in {ns} (registry credentials for the images)")
     if k8s.model_cache is not None and not k8s.model_cache.create:
-        needs.append(f"PersistentVolumeClaim '{k8s.model_cache.pvc}' in {ns} (ReadWriteMany)")
+        needs.append(f"PersistentVolumeClaim '{k8s.model_cache.pvc}' in {ns} ({k8s.model_cache.access_mode})")
     if plan.planner is not None:
         needs.append("Prometheus scraping the frontend (the planner reads its metrics)")
     if _wants_compute_domain(plan, k8s):
         needs.append("the NVIDIA DRA driver with ComputeDomain support (resource.nvidia.com)")
     needs.append("the Dynamo operator with the nvidia.com DynamoGraphDeployment CRD")
+    return needs
+
+
+def _hub_requirements(k8s: K8sSettings) -> list[str]:
+    needs = ["network access to huggingface.co and PyPI from the Job's pod"]
+    if k8s.hf_token_secret:
+        needs.append(f"Secret '{k8s.hf_token_secret}' (key HF_TOKEN) for gated repositories; optional otherwise")
     return needs
 
 
@@ -237,7 +457,7 @@ def _configmap(plan: DeploymentPlan, k8s: K8sSettings) -> dict:
 
 
 def _pvc(plan: DeploymentPlan, k8s: K8sSettings, cache: ModelCache) -> dict:
-    spec: dict[str, Any] = {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": cache.size}}}
+    spec: dict[str, Any] = {"accessModes": [cache.access_mode], "resources": {"requests": {"storage": cache.size}}}
     if cache.storage_class:
         spec["storageClassName"] = cache.storage_class
     return {
@@ -248,8 +468,63 @@ def _pvc(plan: DeploymentPlan, k8s: K8sSettings, cache: ModelCache) -> dict:
     }
 
 
+def _download_job(plan: DeploymentPlan, k8s: K8sSettings, cache: ModelCache) -> dict:
+    """Fills the cache once: ``hf download`` of the repo (at the spec's revision) into the PVC, then a marker
+    file the workers' init container waits for, so no worker starts on a half-written checkpoint."""
+    target = _cache_model_dir(plan, cache)
+    download = ["hf", "download", plan.model_path, "--local-dir", target]
+    if plan.model_revision:
+        download += ["--revision", plan.model_revision]
+    marker = shlex.quote(f"{target}/{DOWNLOAD_DONE}")
+    # Idempotent: a re-created Job (after its TTL, or on a new cluster with the same PVC) finds the marker.
+    script = (
+        f"if [ -f {marker} ]; then echo model already in the cache; exit 0; fi && "
+        f"pip install --quiet --no-cache-dir 'huggingface_hub>=0.34' && {shlex.join(download)} && touch {marker}"
+    )
+    env: list[dict[str, Any]] = [{"name": "HF_HOME", "value": cache.mount_path}]
+    if k8s.hf_token_secret:
+        ref = {"name": k8s.hf_token_secret, "key": "HF_TOKEN", "optional": True}
+        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": ref}})
+    container = {
+        "name": "download",
+        "image": cache.download_image,
+        "command": ["/bin/sh", "-c"],
+        "args": [script],
+        "env": env,
+        "volumeMounts": [{"name": "model-cache", "mountPath": cache.mount_path}],
+    }
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "volumes": [{"name": "model-cache", "persistentVolumeClaim": {"claimName": cache.pvc}}],
+    }
+    defaults = k8s.defaults
+    if defaults.tolerations is not None:
+        pod["tolerations"] = [pods._toleration(t.model_dump(exclude_none=True)) for t in defaults.tolerations]
+    if defaults.node_selector:
+        pod["nodeSelector"] = dict(defaults.node_selector)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(plan, k8s, f"{plan.name}-model-download"),
+        "spec": {"backoffLimit": 3, "completions": 1, "parallelism": 1, "template": {"spec": pod}},
+    }
+
+
+def _wait_for_download(plan: DeploymentPlan, k8s: K8sSettings, cache: ModelCache) -> dict:
+    marker = f"{_cache_model_dir(plan, cache)}/{DOWNLOAD_DONE}"
+    return {
+        "name": "wait-for-model",
+        "image": _image(plan),  # the worker's own image: already pulled on the node, has /bin/sh
+        "command": ["/bin/sh", "-c"],
+        "args": [f"until [ -f {shlex.quote(marker)} ]; do echo waiting for the model-download Job; sleep 10; done"],
+        "volumeMounts": [{"name": "model-cache", "mountPath": cache.mount_path, "readOnly": True}],
+    }
+
+
 def _compute_domain(plan: DeploymentPlan, k8s: K8sSettings) -> dict:
-    nodes = max(p.nodes_per_worker for p in plan.pools)
+    # Sized for the whole deployment, as Dynamo's GB200 recipe does: every node of every worker pool joins.
+    nodes = sum(p.replicas * p.nodes_per_worker for p in plan.pools)
     return {
         "apiVersion": "resource.nvidia.com/v1beta1",
         "kind": "ComputeDomain",
@@ -259,6 +534,32 @@ def _compute_domain(plan: DeploymentPlan, k8s: K8sSettings) -> dict:
             "channel": {"resourceClaimTemplate": {"name": f"{compute_domain_name(plan)}-channel"}},
         },
     }
+
+
+def _pod_monitor(plan: DeploymentPlan, k8s: K8sSettings) -> dict:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": _metadata(plan, k8s, f"{plan.name}-metrics"),
+        "spec": {
+            "selector": {"matchLabels": {"app.kubernetes.io/part-of": plan.name}},
+            "podMetricsEndpoints": [{"port": "system", "path": "/metrics", "interval": k8s.metrics.interval}],
+        },
+    }
+
+
+def _kustomization(k8s: K8sSettings, files: dict[str, str]) -> dict:
+    kust: dict[str, Any] = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
+    if k8s.namespace:
+        kust["namespace"] = k8s.namespace
+    order = ["configmap.yaml", "pvc.yaml", "model-download-job.yaml", "computedomain.yaml"]
+    rest = sorted(f for f in files if f not in order)
+    kust["resources"] = (
+        [f for f in order if f in files]
+        + [f for f in rest if f != "dynamographdeployment.yaml"]
+        + ["dynamographdeployment.yaml"]
+    )
+    return kust
 
 
 def _volumes_and_mounts(plan: DeploymentPlan, k8s: K8sSettings, with_engine_config: bool) -> tuple[list, list]:
@@ -277,7 +578,7 @@ def _benchmark_job(plan: DeploymentPlan, k8s: K8sSettings, bench: Benchmark) -> 
     """A Job running aiperf against the deployment's frontend Service; results under /results in its log."""
     from dyncc.targets.bench import aiperf_args
 
-    url = f"http://{plan.name}-frontend:{HTTP_PORT}"
+    url = f"http://{plan.name}-{frontend_name(k8s)}:{HTTP_PORT}"
     runs = [
         shlex.join(["aiperf", *aiperf_args(plan, bench, url, str(c), f"/results/c{c}", plan.model_path)])
         for c in bench.concurrency
@@ -311,23 +612,6 @@ def _benchmark_job(plan: DeploymentPlan, k8s: K8sSettings, bench: Benchmark) -> 
     }
 
 
-# --- v1beta1 ------------------------------------------------------------------------------------------
-
-
-def _pod(plan: DeploymentPlan, k8s: K8sSettings, container: dict, volumes: list, pool: PoolPlan | None = None) -> dict:
-    spec: dict[str, Any] = {"containers": [container]}
-    if volumes:
-        spec["volumes"] = volumes
-    if k8s.image_pull_secret:
-        spec["imagePullSecrets"] = [{"name": k8s.image_pull_secret}]
-    if pool is not None and pool.nodes_per_worker > 1 and _wants_compute_domain(plan, k8s):
-        spec["resourceClaims"] = [
-            {"name": "compute-domain-channel", "resourceClaimTemplateName": f"{compute_domain_name(plan)}-channel"}
-        ]
-        container["resources"]["claims"] = [{"name": "compute-domain-channel"}]
-    return {"spec": spec}
-
-
 def _container(
     plan: DeploymentPlan,
     k8s: K8sSettings,
@@ -357,68 +641,216 @@ def _container(
     if gpus is not None:
         container["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
     if mounts:
-        container["volumeMounts"] = mounts
+        container["volumeMounts"] = list(mounts)
     return container
 
 
-def _dgd_v1beta1(plan: DeploymentPlan, k8s: K8sSettings) -> dict:
-    cache_volumes, cache_mounts = _volumes_and_mounts(plan, k8s, with_engine_config=False)
-    components = [
-        {
-            "name": "frontend",
-            "type": "frontend",
-            "replicas": 1,
-            "podTemplate": _pod(
-                plan,
-                k8s,
-                _container(
-                    plan, k8s, _image(plan), "dynamo.frontend", frontend_args(plan), [], cache_mounts, secret=True
-                ),
-                cache_volumes,
-            ),
-        }
-    ]
+def _section_settings(k8s: K8sSettings, section: tuple[str, ...]) -> ComponentSettings | None:
+    if section == ("frontend",):
+        return k8s.frontend
+    if section[0] == "pools":
+        own: ComponentSettings | None = getattr(k8s.pools, section[1])
+        return own
+    return None
+
+
+# --- v1beta1 ------------------------------------------------------------------------------------------
+
+
+def _claims_compute_domain(plan: DeploymentPlan, k8s: K8sSettings) -> bool:
+    return _wants_compute_domain(plan, k8s)
+
+
+def _pod(
+    plan: DeploymentPlan,
+    k8s: K8sSettings,
+    container: dict,
+    volumes: list,
+    settings: PodSettings,
+    pool: PoolPlan | None = None,
+    frontend: bool = False,
+) -> dict:
+    spec: dict[str, Any] = {"containers": [container]}
+    if volumes:
+        spec["volumes"] = list(volumes)
+    if k8s.image_pull_secret:
+        spec["imagePullSecrets"] = [{"name": k8s.image_pull_secret}]
+    if pool is not None and _claims_compute_domain(plan, k8s):
+        spec["resourceClaims"] = [{"name": CLAIM, "resourceClaimTemplateName": f"{compute_domain_name(plan)}-channel"}]
+        container.setdefault("resources", {})["claims"] = [{"name": CLAIM}]
+    if pool is not None and k8s.model_cache is not None and _downloads(plan, k8s):
+        spec["initContainers"] = [_wait_for_download(plan, k8s, k8s.model_cache)]
+    pods.apply_container(container, settings, frontend)
+    pods.apply_pod(spec, container, settings)
+    return {"metadata": pods.pod_metadata(settings, _labels(plan)), "spec": spec}
+
+
+def _component_common(component: dict[str, Any], plan: DeploymentPlan, k8s: K8sSettings, s: PodSettings) -> None:
+    if s.shared_memory is not None:
+        component["sharedMemorySize"] = s.shared_memory
+    if s.topology_pack_domain:
+        component["topologyConstraint"] = {"packDomain": s.topology_pack_domain}
+    override = runtime_version_override(plan, k8s, component["podTemplate"]["spec"]["containers"][0]["image"])
+    if override:
+        component["runtimeVersionOverride"] = override
+
+
+def _frontend_component(plan: DeploymentPlan, k8s: K8sSettings) -> dict[str, Any]:
+    volumes, mounts = _volumes_and_mounts(plan, k8s, with_engine_config=False)
+    settings = pods.effective(k8s.defaults, k8s.frontend)
+    container = _container(plan, k8s, _image(plan), "dynamo.frontend", frontend_args(plan, k8s), [], mounts)
+    component: dict[str, Any] = {
+        "name": frontend_name(k8s),
+        "type": "frontend",
+        "replicas": k8s.frontend.replicas,
+        "podTemplate": _pod(plan, k8s, container, volumes, settings, frontend=True),
+    }
+    _component_common(component, plan, k8s, settings)
+    return component
+
+
+def _pool_component(plan: DeploymentPlan, k8s: K8sSettings, pool: PoolPlan) -> dict[str, Any]:
     volumes, mounts = _volumes_and_mounts(plan, k8s, with_engine_config=True)
+    own = getattr(k8s.pools, pool.role)
+    settings = pods.effective(k8s.defaults, own)
+    container = _container(
+        plan,
+        k8s,
+        _image(plan),
+        "dynamo.trtllm",
+        worker_args(plan, pool, k8s),
+        _worker_env(plan, k8s, pool),
+        mounts,
+        gpus=_gpus_per_pod(pool),
+    )
+    component: dict[str, Any] = {
+        "name": pool_name(k8s, pool.role),
+        "type": COMPONENT_TYPE[pool.role],
+        "replicas": pool.replicas,
+    }
+    if pool.nodes_per_worker > 1:
+        component["multinode"] = {"nodeCount": pool.nodes_per_worker}
+    component["podTemplate"] = _pod(plan, k8s, container, volumes, settings, pool)
+    if own is not None and own.scaling_adapter:
+        component["scalingAdapter"] = {}
+    _component_common(component, plan, k8s, settings)
+    return component
+
+
+def _planner_component(plan: DeploymentPlan, k8s: K8sSettings, planner: Planner) -> dict[str, Any]:
+    container = _container(
+        plan,
+        k8s,
+        _planner_image(plan, k8s),
+        "dynamo.planner",
+        ["--config", planner_config(plan, planner)],
+        [],
+        [],
+        secret=False,
+    )
+    component = {
+        "name": "planner",
+        "type": "planner",
+        "replicas": 1,
+        "podTemplate": _pod(plan, k8s, container, [], k8s.defaults),
+    }
+    _component_common(component, plan, k8s, PodSettings())
+    return component
+
+
+def _dgd_v1beta1(plan: DeploymentPlan, k8s: K8sSettings) -> tuple[dict, list[tuple[str, ...]]]:
+    """The DGD, and for each component the spec section its settings come from."""
+    components = [_frontend_component(plan, k8s)]
+    sections: list[tuple[str, ...]] = [("frontend",)]
     for pool in plan.pools:
-        container = _container(
-            plan,
-            k8s,
-            _image(plan),
-            "dynamo.trtllm",
-            worker_args(plan, pool),
-            _worker_env(plan, k8s, pool),
-            mounts,
-            gpus=_gpus_per_pod(pool),
-        )
-        component: dict[str, Any] = {
-            "name": COMPONENT_NAME[pool.role],
-            "type": COMPONENT_TYPE[pool.role],
-            "replicas": pool.replicas,
-        }
-        if pool.nodes_per_worker > 1:
-            component["multinode"] = {"nodeCount": pool.nodes_per_worker}
-        component["podTemplate"] = _pod(plan, k8s, container, volumes, pool)
-        components.append(component)
+        components.append(_pool_component(plan, k8s, pool))
+        sections.append(("pools", pool.role))
     if plan.planner is not None:
-        container = _container(
-            plan,
-            k8s,
-            _planner_image(plan, k8s),
-            "dynamo.planner",
-            ["--config", planner_config(plan, plan.planner)],
-            [],
-            [],
-            secret=False,
-        )
-        components.append(
-            {"name": "planner", "type": "planner", "replicas": 1, "podTemplate": _pod(plan, k8s, container, [])}
-        )
+        components.append(_planner_component(plan, k8s, plan.planner))
+        sections.append(("planner",))
+    spec: dict[str, Any] = {"backendFramework": "trtllm", "components": components}
+    if k8s.topology is not None:
+        spec["topologyConstraint"] = {"clusterTopologyName": k8s.topology.cluster_topology_name}
+        if k8s.topology.pack_domain:
+            spec["topologyConstraint"]["packDomain"] = k8s.topology.pack_domain
     return {
         "apiVersion": "nvidia.com/v1beta1",
         "kind": "DynamoGraphDeployment",
-        "metadata": _metadata(plan, k8s, plan.name),
-        "spec": {"backendFramework": "trtllm", "components": components},
-    }
+        "metadata": _dgd_metadata(plan, k8s),
+        "spec": spec,
+    }, sections
+
+
+def _dgd_metadata(plan: DeploymentPlan, k8s: K8sSettings) -> dict[str, Any]:
+    meta = _metadata(plan, k8s, plan.name)
+    meta["labels"] = {**meta["labels"], **k8s.labels}
+    if k8s.annotations:
+        meta["annotations"] = dict(k8s.annotations)
+    return meta
+
+
+# --- checking: patches applied, then the CRD schema -------------------------------------------------
+
+
+def _checked_dgd(plan: DeploymentPlan, k8s: K8sSettings) -> tuple[dict, list[Diagnostic]]:
+    """The DGD with the spec's patches applied, and every CRD-schema error located in the spec."""
+    if api_version(plan, k8s) == "v1alpha1":
+        dgd = _dgd_v1alpha1(plan, k8s)
+        return dgd, _schema_problems(dgd, k8s, [], {})
+    dgd, sections = _dgd_v1beta1(plan, k8s)
+    problems: list[Diagnostic] = []
+    blames: dict[int, list[tuple[patches.Path, patches.Path]]] = {}
+    for i, section in enumerate(sections):
+        own = _section_settings(k8s, section)
+        if own is None or not (own.patches or own.merge):
+            continue
+        patched, blame, failed = patches.apply(dgd["spec"]["components"][i], own, section)
+        dgd["spec"]["components"][i] = patched
+        blames[i] = blame
+        problems += failed
+    return dgd, problems + _schema_problems(dgd, k8s, sections, blames)
+
+
+def _schema_problems(
+    dgd: dict,
+    k8s: K8sSettings,
+    sections: list[tuple[str, ...]],
+    blames: dict[int, list[tuple[patches.Path, patches.Path]]],
+) -> list[Diagnostic]:
+    """One diagnostic per CRD-schema error, at the patch or setting that wrote the field (a default that
+    breaks every component is reported once)."""
+    problems: dict[tuple, Diagnostic] = {}
+    for path, message in crd_schema.errors(dgd):
+        where = "/".join(map(str, path))
+        spec_path: tuple[str | int, ...] = ("k8s",)
+        code, hint = "DYN546", "this setting does not fit the CRD field it is written to; see the message"
+        if len(path) > 3 and path[:2] == ("spec", "components") and isinstance(path[2], int) and sections:
+            index, inner = path[2], path[3:]
+            where = f"component '{dgd['spec']['components'][index].get('name')}', {'/'.join(map(str, inner))}"
+            culprit = patches.culprit(inner, blames.get(index, []))
+            if culprit is not None:
+                spec_path = culprit
+                code, hint = "DYN540", "fix or remove this patch: the DGD it produces breaks the CRD's schema"
+            else:
+                spec_path = _setting_path(k8s, sections[index], inner)
+            key: tuple = (spec_path, inner, message) if spec_path[:2] == ("k8s", "defaults") else (spec_path, path)
+        else:
+            key = (spec_path, path)
+        problems.setdefault(
+            key,
+            Diagnostic(
+                code, f"the DynamoGraphDeployment would not pass the CRD schema at {where}: {message}", spec_path, hint
+            ),
+        )
+    return list(problems.values())
+
+
+def _setting_path(k8s: K8sSettings, section: tuple[str, ...], inner: tuple) -> tuple:
+    for prefix, field in pods.SETTING_OF.items():
+        if inner[: len(prefix)] == prefix:
+            own = _section_settings(k8s, section)
+            return pods.where_set(k8s.defaults, own, field, section)
+    return ("k8s", *section) if section != ("planner",) else ("k8s",)
 
 
 # --- v1alpha1 (2025 operator) -------------------------------------------------------------------------
@@ -430,6 +862,7 @@ def _service_v1alpha1(
     component_type: str,
     container: dict,
     replicas: int,
+    settings: PodSettings,
     gpus: int | None = None,
     volumes: list | None = None,
     sub_type: str | None = None,
@@ -437,23 +870,63 @@ def _service_v1alpha1(
     service: dict[str, Any] = {"componentType": component_type, "dynamoNamespace": plan.name, "replicas": replicas}
     if sub_type:
         service["subComponentType"] = sub_type
+    pod: dict[str, Any] = {}
+    if volumes:
+        pod["volumes"] = list(volumes)
+    if k8s.image_pull_secret:
+        pod["imagePullSecrets"] = [{"name": k8s.image_pull_secret}]
+    pods.apply_container(container, settings, frontend=component_type == "frontend")
+    pods.apply_pod(pod, container, settings)
     env = container.pop("env", None)
     if env:
         service["envs"] = env
+    env_from = [e for e in container.get("envFrom", []) if e != {"secretRef": {"name": k8s.hf_token_secret}}]
     container.pop("envFrom", None)
+    if env_from:
+        container["envFrom"] = env_from
     if k8s.hf_token_secret and component_type != "planner":
         service["envFromSecret"] = k8s.hf_token_secret
-    container.pop("resources", None)  # v1alpha1 says GPUs at the service level
-    if gpus is not None:
-        service["resources"] = {"limits": {"gpu": str(gpus)}}
+    resources = container.pop("resources", {})  # v1alpha1 says GPUs, CPU and memory at the service level
+    service_resources = _v1alpha1_resources(resources, gpus)
+    if service_resources:
+        service["resources"] = service_resources
+    if settings.topology_pack_domain:
+        service["topologyConstraint"] = {"packDomain": settings.topology_pack_domain}
+    if settings.shared_memory is not None:
+        service["sharedMemory"] = (
+            {"disabled": True} if settings.shared_memory == "0" else {"size": settings.shared_memory}
+        )
+    meta = pods.pod_metadata(settings, _labels(plan))
+    service["extraPodMetadata"] = meta
+    override = runtime_version_override(plan, k8s, container["image"])
+    if override:
+        service["runtimeVersionOverride"] = override
     container.pop("name")
-    pod: dict[str, Any] = {"mainContainer": container}
-    if volumes:
-        pod["volumes"] = volumes
-    if k8s.image_pull_secret:
-        pod["imagePullSecrets"] = [{"name": k8s.image_pull_secret}]
-    service["extraPodSpec"] = pod
+    pod["mainContainer"] = container
+    service["extraPodSpec"] = dict(sorted(pod.items(), key=lambda kv: kv[0] != "mainContainer"))
     return service
+
+
+def _v1alpha1_resources(resources: dict[str, Any], gpus: int | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind in ("requests", "limits"):
+        values = dict(resources.get(kind, {}))
+        values.pop("nvidia.com/gpu", None)
+        entry: dict[str, Any] = {k: values.pop(k) for k in ("cpu", "memory") if k in values}
+        if kind == "limits" and gpus is not None:
+            entry["gpu"] = str(gpus)
+        if values:
+            entry["custom"] = values
+        if entry:
+            out[kind] = entry
+    if resources.get("claims"):
+        out["claims"] = resources["claims"]
+    return out
+
+
+def _v1alpha1_service_name(k8s: K8sSettings, role: str) -> str:
+    own = getattr(k8s.pools, role)
+    return own.name if own is not None and own.name else V1ALPHA1_SERVICE[role]
 
 
 def _dgd_v1alpha1(plan: DeploymentPlan, k8s: K8sSettings) -> dict:
@@ -463,8 +936,9 @@ def _dgd_v1alpha1(plan: DeploymentPlan, k8s: K8sSettings) -> dict:
             plan,
             k8s,
             "frontend",
-            _container(plan, k8s, _image(plan), "dynamo.frontend", frontend_args(plan), [], cache_mounts),
-            1,
+            _container(plan, k8s, _image(plan), "dynamo.frontend", frontend_args(plan, k8s), [], cache_mounts),
+            k8s.frontend.replicas,
+            pods.effective(k8s.defaults, k8s.frontend),
             volumes=cache_volumes,
         )
     }
@@ -475,24 +949,36 @@ def _dgd_v1alpha1(plan: DeploymentPlan, k8s: K8sSettings) -> dict:
             k8s,
             _image(plan),
             "dynamo.trtllm",
-            worker_args(plan, pool),
+            worker_args(plan, pool, k8s),
             _worker_env(plan, k8s, pool),
             mounts,
             gpus=_gpus_per_pod(pool),
         )
+        if _wants_compute_domain(plan, k8s):
+            container["resources"]["claims"] = [{"name": CLAIM}]
         service = _service_v1alpha1(
             plan,
             k8s,
             "worker",
             container,
             pool.replicas,
+            pods.effective(k8s.defaults, getattr(k8s.pools, pool.role)),
             gpus=_gpus_per_pod(pool),
             volumes=volumes,
             sub_type=pool.role if pool.role != "agg" else None,
         )
+        if _wants_compute_domain(plan, k8s):
+            service["extraPodSpec"]["resourceClaims"] = [
+                {"name": CLAIM, "resourceClaimTemplateName": f"{compute_domain_name(plan)}-channel"}
+            ]
+        if k8s.model_cache is not None and _downloads(plan, k8s):
+            service["extraPodSpec"]["initContainers"] = [_wait_for_download(plan, k8s, k8s.model_cache)]
         if pool.nodes_per_worker > 1:
             service["multinode"] = {"nodeCount": pool.nodes_per_worker}
-        services[V1ALPHA1_SERVICE[pool.role]] = service
+        own = getattr(k8s.pools, pool.role)
+        if own is not None and own.scaling_adapter:
+            service["scalingAdapter"] = {"enabled": True}
+        services[_v1alpha1_service_name(k8s, pool.role)] = service
     if plan.planner is not None:
         container = _container(
             plan,
@@ -504,10 +990,17 @@ def _dgd_v1alpha1(plan: DeploymentPlan, k8s: K8sSettings) -> dict:
             [],
             secret=False,
         )
-        services["Planner"] = _service_v1alpha1(plan, k8s, "planner", container, 1)
+        services["Planner"] = _service_v1alpha1(plan, k8s, "planner", container, 1, k8s.defaults)
+    if k8s.frontend.name:
+        services = {(k8s.frontend.name if k == "Frontend" else k): v for k, v in services.items()}
+    spec: dict[str, Any] = {"backendFramework": "trtllm", "services": services}
+    if k8s.topology is not None:  # v1alpha1 names the ClusterTopology `topologyProfile`
+        spec["topologyConstraint"] = {"topologyProfile": k8s.topology.cluster_topology_name}
+        if k8s.topology.pack_domain:
+            spec["topologyConstraint"]["packDomain"] = k8s.topology.pack_domain
     return {
         "apiVersion": "nvidia.com/v1alpha1",
         "kind": "DynamoGraphDeployment",
-        "metadata": _metadata(plan, k8s, plan.name),
-        "spec": {"backendFramework": "trtllm", "services": services},
+        "metadata": _dgd_metadata(plan, k8s),
+        "spec": spec,
     }

@@ -9,7 +9,8 @@ checkpoint directory.
 The script does what Dynamo 1.6.1's own ``examples/backends/trtllm/launch/*.sh`` do — frontend plus
 ``python3 -m dynamo.trtllm`` workers, file-based discovery, one ``CUDA_VISIBLE_DEVICES`` and one
 ``DYN_SYSTEM_PORT`` per worker — and adds what they lack: readiness by polling instead of sleeping,
-a log per process, stopping everything (non-zero) when any process dies, one deployment per run
+a log per process, a supervisor (``on_worker_exit``: restart a dead worker with bounded backoff while the
+others serve, or stop everything; the frontend dying always stops everything), one deployment per run
 directory, its ports checked free before anything starts, and every socket on loopback but the
 frontend's (which listens on ``local.http_host``).
 """
@@ -37,7 +38,7 @@ MANAGED_ENV = {
     "CUDA_VISIBLE_DEVICES": "the GPUs placement gave each worker",
     "DYN_SYSTEM_PORT": "each worker's system (health) port, from local.system_port_base",
     "DYN_SYSTEM_HOST": "the system server's address (loopback)",
-    "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": "what readiness waits for",
+    "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": "what readiness waits for (Dynamo 0.x; deprecated in 1.6)",
     "DYN_TCP_RPC_HOST": "the request plane's address (loopback)",
     "DYN_TCP_RESPONSE_STREAM_HOST": "the response streams' address (loopback)",
     "DYN_EVENT_PLANE_HOST": "the event plane's address (loopback)",
@@ -202,6 +203,10 @@ def render(plan: DeploymentPlan, settings: LocalSettings) -> dict[str, str]:
             ports={w.name: system_port(settings.system_port_base, w) for _, w in workers},
             workers=workers,
             runtime_label="mock-engine" if mocker else "TensorRT-LLM",
+            restart=plan.on_worker_exit == "restart",
+            # Dynamo 0.x's system server reports endpoint health only when told to; 1.6.1 ignores the
+            # variable (and warns that it is deprecated): its /health follows the registered endpoints.
+            legacy_health_env=plan.profile.family == "0.x",
             dynamo_version=plan.dynamo_version,
             http_url=http_url(plan, settings),
             loopback=LOOPBACK,

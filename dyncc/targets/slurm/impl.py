@@ -3,13 +3,17 @@
 Follows Dynamo's multi-node pattern (frontend on the head node; each worker an ``srun`` over its
 nodes with one rank per GPU, under ``trtllm-llmapi-launch`` when it has several ranks) and adds what
 hand-written scripts lack: steps placed on the nodes dyncc's placement chose, ``--exact`` GPU
-requests so no two steps share a GPU, readiness polling, and failing the whole job when any step
-exits. With ``worker_runtime: mocker`` the same job runs Dynamo's mock engine, without containers.
+requests so no two steps share a GPU, readiness polling, the container imported once per node, the
+model downloaded once per job into a shared cache before any worker starts, the site's options
+(checked one by one), and the spec's ``on_worker_exit`` policy (restart a dead worker step with
+backoff, or fail the job). With ``worker_runtime: mocker`` the same job runs Dynamo's mock engine,
+without containers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from importlib import resources
 
 from dyncc.compiler.plan import DeploymentPlan, PoolPlan, WorkerPlan, oversized_files, text_bytes
@@ -33,7 +37,55 @@ CONTAINER_ENV = (
     "DYNCC_STEP",
     "HF_TOKEN",
     "HF_HOME",
+    "HF_HUB_OFFLINE",
+    "DYNCC_SETUP_SCRIPT",
+    "DYNCC_ENV_FILES",
 )
+
+# A site option line: one long option, with a value of plain characters (no space, quote, `$`, `;`, newline),
+# so it is one #SBATCH directive or one srun word whatever reads it.
+OPTION_LINE = re.compile(r"--[a-z][a-z0-9-]*(=[A-Za-z0-9._,:=/@%+*\[\]-]+)?")
+
+# Options dyncc writes itself, with the spec setting to use instead; a site line setting one would contradict
+# (or silently override) what the placement and the settings say.
+MANAGED_SBATCH = {
+    "job-name": "it is the spec's `name`",
+    "nodes": "the placement sizes the job (cluster, pools)",
+    "gres": "set slurm.gpu_request",
+    "gpus-per-node": "set slurm.gpu_request",
+    "gpus": "set slurm.gpu_request",
+    "time": "set slurm.time",
+    "partition": "set slurm.partition",
+    "account": "set slurm.account",
+    "qos": "set slurm.qos",
+    "reservation": "set slurm.reservation",
+    "constraint": "set slurm.constraint",
+    "exclusive": "set slurm.exclusive",
+    "output": "dyncc writes the job log to dyncc-<name>-<job>.out",
+}
+_PLACED = "the placement decides it (cluster, pools)"
+MANAGED_SRUN = {
+    "job-name": "each step is named after its worker",
+    "output": "each step logs to run/<job>/logs/<step>.log",
+    "open-mode": "step logs are appended across restarts",
+    "nodes": _PLACED,
+    "ntasks": _PLACED,
+    "ntasks-per-node": _PLACED,
+    "nodelist": _PLACED,
+    "gres": _PLACED,
+    "gpus": _PLACED,
+    "gpus-per-node": _PLACED,
+    "gpus-per-task": _PLACED,
+    "exact": "worker steps always use --exact",
+    "overlap": "dyncc decides which steps overlap",
+    "mpi": "set slurm.mpi",
+    "cpus-per-task": "set slurm.cpus_per_task",
+    "mem": "set slurm.mem_per_task",
+    "container-image": "set image or slurm.container_image",
+    "container-name": "set slurm.container_name",
+    "container-mounts": "set slurm.container_mounts",
+    "container-env": "dyncc passes the variables the steps read",
+}
 
 
 # slurmctld refuses batch scripts over SchedulerParameters=max_script_size, 4 MB unless raised.
@@ -48,6 +100,7 @@ class StepView:
     name: str
     nodes: tuple[int, ...]
     nodelist: str
+    resources: str  # " --cpus-per-task=N --mem=M" from the site settings, or ""
     ranks_per_node: int
     tasks_per_node: int
     gpus: int
@@ -65,27 +118,143 @@ def _port(settings: SlurmSettings, worker: WorkerPlan) -> int:
 
 
 def check(plan: DeploymentPlan, settings: SlurmSettings) -> list[Diagnostic]:
-    """The frontend's port and the workers' system ports (DYN402), the mock engine's modes (DYN503)."""
-    return port_problems(plan, "slurm", settings.http_port, settings.system_port_base) + mock_problems(plan)
+    """The frontend's port and the workers' system ports (DYN402), the mock engine's modes (DYN503), the
+    site's option lines (DYN560, DYN561) and a revision that cannot apply (DYN562)."""
+    return (
+        port_problems(plan, "slurm", settings.http_port, settings.system_port_base)
+        + mock_problems(plan)
+        + option_problems("extra_sbatch", settings.extra_sbatch, MANAGED_SBATCH, "#SBATCH")
+        + option_problems("srun_options", settings.srun_options, MANAGED_SRUN, "srun")
+        + revision_problems(plan)
+    )
+
+
+def option_problems(key: str, lines: list[str], managed: dict[str, str], what: str) -> list[Diagnostic]:
+    """DYN560: a line that is not exactly one long option; DYN561: an option dyncc writes itself."""
+    problems = []
+    for i, line in enumerate(lines):
+        path = ("slurm", key, i)
+        if not OPTION_LINE.fullmatch(line):
+            problems.append(
+                Diagnostic(
+                    "DYN560",
+                    f"slurm.{key}[{i}] {line!r:.80} is not one {what} option",
+                    path=path,
+                    hint="one option per item, `--name` or `--name=value`: no newline, space, quote, `$` or `;` "
+                    "(write a value with spaces as several options, or in slurm.setup_script)",
+                )
+            )
+            continue
+        name = line[2:].split("=", 1)[0]
+        if name in managed:
+            problems.append(
+                Diagnostic(
+                    "DYN561",
+                    f"slurm.{key}[{i}] sets --{name}, which dyncc writes itself",
+                    path=path,
+                    hint=f"remove it: {managed[name]}",
+                )
+            )
+    return problems
+
+
+def revision_problems(plan: DeploymentPlan) -> list[Diagnostic]:
+    if plan.model_revision is None or plan.model_local_dir is None:
+        return []
+    return [
+        Diagnostic(
+            "DYN562",
+            f"model.revision {plan.model_revision!r} names a Hugging Face revision, but model.path is a local "
+            "checkpoint directory: nothing would be downloaded",
+            path=("model", "revision"),
+            hint="remove model.revision, or give model.path as a Hugging Face id",
+        )
+    ]
+
+
+def _image(plan: DeploymentPlan, settings: SlurmSettings) -> str | None:
+    """The container the steps run in: the site's squashfs file, else the spec's image; none for the mock."""
+    if _mocker(plan):
+        return None
+    return settings.container_image or plan.image
+
+
+def _container_name(plan: DeploymentPlan) -> str:
+    # With the job id: pyxis' older container_scope=global would otherwise reuse another job's container.
+    return f'"--container-name=dyncc-{plan.name}-$SLURM_JOB_ID"'
+
+
+def _mounts(settings: SlurmSettings) -> str:
+    # Every path matches a plain-path pattern (spec validation), so double quotes hold them safely.
+    site_files = [f"{f}:{f}:ro" for f in (settings.setup_script, *settings.env_files) if f]
+    cache = [f"{settings.model_cache_dir}:{settings.model_cache_dir}"] if settings.model_cache_dir else []
+    return ",".join(["$DYNCC_DIR:$DYNCC_DIR", *cache, *site_files, *settings.container_mounts])
 
 
 def container_options(plan: DeploymentPlan, settings: SlurmSettings) -> list[str]:
-    """pyxis options for every step, when the spec names an image (never for the mock engine)."""
-    if not plan.image or _mocker(plan):
+    """pyxis options for every step, when there is an image (never for the mock engine)."""
+    image = _image(plan, settings)
+    if not image:
         return []
-    # Extra mounts match a plain-path pattern (spec validation), so double quotes hold them safely.
-    mounts = ",".join(["$DYNCC_DIR:$DYNCC_DIR", *settings.container_mounts])
+    source = _container_name(plan) if settings.container_name else quote(f"--container-image={image}")
     return [
-        quote(f"--container-image={plan.image}"),
-        f'"--container-mounts={mounts}"',
+        source,
+        f'"--container-mounts={_mounts(settings)}"',
         f"'--container-env={','.join(CONTAINER_ENV)}'",
         "--no-container-mount-home",
     ]
 
 
+def container_import_options(plan: DeploymentPlan, settings: SlurmSettings) -> list[str]:
+    """pyxis options of the step that imports the image once per node (none: each step imports it)."""
+    image = _image(plan, settings)
+    if not image or not settings.container_name:
+        return []
+    return [quote(f"--container-image={image}"), _container_name(plan), "--no-container-mount-home"]
+
+
+def downloads_model(plan: DeploymentPlan) -> bool:
+    """A Hugging Face id served by real workers: fetched once per job into the shared cache."""
+    return not _mocker(plan) and plan.model_local_dir is None
+
+
+def _hf_home(settings: SlurmSettings) -> str:
+    return quote(settings.model_cache_dir) if settings.model_cache_dir else '"$DYNCC_DIR/hf-home"'
+
+
+def download_command(plan: DeploymentPlan, settings: SlurmSettings) -> list:
+    return [
+        _python(plan, settings),
+        Raw('"$DYNCC_DIR/download.py"'),
+        plan.model_path,
+        plan.model_revision or "",
+        Raw('"$RUN_DIR/model_path"'),
+    ]
+
+
+def _scaled_memory(amount: str, factor: int) -> str:
+    """``64G`` x 4 -> ``256G`` (Slurm's default unit, M, when there is none)."""
+    unit = amount[-1] if amount[-1] in "KMGT" else ""
+    return f"{int(amount.rstrip('KMGT')) * factor}{unit or 'M'}"
+
+
+def _resources(settings: SlurmSettings, tasks_per_node: int) -> str:
+    options = []
+    if settings.cpus_per_task is not None:
+        options.append(f"--cpus-per-task={settings.cpus_per_task}")
+    if settings.mem_per_task is not None:
+        options.append(f"--mem={_scaled_memory(settings.mem_per_task, tasks_per_node)}")  # srun's --mem is per node
+    return "".join(f" {o}" for o in options)
+
+
+def _python(plan: DeploymentPlan, settings: SlurmSettings) -> str:
+    """The container's own python, or DYNCC_PYTHON (which names a python outside any container)."""
+    return "python3" if container_options(plan, settings) else Raw('"$PYTHON"')
+
+
 def frontend_command(plan: DeploymentPlan, settings: SlurmSettings) -> list:
     return [
-        Raw('"$PYTHON"'),
+        _python(plan, settings),
         "-m",
         "dynamo.frontend",
         "--http-host",
@@ -102,7 +271,7 @@ def worker_command(plan: DeploymentPlan, settings: SlurmSettings, pool: PoolPlan
         *(f"{k}={v}" for k, v in (*plan.profile.worker_env, *pool.env)),
     ]
     if _mocker(plan):
-        model = plan.model_local_dir or Raw('"$DYNCC_DIR/model"')
+        model: str = plan.model_local_dir or Raw('"$DYNCC_DIR/model"')
         return [
             "env",
             *env,
@@ -116,9 +285,9 @@ def worker_command(plan: DeploymentPlan, settings: SlurmSettings, pool: PoolPlan
     # Several ranks: each rank runs under trtllm-llmapi-launch, which makes rank 0 the Dynamo worker.
     launcher = ["trtllm-llmapi-launch"] if worker.gpus > 1 else []
     engine_path = Raw(f'"$DYNCC_DIR/engine/{pool.engine_file}"')
-    python = (
-        "python3" if container_options(plan, settings) else Raw('"$PYTHON"')
-    )  # the container's own, or DYNCC_PYTHON
+    python = _python(plan, settings)
+    # The snapshot the job's download step fetched (its path is known at run time only), served offline.
+    model_path = Raw('"$MODEL_PATH"') if downloads_model(plan) else plan.model_path
     return [
         "env",
         *env,
@@ -126,7 +295,7 @@ def worker_command(plan: DeploymentPlan, settings: SlurmSettings, pool: PoolPlan
         python,
         "-m",
         "dynamo.trtllm",
-        *pool.worker_args(plan.model_path, plan.served_name, engine_path),
+        *pool.worker_args(model_path, plan.served_name, engine_path),
     ]
 
 
@@ -141,6 +310,7 @@ def _step(plan: DeploymentPlan, settings: SlurmSettings, pool: PoolPlan, worker:
         name=worker.name,
         nodes=nodes,
         nodelist=f'"{nodelist}"',
+        resources=_resources(settings, tasks_per_node),
         ranks_per_node=ranks_per_node,
         tasks_per_node=tasks_per_node,
         gpus=worker.gpus,
@@ -167,6 +337,14 @@ def render_sbatch(plan: DeploymentPlan, settings: SlurmSettings) -> str:
             frontend_cmd=shell_words(frontend_command(plan, settings)),
             workers=[_step(plan, settings, p, w) for p, w in plan.workers],
             benchmark=plan.benchmark is not None,
+            restart=plan.on_worker_exit == "restart",
+            container_import=container_import_options(plan, settings),
+            download=downloads_model(plan),
+            download_cmd=shell_words(download_command(plan, settings)),
+            hf_home=_hf_home(settings),
+            setup_script=settings.setup_script,
+            env_files=":".join(settings.env_files),
+            srun_options=[quote(o) for o in settings.srun_options],
         )
     )
 
@@ -205,6 +383,8 @@ def render(plan: DeploymentPlan, settings: SlurmSettings) -> dict[str, str]:
         "step.sh": here.joinpath("step.sh").read_text("utf-8"),
         "ready.py": ready_probe_text(),
     }
+    if downloads_model(plan):
+        files["download.py"] = here.joinpath("download.py").read_text("utf-8")
     for pool in plan.pools:
         files[f"engine/{pool.engine_file}"] = pool.engine_yaml
     if plan.benchmark is not None:

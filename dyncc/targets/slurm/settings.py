@@ -8,15 +8,78 @@ from pydantic import Field
 
 from dyncc.spec.model import SpecModel
 
+# Paths on the cluster's shared filesystem: absolute, plain characters (they are written into a bash script,
+# double-quoted, and into pyxis's comma-separated --container-mounts).
+SharedPath = Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]*$", max_length=1024)]
+# Site option lines are checked by the target (DYN560/DYN561) rather than by a pattern here, so that a
+# smuggled newline or a managed option gets its own code and hint instead of a generic pattern error.
+OptionLine = Annotated[str, Field(min_length=1, max_length=1024)]
+
 
 class SlurmSettings(SpecModel):
-    partition: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", max_length=128)
+    partition: str | None = Field(None, pattern=r"^[A-Za-z0-9._,-]+$", max_length=128)
     account: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", max_length=128)
+    qos: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", max_length=128, description="#SBATCH --qos.")
+    reservation: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9._,-]+$", max_length=128, description="#SBATCH --reservation."
+    )
+    constraint: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._&|\[\]()*:,!-]+$",
+        max_length=512,
+        description="#SBATCH --constraint: node features, with Slurm's &, |, [ ], counts (*N).",
+    )
     time: str = Field("04:00:00", pattern=r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$")
     gpu_request: Literal["gres", "gpus-per-node"] = Field(
         "gres", description="How #SBATCH asks for GPUs; some clusters reject --gpus-per-node."
     )
     exclusive: bool = True
+    extra_sbatch: list[OptionLine] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Further #SBATCH options, one option per item (`--mail-type=END`): each must start with "
+        "`--`, be one line of plain characters (DYN560) and not set an option dyncc writes itself (DYN561).",
+    )
+    srun_options: list[OptionLine] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Further srun options for every step the job starts (`--cpu-bind=none`), checked like "
+        "extra_sbatch (DYN560, DYN561).",
+    )
+    cpus_per_task: int | None = Field(
+        None, ge=1, le=4096, description="srun --cpus-per-task of each worker rank (default: Slurm's, often 1)."
+    )
+    mem_per_task: str | None = Field(
+        None,
+        pattern=r"^[1-9][0-9]{0,8}[KMGT]?$",
+        description="Memory of each worker rank, in Slurm's units (`64G`); steps ask for it per node (--mem).",
+    )
+    setup_script: SharedPath | None = Field(
+        None,
+        description="A bash file on the shared filesystem sourced by every step on every node before its "
+        "command (modules, site environment).",
+    )
+    env_files: list[SharedPath] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Files of KEY=value lines on the shared filesystem, exported in every step before its command.",
+    )
+    container_image: str | None = Field(
+        None,
+        pattern=r"^/[A-Za-z0-9._/-]*\.sqsh$",
+        max_length=1024,
+        description="A squashfs image (`enroot import` output, *.sqsh) used instead of the spec's `image`.",
+    )
+    container_name: bool = Field(
+        True,
+        description="Import the container once per node (a first step with pyxis --container-name) and start "
+        "every step from that import, instead of importing the image in each step.",
+    )
+    model_cache_dir: SharedPath | None = Field(
+        None,
+        description="HF_HOME on the shared filesystem: the model is downloaded there once per job, before any "
+        "worker starts, and workers serve from it (default: hf-home in the submit directory).",
+    )
     discovery: Literal["file", "etcd"] = Field(
         "file",
         description="file: Dynamo's file discovery on the shared submit directory; etcd: started on the head node.",

@@ -21,6 +21,7 @@ import json
 import os
 import socket
 import sys
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -183,13 +184,31 @@ def not_ready(url: str, served_name: str, health: list[str]) -> str | None:
         return f"frontend {url} does not list {served_name} yet"
     for item in health:
         name, target = _health_target(item)
-        try:
-            status = get(target)[0]
-        except (OSError, ValueError) as exc:
-            return f"{name} {target}: {printable(str(exc))}"
-        if status != 200:
-            return f"{name} {target}: HTTP {status}"
+        problem = not_ready_worker(target)
+        if problem is not None:
+            return f"{name} {problem}"
     return None
+
+
+def not_ready_worker(target: str) -> str | None:
+    """Why the worker whose /health is ``target`` does not serve yet, or None when it does."""
+    try:
+        status = get(target)[0]
+    except urllib.error.HTTPError as exc:
+        return None if _generate_ready(exc.read()) else f"{target}: {printable(str(exc))}"
+    except (OSError, ValueError) as exc:
+        return f"{target}: {printable(str(exc))}"
+    return None if status == 200 else f"{target}: HTTP {status}"
+
+
+def _generate_ready(body: bytes) -> bool:
+    """A worker whose generate endpoint is ready. Dynamo 1.6.1 answers /health 503 "notready" unless the
+    deprecated DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS is set, yet lists each endpoint's own state."""
+    try:
+        endpoints = json.loads(body).get("endpoints") or {}
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(endpoints, dict) and endpoints.get("generate") == "ready"
 
 
 def ready(argv: list[str]) -> int:
