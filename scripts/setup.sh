@@ -31,6 +31,9 @@ pip_install -e ".[test,bench,dev]"
 # PYTHONDONTWRITEBYTECODE (set on these machines) would otherwise recompile them on every run.
 "$PYTHON" -m compileall -q dyncc
 # Dynamo 1.6.1 without its unreachable placeholder dependency (see requirements/dynamo-1.6.1.txt).
+# A metadata-only placeholder for aisimulate (requirements/aisimulate-placeholder), so pip's resolver has no
+# missing dependency of ai-dynamo to report on every later install.
+pip_install ./requirements/aisimulate-placeholder
 pip_install --no-deps ai-dynamo==1.6.1 ai-dynamo-runtime==1.6.1
 pip_install -r requirements/dynamo-1.6.1.txt
 # Dynamo 0.5.1 in its own venv: its argument parsers check what the 0.x (2025) profile writes.

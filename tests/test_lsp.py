@@ -74,23 +74,25 @@ async def test_diagnostics_follow_the_edits(client: LanguageClient, spec: Path):
     assert list(client.diagnostics[uri]) == []
     text = spec.read_text()
 
-    # TP 3 fits the 8-GPU node: dyncc has nothing to say (it checks GPU counts, not the model's head count).
-    assert await _edit(client, uri, text.replace("tensor_parallel: 1", "tensor_parallel: 3"), 2) == []
+    # TP 3 fits the 8-GPU node, but does not divide Qwen3-0.6B's 16 attention heads: DYN124 at the value typed.
+    found = await _edit(client, uri, text.replace("tensor_parallel: 1", "tensor_parallel: 3"), 2)
+    assert [d.code for d in found] == ["DYN124"]
+    assert _range(found[0]) == (16, 21, 16, 22)  # `    tensor_parallel: 3`, line 17
 
-    # TP 9: more GPUs than the cluster has (DYN403 at cluster.nodes) and a worker spanning nodes unevenly
-    # (DYN404 at the value typed), each at the range of its value.
+    # TP 9: more GPUs than the cluster has (DYN403 at cluster.nodes), a worker spanning nodes unevenly
+    # (DYN404) and the heads again (DYN124), each at the range of its value.
     found = await _edit(client, uri, text.replace("tensor_parallel: 1", "tensor_parallel: 9"), 3)
     by_code = {d.code: d for d in found}
-    assert set(by_code) == {"DYN403", "DYN404"}
-    assert _range(by_code["DYN404"]) == (15, 21, 15, 22)  # `    tensor_parallel: 9`, line 16
-    assert _range(by_code["DYN403"]) == (10, 9, 10, 10)  # `  nodes: 1`, line 11
+    assert set(by_code) == {"DYN403", "DYN404", "DYN124"}
+    assert _range(by_code["DYN404"]) == (16, 21, 16, 22)  # `    tensor_parallel: 9`, line 17
+    assert _range(by_code["DYN403"]) == (11, 9, 11, 10)  # `  nodes: 1`, line 12
     assert all(d.severity == types.DiagnosticSeverity.Error and d.source == "dyncc" for d in found)
     assert "hint:" in by_code["DYN404"].message
 
     # A loader error (not only rules): an unknown key, with its range.
     found = await _edit(client, uri, text.replace("tensor_parallel: 1", "tensor_paralel: 1"), 4)
     (unknown,) = found
-    assert unknown.code == "DYN010" and _range(unknown) == (15, 4, 15, 18)
+    assert unknown.code == "DYN010" and _range(unknown) == (16, 4, 16, 18)
 
     assert await _edit(client, uri, text, 5) == []  # fixed again: the diagnostics clear
 

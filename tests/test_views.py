@@ -104,7 +104,7 @@ def test_diff_agg_vs_agg_router_names_router_mode_and_kv_events():
     assert "frontend: flag --router-mode: round-robin -> kv" in out
     assert "agg: added flag --publish-kv-events" in out
     assert "agg: replicas: 1 -> 2" in out
-    assert "k8s: configmap.yaml, dynamographdeployment.yaml change" in out
+    assert "k8s: configmap.yaml, dynamographdeployment.yaml, kustomization.yaml change" in out
 
 
 def test_errors_show_the_source_line_with_a_caret():

@@ -147,6 +147,7 @@ class ModelFacts:
     moe: bool | None = None
     num_experts: int | None = None
     mtp_layers: int | None = None
+    attention_heads: int | None = None
     local_dir: str | None = None  # the checkpoint directory, when model.path names one on this machine
     source: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -782,6 +783,7 @@ def read_model_facts(spec: CoreSpec, base_dir: Path, source: SourceMap) -> Model
     is_dir, has_config = _probe_model_dir(model_dir, source)
     local_dir = str(model_dir.resolve()) if is_dir else None
     config_path = model_dir / "config.json"
+    config: dict[str, Any] = {}
     if has_config:
         config = _read_model_config(config_path, source)
         experts = next((config[k] for k in _EXPERT_KEYS if isinstance(config.get(k), int)), None)
@@ -795,7 +797,19 @@ def read_model_facts(spec: CoreSpec, base_dir: Path, source: SourceMap) -> Model
     if moe is None and num_experts is not None:
         moe = num_experts > 1
         origin["moe"] = origin["num_experts"]
-    return ModelFacts(moe=moe, num_experts=num_experts, mtp_layers=mtp_layers, local_dir=local_dir, source=origin)
+    heads = model.attention_heads
+    if heads is not None:
+        origin["attention_heads"] = "spec"
+    elif has_config and isinstance(config.get("num_attention_heads"), int) and config["num_attention_heads"] > 0:
+        heads, origin["attention_heads"] = config["num_attention_heads"], str(config_path)
+    return ModelFacts(
+        moe=moe,
+        num_experts=num_experts,
+        mtp_layers=mtp_layers,
+        attention_heads=heads,
+        local_dir=local_dir,
+        source=origin,
+    )
 
 
 def _probe_model_dir(model_dir: Path, source: SourceMap) -> tuple[bool, bool]:

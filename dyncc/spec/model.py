@@ -49,7 +49,18 @@ class ModelSource(SpecModel):
     mtp_layers: int | None = Field(
         None, ge=0, description="MTP (next-n prediction) layers in the checkpoint; 0 = none."
     )
-    trust_remote_code: bool = False
+    attention_heads: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description="Attention (query) heads per layer (config.json `num_attention_heads` if local); "
+        "tensor_parallel must divide it unless attention DP is on (DYN124).",
+    )
+    trust_remote_code: bool = Field(
+        False,
+        description="Let TensorRT-LLM run the checkpoint's own Python code (`trust_remote_code` in the engine "
+        "YAML); only models that need it.",
+    )
 
     @property
     def name(self) -> str:
@@ -57,27 +68,91 @@ class ModelSource(SpecModel):
 
 
 class CudaGraphs(SpecModel):
-    enabled: bool = True
-    batch_sizes: list[Annotated[int, Field(ge=1)]] | None = Field(None, min_length=1)
-    max_batch_size: int | None = Field(None, ge=1)
-    padding: bool | None = None
+    """TensorRT-LLM CUDA graphs (`cuda_graph_config`): decode steps captured once per batch size and replayed."""
+
+    enabled: bool = Field(
+        True, description="false: no `cuda_graph_config` (eager decode: slower, less memory and start-up time)."
+    )
+    batch_sizes: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None,
+        min_length=1,
+        description="Batch sizes a graph is captured for (`cuda_graph_config.batch_sizes`); they must fit the "
+        "engine's max_batch_size and max_num_tokens (DYN110, DYN119).",
+    )
+    max_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="Capture graphs up to this batch size (`cuda_graph_config.max_batch_size`); equal to "
+        "max(batch_sizes) when both are given (DYN110), not with batch_sizes on TensorRT-LLM 1.1 (DYN121).",
+    )
+    padding: bool | None = Field(
+        None,
+        description="Pad a batch up to the next captured size so it replays a graph "
+        "(`cuda_graph_config.enable_padding`); default: TensorRT-LLM's.",
+    )
 
 
 class EngineSettings(SpecModel):
     """First-class TRT-LLM engine limits; ``extra`` passes further engine keys through verbatim."""
 
-    max_batch_size: int | None = Field(None, ge=1)
-    max_num_tokens: int | None = Field(None, ge=1)
-    max_seq_len: int | None = Field(None, ge=1)
-    free_gpu_memory_fraction: float | None = Field(None, ge=0.0, le=1.0)
-    kv_cache_dtype: KvCacheDtype | None = None
-    tokens_per_block: int | None = Field(None, ge=1, le=1024)
-    enable_block_reuse: bool | None = None
-    chunked_prefill: bool | None = None
-    cuda_graphs: CudaGraphs | None = None
-    overlap_scheduler: bool | None = None
+    max_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="Most requests the engine batches per iteration (`max_batch_size`); default: TensorRT-LLM's. "
+        "Bounds the CUDA-graph sizes (DYN110, DYN119).",
+    )
+    max_num_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Most tokens, over all requests, per engine iteration (`max_num_tokens`); default: "
+        "TensorRT-LLM's. Bounds the CUDA-graph sizes (DYN119).",
+    )
+    max_seq_len: int | None = Field(
+        None, ge=1, description="Longest sequence, prompt plus output tokens, the engine accepts (`max_seq_len`)."
+    )
+    free_gpu_memory_fraction: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Share (0 to 1) of the GPU memory free after loading the weights that the KV cache takes "
+        "(`kv_cache_config.free_gpu_memory_fraction`).",
+    )
+    kv_cache_dtype: KvCacheDtype | None = Field(
+        None,
+        description="KV cache data type (`kv_cache_config.dtype`; auto: the checkpoint's). Prefill and decode "
+        "must agree (DYN204).",
+    )
+    tokens_per_block: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="Tokens per KV cache block (`kv_cache_config.tokens_per_block`; default 32). Prefill and "
+        "decode must agree (DYN203), and so must the KV router's block size (DYN302).",
+    )
+    enable_block_reuse: bool | None = Field(
+        None,
+        description="Reuse the KV cache blocks of a shared prefix across requests "
+        "(`kv_cache_config.enable_block_reuse`); default: TensorRT-LLM's.",
+    )
+    chunked_prefill: bool | None = Field(
+        None,
+        description="Prefill long prompts in chunks of max_num_tokens (`enable_chunked_prefill`); default: "
+        "TensorRT-LLM's.",
+    )
+    cuda_graphs: CudaGraphs | None = Field(
+        None,
+        description="CUDA-graph capture (`cuda_graph_config`); `false` means `{enabled: false}`. Default: "
+        "TensorRT-LLM's, except that prefill workers run without CUDA graphs.",
+    )
+    overlap_scheduler: bool | None = Field(
+        None,
+        description="Schedule the next iteration while the GPU runs this one (written as "
+        "`disable_overlap_scheduler`, inverted); default: on, except off for prefill workers.",
+    )
     extra: dict[str, Any] = Field(
-        default_factory=dict, description="Further TRT-LLM engine keys, written to the engine YAML as given."
+        default_factory=dict,
+        description="Further TRT-LLM engine keys, written to the engine YAML as given; checked against the "
+        "TensorRT-LLM version's keys and types (DYN108, DYN114), and may not override a value dyncc sets (DYN109).",
     )
 
     @field_validator("cuda_graphs", mode="before")
@@ -90,7 +165,7 @@ class EngineSettings(SpecModel):
 class MoeLoadBalancer(SpecModel):
     """TensorRT-LLM's expert load balancer (EPLB): redundant expert slots, re-balanced while serving."""
 
-    num_slots: int = Field(ge=1, description="Expert slots over all EP ranks (a multiple of expert_parallel).")
+    num_slots: int = Field(ge=1, description="Expert slots over all EP ranks (a multiple of expert_parallel: DYN112).")
     updates_per_iter: int | None = Field(
         None, ge=0, description="MoE layers re-balanced per iteration (`layer_updates_per_iter`; 0 = static)."
     )
@@ -100,36 +175,89 @@ class MoeSettings(SpecModel):
     """The pool's MoE kernels (`moe_config`): the backend names depend on the TensorRT-LLM version deployed."""
 
     backend: NoControlChars | None = Field(
-        None, description="MoE backend, e.g. CUTLASS, TRTLLM, CUTEDSL, DEEPGEMM (checked per TRT-LLM version)."
+        None,
+        description="MoE backend (`moe_config.backend`), e.g. CUTLASS, TRTLLM, CUTEDSL, DEEPGEMM; checked per "
+        "TensorRT-LLM version (DYN108).",
     )
-    load_balancer: MoeLoadBalancer | None = None
+    load_balancer: MoeLoadBalancer | None = Field(
+        None,
+        description="Expert load balancer (`moe_config.load_balancer`); needs a backend that has one (DYN120).",
+    )
 
 
 class Pool(SpecModel):
     """One kind of worker (agg, prefill, decode or encode) and how many of it run."""
 
-    replicas: int = Field(1, ge=1, le=100_000)
-    tensor_parallel: int = Field(1, ge=1, le=4096)
-    pipeline_parallel: int = Field(1, ge=1, le=4096)
-    expert_parallel: int = Field(1, ge=1, le=4096)
-    moe_tensor_parallel: int | None = Field(None, ge=1, le=4096)
-    attention_dp: bool = Field(False, description="Attention data parallelism inside the TP ranks.")
-    gpus_per_worker: int | None = Field(
-        None, ge=1, description="If given, must equal tensor_parallel x pipeline_parallel."
+    replicas: int = Field(
+        1,
+        ge=1,
+        le=100_000,
+        description="Workers in this pool, each with tensor_parallel x pipeline_parallel GPUs; they must fit "
+        "the cluster (DYN403, DYN405, DYN406).",
     )
-    publish_kv_events: bool | None = None
-    moe: MoeSettings | None = Field(None, description="MoE backend and expert load balancer of this pool.")
-    engine: EngineSettings = Field(default_factory=EngineSettings)
+    tensor_parallel: int = Field(
+        1,
+        ge=1,
+        le=4096,
+        description="GPUs each layer is split over (`tensor_parallel_size`). A worker spanning nodes fills "
+        "them (DYN404); at most 2,048 GPUs per worker (DYN407).",
+    )
+    pipeline_parallel: int = Field(
+        1, ge=1, le=4096, description="Pipeline stages the layers are split into (`pipeline_parallel_size`)."
+    )
+    expert_parallel: int = Field(
+        1,
+        ge=1,
+        le=4096,
+        description="Ranks the MoE experts are spread over (`moe_expert_parallel_size`); x moe_tensor_parallel "
+        "= tensor_parallel (DYN102), needs an MoE model (DYN103) whose experts it divides (DYN107).",
+    )
+    moe_tensor_parallel: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="Ranks each expert is split over (`moe_tensor_parallel_size`); default: tensor_parallel / "
+        "expert_parallel (DYN102).",
+    )
+    attention_dp: bool = Field(
+        False,
+        description="Attention data parallelism inside the TP ranks (`enable_attention_dp`); needs "
+        "tensor_parallel > 1 (DYN104).",
+    )
+    gpus_per_worker: int | None = Field(
+        None, ge=1, description="If given, must equal tensor_parallel x pipeline_parallel (DYN101)."
+    )
+    publish_kv_events: bool | None = Field(
+        None,
+        description="Workers publish KV cache events (`--publish-kv-events`) for the KV router; default: on "
+        "where the router uses them. false under the KV router with kv_events is DYN301.",
+    )
+    moe: MoeSettings | None = Field(
+        None, description="MoE backend and expert load balancer of this pool (MoE models only: DYN123)."
+    )
+    engine: EngineSettings = Field(
+        default_factory=EngineSettings, description="TensorRT-LLM engine settings, written to the pool's engine YAML."
+    )
     env: dict[Annotated[str, Field(pattern=ENV_NAME, max_length=256)], Annotated[str, Field(max_length=32768)]] = Field(
-        default_factory=dict
+        default_factory=dict,
+        description="Environment of the pool's worker processes: no secrets (DYN113), no control characters "
+        "(DYN117), nothing the launch script manages (DYN520), within the exec size limit (DYN116).",
     )
 
 
 class Pools(SpecModel):
-    agg: Pool | None = None
-    prefill: Pool | None = None
-    decode: Pool | None = None
-    encode: Pool | None = None
+    """The worker pools: `agg` (aggregated serving), or `prefill` and `decode` (disaggregated)."""
+
+    agg: Pool | None = Field(None, description="Aggregated workers: prefill and decode in the same engine.")
+    prefill: Pool | None = Field(
+        None, description="Prefill workers: compute the prompt's KV cache for a decode worker; need decode (DYN201)."
+    )
+    decode: Pool | None = Field(
+        None, description="Decode workers: generate from the KV cache prefill sends them; need prefill (DYN201)."
+    )
+    encode: Pool | None = Field(
+        None, description="Multimodal encode workers; a pool that no request reaches is DYN401."
+    )
 
     @model_validator(mode="after")
     def _at_least_one_pool(self) -> Pools:
@@ -143,78 +271,170 @@ class Pools(SpecModel):
 
 
 class Speculative(SpecModel):
-    mode: Literal["none", "mtp", "eagle", "eagle3"] = "none"
-    draft_len: int | None = Field(None, ge=1, le=64)
-    draft_model: NoControlChars | None = None
-    one_model: bool = True
+    """Speculative decoding (`speculative_config`), the same in every pool (DYN205)."""
+
+    mode: Literal["none", "mtp", "eagle", "eagle3"] = Field(
+        "none",
+        description="mtp drafts with the checkpoint's MTP layers (model.mtp_layers: DYN105); eagle and eagle3 "
+        "with draft_model (DYN106).",
+    )
+    draft_len: int | None = Field(
+        None, ge=1, le=64, description="Tokens drafted per step (`max_draft_len`); needs a mode (DYN111)."
+    )
+    draft_model: NoControlChars | None = Field(
+        None, description="Eagle draft checkpoint, HF id or directory (DYN106); eagle modes only (DYN111)."
+    )
+    one_model: bool = Field(
+        True,
+        description="Eagle: draft and target model in one engine (`eagle3_one_model`); false only where the "
+        "TensorRT-LLM version honours it (DYN122).",
+    )
 
 
 class KvTransfer(SpecModel):
+    """How prefill workers send the KV cache to decode workers (`cache_transceiver_config`)."""
+
     backend: TransferBackend | None = Field(
-        None, description="Default: the Dynamo version's (NIXL for 1.x, UCX for 0.x); always written explicitly."
+        None,
+        description="Transfer library; default: the Dynamo version's (NIXL for 1.x, UCX for 0.x), always written "
+        "explicitly. Prefill and decode must agree (DYN202); DEFAULT is DYN206.",
     )
-    max_tokens_in_buffer: int | None = Field(None, ge=1)
+    max_tokens_in_buffer: int | None = Field(
+        None,
+        ge=1,
+        description="Transfer buffer size, in tokens (`cache_transceiver_config.max_tokens_in_buffer`); "
+        "default: TensorRT-LLM's.",
+    )
 
 
 class Router(SpecModel):
-    mode: RouterMode = "round-robin"
-    disaggregation_strategy: Literal["decode_first", "prefill_first"] | None = Field(
-        None, description="Dynamo 0.x only: which worker a request enters first (removed in 1.0)."
+    """How the frontend picks a worker for each request (`--router-mode` and the KV router's options)."""
+
+    mode: RouterMode = Field(
+        "round-robin",
+        description="`--router-mode`; kv routes by KV cache overlap and is the only mode that takes the KV "
+        "options below (DYN304).",
     )
-    kv_events: bool = Field(True, description="False = approximate KV routing (no events from workers).")
-    overlap_score_credit: float | None = Field(None, ge=0.0)
-    temperature: float | None = Field(None, ge=0.0)
-    replica_sync: bool | None = None
-    conditional_disagg: bool = False
-    block_size: int | None = Field(None, ge=1, le=1024)
+    disaggregation_strategy: Literal["decode_first", "prefill_first"] | None = Field(
+        None, description="Dynamo 0.x only: which worker a request enters first (removed in 1.0: DYN702)."
+    )
+    kv_events: bool = Field(
+        True,
+        description="KV router: false = approximate KV routing, no events from workers (DYN301, DYN304, DYN305).",
+    )
+    overlap_score_credit: float | None = Field(
+        None,
+        ge=0.0,
+        description="KV router: weight of the cached-prefix overlap in a worker's cost "
+        "(`--router-kv-overlap-score-credit`); kv mode only (DYN304), deprecated in Dynamo 1.6 (DYN306).",
+    )
+    temperature: float | None = Field(
+        None,
+        ge=0.0,
+        description="KV router: randomness of the pick, 0 = the best worker (`--router-temperature`); kv mode "
+        "only (DYN304), deprecated in Dynamo 1.6 (DYN306).",
+    )
+    replica_sync: bool | None = Field(
+        None,
+        description="KV router: frontend replicas share routing state (`--router-replica-sync`); kv mode only "
+        "(DYN304), for several frontends (DYN307).",
+    )
+    conditional_disagg: bool = Field(
+        False,
+        description="KV router: prefill remotely only when it pays (`--router-conditional-disagg`); needs kv "
+        "mode, both pools (DYN303), KV events (DYN305) and Dynamo 1.x (DYN703).",
+    )
+    block_size: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="KV router: tokens per hashed block (`--kv-cache-block-size`); default and required: the "
+        "pools' tokens_per_block (DYN302); kv mode only (DYN304).",
+    )
 
 
 class Migration(SpecModel):
-    limit: int = Field(0, ge=0, le=1000)
-    max_seq_len: int | None = Field(None, ge=1)
+    """Request migration: a stream whose worker dies continues on another worker."""
+
+    limit: int = Field(
+        0, ge=0, le=1000, description="Times one request may move to another worker (`--migration-limit`); 0 = off."
+    )
+    max_seq_len: int | None = Field(
+        None,
+        ge=1,
+        description="Longest sequence, in tokens, still migrated (`--migration-max-seq-len`); only with limit > 0.",
+    )
 
 
 class Kvbm(SpecModel):
-    enabled: bool = False
+    """Dynamo's KV block manager (KVBM): KV cache offload to host memory and disk."""
+
+    enabled: bool = Field(
+        False, description="Workers run the KVBM connector (`--connector kvbm`); not with the mock engine (DYN582)."
+    )
 
 
 class LoadThresholds(SpecModel):
     """Scaling thresholds of the load planner (Dynamo 1.6 requires all that apply to the pools)."""
 
-    prefill_scale_up_queue_tokens: int | None = Field(None, ge=0)
-    prefill_scale_down_queue_tokens: int | None = Field(None, ge=0)
-    decode_scale_up_kv_rate: float | None = Field(None, ge=0, le=100)
-    decode_scale_down_kv_rate: float | None = Field(None, ge=0, le=100)
+    prefill_scale_up_queue_tokens: int | None = Field(
+        None, ge=0, description="Add a prefill worker above this many queued prefill tokens (DYN602)."
+    )
+    prefill_scale_down_queue_tokens: int | None = Field(
+        None, ge=0, description="Remove a prefill worker below this many queued prefill tokens (DYN602)."
+    )
+    decode_scale_up_kv_rate: float | None = Field(
+        None, ge=0, le=100, description="Add a decode worker above this KV cache use, in percent (DYN602)."
+    )
+    decode_scale_down_kv_rate: float | None = Field(
+        None, ge=0, le=100, description="Remove a decode worker below this KV cache use, in percent (DYN602)."
+    )
 
 
 class Planner(SpecModel):
-    enabled: bool = False
-    mode: Literal["sla", "load"] = "sla"
-    ttft_ms: float | None = Field(None, gt=0)
-    itl_ms: float | None = Field(None, gt=0)
-    adjustment_interval_s: int = Field(60, ge=1)
-    load: LoadThresholds = Field(default_factory=LoadThresholds)
+    """Dynamo's planner: scales the worker pools while serving (Kubernetes only: DYN580)."""
+
+    enabled: bool = Field(False, description="Deploy the planner; targets that cannot run it refuse (DYN580).")
+    mode: Literal["sla", "load"] = Field(
+        "sla", description="sla: scale to meet ttft_ms and itl_ms (DYN601); load: scale on the load thresholds."
+    )
+    ttft_ms: float | None = Field(None, gt=0, description="SLA planner: time-to-first-token target, in ms (DYN601).")
+    itl_ms: float | None = Field(None, gt=0, description="SLA planner: inter-token latency target, in ms (DYN601).")
+    adjustment_interval_s: int = Field(60, ge=1, description="Seconds between the planner's scaling decisions.")
+    load: LoadThresholds = Field(
+        default_factory=LoadThresholds, description="Load planner thresholds (mode load), in order (DYN602)."
+    )
 
 
 class Versions(SpecModel):
     """The stack deployed: picks the profile (flags, discovery, manifests, engine keys) dyncc writes for."""
 
-    version: str = Field("1.6.1", pattern=r"^\d+\.\d+\.\d+([.-]?[A-Za-z0-9]+)*$", description="Dynamo version.")
+    version: str = Field(
+        "1.6.1", pattern=r"^\d+\.\d+\.\d+([.-]?[A-Za-z0-9]+)*$", description="Dynamo version deployed (DYN701)."
+    )
     trtllm: str | None = Field(
         None,
         pattern=r"^\d+\.\d+\.\d+([.-]?[A-Za-z0-9]+)*$",
-        description="TensorRT-LLM version; default: the one the Dynamo version pins.",
+        description="TensorRT-LLM version; default: the one the Dynamo version pins (DYN705).",
     )
 
 
 class Cluster(SpecModel):
-    gpus_per_node: int = Field(8, ge=1, le=1024)
-    nodes: int = Field(1, ge=1, le=100_000)
-    gpu_type: NoControlChars | None = None
+    """The machines the workers are placed on."""
+
+    gpus_per_node: int = Field(
+        8, ge=1, le=1024, description="GPUs on each node; workers are packed onto nodes this size (DYN404, DYN405)."
+    )
+    nodes: int = Field(
+        1, ge=1, le=100_000, description="Nodes available to the deployment (DYN403); a job asks for them (DYN409)."
+    )
+    gpu_type: NoControlChars | None = Field(
+        None, description="GPU model, e.g. H100 or GB200 (GB200/GB300 turn the k8s ComputeDomain on)."
+    )
     pool_nodes: Literal["shared", "separate"] = Field(
         "shared",
         description="`separate`: no node holds workers of two pools (as published multi-node recipes run); "
-        "`shared` packs workers of any pool onto a node, which single-node deployments need.",
+        "`shared` packs workers of any pool onto a node, which single-node deployments need (DYN409).",
     )
 
 
@@ -223,10 +443,12 @@ class Benchmark(SpecModel):
 
     isl: int = Field(512, ge=1, le=1_000_000, description="Input tokens per request (synthetic).")
     osl: int = Field(128, ge=1, le=1_000_000, description="Output tokens per request.")
-    concurrency: list[Annotated[int, Field(ge=1, le=100_000)]] = Field(default_factory=lambda: [1, 4, 16], min_length=1)
+    concurrency: list[Annotated[int, Field(ge=1, le=100_000)]] = Field(
+        default_factory=lambda: [1, 4, 16], min_length=1, description="Concurrent requests; one aiperf run per value."
+    )
     request_count: int = Field(100, ge=1, le=10_000_000, description="Requests per concurrency level.")
-    streaming: bool = True
-    aiperf_version: str = Field("0.13.0", pattern=r"^\d+\.\d+\.\d+$")
+    streaming: bool = Field(True, description="Stream responses (measures time to first token, inter-token latency).")
+    aiperf_version: str = Field("0.13.0", pattern=r"^\d+\.\d+\.\d+$", description="aiperf version of the load test.")
 
 
 SweepKey = Annotated[str, Field(pattern=r"^[a-z_]+(\.[a-z_]+)+$|^[a-z_]+$", max_length=200)]
@@ -236,27 +458,51 @@ class CoreSpec(SpecModel):
     """What a deployment is, whatever runs it. Each target adds its own section (``local:``, ``k8s:``, ...):
     the full model is composed from this one and the registered targets' settings (``dyncc.deployment``)."""
 
-    api_version: Literal["dyncc/v1"] = Field(alias="apiVersion")
-    name: str = Field(pattern=DNS_LABEL, min_length=1, max_length=63)
-    namespace: str = Field("dynamo", pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=63)
-    dynamo: Versions = Field(default_factory=Versions)
-    model: ModelSource
-    pools: Pools
-    speculative: Speculative = Field(default_factory=Speculative)
-    kv_transfer: KvTransfer = Field(default_factory=KvTransfer)
-    router: Router = Field(default_factory=Router)
-    migration: Migration = Field(default_factory=Migration)
-    kvbm: Kvbm = Field(default_factory=Kvbm)
-    planner: Planner = Field(default_factory=Planner)
-    request_plane: Literal["tcp", "nats"] | None = Field(
-        None, description="Dynamo >= 1.0: `--request-plane` of the frontend and workers (Dynamo's default: tcp)."
+    api_version: Literal["dyncc/v1"] = Field(alias="apiVersion", description="Spec format: dyncc/v1 (DYN004).")
+    name: str = Field(
+        pattern=DNS_LABEL,
+        min_length=1,
+        max_length=63,
+        description="Deployment name: names the DGD, job, scripts and components; Kubernetes names derived "
+        "from it must fit (DYN504).",
     )
-    image: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$", max_length=512)
-    cluster: Cluster = Field(default_factory=Cluster)
+    namespace: str = Field(
+        "dynamo",
+        pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        max_length=63,
+        description="Dynamo namespace the frontend and workers register in (`--namespace`); not the "
+        "Kubernetes namespace (k8s.namespace).",
+    )
+    dynamo: Versions = Field(default_factory=Versions, description="Dynamo and TensorRT-LLM versions deployed.")
+    model: ModelSource = Field(description="The model served.")
+    pools: Pools = Field(description="Worker pools: their parallelism, engine settings and environment.")
+    speculative: Speculative = Field(default_factory=Speculative, description="Speculative decoding.")
+    kv_transfer: KvTransfer = Field(
+        default_factory=KvTransfer, description="KV cache transfer from prefill to decode (disaggregated pools)."
+    )
+    router: Router = Field(default_factory=Router, description="The frontend's request routing.")
+    migration: Migration = Field(
+        default_factory=Migration, description="Request migration to another worker when one dies."
+    )
+    kvbm: Kvbm = Field(default_factory=Kvbm, description="KV block manager: KV cache offload.")
+    planner: Planner = Field(default_factory=Planner, description="Autoscaling planner (Kubernetes).")
+    request_plane: Literal["tcp", "nats"] | None = Field(
+        None,
+        description="Dynamo >= 1.0 (DYN703): `--request-plane` of the frontend and workers (Dynamo's default: "
+        "tcp); nats needs a NATS server (DYN706).",
+    )
+    image: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$",
+        max_length=512,
+        description="Container image of the frontend and workers; default: NGC's tensorrtllm-runtime of the "
+        "Dynamo version. Its tag must match dynamo.version (DYN704).",
+    )
+    cluster: Cluster = Field(default_factory=Cluster, description="GPUs per node, node count and GPU type.")
     worker_runtime: WorkerRuntime = Field(
         "trtllm",
         description="mocker: the same topology with Dynamo's mock engine, for machines without GPUs "
-        "(targets that can run it: local, slurm). `--engine mocker` overrides it.",
+        "(targets that can run it: local, slurm; DYN503, DYN530). `--engine mocker` overrides it.",
     )
     mocker_speedup_ratio: float = Field(1.0, ge=0.0, description="Mock engine timing speed-up (0 = no delays).")
     on_worker_exit: Literal["restart", "stop"] = Field(
@@ -266,7 +512,10 @@ class CoreSpec(SpecModel):
         "streams move to a live worker), or `stop` the whole deployment (fail fast). The frontend dying "
         "always stops everything.",
     )
-    benchmark: Benchmark | None = None
+    benchmark: Benchmark | None = Field(
+        None, description="A load test built next to the deployment; targets that cannot build it say so (DYN581)."
+    )
     sweep: dict[SweepKey, Annotated[list[Any], Field(min_length=1, max_length=64)]] = Field(
-        default_factory=dict, description="Spec paths to lists of values: `dyncc sweep` builds every combination."
+        default_factory=dict,
+        description="Spec paths to lists of values: `dyncc sweep` builds every combination (DYN801, DYN802, DYN803).",
     )

@@ -30,6 +30,23 @@ def gpus_per_worker_is_tp_times_pp(graph: DeploymentGraph) -> Iterator[Diagnosti
             )
 
 
+@rule("DYN124", "tp-divides-attention-heads")
+def tensor_parallel_divides_heads(graph: DeploymentGraph) -> Iterator[Diagnostic]:
+    """Tensor parallelism splits a layer's attention heads evenly over the TP ranks (attention DP does not)."""
+    heads = graph.facts.attention_heads
+    if heads is None:
+        return
+    for p in graph.pools():
+        tp = p.spec.tensor_parallel
+        if not p.spec.attention_dp and heads % tp:
+            divisors = [d for d in range(1, min(heads, 64) + 1) if heads % d == 0]
+            yield finding(
+                f"tensor_parallel {tp} does not divide the model's {heads} attention heads",
+                p.path + ("tensor_parallel",),
+                f"TensorRT-LLM refuses to start such a worker: choose one of {divisors}, or attention_dp: true",
+            )
+
+
 @rule("DYN102", "moe-parallel-product")
 def moe_parallel_covers_tp(graph: DeploymentGraph) -> Iterator[Diagnostic]:
     """For MoE models, expert_parallel x moe_tensor_parallel must equal tensor_parallel."""
