@@ -10,13 +10,16 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, create_model
 
 from dyncc.spec import LoadedSpec
 from dyncc.spec import loader as _loader
 from dyncc.spec.model import CoreSpec
+
+if TYPE_CHECKING:
+    from dyncc.targets.base import Target
 
 
 @functools.lru_cache(maxsize=1)
@@ -25,10 +28,24 @@ def deployment_model() -> type[CoreSpec]:
     from dyncc.targets import targets
 
     sections: dict[str, Any] = {
-        t.settings_key: (t.settings_model, Field(default_factory=t.settings_model)) for t in targets()
+        t.settings_key: (t.settings_model, Field(default_factory=t.settings_model, description=_section_doc(t)))
+        for t in targets()
     }
-    model: type[CoreSpec] = create_model("DeploymentSpec", __base__=CoreSpec, __module__=__name__, **sections)
+    model: type[CoreSpec] = create_model(
+        "DeploymentSpec", __base__=CoreSpec, __module__=__name__, __doc__=DEPLOYMENT_DOC, **sections
+    )
     return model
+
+
+DEPLOYMENT_DOC = (
+    "A dyncc/v1 spec: one deployment (model, worker pools, routing, versions) and a settings section per "
+    "target; `dyncc build -t NAME` reads the core and that target's section."
+)
+
+
+def _section_doc(target: Target) -> str:
+    """The schema's description of a target's section (the spec reference and editors show it)."""
+    return f"Settings of the {target.name} target: {target.summary}. Other targets ignore them."
 
 
 def load_spec(path: str | Path) -> LoadedSpec:

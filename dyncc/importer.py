@@ -826,6 +826,8 @@ class _Importer:
                         "pvc": claim,
                         "create": False,
                         "mount_path": mount.get("mountPath", "/models"),
+                        # the original's workers fill the cache themselves (HF_HOME), with no download Job
+                        "download": False,
                     }
                     continue
                 self.warn(

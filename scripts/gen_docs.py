@@ -1,13 +1,20 @@
-"""Regenerate docs/spec-reference.md (from the spec's JSON Schema), docs/error-codes.md and the README's
-error-code table (from the code registry, dyncc/codes.yaml), and docs/disagg_router.svg (the topology
-picture in the README). tests/test_views.py and tests/test_codes.py fail when any is stale."""
+"""Regenerate docs/spec-reference.md and the bundled dyncc/spec/dyncc-v1.schema.json (from the spec's JSON
+Schema), docs/error-codes.md and the README's error-code table (from the code registry, dyncc/codes.yaml), and
+docs/disagg_router.svg (the topology picture in the README). tests/test_views.py, tests/test_codes.py and
+tests/test_spec_docs.py fail when any is stale.
+
+The reference's codes column lists the DYNnnn codes a key's description names: the description is the one
+place a key's rules are written down, so the column cannot drift from it (tests/test_spec_docs.py checks
+that every code named is in the registry)."""
 
 from __future__ import annotations
 
 import json
 import pathlib
+import re
 import subprocess
 import sys
+from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -39,7 +46,68 @@ def _bounds(prop: dict) -> str:
     return ""
 
 
-def spec_reference(schema: dict) -> str:
+CODE = re.compile(r"\bDYN\d{3}\b")
+
+
+def codes_in(description: str) -> list[str]:
+    """The diagnostic codes a key's description names, in code order, each once."""
+    return sorted(set(CODE.findall(description)))
+
+
+def _code_links(description: str) -> str:
+    return ", ".join(f"[{c}](error-codes.md#{c.lower()})" for c in codes_in(description))
+
+
+def factory_defaults(model: Any) -> dict[str, dict[str, Any]]:
+    """Defaults the JSON Schema leaves out (``default_factory``), per model name and key, as JSON values: a
+    nested settings model made by its own class is ``{}`` (every key of it at its default)."""
+    from pydantic import BaseModel
+
+    found: dict[str, dict[str, Any]] = {}
+    todo = [model]
+    while todo:
+        cls = todo.pop()
+        if cls.__name__ in found:
+            continue
+        found[cls.__name__] = {}
+        for name, field in cls.model_fields.items():
+            key = field.alias or name
+            factory = field.default_factory
+            if isinstance(factory, type) and issubclass(factory, BaseModel):
+                found[cls.__name__][key] = {}
+            elif factory is not None:
+                found[cls.__name__][key] = factory()  # type: ignore[call-arg]
+            todo += [t for t in _model_types(field.annotation) if t.__name__ not in found]
+    return found
+
+
+def _model_types(annotation: Any) -> list[Any]:
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [t for arg in get_args(annotation) for t in _model_types(arg)]
+
+
+def _default(key: str, prop: dict, required: set[str], factory: dict[str, Any]) -> str:
+    if key in required:
+        return "required"
+    if "default" in prop:
+        return f"`{json.dumps(prop['default'])}`"
+    if key in factory:
+        return f"`{json.dumps(factory[key])}`"
+    return ""
+
+
+def spec_reference(schema: dict, defaults: dict[str, dict[str, Any]] | None = None) -> str:
+    """The reference: one table per model, one row per key with its type, default, constraints, description
+    and the codes the description names. ``defaults``: :func:`factory_defaults` of the spec model."""
+    if defaults is None:
+        from dyncc.deployment import deployment_model
+
+        defaults = factory_defaults(deployment_model())
     defs = schema.get("$defs", {})
     out = [
         "# Spec reference (apiVersion dyncc/v1)",
@@ -53,16 +121,16 @@ def spec_reference(schema: dict) -> str:
             "",
             (model.get("description") or "").strip().replace("\n", " "),
             "",
-            "| key | type | default | constraints | description |",
-            "| --- | --- | --- | --- | --- |",
+            "| key | type | default | constraints | description | codes |",
+            "| --- | --- | --- | --- | --- | --- |",
         ]
         required = set(model.get("required", []))
+        factory = defaults.get(name, {})
         for key, prop in model.get("properties", {}).items():
-            default = (
-                "required" if key in required else f"`{json.dumps(prop.get('default'))}`" if "default" in prop else ""
-            )
-            desc = (prop.get("description") or "").replace("\n", " ").replace("|", "\\|")
-            out.append(f"| `{key}` | {_type(prop, defs)} | {default} | {_bounds(prop)} | {desc} |")
+            default = _default(key, prop, required, factory)
+            raw = prop.get("description") or ""
+            desc = raw.replace("\n", " ").replace("|", "\\|")
+            out.append(f"| `{key}` | {_type(prop, defs)} | {default} | {_bounds(prop)} | {desc} | {_code_links(raw)} |")
         out.append("")
     return "\n".join(out)
 
@@ -115,9 +183,10 @@ def error_codes_doc(registry: dict, examples_dir: pathlib.Path) -> str:
 def main() -> None:
     sys.path.insert(0, str(ROOT))
     from dyncc.codes import registry
-    from dyncc.deployment import schema
+    from dyncc.deployment import schema, schema_text
 
     (ROOT / "docs" / "spec-reference.md").write_text(spec_reference(schema()))
+    (ROOT / "dyncc" / "spec" / "dyncc-v1.schema.json").write_text(schema_text())
     (ROOT / "docs" / "error-codes.md").write_text(error_codes_doc(registry(), ROOT / "examples" / "invalid"))
     readme = ROOT / "README.md"
     readme.write_text(readme_with_code_table(readme.read_text(), registry()))

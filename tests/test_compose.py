@@ -41,8 +41,15 @@ def _build(spec: Path, out: Path, *extra: object) -> Path:
 
 
 @needs_compose
+def _fast_lane_sample(example: Path) -> list:
+    # One docker-compose run costs ~0.7 s: the fast lane checks agg and disagg_router, the full suite all.
+    return [] if example.stem in ("agg", "disagg_router") else [pytest.mark.slow]
+
+
 @pytest.mark.parametrize("version", [None, "0.5.1"], ids=["dynamo-1.x", "dynamo-0.x"])
-@pytest.mark.parametrize("example", SINGLE_NODE_EXAMPLES, ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "example", [pytest.param(e, id=e.stem, marks=_fast_lane_sample(e)) for e in SINGLE_NODE_EXAMPLES]
+)
 def test_docker_compose_accepts_every_single_node_example(example, version, tmp_out):
     directory = _build(example, tmp_out, *(["--dynamo-version", version] if version else []))
     proc = _compose_config(directory)

@@ -320,6 +320,7 @@ def dyncc_bin(tmp_path: Path) -> Path:
     return bin_dir
 
 
+@pytest.mark.slow
 def test_action_validate_step_annotates_each_spec(tmp_path, dyncc_bin):
     work = tmp_path / "repo"
     (work / "deploy" / "a b").mkdir(parents=True)
@@ -331,7 +332,11 @@ def test_action_validate_step_annotates_each_spec(tmp_path, dyncc_bin):
     proc = _run_step("Validate specs", work, env, dyncc_bin)
     assert proc.returncode == 1, proc.stderr
     errors = {(p["file"], p["line"], p["title"]) for kind, p, _ in _annotations(proc.stdout) if kind == "error"}
-    assert errors == {("deploy/bad.dyncc.yaml", "11", "DYN403"), ("deploy/bad.dyncc.yaml", "16", "DYN404")}
+    assert errors == {
+        ("deploy/bad.dyncc.yaml", "12", "DYN403"),
+        ("deploy/bad.dyncc.yaml", "17", "DYN404"),
+        ("deploy/bad.dyncc.yaml", "17", "DYN124"),
+    }
     assert "dyncc: 1 of 2 spec(s) valid" in proc.stdout  # the spec under `a b/` was found, its name not split
     assert json.loads((work / "out.sarif").read_text())["runs"][0]["results"]
 

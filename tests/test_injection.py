@@ -53,6 +53,11 @@ if sys.argv[1:] and sys.argv[1].endswith("ready.py"):
     sys.exit(0)  # the deployment is "ready" at once
 with open(os.environ["DYNCC_RECORD"], "a") as f:
     f.write(json.dumps({{"argv": sys.argv[1:], "env": dict(os.environ)}}) + "\\n")
+if sys.argv[1:] and sys.argv[1].endswith("download.py"):
+    # The Slurm model download step "finishes" at once, saying where the snapshot landed; workers start after it.
+    with open(sys.argv[4], "w") as f:
+        f.write("/cache/snapshot\\n")
+    sys.exit(0)
 time.sleep(60)
 """)
     path.chmod(0o755)
@@ -169,7 +174,13 @@ def test_sbatch_carries_hostile_strings_as_data(tmp_path, index):
         "SLURM_JOB_NODELIST": "node1",
         "SLURM_SUBMIT_DIR": str(job_dir),
     }
-    _run_until_ready(["bash", str(job_dir / "job.sbatch")], env, job_dir, 3, record)
+    # frontend + 2 workers, and the model download step first when the model comes from the hub
+    downloads = (job_dir / "download.py").exists()
+    _run_until_ready(["bash", str(job_dir / "job.sbatch")], env, job_dir, 4 if downloads else 3, record)
+    if downloads:  # the hub id reaches the download step as one argument; workers serve the snapshot it wrote
+        (download,) = [r for r in _records(record) if r["argv"][0].endswith("download.py")]
+        assert download["argv"][1] == model_path
+        model_path = "/cache/snapshot"
     _assert_carried_as_data(record, canaries, hostile, env_value, model_path)
 
 

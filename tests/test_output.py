@@ -146,6 +146,7 @@ def _build_all(out: Path) -> dict[str, bytes]:
     return snapshot(out)
 
 
+@pytest.mark.slow
 def test_template_cache_fills_and_never_changes_output(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("DYNCC_CACHE_DIR", "")

@@ -120,8 +120,10 @@ def _builds_everywhere(text: str, tmp_path: Path, expected: set[str]) -> None:
     # every other target was skipped with its reason (one-node targets for a multi-node spec), none failed
     from dyncc.targets import target_names
 
-    assert len(built) + len(result.skipped) == len(list(target_names()))
-    assert all(d.severity == "info" for d in result.skipped)
+    # (warnings in `skipped` name features a built target leaves out, e.g. DYN581: compose writes no benchmark)
+    skips = [d for d in result.skipped if d.severity == "info"]
+    assert len(built) + len(skips) == len(list(target_names()))
+    assert all(d.severity in ("info", "warning") for d in result.skipped)
 
 
 def test_rejected_row_is_reported_and_the_next_taken() -> None:

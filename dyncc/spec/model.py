@@ -36,18 +36,28 @@ class SpecModel(BaseModel):
 class ModelSource(SpecModel):
     """The checkpoint served, and the facts about it that rules need (unknown when left out)."""
 
-    path: NoControlChars = Field(description="Hugging Face id or a local checkpoint directory.")
-    served_name: NoControlChars | None = Field(None, description="Name clients ask for; defaults to the path.")
+    path: NoControlChars = Field(
+        description="Hugging Face id or a local checkpoint directory (`--model-path`); a relative path must exist "
+        "(DYN118), a local config.json must parse (DYN015); not starting with '-' (DYN115)."
+    )
+    served_name: NoControlChars | None = Field(
+        None, description="Name clients ask for (`--served-model-name`); defaults to the path. No leading '-' (DYN115)."
+    )
     revision: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
         max_length=256,
-        description="Hugging Face revision (branch, tag or commit) of a hub model; default: the main branch.",
+        description="Hugging Face revision (branch, tag or commit) of a hub model; default: the main branch. "
+        "Not for a local checkpoint (DYN547, DYN562) nor Dynamo 0.x workers on k8s (DYN549).",
     )
-    moe: bool | None = Field(None, description="Mixture-of-experts model (read from config.json if local).")
-    num_experts: int | None = Field(None, ge=1, description="Routed experts per MoE layer.")
+    moe: bool | None = Field(
+        None, description="Mixture-of-experts model (read from config.json if local); dense: DYN103, DYN123."
+    )
+    num_experts: int | None = Field(
+        None, ge=1, description="Routed experts per MoE layer; expert_parallel must divide it (DYN107)."
+    )
     mtp_layers: int | None = Field(
-        None, ge=0, description="MTP (next-n prediction) layers in the checkpoint; 0 = none."
+        None, ge=0, description="MTP (next-n prediction) layers in the checkpoint; 0 = none (speculative mtp: DYN105)."
     )
     attention_heads: int | None = Field(
         None,
@@ -470,8 +480,8 @@ class CoreSpec(SpecModel):
         "dynamo",
         pattern=r"^[a-z0-9][a-z0-9_-]*$",
         max_length=63,
-        description="Dynamo namespace the frontend and workers register in (`--namespace`); not the "
-        "Kubernetes namespace (k8s.namespace).",
+        description="Dynamo namespace the frontend and workers register in (`--namespace`); on Kubernetes the "
+        "operator derives it instead, as <k8s namespace>-<name>.",
     )
     dynamo: Versions = Field(default_factory=Versions, description="Dynamo and TensorRT-LLM versions deployed.")
     model: ModelSource = Field(description="The model served.")
@@ -498,7 +508,9 @@ class CoreSpec(SpecModel):
         description="Container image of the frontend and workers; default: NGC's tensorrtllm-runtime of the "
         "Dynamo version. Its tag must match dynamo.version (DYN704).",
     )
-    cluster: Cluster = Field(default_factory=Cluster, description="GPUs per node, node count and GPU type.")
+    cluster: Cluster = Field(
+        default_factory=Cluster, description="GPUs per node, node count and GPU type (one-node targets: DYN501)."
+    )
     worker_runtime: WorkerRuntime = Field(
         "trtllm",
         description="mocker: the same topology with Dynamo's mock engine, for machines without GPUs "

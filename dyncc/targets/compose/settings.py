@@ -12,6 +12,8 @@ IMAGE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"
 
 
 class ComposeSettings(SpecModel):
+    """The compose target: one docker compose file for one GPU server."""
+
     http_host: Literal["127.0.0.1", "0.0.0.0", "::1", "::"] = Field(
         "127.0.0.1", description="Host address the frontend's port is published on (0.0.0.0: every interface)."
     )
@@ -28,8 +30,12 @@ class ComposeSettings(SpecModel):
         max_length=4096,
         description="Hugging Face cache: a named volume, or an absolute host directory (mounted as HF_HOME).",
     )
-    etcd_image: str = Field("quay.io/coreos/etcd:v3.5.21", pattern=IMAGE_PATTERN, max_length=512)
-    nats_image: str = Field("nats:2.11", pattern=IMAGE_PATTERN, max_length=512)
+    etcd_image: str = Field(
+        "quay.io/coreos/etcd:v3.5.21", pattern=IMAGE_PATTERN, max_length=512, description="Image of the etcd service."
+    )
+    nats_image: str = Field(
+        "nats:2.11", pattern=IMAGE_PATTERN, max_length=512, description="Image of the NATS service."
+    )
     ready_timeout_s: int = Field(
         900, ge=1, le=86_400, description="Grace period of the workers' healthchecks (model download and load)."
     )

@@ -17,8 +17,14 @@ OptionLine = Annotated[str, Field(min_length=1, max_length=1024)]
 
 
 class SlurmSettings(SpecModel):
-    partition: str | None = Field(None, pattern=r"^[A-Za-z0-9._,-]+$", max_length=128)
-    account: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", max_length=128)
+    """The Slurm target: one sbatch job running the frontend and every worker as srun steps."""
+
+    partition: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9._,-]+$", max_length=128, description="#SBATCH --partition; default: the site's."
+    )
+    account: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9._-]+$", max_length=128, description="#SBATCH --account charged for the job."
+    )
     qos: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", max_length=128, description="#SBATCH --qos.")
     reservation: str | None = Field(
         None, pattern=r"^[A-Za-z0-9._,-]+$", max_length=128, description="#SBATCH --reservation."
@@ -29,11 +35,15 @@ class SlurmSettings(SpecModel):
         max_length=512,
         description="#SBATCH --constraint: node features, with Slurm's &, |, [ ], counts (*N).",
     )
-    time: str = Field("04:00:00", pattern=r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$")
+    time: str = Field(
+        "04:00:00",
+        pattern=r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$",
+        description="#SBATCH --time: the job's wall-clock limit, [days-]hours:minutes:seconds.",
+    )
     gpu_request: Literal["gres", "gpus-per-node"] = Field(
         "gres", description="How #SBATCH asks for GPUs; some clusters reject --gpus-per-node."
     )
-    exclusive: bool = True
+    exclusive: bool = Field(True, description="#SBATCH --exclusive: no other job shares the nodes.")
     extra_sbatch: list[OptionLine] = Field(
         default_factory=list,
         max_length=64,
@@ -84,12 +94,28 @@ class SlurmSettings(SpecModel):
         "file",
         description="file: Dynamo's file discovery on the shared submit directory; etcd: started on the head node.",
     )
-    http_port: int = Field(8000, ge=1, le=65535)
+    http_port: int = Field(
+        8000, ge=1, le=65535, description="Frontend HTTP port on the head node (not a worker's system port: DYN402)."
+    )
     system_port_base: int = Field(
-        8081, ge=1, le=65535, description="First worker's system (health) port; one port per worker after it."
+        8081,
+        ge=1,
+        le=65535,
+        description="First worker's system (health) port; one port per worker after it, all within Dynamo's range "
+        "(DYN402).",
     )
-    mpi: Literal["pmix", "pmi2", "none"] = "pmix"
+    mpi: Literal["pmix", "pmi2", "none"] = Field(
+        "pmix", description="srun --mpi of multi-rank workers: the PMI the site's Slurm and container support."
+    )
     container_mounts: list[Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]*(:/[A-Za-z0-9._/-]*)?(:(ro|rw))?$")]] = (
-        Field(default_factory=list)
+        Field(
+            default_factory=list,
+            description="Further pyxis --container-mounts, `/host[:/container][:ro|rw]`, in every step.",
+        )
     )
-    ready_timeout_s: int = Field(1800, ge=1, le=86_400)
+    ready_timeout_s: int = Field(
+        1800,
+        ge=1,
+        le=86_400,
+        description="Seconds the job waits for the deployment to be ready (DYNCC_READY_TIMEOUT overrides it).",
+    )
