@@ -99,27 +99,20 @@ def test_placement_matches_rank_by_rank_first_fit(seed):
         assert all(w.gpus_on(n) == tuple(g for m, g in w.ranks if m == n) for n in w.nodes)
 
 
-def test_placement_on_partly_free_nodes_is_linear():
-    # 3-GPU nodes, 2-GPU workers: every node keeps a GPU free (18 s at 32,000 workers when quadratic).
-    def seconds(workers: int) -> float:
-        text = (
-            f"model: {{moe: false, path: m}}\ncluster: {{gpus_per_node: 3, nodes: {workers}}}\n"
-            f"local: {{http_port: 40000, system_port_base: 1}}\nslurm: {{http_port: 40001}}\n"
-            f"pools:\n  agg: {{replicas: {workers}, tensor_parallel: 2}}\n"
-        )
-        graph, placement, _ = check_spec(load_spec_text("apiVersion: dyncc/v1\nname: adv\n" + text, "s.yaml"))
-        assert placement is not None and placement.nodes_used == workers
-        infos = pools(graph)
-        best = float("inf")
-        for _ in range(3):
-            start = time.process_time()
-            place_ranks(infos, 3, workers)
-            best = min(best, time.process_time() - start)
-        return best
-
-    small, large = seconds(4000), seconds(32000)
-    assert large < 2.0, large
-    assert large < small * 8 * 2.5  # 8x the workers: about 8x the time (quadratic would be 64x)
+def test_placement_on_partly_free_nodes_places_every_worker_once():
+    # 3-GPU nodes, 2-GPU workers: every node keeps a GPU free (the case that was quadratic: 18 s at 32,000
+    # workers). Its speed is measured in benchmarks/placement.py (doubling ratio in benchmarks/results.md);
+    # here only what it computes, at a size where the quadratic path would not finish in the test's time.
+    workers = 32000
+    text = (
+        f"model: {{moe: false, path: m}}\ncluster: {{gpus_per_node: 3, nodes: {workers}}}\n"
+        f"local: {{http_port: 40000, system_port_base: 1}}\nslurm: {{http_port: 40001}}\n"
+        f"pools:\n  agg: {{replicas: {workers}, tensor_parallel: 2}}\n"
+    )
+    graph, placement, _ = check_spec(load_spec_text("apiVersion: dyncc/v1\nname: adv\n" + text, "s.yaml"))
+    assert placement is not None and placement.nodes_used == workers
+    again = place_ranks(pools(graph), 3, workers)
+    assert [w.nodes for w in again.workers] == [(n,) for n in range(workers)]
 
 
 def test_explain_prints_one_row_per_rank_of_a_spanning_worker():

@@ -92,7 +92,7 @@ def test_validate_hook_passes_a_valid_spec_and_fails_an_invalid_one(hook_repo, u
     output = every.stdout + every.stderr
     assert every.returncode == 1, output
     assert "Failed" in output
-    assert "deploy/bad.dyncc.yaml:16:22: error DYN404" in output
+    assert "deploy/bad.dyncc.yaml:17:22: error DYN404" in output
     assert "deploy/good.dyncc.yaml: valid" in output
     assert "other.yaml" not in output  # the default pattern leaves other YAML alone
 

@@ -22,14 +22,21 @@ MOCKER = " -m dynamo.mocker "
 def timed_launch(launch: Path, timing: dict[str, Path]) -> Path:
     """``launch-twin.sh`` beside ``launch``: each mock worker of pool P reads ``timing[P]``.
 
-    Worker lines look like ``start agg-0 env ... -m dynamo.mocker ...``; a pool without a file keeps the
-    mocker's built-in timing."""
-    lines = []
-    for line in launch.read_text().splitlines(keepends=True):
-        m = re.match(r"start (\w+)-\d+ ", line)
-        if m and MOCKER in line and m.group(1) in timing:
-            flag = f"{MOCKER}--planner-profile-data {quote(str(timing[m.group(1)]))} "
-            line = line.replace(MOCKER, flag, 1)
+    Each worker's command is a shell function (``worker_0() { exec env ... -m dynamo.mocker ...; }``) that
+    ``start_worker agg-0 worker_0`` starts (and restarts); a pool without a file keeps the mocker's
+    built-in timing."""
+    text = launch.read_text()
+    role_of = {fn: role for role, fn in re.findall(r"^start_worker (\w+)-\d+ (\w+)$", text, flags=re.M)}
+    lines, function = [], None
+    for line in text.splitlines(keepends=True):
+        opened = re.match(r"^(\w+)\(\) \{", line)
+        if opened:
+            function = opened.group(1)
+        elif line.startswith("}"):
+            function = None
+        role = role_of.get(function or "")
+        if role in timing and MOCKER in line:
+            line = line.replace(MOCKER, f"{MOCKER}--planner-profile-data {quote(str(timing[role]))} ", 1)
         lines.append(line)
     out = launch.with_name("launch-twin.sh")
     out.write_text("".join(lines))
