@@ -7,7 +7,6 @@ the venv scripts/setup.sh makes in .cache/aiconfigurator (skipped when it is mis
 from __future__ import annotations
 
 import json
-import os
 import stat
 import sys
 import textwrap
@@ -240,9 +239,7 @@ def test_timeout_stops_the_child_and_is_dyn906(monkeypatch: pytest.MonkeyPatch, 
         runner.run("search", {}, timeout=2, progress=lambda s, note: seen.append(s))
     assert exc.value.diagnostics[0].code == "DYN906"
     assert time.monotonic() - started < 15 and seen  # progress was reported while it ran
-    pid = int(pidfile.read_text())
-    with pytest.raises(ProcessLookupError):
-        os.killpg(pid, 0)  # the whole group (the shell and its sleep) is gone
+    _assert_group_ends(int(pidfile.read_text()))  # the whole group (the shell and its sleep) is gone
 
 
 def test_crashing_worker_is_dyn909(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -263,7 +260,10 @@ def test_ctrl_c_stops_the_child(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 
     with pytest.raises(KeyboardInterrupt):
         runner.run("search", {}, timeout=30, progress=interrupt)
-    group = int(pidfile.read_text())
+    _assert_group_ends(int(pidfile.read_text()))
+
+
+def _assert_group_ends(group: int) -> None:
     # Zombies wait for init to reap them (slowly in some containers); what matters is that nothing still runs.
     deadline = time.monotonic() + 5
     while _running_in_group(group) and time.monotonic() < deadline:
