@@ -13,7 +13,7 @@ import sys
 import tempfile
 import textwrap
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -176,6 +176,20 @@ def _target_choices() -> list[str]:
     return [*target_names(), "all"]
 
 
+def _target_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`-t/--target`, repeatable; `all` is every registered target that can run the spec."""
+    return click.option(
+        "-t",
+        "--target",
+        "targets",
+        multiple=True,
+        default=("all",),
+        show_default=True,
+        type=click.Choice(_target_choices()),
+        help=help_text,
+    )
+
+
 @main.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option(
@@ -186,16 +200,7 @@ def _target_choices() -> list[str]:
     show_default=True,
     help="json: one machine-readable report; github: workflow annotations; sarif: SARIF 2.1.0; junit: JUnit XML.",
 )
-@click.option(
-    "-t",
-    "--target",
-    "targets",
-    multiple=True,
-    default=("all",),
-    show_default=True,
-    type=click.Choice(_target_choices()),
-    help="Run this target's checks too; `all`: every target that can run the spec (the others are named).",
-)
+@_target_option("Run this target's checks too; `all`: every target that can run the spec (the others are named).")
 def validate(specs: tuple[str, ...], fmt: str, targets: tuple[str, ...]) -> None:
     """Check SPECS and the checks of the targets they are meant for; exit 1 if any has an error."""
     results = [_validate_one(path, targets) for path in specs]
@@ -234,16 +239,7 @@ def _validate_one(path: str, targets: tuple[str, ...]) -> Validation:
 
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option(
-    "-t",
-    "--target",
-    "targets",
-    multiple=True,
-    default=("all",),
-    show_default=True,
-    type=click.Choice(_target_choices()),
-    help="Target to build; repeat for several.",
-)
+@_target_option("Target to build; repeat for several.")
 @click.option(
     "-o",
     "--out",
