@@ -709,11 +709,9 @@ def _frontend_component(plan: DeploymentPlan, k8s: K8sSettings) -> dict[str, Any
     return component
 
 
-def _pool_component(plan: DeploymentPlan, k8s: K8sSettings, pool: PoolPlan) -> dict[str, Any]:
-    volumes, mounts = _volumes_and_mounts(plan, k8s, with_engine_config=True)
-    own = getattr(k8s.pools, pool.role)
-    settings = pods.effective(k8s.defaults, own)
-    container = _container(
+def _worker_container(plan: DeploymentPlan, k8s: K8sSettings, pool: PoolPlan, mounts: list) -> dict[str, Any]:
+    """A pool's worker container: the same for the v1beta1 and v1alpha1 shapes."""
+    return _container(
         plan,
         k8s,
         _image(plan),
@@ -723,6 +721,13 @@ def _pool_component(plan: DeploymentPlan, k8s: K8sSettings, pool: PoolPlan) -> d
         mounts,
         gpus=_gpus_per_pod(pool),
     )
+
+
+def _pool_component(plan: DeploymentPlan, k8s: K8sSettings, pool: PoolPlan) -> dict[str, Any]:
+    volumes, mounts = _volumes_and_mounts(plan, k8s, with_engine_config=True)
+    own = getattr(k8s.pools, pool.role)
+    settings = pods.effective(k8s.defaults, own)
+    container = _worker_container(plan, k8s, pool, mounts)
     component: dict[str, Any] = {
         "name": pool_name(k8s, pool.role),
         "type": COMPONENT_TYPE[pool.role],
@@ -944,16 +949,7 @@ def _dgd_v1alpha1(plan: DeploymentPlan, k8s: K8sSettings) -> dict:
     }
     volumes, mounts = _volumes_and_mounts(plan, k8s, with_engine_config=True)
     for pool in plan.pools:
-        container = _container(
-            plan,
-            k8s,
-            _image(plan),
-            "dynamo.trtllm",
-            worker_args(plan, pool, k8s),
-            _worker_env(plan, k8s, pool),
-            mounts,
-            gpus=_gpus_per_pod(pool),
-        )
+        container = _worker_container(plan, k8s, pool, mounts)
         if _wants_compute_domain(plan, k8s):
             container["resources"]["claims"] = [{"name": CLAIM}]
         service = _service_v1alpha1(
