@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from dyncc.compiler import Compilation, check_spec, compile_spec, locate
-from dyncc.compiler.plan import lower
+from dyncc.compiler.plan import Files, lower
 from dyncc.deployment import load_spec
 from dyncc.diagnostics import Diagnostic, DiagnosticError, has_errors
 from dyncc.spec import LoadedSpec
@@ -53,7 +54,7 @@ def validate(path: str | Path, targets: Iterable[str] = ("all",)) -> Validation:
 class TargetOutput:
     target: str
     directory: Path
-    files: dict[str, str]
+    files: Files
     drift: tuple[str, ...] = ()
 
 
@@ -102,12 +103,10 @@ def _check_errors(compilation: Compilation, target: Target) -> list[Diagnostic]:
     return [d for d in target.check(compilation.plan, target.settings(compilation.loaded.spec)) if d.is_error]
 
 
-def render_targets(
-    compilation: Compilation, targets: Iterable[str]
-) -> tuple[dict[str, dict[str, str]], list[Diagnostic]]:
+def render_targets(compilation: Compilation, targets: Iterable[str]) -> tuple[dict[str, Files], list[Diagnostic]]:
     """Render each target in memory. ``all`` skips (with a note) targets that can't run the spec."""
     requested = list(targets)
-    rendered: dict[str, dict[str, str]] = {}
+    rendered: dict[str, Files] = {}
     skipped: list[Diagnostic] = []
     errors: list[Diagnostic] = []
     for target, problem in _targets_for(compilation, requested):
@@ -125,7 +124,7 @@ def render_targets(
     return rendered, skipped
 
 
-def _render(compilation: Compilation, target: Target) -> dict[str, str]:
+def _render(compilation: Compilation, target: Target) -> Files:
     """A target's files after its checks; its coded errors (which carry a spec path) located in the spec."""
     from dyncc.compiler.plan import oversized_files
 
@@ -157,6 +156,24 @@ def with_worker_runtime(loaded: LoadedSpec, runtime: str | None) -> LoadedSpec:
     return dataclasses.replace(loaded, spec=loaded.spec.model_copy(update={"worker_runtime": runtime}))
 
 
+def with_mocker_timing(loaded: LoadedSpec, timing: str | None) -> LoadedSpec:
+    """The spec with ``mocker_timing`` set from outside it (``--timing``); a file named there is relative to
+    where the command runs, so it is made absolute (the spec's own paths are relative to the spec)."""
+    if timing is None:
+        return loaded
+    if timing not in ("builtin", "aiconfigurator"):
+        timing = os.path.abspath(timing)
+    return dataclasses.replace(loaded, spec=loaded.spec.model_copy(update={"mocker_timing": timing}))
+
+
+def compile_timed(loaded: LoadedSpec, progress: Callable[[float, str], None] | None = None) -> Compilation:
+    """Compile, then give the mock pools their timing files (AIConfigurator runs here, or its cache is read,
+    when the spec's mocker_timing says `aiconfigurator`; nothing happens for real engines)."""
+    from dyncc.twin.resolve import with_timing
+
+    return with_timing(compile_spec(loaded), progress=progress)
+
+
 def with_dynamo_version(loaded: LoadedSpec, version: str | None) -> LoadedSpec:
     """The spec deploying another Dynamo version (``--dynamo-version``): the profile, and so the rules, follow."""
     if version is None:
@@ -178,6 +195,8 @@ def build(
     engine: str | None = None,
     dynamo_version: str | None = None,
     lock_timeout: float | None = None,
+    timing: str | None = None,
+    progress: Callable[[float, str], None] | None = None,
 ) -> BuildResult:
     """Compile the spec and write (or, with ``check``, compare) ``out_dir/<target>/`` for each target.
 
@@ -186,7 +205,7 @@ def build(
     ``lock_timeout`` seconds), so an interrupted build leaves every target all old or all new.
     """
     loaded = with_worker_runtime(with_dynamo_version(load_spec(spec_path), dynamo_version), engine)
-    compilation = compile_spec(loaded)
+    compilation = compile_timed(with_mocker_timing(loaded, timing), progress)
     from dyncc.output import LOCK_TIMEOUT_S, drift, write_trees
 
     rendered, skipped = render_targets(compilation, targets)

@@ -190,6 +190,29 @@ def _target_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..
     )
 
 
+def _runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--engine` and `--timing`: what the workers run, and how long the mock engine's steps take."""
+    command = click.option(
+        "--timing",
+        default=None,
+        metavar="MODEL",
+        help="The mock engine's step times, over the spec's `mocker_timing`: `aiconfigurator` (each pool as "
+        "AIConfigurator estimates it on cluster.gpu_type; cached), a timing NPZ, or `builtin`.",
+    )(command)
+    return click.option(
+        "--engine",
+        type=click.Choice(["trtllm", "mocker"]),
+        default=None,
+        help="Worker runtime, over the spec's `worker_runtime` (mocker: Dynamo's mock engine, no GPU).",
+    )(command)
+
+
+def _aic_progress() -> Callable[[float, str], None]:
+    from dyncc.sla.runner import stderr_progress
+
+    return stderr_progress("dyncc: AIConfigurator estimating the mock engine's timing")
+
+
 @main.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option(
@@ -250,25 +273,35 @@ def _validate_one(path: str, targets: tuple[str, ...]) -> Validation:
     help="Output directory; each target writes OUT/<target>/.",
 )
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if the files on disk differ from a fresh build.")
-@click.option(
-    "--engine",
-    type=click.Choice(["trtllm", "mocker"]),
-    default=None,
-    help="Worker runtime, over the spec's `worker_runtime` (mocker: Dynamo's mock engine, no GPU).",
-)
+@_runtime_options
 @click.option(
     "--dynamo-version",
     default=None,
     help="Deploy this Dynamo version instead of the spec's (e.g. 0.5.1: the 2025 profile).",
 )
 def build(
-    spec: str, targets: tuple[str, ...], out_dir: str, check: bool, engine: str | None, dynamo_version: str | None
+    spec: str,
+    targets: tuple[str, ...],
+    out_dir: str,
+    check: bool,
+    engine: str | None,
+    timing: str | None,
+    dynamo_version: str | None,
 ) -> None:
     """Compile SPEC and write each target's files."""
     from dyncc.api import build as build_spec
 
     try:
-        result = build_spec(spec, targets, out_dir, check=check, engine=engine, dynamo_version=dynamo_version)
+        result = build_spec(
+            spec,
+            targets,
+            out_dir,
+            check=check,
+            engine=engine,
+            dynamo_version=dynamo_version,
+            timing=timing,
+            progress=_aic_progress(),
+        )
     except DiagnosticError as exc:
         _fail(exc.diagnostics)
     _print(result.diagnostics)
@@ -287,12 +320,7 @@ def build(
 
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option(
-    "--engine",
-    type=click.Choice(["trtllm", "mocker"]),
-    default=None,
-    help="mocker: Dynamo's mock engine instead of TensorRT-LLM (runs without a GPU).",
-)
+@_runtime_options
 @click.option(
     "-o",
     "--out",
@@ -314,13 +342,13 @@ def build(
     callback=_finite_seconds,
     help="Seconds to wait for readiness (default: the spec's).",
 )
-def up(spec: str, engine: str | None, out_dir: str, smoke: bool, timeout: float | None) -> None:
+def up(spec: str, engine: str | None, timing: str | None, out_dir: str, smoke: bool, timeout: float | None) -> None:
     """Build SPEC for the local target and run it until Ctrl-C."""
     from dyncc.run import build_for_up
     from dyncc.run import up as run_up
 
-    try:
-        result = build_for_up(spec, out_dir, engine=engine)  # OUT/up-<name>/, never dyncc build's OUT/local
+    try:  # OUT/up-<name>/, never dyncc build's OUT/local
+        result = build_for_up(spec, out_dir, engine=engine, timing=timing, progress=_aic_progress())
     except DiagnosticError as exc:
         _fail(exc.diagnostics)
     _print(result.diagnostics)
@@ -485,7 +513,7 @@ def diff(old: str, new: str) -> None:
     show_default=True,
     type=click.Choice(_target_choices()),
 )
-@click.option("--engine", type=click.Choice(["trtllm", "mocker"]), default=None)
+@_runtime_options
 @click.option(
     "--run",
     "run_points",
@@ -501,7 +529,13 @@ def diff(old: str, new: str) -> None:
     help="Readiness timeout per point (s).",
 )
 def sweep(
-    spec: str, out_dir: str, targets: tuple[str, ...], engine: str | None, run_points: bool, timeout: float
+    spec: str,
+    out_dir: str,
+    targets: tuple[str, ...],
+    engine: str | None,
+    timing: str | None,
+    run_points: bool,
+    timeout: float,
 ) -> None:
     """Expand SPEC's `sweep:` lists into one spec per combination; validate and build each."""
     from dyncc import sweep as sweeps
@@ -513,7 +547,7 @@ def sweep(
         _fail(exc.diagnostics)
     out = Path(out_dir)
     targets_list = list(dict.fromkeys([*targets, *(["local"] if run_points else [])]))
-    sweeps.build_points(points, out, targets_list, engine, spec_path.parent)
+    sweeps.build_points(points, out, targets_list, engine, spec_path.parent, timing, _aic_progress())
     for p in points:
         status = "built" if p.valid else "invalid: " + "; ".join(p.messages[:2])
         _say(f"p{p.index} [{p.label()}]: {status}")

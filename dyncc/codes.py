@@ -25,6 +25,7 @@ FAMILIES = {
     "7": "versions",
     "8": "sweeps",
     "90": "sla and estimates",
+    "91": "the timed twin (mock-engine timing)",
     "95": "import",
     "96": "import",
 }

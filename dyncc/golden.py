@@ -7,13 +7,14 @@ from pathlib import Path
 
 from dyncc.api import render_targets, with_dynamo_version
 from dyncc.compiler import compile_spec
+from dyncc.compiler.plan import FileContent
 from dyncc.deployment import load_spec
 
 PROFILE_VERSIONS = {"dynamo-1.x": None, "dynamo-0.x": "0.5.1"}
 
 
-def render_example_outputs(spec_path: Path) -> dict[str, str]:
-    files: dict[str, str] = {}
+def render_example_outputs(spec_path: Path) -> dict[str, FileContent]:
+    files: dict[str, FileContent] = {}
     for label, version in PROFILE_VERSIONS.items():
         loaded = with_dynamo_version(load_spec(spec_path), version)
         rendered, _ = render_targets(compile_spec(loaded), ["all"])

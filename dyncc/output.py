@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from dyncc.compiler.plan import FileContent, encoded
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 
 MANIFEST = ".dyncc-manifest.json"
@@ -48,7 +49,7 @@ _AT_FDCWD = -100
 # Signals a user or a job scheduler sends to stop a build; held off while targets are swapped.
 _DEFERRED_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
 
-Tree = Mapping[str, str]
+Tree = Mapping[str, FileContent]
 
 
 def file_mode(relpath: str) -> int:
@@ -59,7 +60,7 @@ def file_mode(relpath: str) -> int:
 
 
 def write_tree(dest: Path, files: Tree, lock_timeout: float = LOCK_TIMEOUT_S) -> None:
-    """Replace ``dest`` by exactly ``files`` (relative path -> text), atomically."""
+    """Replace ``dest`` by exactly ``files`` (relative path -> text or bytes), atomically."""
     dest = Path(dest)
     write_trees(dest.parent, {dest.name: files}, lock_timeout)
 
@@ -91,7 +92,7 @@ def drift(dest: Path, files: Tree) -> list[str]:
     a coded error."""
     dest = Path(dest)
     with output_lock(dest.parent, exclusive=False, timeout=LOCK_TIMEOUT_S):
-        changed = [rel for rel, text in sorted(files.items()) if not _holds(dest / rel, text.encode("utf-8"))]
+        changed = [rel for rel, content in sorted(files.items()) if not _holds(dest / rel, encoded(content))]
         if not _is_real_dir(dest):
             return changed
         manifest = _read_manifest(dest)
@@ -259,10 +260,10 @@ def _stage(out: Path, name: str, files: Tree) -> _Staged:
         (root / STAGING_MARKER).write_text(json.dumps({"token": token, "target": name}) + "\n", encoding="utf-8")
         tree = item.tree
         tree.mkdir()
-        for rel, text in sorted(files.items()):
+        for rel, content in sorted(files.items()):
             path = tree / _safe_relpath(rel)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            path.write_bytes(encoded(content))
             path.chmod(file_mode(rel))
         manifest = json.dumps({"generator": "dyncc", "files": sorted(files)}, indent=1) + "\n"
         (tree / MANIFEST).write_text(manifest, encoding="utf-8")

@@ -223,16 +223,29 @@ def up_directory_name(spec_name: str) -> str:
     return f"up-{spec_name}"
 
 
-def build_for_up(spec_path: str | Path, out_dir: str | Path, engine: str | None = None) -> BuildResult:
+def build_for_up(
+    spec_path: str | Path,
+    out_dir: str | Path,
+    engine: str | None = None,
+    timing: str | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> BuildResult:
     """Compile the spec for the local target and write it to ``OUT/up-<name>/`` (never ``OUT/local``).
     Refuses (DYN522) before writing anything when a deployment runs from that directory. Returns the
     :class:`dyncc.api.BuildResult` whose one output is that directory."""
-    from dyncc.api import BuildResult, TargetOutput, render_targets, with_worker_runtime
-    from dyncc.compiler import compile_spec
+    from dyncc.api import (
+        BuildResult,
+        TargetOutput,
+        compile_timed,
+        render_targets,
+        with_mocker_timing,
+        with_worker_runtime,
+    )
     from dyncc.deployment import load_spec
     from dyncc.output import LOCK_TIMEOUT_S, write_trees
 
-    compilation = compile_spec(with_worker_runtime(load_spec(spec_path), engine))
+    loaded = with_mocker_timing(with_worker_runtime(load_spec(spec_path), engine), timing)
+    compilation = compile_timed(loaded, progress)
     name = up_directory_name(compilation.plan.name)
     out = Path(out_dir)
     refuse_if_running(out / name)  # a rebuild must not touch a running deployment's files

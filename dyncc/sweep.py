@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dyncc.api import render_targets, with_worker_runtime
-from dyncc.compiler import check_spec, compile_spec
+from dyncc.api import compile_timed, render_targets, with_mocker_timing, with_worker_runtime
+from dyncc.compiler import check_spec
 from dyncc.compiler.rules import sweep_problems
 from dyncc.deployment import load_spec_text
 from dyncc.diagnostics import DiagnosticError, has_errors
@@ -35,6 +35,8 @@ class Point:
     messages: list[str] = dataclasses.field(default_factory=list)
     directory: Path | None = None
     results: list[dict] = dataclasses.field(default_factory=list)
+    gpus: int = 0  # GPUs the point's deployment stands for
+    timed_by: str | None = None  # the mock engine's timing (`aiconfigurator` or a file); None: built-in or real
 
     @property
     def valid(self) -> bool:
@@ -85,16 +87,29 @@ def expand(spec_path: Path) -> list[Point]:
     return points
 
 
-def build_points(points: list[Point], out_dir: Path, targets: list[str], engine: str | None, base_dir: Path) -> None:
-    """Validate and build every point; invalid points keep their codes and are skipped."""
+def build_points(
+    points: list[Point],
+    out_dir: Path,
+    targets: list[str],
+    engine: str | None,
+    base_dir: Path,
+    timing: str | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> None:
+    """Validate and build every point; invalid points keep their codes and are skipped. ``engine`` and
+    ``timing`` override each point's worker runtime and mock timing (``--engine``, ``--timing``)."""
     for point in points:
         point.directory = out_dir / "points" / f"p{point.index:03d}"
         try:
             loaded = load_spec_text(point.spec_text, f"{point.directory}/spec.yaml", base_dir=base_dir)
+            loaded = with_mocker_timing(with_worker_runtime(loaded, engine), timing)
             _, _, diagnostics = check_spec(loaded)
             if has_errors(diagnostics):
                 raise DiagnosticError([d for d in diagnostics if d.is_error])
-            rendered, _ = render_targets(compile_spec(with_worker_runtime(loaded, engine)), targets)
+            compilation = compile_timed(loaded, progress)
+            rendered, _ = render_targets(compilation, targets)
+            point.gpus = compilation.plan.total_gpus
+            point.timed_by = compilation.plan.mocker_timing if compilation.plan.mock_timing else None
         except DiagnosticError as exc:
             point.codes = sorted({d.code for d in exc.diagnostics})
             point.messages = [f"{d.code}: {d.message}" for d in exc.diagnostics]
@@ -133,11 +148,13 @@ def write_index(points: list[Point], out_dir: Path) -> None:
 RESULT_COLUMNS = [
     "point",
     "values",
+    "gpus",
     "concurrency",
     "requests",
     "errors",
     "request_throughput_per_s",
     "output_token_throughput_per_s",
+    "output_token_throughput_per_gpu",
     "ttft_ms_avg",
     "itl_ms_avg",
     "request_latency_ms_avg",
@@ -178,6 +195,11 @@ def run_points(
             deployment.stop()
             progress(point)
     write_results(points, out_dir)
+    if any(p.timed_by == "aiconfigurator" and p.results for p in points):
+        from dyncc.twin.report import aic_predictor, write_report
+
+        specs = {f"p{p.index}": p.directory / "spec.yaml" for p in points if p.directory is not None}
+        write_report(out_dir, aic_predictor(specs.__getitem__))
 
 
 def collect_results(bench_dir: Path) -> list[dict]:
@@ -206,7 +228,17 @@ def collect_results(bench_dir: Path) -> list[dict]:
 
 
 def write_results(points: list[Point], out_dir: Path) -> None:
-    rows = [{"point": f"p{p.index}", "values": p.label(), **r} for p in points for r in p.results]
+    rows = [
+        {
+            "point": f"p{p.index}",
+            "values": p.label(),
+            "gpus": p.gpus,
+            **r,
+            "output_token_throughput_per_gpu": (r["output_token_throughput_per_s"] or 0.0) / p.gpus if p.gpus else None,
+        }
+        for p in points
+        for r in p.results
+    ]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS)
     writer.writeheader()

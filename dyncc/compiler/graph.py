@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from pathlib import Path
 
 import networkx as nx
 
@@ -106,13 +107,17 @@ NodeData = FrontendNode | DiscoveryNode | PoolInfo | PlannerNode
 
 class DeploymentGraph:
     """The topology as ids and typed edges (networkx, for reachability and drawing) plus typed node records,
-    and the inputs every rule reads: the spec, the model facts, the version profile."""
+    and the inputs every rule reads: the spec, the model facts, the version profile, and the directory the
+    spec's relative file paths are read from."""
 
-    def __init__(self, spec: CoreSpec, facts: ModelFacts, source: SourceMap, profile: Profile) -> None:
+    def __init__(
+        self, spec: CoreSpec, facts: ModelFacts, source: SourceMap, profile: Profile, spec_dir: Path | None = None
+    ) -> None:
         self.spec = spec
         self.facts = facts
         self.source = source
         self.profile = profile
+        self.spec_dir = spec_dir
         self.strategy: str | None = None  # Dynamo 0.x's disaggregation strategy, when disaggregated
         self.kv_scored_roles: tuple[Role, ...] = ("agg",)
         self.topology = nx.DiGraph()
@@ -185,7 +190,7 @@ def build_graph(loaded: LoadedSpec) -> DeploymentGraph:
     spec: CoreSpec = loaded.spec
     # An unknown version family is reported by DYN701; the current profile keeps the rules going.
     profile = profile_for(spec.dynamo.version) or DYNAMO_1
-    graph = DeploymentGraph(spec, loaded.facts, loaded.source, profile)
+    graph = DeploymentGraph(spec, loaded.facts, loaded.source, profile, loaded.base_dir)
     declared = spec.pools.declared()
     kv_router = spec.router.mode == "kv"
     roles = {role for role, _ in declared}

@@ -9,6 +9,7 @@ settings, which reach them beside the plan, never through it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from dyncc import __version__
@@ -25,11 +26,23 @@ from dyncc.trtllm.engine_config import engine_yaml
 MAX_OUTPUT_FILE_BYTES = 16 * 1024 * 1024
 
 
-def text_bytes(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
+# What a target writes: relative path -> text (scripts, manifests) or bytes (data such as timing files).
+FileContent = str | bytes
+Files = dict[str, FileContent]
 
 
-def oversized_files(target: str, files: dict[str, str], limit: int = MAX_OUTPUT_FILE_BYTES) -> list[Diagnostic]:
+def text_bytes(text: FileContent) -> int:
+    return len(text) if isinstance(text, bytes) else len(text.encode("utf-8", "surrogatepass"))
+
+
+def encoded(content: FileContent) -> bytes:
+    """A file's bytes as written (text as UTF-8)."""
+    return content if isinstance(content, bytes) else content.encode("utf-8")
+
+
+def oversized_files(
+    target: str, files: Mapping[str, FileContent], limit: int = MAX_OUTPUT_FILE_BYTES
+) -> list[Diagnostic]:
     """DYN510 for each rendered file over ``limit`` bytes."""
     return [
         Diagnostic(
@@ -114,6 +127,10 @@ class DeploymentPlan:
     request_plane: str | None = None  # `--request-plane` of frontend and workers (nats needs a NATS server)
     on_worker_exit: str = "restart"  # what a supervisor does when a worker dies: "restart" or "stop"
     model_revision: str | None = None  # Hugging Face revision of a hub model; None: the main branch
+    mocker_timing: str = "builtin"  # `builtin`, `aiconfigurator`, or a timing file (the spec's mocker_timing)
+    # Each pool's mock-engine timing file (NPZ bytes), filled in by dyncc.twin before the targets render;
+    # a pool without one keeps the mock's built-in timing.
+    mock_timing: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
 
     @property
     def workers(self) -> list[tuple[PoolPlan, WorkerPlan]]:
@@ -159,6 +176,7 @@ def lower(graph: DeploymentGraph, placement: Placement) -> DeploymentPlan:
         request_plane=spec.request_plane if profile.request_plane_flag else None,
         on_worker_exit=spec.on_worker_exit,
         model_revision=spec.model.revision,
+        mocker_timing=spec.mocker_timing,
     )
 
 

@@ -56,6 +56,7 @@ class Profile:
     conditional_disagg: bool
     approximate_kv_routing_flag: str  # turns KV events off at the router (approximate KV routing)
     mocker_disaggregation: bool  # the mock engine has --disaggregation-mode/--bootstrap-ports/--max-model-len
+    mocker_timing_file: bool  # the mock engine reads step times from a file (--planner-profile-data)
     # Discovery and transports
     discovery: Literal["file", "etcd+nats"]
     worker_env: tuple[tuple[str, str], ...]  # what turns on a worker's health server
@@ -98,6 +99,7 @@ DYNAMO_1 = Profile(
     conditional_disagg=True,
     approximate_kv_routing_flag="--no-router-kv-events",
     mocker_disaggregation=True,
+    mocker_timing_file=True,
     discovery="file",
     worker_env=(),
     planner_image="dynamo-planner",  # Dynamo >= 1.1 ships the planner in its own image
@@ -120,6 +122,7 @@ DYNAMO_0 = Profile(
     conditional_disagg=False,
     approximate_kv_routing_flag="--no-kv-events",
     mocker_disaggregation=False,
+    mocker_timing_file=False,
     discovery="etcd+nats",
     worker_env=(("DYN_SYSTEM_ENABLED", "true"),),
     planner_image="tensorrtllm-runtime",

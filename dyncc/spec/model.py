@@ -517,6 +517,17 @@ class CoreSpec(SpecModel):
         "(targets that can run it: local, slurm; DYN503, DYN530). `--engine mocker` overrides it.",
     )
     mocker_speedup_ratio: float = Field(1.0, ge=0.0, description="Mock engine timing speed-up (0 = no delays).")
+    mocker_timing: str = Field(
+        "builtin",
+        min_length=1,
+        max_length=4096,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="How long the mock engine's prefill passes and decode steps take (the timed twin): `builtin` "
+        "(the mock's own arbitrary timing), `aiconfigurator` (each pool's steps as AIConfigurator estimates them "
+        "for its parallelism on cluster.gpu_type, at benchmark.isl/osl; DYN913), or the path of a mocker timing "
+        "NPZ, relative to the spec file (DYN912). Needs worker_runtime mocker (DYN910) and Dynamo 1.x (DYN703). "
+        "`--timing` overrides it.",
+    )
     on_worker_exit: Literal["restart", "stop"] = Field(
         "restart",
         description="What the local and Slurm supervisors do when a worker process dies: `restart` it with "

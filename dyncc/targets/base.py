@@ -19,7 +19,7 @@ from dyncc.diagnostics import Diagnostic
 from dyncc.spec.model import SpecModel
 
 if TYPE_CHECKING:
-    from dyncc.compiler.plan import DeploymentPlan
+    from dyncc.compiler.plan import DeploymentPlan, Files
 
 
 class Capability(enum.Enum):
@@ -37,7 +37,7 @@ class Implementation(Protocol):
 
     def check(self, plan: DeploymentPlan, settings: Any) -> list[Diagnostic]: ...
 
-    def render(self, plan: DeploymentPlan, settings: Any) -> dict[str, str]: ...
+    def render(self, plan: DeploymentPlan, settings: Any) -> Files: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +63,7 @@ class Target:
     def check(self, plan: DeploymentPlan, settings: Any) -> list[Diagnostic]:
         return self.module().check(plan, settings)
 
-    def render(self, plan: DeploymentPlan, settings: Any) -> dict[str, str]:
+    def render(self, plan: DeploymentPlan, settings: Any) -> Files:
         return self.module().render(plan, settings)
 
 

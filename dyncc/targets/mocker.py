@@ -11,6 +11,7 @@ from importlib import resources
 
 from dyncc.compiler.plan import DeploymentPlan, PoolPlan, WorkerPlan
 from dyncc.diagnostics import Diagnostic
+from dyncc.targets.shell import Raw
 
 MOCKER_MODES = {"agg", "prefill", "decode"}  # Dynamo's mocker has no encode mode
 TINY_MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json")
@@ -62,10 +63,25 @@ def bootstrap_port(plan: DeploymentPlan, worker: WorkerPlan, system_port_base: i
     return next(itertools.islice(free, worker.index, None))
 
 
+def timing_file_name(pool: PoolPlan) -> str:
+    return f"timing/{pool.role}.npz"
+
+
+def timing_files(plan: DeploymentPlan) -> dict[str, bytes]:
+    """The pools' mock-engine timing files (the timed twin), to be written beside the launch script."""
+    return {timing_file_name(p): plan.mock_timing[p.role] for p in plan.pools if p.role in plan.mock_timing}
+
+
 def mocker_args(
-    plan: DeploymentPlan, pool: PoolPlan, worker: WorkerPlan, model_path: object, bootstrap: int | None = None
+    plan: DeploymentPlan,
+    pool: PoolPlan,
+    worker: WorkerPlan,
+    model_path: object,
+    bootstrap: int | None = None,
+    files_dir: str = "$HERE",
 ) -> list:
-    """The mock's flags; ``bootstrap`` is the prefill->decode rendezvous port (None: no rendezvous, no listener)."""
+    """The mock's flags; ``bootstrap`` is the prefill->decode rendezvous port (None: no rendezvous, no listener);
+    ``files_dir`` the shell variable naming the directory the target wrote :func:`timing_files` to."""
     engine = pool.engine_config
     component = "prefill" if pool.role == "prefill" else "backend"
     args = [
@@ -90,6 +106,8 @@ def mocker_args(
         args += list(pool.flags[at : at + 2])
     if engine.get("enable_attention_dp"):
         args += ["--data-parallel-size", str(engine["tensor_parallel_size"])]
+    if pool.role in plan.mock_timing:  # step times from the file instead of the mock's own arbitrary ones
+        args += ["--planner-profile-data", Raw(f'"{files_dir}/{timing_file_name(pool)}"')]
     for key, flag in (
         ("max_batch_size", "--max-num-seqs"),
         ("max_num_tokens", "--max-num-batched-tokens"),

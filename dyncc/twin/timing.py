@@ -28,11 +28,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from dyncc.compiler.rules.mock_timing import npz_problem
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.sla import runner
 from dyncc.sla.mapping import Worker
-
-NPZ_KEYS = ("prefill_isl", "prefill_ttft_ms", "decode_active_kv_tokens", "decode_context_length", "decode_itl")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,31 +200,9 @@ def timing_file(
 
 
 def check_npz(path: Path) -> None:
-    """Refuse a file the mocker would misread: the five arrays, finite, positive, sizes that agree."""
-    import numpy as np
-
-    try:
-        with np.load(path) as data:
-            arrays = {k: data[k] for k in NPZ_KEYS}
-    except (OSError, KeyError, ValueError) as exc:
+    """Refuse (DYN912) a file the mocker would misread: the five arrays, finite, positive, sizes that agree."""
+    problem = npz_problem(path)
+    if problem is not None:
         raise DiagnosticError(
-            [Diagnostic("DYN909", f"{path} is not a mocker timing file: {exc}", hint="regenerate it")]
-        ) from None
-    kv, ctx = arrays["decode_active_kv_tokens"].shape[0], arrays["decode_context_length"].shape[0]
-    good = (
-        arrays["prefill_isl"].shape == arrays["prefill_ttft_ms"].shape
-        and arrays["decode_itl"].shape == (kv, ctx)
-        and all(np.all(np.isfinite(a)) for a in arrays.values())
-        and np.all(arrays["prefill_ttft_ms"] > 0)
-        and np.all(arrays["decode_itl"] > 0)
-    )
-    if not good:
-        raise DiagnosticError(
-            [
-                Diagnostic(
-                    "DYN909",
-                    f"{path}: timing arrays disagree in size or hold non-positive values",
-                    hint="regenerate it",
-                )
-            ]
+            [Diagnostic("DYN912", f"{path} {problem}", path=("mocker_timing",), hint="regenerate it")]
         )

@@ -85,6 +85,13 @@ def feature_exists_in_version(graph: DeploymentGraph) -> Iterator[Diagnostic]:
             ("request_plane",),
             f"remove it, or deploy Dynamo {newer}",
         )
+    if spec.mocker_timing != "builtin" and not profile.mocker_timing_file:
+        yield finding(
+            f"mocker_timing is not in Dynamo {spec.dynamo.version}: its mock engine has no "
+            "`--planner-profile-data` to read step times from (it came with Dynamo 1.x)",
+            ("mocker_timing",),
+            f"remove it, or deploy Dynamo {newer}",
+        )
 
 
 @rule("DYN706", "nats-request-plane-needs-nats")

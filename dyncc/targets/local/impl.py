@@ -21,11 +21,11 @@ import dataclasses
 import itertools
 from importlib import resources
 
-from dyncc.compiler.plan import DeploymentPlan, PoolPlan, WorkerPlan
+from dyncc.compiler.plan import DeploymentPlan, Files, PoolPlan, WorkerPlan
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.targets.bench import bench_script
 from dyncc.targets.local.settings import LocalSettings
-from dyncc.targets.mocker import mock_problems, mocker_args, tiny_model_files
+from dyncc.targets.mocker import mock_problems, mocker_args, timing_files, tiny_model_files
 from dyncc.targets.ports import port_problems, system_port
 from dyncc.targets.shell import Raw, quote, ready_probe_text, shell_words, template_environment
 
@@ -187,7 +187,7 @@ def event_broker_text() -> str:
     return resources.files(__package__).joinpath("templates", "event_broker.py").read_text("utf-8")
 
 
-def render(plan: DeploymentPlan, settings: LocalSettings) -> dict[str, str]:
+def render(plan: DeploymentPlan, settings: LocalSettings) -> Files:
     problems = check(plan, settings)
     if problems:
         raise DiagnosticError(problems)
@@ -218,7 +218,7 @@ def render(plan: DeploymentPlan, settings: LocalSettings) -> dict[str, str]:
             worker_cmds={w.name: shell_words(worker_command(plan, settings, p, w)) for p, w in workers},
         )
     )
-    files = {"launch.sh": launch, "ready.py": ready_probe_text()}
+    files: Files = {"launch.sh": launch, "ready.py": ready_probe_text()}
     if broker is not None:
         files["event_broker.py"] = event_broker_text()
     for pool in plan.pools:
@@ -228,4 +228,5 @@ def render(plan: DeploymentPlan, settings: LocalSettings) -> dict[str, str]:
         files["bench.sh"] = bench_script(plan, plan.benchmark, tokenizer, "$HERE/run/bench")
     if mocker and plan.model_local_dir is None:
         files.update({f"model/{name}": text for name, text in tiny_model_files().items()})
+    files.update(timing_files(plan))
     return files

@@ -16,10 +16,10 @@ import dataclasses
 import re
 from importlib import resources
 
-from dyncc.compiler.plan import DeploymentPlan, PoolPlan, WorkerPlan, oversized_files, text_bytes
+from dyncc.compiler.plan import DeploymentPlan, Files, PoolPlan, WorkerPlan, oversized_files, text_bytes
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.targets.bench import bench_script
-from dyncc.targets.mocker import bootstrap_port, mock_problems, mocker_args, tiny_model_files
+from dyncc.targets.mocker import bootstrap_port, mock_problems, mocker_args, timing_files, tiny_model_files
 from dyncc.targets.ports import port_problems, system_port
 from dyncc.targets.shell import Raw, quote, ready_probe_text, shell_words, template_environment
 from dyncc.targets.slurm.settings import SlurmSettings
@@ -279,7 +279,12 @@ def worker_command(plan: DeploymentPlan, settings: SlurmSettings, pool: PoolPlan
             "-m",
             "dynamo.mocker",
             *mocker_args(
-                plan, pool, worker, model, bootstrap_port(plan, worker, settings.system_port_base, settings.http_port)
+                plan,
+                pool,
+                worker,
+                model,
+                bootstrap_port(plan, worker, settings.system_port_base, settings.http_port),
+                files_dir="$DYNCC_DIR",
             ),
         ]
     # Several ranks: each rank runs under trtllm-llmapi-launch, which makes rank 0 the Dynamo worker.
@@ -370,7 +375,7 @@ def _too_large(plan: DeploymentPlan, size: int) -> Diagnostic:
     )
 
 
-def render(plan: DeploymentPlan, settings: SlurmSettings) -> dict[str, str]:
+def render(plan: DeploymentPlan, settings: SlurmSettings) -> Files:
     problems = check(plan, settings)
     if problems:
         raise DiagnosticError(problems)
@@ -378,7 +383,7 @@ def render(plan: DeploymentPlan, settings: SlurmSettings) -> dict[str, str]:
     if estimate > MAX_SBATCH_BYTES:
         raise DiagnosticError([_too_large(plan, estimate)])
     here = resources.files(__package__).joinpath("templates")
-    files = {
+    files: Files = {
         "job.sbatch": render_sbatch(plan, settings),
         "step.sh": here.joinpath("step.sh").read_text("utf-8"),
         "ready.py": ready_probe_text(),
@@ -397,4 +402,5 @@ def render(plan: DeploymentPlan, settings: SlurmSettings) -> dict[str, str]:
         problems.append(_too_large(plan, text_bytes(files["job.sbatch"])))
     if problems:
         raise DiagnosticError(problems)
+    files.update(timing_files(plan))
     return files

@@ -1,0 +1,65 @@
+"""Give each mock pool of a compiled plan its timing file, as the spec's `mocker_timing` says.
+
+Runs after the rules (which checked everything validate can know: DYN703, DYN910, DYN912, DYN913) and
+before the targets render: `aiconfigurator` asks AIConfigurator for each pool's worker shape (or reads
+the cache), a path is read once for every pool. The targets then only copy bytes into their output and
+point each mock worker at its pool's file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from dyncc.compiler import Compilation
+from dyncc.compiler.graph import PoolInfo
+from dyncc.compiler.rules.mock_timing import AICONFIGURATOR, BUILTIN, MAX_TIMING_FILE_BYTES, npz_problem, timing_path
+from dyncc.diagnostics import Diagnostic, DiagnosticError
+from dyncc.sla import runner
+from dyncc.sla.mapping import Worker, system_for_gpu_type
+from dyncc.twin.timing import Grid, PoolTiming, timing_file
+
+
+def pool_timing(compilation: Compilation, pool: PoolInfo) -> tuple[PoolTiming, Grid]:
+    """What AIConfigurator is asked for one pool: its worker shape on the spec's GPU, and a grid laid around
+    the spec's workload up to the pool's batch size."""
+    spec, facts = compilation.graph.spec, compilation.graph.facts
+    p = pool.spec
+    is_moe = bool(facts.moe) or p.expert_parallel > 1
+    ranks = p.tensor_parallel
+    tp, dp = (1, ranks) if p.attention_dp else (ranks, 1)
+    moe_tp = (p.moe_tensor_parallel or max(1, ranks // p.expert_parallel)) if is_moe else 1
+    batch = p.engine.max_batch_size or 1
+    worker = Worker(tp=tp, pp=p.pipeline_parallel, dp=dp, moe_tp=moe_tp, moe_ep=p.expert_parallel if is_moe else 1)
+    system = system_for_gpu_type(spec.cluster.gpu_type or "")
+    assert system is not None and spec.benchmark is not None  # DYN913 refused the spec otherwise
+    return PoolTiming(spec.model.path, system, worker, is_moe), Grid.around(
+        spec.benchmark.isl, spec.benchmark.osl, batch
+    )
+
+
+def with_timing(
+    compilation: Compilation, *, progress: runner.Progress | None = None, timeout: float = runner.DEFAULT_TIMEOUT_S
+) -> Compilation:
+    """The compilation with ``plan.mock_timing`` filled in (unchanged for real engines or builtin timing)."""
+    plan = compilation.plan
+    if plan.worker_runtime != "mocker" or plan.mocker_timing == BUILTIN:
+        return compilation
+    timing: dict[str, bytes] = {}
+    if plan.mocker_timing == AICONFIGURATOR:
+        for pool in compilation.graph.pools():
+            shape, grid = pool_timing(compilation, pool)
+            timing[pool.role] = timing_file(shape, grid, timeout=timeout, progress=progress).path.read_bytes()
+    else:
+        path = timing_path(plan.mocker_timing, compilation.loaded.base_dir)
+        problem = npz_problem(path)  # checked by DYN912 already; the file may have changed since
+        with open(path, "rb") as f:  # bounded even if it grew after the check
+            data = f.read(MAX_TIMING_FILE_BYTES + 1) if problem is None else b""
+        if len(data) > MAX_TIMING_FILE_BYTES:
+            problem = f"is over the {MAX_TIMING_FILE_BYTES} bytes a timing file can be"
+        if problem is not None:
+            where = compilation.loaded.source.locate(("mocker_timing",))
+            raise DiagnosticError(
+                [Diagnostic("DYN912", f"mocker_timing {path} {problem}", ("mocker_timing",), location=where)]
+            )
+        timing = {pool.role: data for pool in compilation.graph.pools()}
+    return dataclasses.replace(compilation, plan=dataclasses.replace(plan, mock_timing=timing))
