@@ -43,7 +43,20 @@ class Point:
         return not self.codes
 
     def label(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.values.items())
+        return ", ".join(f"{k}={_short(v)}" for k, v in self.values.items())
+
+
+def _short(value: Any) -> str:
+    """A swept value as a label: a pools mapping as its topology (``1xprefill(tp2)+1xdecode(tp2)``), other
+    mappings and lists as compact JSON."""
+    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        if set(value) <= {"agg", "prefill", "decode", "encode"}:
+            return "+".join(
+                f"{pool.get('replicas', 1)}x{role}(tp{pool.get('tensor_parallel', 1)})" for role, pool in value.items()
+            )
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+    return str(value)
 
 
 def _set_path(data: dict, dotted: str, value: Any) -> None:

@@ -156,11 +156,31 @@ def missing_reference(*entries: str) -> str | None:
     )
 
 
+# Modules whose tests start deployments (ports, etcd/NATS on their fixed ports, `dyncc up`'s lock, the
+# Slurm cluster): under xdist they all run on one worker, one at a time, as in a serial run.
+DEPLOYING_MODULES = {
+    "test_e2e_local",
+    "test_faults",
+    "test_hardening_up",
+    "test_slurm",
+    "test_slurm_site",
+    "test_starts",
+    "test_sweep",
+    "test_twin",
+    "test_versions",
+}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Whatever uses the Slurm cluster is in the `slurm` layer, whether or not its file says so."""
+    """Whatever uses the Slurm cluster is in the `slurm` layer, whether or not its file says so; whatever
+    starts processes that listen (e2e, Slurm, the modules above) is in the `deployments` xdist group, which
+    `--dist loadgroup` runs on a single worker, so two deployments never run side by side."""
     for item in items:
         if "slurm" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slurm)
+        module = item.module.__name__.rsplit(".", 1)[-1] if getattr(item, "module", None) else ""
+        if item.get_closest_marker("e2e") or item.get_closest_marker("slurm") or module in DEPLOYING_MODULES:
+            item.add_marker(pytest.mark.xdist_group("deployments"))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -250,7 +270,7 @@ def sh(*args: object, cwd: Path | None = None, timeout: float = 60) -> subproces
 
 @pytest.fixture(scope="session")
 def slurm() -> Iterator[None]:
-    """A real Slurm on this machine (slurmctld, munge, six fake 8-GPU nodes), started clean once per
+    """A real Slurm on this machine (slurmctld, munge, ten fake 8-GPU nodes), started clean once per
     session and stopped at its end, so no job or daemon outlives the suite."""
     if shutil.which("slurmctld") is None or os.geteuid() != 0:
         pytest.fail("Slurm (slurm-wlm) and root are needed: run scripts/setup.sh as root")
