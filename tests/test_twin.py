@@ -45,6 +45,25 @@ def test_broken_npz_is_refused(tmp_path: Path) -> None:
     assert exc.value.diagnostics[0].code == "DYN912"
 
 
+def test_timing_files_that_would_mislead_or_exhaust_are_refused(tmp_path: Path) -> None:
+    import numpy as np
+
+    from dyncc.compiler.rules.mock_timing import npz_problem
+
+    good = recorded_npz(tmp_path / "good.npz")
+    arrays = dict(np.load(good))
+    bomb = tmp_path / "bomb.npz"  # 17 MiB of zeros compress to a few KiB
+    np.savez_compressed(bomb, **arrays, padding=np.zeros(17 * 1024 * 1024 // 8))
+    assert bomb.stat().st_size < 1024 * 1024 and "inflates to" in (npz_problem(bomb) or "")
+    ragged = tmp_path / "ragged.npz"
+    np.savez(ragged, **{**arrays, "decode_itl": arrays["decode_itl"][:, :-1]})
+    assert "sizes disagree" in (npz_problem(ragged) or "")
+    (tmp_path / "text.npz").write_text("not a zip")
+    assert "is not an NPZ" in (npz_problem(tmp_path / "text.npz") or "")
+    assert npz_problem(tmp_path) == "is not a regular file"
+    assert npz_problem(good) is None
+
+
 def test_grid_holds_the_workload_lengths() -> None:
     g = Grid.around(4000, 500, 64)
     assert 4000 in g.prefill_isl and {4000, 4250, 4500} <= set(g.decode_context)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,8 +50,12 @@ def npz_problem(path: Path) -> str | None:
         return "cannot be checked: numpy is not installed (Dynamo brings it)"
     try:
         with np.load(path, allow_pickle=False) as data:
+            # An NPZ is a zip: a small file can inflate to gigabytes, so its members' sizes are read first.
+            inflated = sum(member.file_size for member in data.zip.infolist())
+            if inflated > MAX_TIMING_FILE_BYTES:
+                return f"inflates to {inflated} bytes, over the {MAX_TIMING_FILE_BYTES} a timing file can hold"
             arrays = {k: np.asarray(data[k], dtype=float) for k in NPZ_KEYS}
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
         return f"is not an NPZ with the arrays {', '.join(NPZ_KEYS)} ({str(exc)[:120]})"
     kv, ctx = arrays["decode_active_kv_tokens"].shape, arrays["decode_context_length"].shape
     if (
