@@ -213,8 +213,11 @@ def test_a_failure_while_swapping_targets_rolls_every_target_back(tmp_path, monk
     assert leftovers(out) == []
 
 
+# The child stops after its first swap until the test's signal is pending (held off by the swap's signal
+# mask), so the signal always lands with one target new and the others still old, however loaded the
+# machine is.
 SIGNALLED_BUILD = """
-import os, pathlib, sys, time
+import os, pathlib, signal, sys, time
 import dyncc.output as output
 flag = pathlib.Path(sys.argv[1])
 real_exchange = output._exchange
@@ -222,7 +225,9 @@ def slow_exchange(a, b, aside):
     real_exchange(a, b, aside)
     if not flag.exists():
         flag.write_text("first target swapped")
-        time.sleep(1.0)  # the signal arrives now, with one target new and the others still old
+        deadline = time.monotonic() + 60
+        while not signal.sigpending() and time.monotonic() < deadline:
+            time.sleep(0.01)
 output._exchange = slow_exchange
 from dyncc.cli import main
 sys.argv = ["dyncc", *sys.argv[2:]]
@@ -252,17 +257,23 @@ def test_a_signal_during_the_swap_lands_after_every_target_is_new(tmp_path, sign
     assert leftovers(out) == []
 
 
+# The child waits after staging its second file until the test's Ctrl-C interrupts it: the signal always
+# arrives while the targets are being staged.
 SLOW_STAGING = """
 import pathlib, sys, time
 flag = pathlib.Path(sys.argv[1])
-_write = pathlib.Path.write_text
+_write = pathlib.Path.write_bytes
+written = []
 def slow_write(self, *args, **kwargs):
     result = _write(self, *args, **kwargs)
-    if self.name != ".dyncc-staging" and self != flag:
+    written.append(self)
+    if len(written) == 2:
         flag.write_text("staging")
-        time.sleep(0.2)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
     return result
-pathlib.Path.write_text = slow_write
+pathlib.Path.write_bytes = slow_write
 from dyncc.cli import main
 sys.argv = ["dyncc", *sys.argv[2:]]
 main()
@@ -282,7 +293,6 @@ def test_a_ctrl_c_while_staging_leaves_every_target_old(tmp_path, expected):
     while not flag.exists():
         assert time.monotonic() < deadline and proc.poll() is None, "the build never started staging"
         time.sleep(0.01)
-    time.sleep(0.5)  # a few files into the second or third target
     proc.send_signal(signal.SIGINT)
     assert proc.wait(30) != 0
     assert snapshot(out) == expected[SPEC_A.name]
@@ -464,14 +474,14 @@ def test_write_errors_name_the_path_and_keep_the_previous_output(tmp_path, monke
     out = tmp_path / "out"
     api.build(SPEC_A, ["all"], out)
     before = snapshot(out)
-    real_write = Path.write_text
+    real_write = Path.write_bytes  # what the stager writes every file with
 
     def disk_full(self, *args, **kwargs):
         if self.name == "job.sbatch":
             raise OSError(errno.ENOSPC, "No space left on device", str(self))
         return real_write(self, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "write_text", disk_full)
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
     with pytest.raises(DiagnosticError) as exc:
         api.build(SPEC_B, ["all"], out)
     (diagnostic,) = exc.value.diagnostics

@@ -128,15 +128,20 @@ class SubmittedJob:
         assert proc.returncode == 0, proc.stderr
         self.job = proc.stdout.strip().split(";")[0]
         self.run = self.dir / "run" / self.job
-        self.url = _wait_for(
-            lambda: (
-                (self.run / "frontend_url").is_file()
-                and (self.run / "frontend_url").read_text().strip()
-                or (self._failed_early())
-            ),
-            90,
-            "the frontend URL",
-        )
+        try:
+            self.url = _wait_for(
+                lambda: (
+                    (self.run / "frontend_url").is_file()
+                    and (self.run / "frontend_url").read_text().strip()
+                    or (self._failed_early())
+                ),
+                90,
+                "the frontend URL",
+            )
+        except AssertionError as exc:  # say where the job was, and never leave it holding the nodes
+            state = sh("scontrol", "show", "job", self.job).stdout
+            self.cancel()
+            raise AssertionError(f"{exc}\n{state}\n{self.output()}") from None
 
     def _failed_early(self):
         if _job_field(self.job, "JobState") in ("FAILED", "CANCELLED", "COMPLETED"):
