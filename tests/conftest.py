@@ -156,25 +156,16 @@ def missing_reference(*entries: str) -> str | None:
     )
 
 
-# Modules whose tests start deployments (ports, etcd/NATS on their fixed ports, `dyncc up`'s lock, the
-# Slurm cluster): under xdist they all run on one worker, one at a time, as in a serial run.
-DEPLOYING_MODULES = {
-    "test_e2e_local",
-    "test_faults",
-    "test_hardening_up",
-    "test_slurm",
-    "test_slurm_site",
-    "test_starts",
-    "test_sweep",
-    "test_twin",
-    "test_versions",
-}
+# Modules whose tests start launch scripts or hold ports without being `e2e` (fake workers, taken-port
+# checks): under xdist they join the e2e and Slurm tests in the `deployments` group.
+DEPLOYING_MODULES = {"test_faults", "test_hardening_up"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Whatever uses the Slurm cluster is in the `slurm` layer, whether or not its file says so; whatever
-    starts processes that listen (e2e, Slurm, the modules above) is in the `deployments` xdist group, which
-    `--dist loadgroup` runs on a single worker, so two deployments never run side by side."""
+    starts deployments (e2e, Slurm, the modules above) is in the `deployments` xdist group, which
+    `--dist loadgroup` runs on a single worker, one test at a time: two deployments never run side by side
+    (they would meet on etcd/NATS's fixed ports, port 8000, the Slurm cluster)."""
     for item in items:
         if "slurm" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slurm)
