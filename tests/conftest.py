@@ -161,6 +161,7 @@ def missing_reference(*entries: str) -> str | None:
 DEPLOYING_MODULES = {"test_faults", "test_hardening_up"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist turns xdist_group markers into its @group node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Whatever uses the Slurm cluster is in the `slurm` layer, whether or not its file says so; whatever
     starts deployments (e2e, Slurm, the modules above) is in the `deployments` xdist group, which
