@@ -175,6 +175,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("deployments"))
 
 
+def _signal_state() -> tuple[object, ...]:
+    import signal
+
+    handlers = tuple(signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD))
+    return (*handlers, tuple(sorted(signal.pthread_sigmask(signal.SIG_BLOCK, []))))
+
+
+@pytest.fixture(autouse=True)
+def _signals_left_as_found() -> Iterator[None]:
+    """No test may leave the test process's signal handlers or mask changed: every process started after
+    it would inherit the change (an ignored or blocked Ctrl-C), and a later test would fail for it."""
+    before = _signal_state()
+    yield
+    assert _signal_state() == before, "this test left the process's signal handling changed"
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """`@pytest.mark.reference("entry", ...)`: skip without those files; in CI (CI=true), fail instead,
     because there a skip would let the checks against the real stack silently stop running."""

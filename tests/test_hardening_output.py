@@ -213,6 +213,14 @@ def test_a_failure_while_swapping_targets_rolls_every_target_back(tmp_path, monk
     assert leftovers(out) == []
 
 
+def signals_as_from_a_shell() -> None:
+    """The build starts as a shell starts a command: default signal actions, nothing blocked. (A child
+    inherits ignored and blocked signals from the test process, whatever pytest and its workers set.)"""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
 # The child stops after its first swap until the test's signal is pending (held off by the swap's signal
 # mask), so the signal always lands with one target new and the others still old, however loaded the
 # machine is.
@@ -244,6 +252,7 @@ def test_a_signal_during_the_swap_lands_after_every_target_is_new(tmp_path, sign
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=signals_as_from_a_shell,
     )
     deadline = time.monotonic() + 30
     while not flag.exists():
@@ -288,6 +297,7 @@ def test_a_ctrl_c_while_staging_leaves_every_target_old(tmp_path, expected):
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=signals_as_from_a_shell,
     )
     deadline = time.monotonic() + 30
     while not flag.exists():
