@@ -70,18 +70,21 @@ def chat_completion(base_url: str, model: str, prompt: str, max_tokens: int = 16
     return reply
 
 
-def streaming_chat_completion(base_url: str, model: str, prompt: str, max_tokens: int = 16) -> list[dict[str, Any]]:
-    """The SSE chunks of a streamed chat completion; raises unless the stream ends with [DONE]."""
-    status, body = _post(
-        f"{base_url}/v1/chat/completions",
-        {
-            "model": model,
-            "messages": [{"role": "user", "content": prompt}],
-            "max_tokens": max_tokens,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        },
-    )
+def streaming_chat_completion(
+    base_url: str, model: str, prompt: str, max_tokens: int = 16, ignore_eos: bool = False
+) -> list[dict[str, Any]]:
+    """The SSE chunks of a streamed chat completion; raises unless the stream ends with [DONE]. With
+    ``ignore_eos`` the reply is exactly ``max_tokens`` long (an engine's end-of-sequence does not end it)."""
+    request: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if ignore_eos:
+        request["ignore_eos"] = True
+    status, body = _post(f"{base_url}/v1/chat/completions", request)
     if status != 200:
         raise RuntimeError(f"HTTP {status}: {body[:200]!r}")
     events = [line[len("data:") :].strip() for line in body.decode().splitlines() if line.startswith("data:")]
