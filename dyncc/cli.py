@@ -176,14 +176,14 @@ def _target_choices() -> list[str]:
     return [*target_names(), "all"]
 
 
-def _target_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def _target_option(help_text: str, default: str = "all") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """`-t/--target`, repeatable; `all` is every registered target that can run the spec."""
     return click.option(
         "-t",
         "--target",
         "targets",
         multiple=True,
-        default=("all",),
+        default=(default,),
         show_default=True,
         type=click.Choice(_target_choices()),
         help=help_text,
@@ -504,15 +504,7 @@ def diff(old: str, new: str) -> None:
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("-o", "--out", "out_dir", default="sweep", show_default=True, type=click.Path(file_okay=False))
-@click.option(
-    "-t",
-    "--target",
-    "targets",
-    multiple=True,
-    default=("local",),
-    show_default=True,
-    type=click.Choice(_target_choices()),
-)
+@_target_option("Target to build each point for; repeat for several (--run adds local).", default="local")
 @_runtime_options
 @click.option(
     "--run",

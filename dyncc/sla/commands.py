@@ -228,7 +228,7 @@ class Estimate:
         return "\n".join(lines + [f"note: {n}" for n in self.notes]) + "\n"
 
 
-def _aic_worker_args(pool: Any, is_moe: bool) -> dict[str, int]:
+def aic_worker_args(pool: Any, is_moe: bool) -> dict[str, int]:
     """A dyncc pool's parallelism in AIConfigurator's terms (the inverse of mapping._pool)."""
     ranks = pool.tensor_parallel
     tp, dp = (1, ranks) if pool.attention_dp else (ranks, 1)
@@ -298,7 +298,7 @@ def estimate_args(
             )
     if "agg" in pools:
         agg = pools["agg"]
-        args.update(mode="agg", batch_size=batch_size or agg.engine.max_batch_size, **_aic_worker_args(agg, is_moe))
+        args.update(mode="agg", batch_size=batch_size or agg.engine.max_batch_size, **aic_worker_args(agg, is_moe))
         return args
     prefill, decode = pools["prefill"], pools["decode"]
     groups = math.gcd(prefill.replicas, decode.replicas)  # the spec as copies of AIConfigurator's replica group
@@ -309,7 +309,7 @@ def estimate_args(
         decode_batch_size=batch_size or decode.engine.max_batch_size,
     )
     for prefix, pool in (("prefill_", prefill), ("decode_", decode)):
-        args.update({prefix + k: v for k, v in _aic_worker_args(pool, is_moe).items()})
+        args.update({prefix + k: v for k, v in aic_worker_args(pool, is_moe).items()})
     return args
 
 

@@ -15,6 +15,7 @@ from dyncc.compiler.graph import PoolInfo
 from dyncc.compiler.rules.mock_timing import AICONFIGURATOR, BUILTIN, MAX_TIMING_FILE_BYTES, npz_problem, timing_path
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.sla import runner
+from dyncc.sla.commands import aic_worker_args
 from dyncc.sla.mapping import Worker, system_for_gpu_type
 from dyncc.twin.timing import Grid, PoolTiming, timing_file
 
@@ -25,11 +26,15 @@ def pool_timing(compilation: Compilation, pool: PoolInfo) -> tuple[PoolTiming, G
     spec, facts = compilation.graph.spec, compilation.graph.facts
     p = pool.spec
     is_moe = bool(facts.moe) or p.expert_parallel > 1
-    ranks = p.tensor_parallel
-    tp, dp = (1, ranks) if p.attention_dp else (ranks, 1)
-    moe_tp = (p.moe_tensor_parallel or max(1, ranks // p.expert_parallel)) if is_moe else 1
+    shape = aic_worker_args(p, is_moe)  # the pool in AIConfigurator's terms, as `dyncc estimate` asks
+    worker = Worker(
+        tp=shape["tp_size"],
+        pp=shape["pp_size"],
+        dp=shape["attention_dp_size"],
+        moe_tp=shape.get("moe_tp_size", 1),
+        moe_ep=shape.get("moe_ep_size", 1),
+    )
     batch = p.engine.max_batch_size or 1
-    worker = Worker(tp=tp, pp=p.pipeline_parallel, dp=dp, moe_tp=moe_tp, moe_ep=p.expert_parallel if is_moe else 1)
     system = system_for_gpu_type(spec.cluster.gpu_type or "")
     assert system is not None and spec.benchmark is not None  # DYN913 refused the spec otherwise
     return PoolTiming(spec.model.path, system, worker, is_moe), Grid.around(
