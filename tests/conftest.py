@@ -175,6 +175,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("deployments"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Bring dyncc's bytecode up to date once, before any worker starts. The suite starts dyncc in many
+    child processes (the CLI, the language server, the signal tests' builds); where no current bytecode is
+    on disk (a module just edited, or PYTHONDONTWRITEBYTECODE, which these machines set) each of them would
+    compile the package again, ~0.3 s apiece. Only changed modules are compiled."""
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller did it
+        return
+    import compileall
+
+    compileall.compile_dir(ROOT / "dyncc", quiet=2)
+
+
 def _signal_state() -> tuple[object, ...]:
     import signal
 
