@@ -71,6 +71,15 @@ def test_three_point_local_mocker_sweep_runs_for_real(tmp_path):
     for row in rows:
         assert float(row["requests"]) == 4 and float(row["errors"]) == 0, row  # aiperf: zero errors
         assert float(row["output_token_throughput_per_s"]) > 0
+    # Every request asked for exactly osl tokens (the mock engine samples its end-of-sequence token now and
+    # then), and every reply was that long.
+    runs = sorted(out.glob("points/*/local/run/bench/c*"))
+    assert len(runs) == 6
+    for run in runs:
+        payloads = [p for entry in json.loads((run / "inputs.json").read_text())["data"] for p in entry["payloads"]]
+        assert len(payloads) == 4 and all(p["ignore_eos"] is True for p in payloads), run
+        lengths = json.loads((run / "profile_export_aiperf.json").read_text())["output_sequence_length"]
+        assert lengths["min"] == lengths["max"] == 16, run
     assert "router.mode=kv" in (out / "results.md").read_text()
     png = (out / "results.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000

@@ -452,7 +452,12 @@ class Benchmark(SpecModel):
     """A load test compiled next to the deployment (aiperf): bench.sh, a Kubernetes Job, an sbatch step."""
 
     isl: int = Field(512, ge=1, le=1_000_000, description="Input tokens per request (synthetic).")
-    osl: int = Field(128, ge=1, le=1_000_000, description="Output tokens per request.")
+    osl: int = Field(
+        128,
+        ge=1,
+        le=1_000_000,
+        description="Output tokens per request, exactly: the benchmark asks the engine to ignore its end-of-sequence token.",
+    )
     concurrency: list[Annotated[int, Field(ge=1, le=100_000)]] = Field(
         default_factory=lambda: [1, 4, 16], min_length=1, description="Concurrent requests; one aiperf run per value."
     )

@@ -32,6 +32,11 @@ def aiperf_args(plan: DeploymentPlan, bench: Benchmark, url, concurrency, artifa
         str(bench.request_count),
         "--artifact-dir",
         artifact_dir,
+        # Exactly `osl` tokens per reply, as a fixed-ISL/OSL benchmark means (AIConfigurator's estimates
+        # too): an engine that samples its end-of-sequence token early would otherwise shorten replies at
+        # random, and an empty one counts as an aiperf error. Dynamo's frontend takes it at the request's root.
+        "--extra-inputs",
+        "ignore_eos:true",
         "--use-server-token-count",
         "--no-gpu-telemetry",
         "--ui-type",

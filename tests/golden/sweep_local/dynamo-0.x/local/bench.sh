@@ -11,6 +11,6 @@ AIPERF="${DYNCC_AIPERF:-aiperf}"
 mkdir -p "$RESULTS"
 for C in 1 4; do
   echo "dyncc: aiperf at concurrency $C"
-  env -u HF_HUB_OFFLINE "$AIPERF" profile --model Qwen/Qwen3-0.6B --url "$URL" --endpoint-type chat --streaming --tokenizer Qwen/Qwen3-0.6B --isl 128 --osl 32 --concurrency "$C" --request-count 12 --artifact-dir "$RESULTS/c$C" --use-server-token-count --no-gpu-telemetry --ui-type none
+  env -u HF_HUB_OFFLINE "$AIPERF" profile --model Qwen/Qwen3-0.6B --url "$URL" --endpoint-type chat --streaming --tokenizer Qwen/Qwen3-0.6B --isl 128 --osl 32 --concurrency "$C" --request-count 12 --artifact-dir "$RESULTS/c$C" --extra-inputs ignore_eos:true --use-server-token-count --no-gpu-telemetry --ui-type none
 done
 echo "dyncc: benchmark results in $RESULTS"
