@@ -113,14 +113,14 @@ def _run_until_ready(cmd: list, env: dict, cwd: Path, expected_starts: int, reco
         out, _ = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired as exc:
         # Seen once in ten full runs and not reproduced alone: say what state the script was in.
-        state = _signal_state(proc.pid)
+        state = _proc_status(proc.pid)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         pytest.fail(f"the script did not stop within 30 s of SIGTERM; its state: {state}; output: {exc.output!r}")
     assert record.exists(), out
 
 
-def _signal_state(pid: int) -> str:
+def _proc_status(pid: int) -> str:
     """A process's run state and signal masks (blocked, ignored, caught, pending), from /proc."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
