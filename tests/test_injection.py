@@ -108,15 +108,21 @@ def _run_until_ready(cmd: list, env: dict, cwd: Path, expected_starts: int, reco
             break
         time.sleep(0.1)
     time.sleep(0.5)
+    before = _proc_status(proc.pid)
     os.killpg(proc.pid, signal.SIGTERM)
     try:
         out, _ = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired as exc:
-        # Seen once in ten full runs and not reproduced alone: say what state the script was in.
-        state = _proc_status(proc.pid)
+        # Seen once in ten full runs and not reproduced alone: say what state the script was in, before
+        # the signal and after, and which of its children were left (one may hold its output pipe open).
+        after = _proc_status(proc.pid)
+        children = [_proc_status(child) for child in _children(proc.pid)]
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        pytest.fail(f"the script did not stop within 30 s of SIGTERM; its state: {state}; output: {exc.output!r}")
+        pytest.fail(
+            f"the script did not stop within 30 s of SIGTERM; its state before: {before}; after: {after}; "
+            f"its children: {children}; output: {exc.output!r}"
+        )
     assert record.exists(), out
 
 
@@ -127,8 +133,21 @@ def _proc_status(pid: int) -> str:
         wchan = Path(f"/proc/{pid}/wchan").read_text()
     except OSError as exc:
         return f"unreadable ({exc})"
-    fields = [line for line in status.splitlines() if line.startswith(("State", "Sig", "ShdPnd"))]
+    fields = [line for line in status.splitlines() if line.startswith(("Name", "Pid", "State", "Sig", "ShdPnd"))]
     return "; ".join([*fields, f"wchan: {wchan}"])
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def _records(record: Path) -> list[dict]:
