@@ -59,11 +59,26 @@ def _post(url: str, body: dict[str, Any], timeout: float = 60) -> tuple[int, byt
         return exc.code, exc.read()
 
 
-def chat_completion(base_url: str, model: str, prompt: str, max_tokens: int = 16) -> dict[str, Any]:
-    status, body = _post(
-        f"{base_url}/v1/chat/completions",
-        {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens},
-    )
+def _chat_request(prompt: str, model: str, max_tokens: int, ignore_eos: bool) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+    }
+    if ignore_eos:
+        # A root-level field Dynamo's frontend passes to the engine (0.5.1 and 1.6.1 alike).
+        request["ignore_eos"] = True
+    return request
+
+
+def chat_completion(
+    base_url: str, model: str, prompt: str, max_tokens: int = 16, ignore_eos: bool = True
+) -> dict[str, Any]:
+    """A chat completion's reply. With ``ignore_eos`` (the default) it is exactly ``max_tokens`` long:
+    when an engine samples its end-of-sequence token, a check of the deployment would otherwise get a
+    reply of any length, empty included, and on Dynamo 0.5.1's mock engine an HTTP 500 ("Stream ended
+    before generation completed"). Pass False for the model's own stopping."""
+    status, body = _post(f"{base_url}/v1/chat/completions", _chat_request(prompt, model, max_tokens, ignore_eos))
     if status != 200:
         raise RuntimeError(f"HTTP {status}: {body[:200]!r}")
     reply: dict[str, Any] = json.loads(body)
@@ -71,19 +86,12 @@ def chat_completion(base_url: str, model: str, prompt: str, max_tokens: int = 16
 
 
 def streaming_chat_completion(
-    base_url: str, model: str, prompt: str, max_tokens: int = 16, ignore_eos: bool = False
+    base_url: str, model: str, prompt: str, max_tokens: int = 16, ignore_eos: bool = True
 ) -> list[dict[str, Any]]:
-    """The SSE chunks of a streamed chat completion; raises unless the stream ends with [DONE]. With
-    ``ignore_eos`` the reply is exactly ``max_tokens`` long (an engine's end-of-sequence does not end it)."""
-    request: dict[str, Any] = {
-        "model": model,
-        "messages": [{"role": "user", "content": prompt}],
-        "max_tokens": max_tokens,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
-    if ignore_eos:
-        request["ignore_eos"] = True
+    """The SSE chunks of a streamed chat completion; raises unless the stream ends with [DONE].
+    ``ignore_eos`` as for `chat_completion`."""
+    request = _chat_request(prompt, model, max_tokens, ignore_eos)
+    request |= {"stream": True, "stream_options": {"include_usage": True}}
     status, body = _post(f"{base_url}/v1/chat/completions", request)
     if status != 200:
         raise RuntimeError(f"HTTP {status}: {body[:200]!r}")

@@ -267,14 +267,12 @@ def test_0x_agg_router_runs_for_real_on_dynamo_0_5_1(tmp_path):
         assert deployment.wait_ready(120), "\n".join(deployment.lines)
         with urllib.request.urlopen(deployment.url + "/v1/models", timeout=5) as r:
             assert "Qwen/Qwen3-0.6B" in r.read().decode()
+        # ignore_eos (the helpers' default, and the root-level field bench.sh sends) is taken by 0.5.1 too:
+        # every reply is max_tokens long. Without it, 0.5.1's mock engine answers HTTP 500 ("Stream ended
+        # before generation completed") whenever it samples its end-of-sequence token (seen 1 run in 11).
         reply = chat_completion(deployment.url, "Qwen/Qwen3-0.6B", "hello from 2025", max_tokens=8)
-        assert reply["choices"][0]["message"]["content"]
-        chunks = streaming_chat_completion(deployment.url, "Qwen/Qwen3-0.6B", "stream it", max_tokens=8)
-        assert len(chunks) >= 2
-        # The request field the benchmarks send (bench.sh: ignore_eos at the root) is taken by 0.5.1 too.
-        chunks = streaming_chat_completion(
-            deployment.url, "Qwen/Qwen3-0.6B", "stream all", max_tokens=64, ignore_eos=True
-        )
+        assert reply["choices"][0]["message"]["content"]  # 0.5.1 gives no usage without streaming
+        chunks = streaming_chat_completion(deployment.url, "Qwen/Qwen3-0.6B", "stream it", max_tokens=64)
         assert next(c["usage"] for c in reversed(chunks) if c.get("usage"))["completion_tokens"] == 64
     finally:
         status = deployment.stop()

@@ -189,7 +189,7 @@ def test_job_runs_frontend_and_workers_on_fake_nodes(slurm, tmp_path, example, c
     try:
         assert _job_field(job.job, "JobState") == "RUNNING"
         reply = chat_completion(job.url, "Qwen/Qwen3-0.6B", "hello from slurm", max_tokens=6)
-        assert reply["usage"]["completion_tokens"] > 0
+        assert reply["usage"]["completion_tokens"] == 6
         with urllib.request.urlopen(job.url + "/v1/models", timeout=5) as r:
             assert r.status == 200
         steps = job.step_lines()
@@ -236,11 +236,9 @@ def _stream_all(url: str, count: int, max_tokens: int) -> list[object]:
 
     def one(i: int) -> None:
         try:
-            # ignore_eos: the mock engine samples its end-of-sequence token now and then, and a reply that
-            # ended by itself could not be told from one cut short by the kill.
-            chunks = streaming_chat_completion(
-                url, "Qwen/Qwen3-0.6B", f"stream {i}", max_tokens=max_tokens, ignore_eos=True
-            )
+            # ignore_eos (the default): the mock engine samples its end-of-sequence token now and then, and
+            # a reply that ended by itself could not be told from one cut short by the kill.
+            chunks = streaming_chat_completion(url, "Qwen/Qwen3-0.6B", f"stream {i}", max_tokens=max_tokens)
             errors = [c for c in chunks if "error" in c]
             results[i] = RuntimeError(f"error chunk: {errors[0]}") if errors else chunks
         except Exception as exc:  # noqa: BLE001  # reported per stream by the test
@@ -301,7 +299,7 @@ def test_a_killed_worker_mid_stream_loses_no_request_and_is_restarted(slurm, tmp
         before = _requests_seen(job, "agg-1")
         for i in range(4):
             reply = chat_completion(job.url, "Qwen/Qwen3-0.6B", f"after restart {i}", max_tokens=4)
-            assert reply["usage"]["completion_tokens"] > 0
+            assert reply["usage"]["completion_tokens"] == 4
         assert _requests_seen(job, "agg-1") > before, job.output()
         assert _job_field(job.job, "JobState") == "RUNNING"
         out = job.output()
