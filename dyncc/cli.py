@@ -333,7 +333,8 @@ def build(
 @click.option(
     "--smoke",
     is_flag=True,
-    help="Once ready, send a plain and a streaming chat completion, stop, and exit 0 if both succeed.",
+    help="Once ready, send a plain and a streaming chat completion (16 tokens each, ignore_eos), stop, "
+    "and exit 0 if both succeed.",
 )
 @click.option(
     "--timeout",
