@@ -284,6 +284,16 @@ def free_port_block(size: int, host: str = "127.0.0.1") -> int:
 SLURM_CLUSTER = ROOT / "scripts" / "slurm" / "test-cluster.sh"
 
 
+def process_stats() -> Iterator[tuple[int, list[str]]]:
+    """Every live process's pid and the fields of /proc/PID/stat after its name (state, ppid, pgrp, ...)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it exited while we looked
+            continue
+        yield int(stat.parent.name), fields
+
+
 def sh(*args: object, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(map(str, args)), capture_output=True, text=True, cwd=cwd, timeout=timeout)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml as pyyaml
-from conftest import assert_no_traceback, cli
+from conftest import assert_no_traceback, cli, process_stats
 from ruamel.yaml import YAML
 
 
@@ -116,7 +116,7 @@ def _run_until_ready(cmd: list, env: dict, cwd: Path, expected_starts: int, reco
         # Seen once in ten full runs and not reproduced alone: say what state the script was in, before
         # the signal and after, and which of its children were left (one may hold its output pipe open).
         after = _proc_status(proc.pid)
-        children = [_proc_status(child) for child in _children(proc.pid)]
+        children = [_proc_status(child) for child, fields in process_stats() if int(fields[1]) == proc.pid]
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         pytest.fail(
@@ -135,19 +135,6 @@ def _proc_status(pid: int) -> str:
         return f"unreadable ({exc})"
     fields = [line for line in status.splitlines() if line.startswith(("Name", "Pid", "State", "Sig", "ShdPnd"))]
     return "; ".join([*fields, f"wchan: {wchan}"])
-
-
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is `pid`, from /proc."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
 
 
 def _records(record: Path) -> list[dict]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from conftest import process_stats
 
 from dyncc.api import build
 from dyncc.diagnostics import DiagnosticError
@@ -273,13 +274,9 @@ def _assert_group_ends(group: int) -> None:
 
 def _running_in_group(pgid: int) -> list[int]:
     running = []
-    for proc_stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = proc_stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
+    for pid, fields in process_stats():
         if int(fields[2]) == pgid and fields[0] != "Z":
-            running.append(int(proc_stat.parent.name))
+            running.append(pid)
     return running
 
 
