@@ -59,7 +59,8 @@ def _post(url: str, body: dict[str, Any], timeout: float = 60) -> tuple[int, byt
         return exc.code, exc.read()
 
 
-def _chat_request(prompt: str, model: str, max_tokens: int, ignore_eos: bool) -> dict[str, Any]:
+def chat_request(prompt: str, model: str, max_tokens: int, ignore_eos: bool) -> dict[str, Any]:
+    """The body of an OpenAI chat completion request for one user message."""
     request: dict[str, Any] = {
         "model": model,
         "messages": [{"role": "user", "content": prompt}],
@@ -78,7 +79,7 @@ def chat_completion(
     when an engine samples its end-of-sequence token, a check of the deployment would otherwise get a
     reply of any length, empty included, and on Dynamo 0.5.1's mock engine an HTTP 500 ("Stream ended
     before generation completed"). Pass False for the model's own stopping."""
-    status, body = _post(f"{base_url}/v1/chat/completions", _chat_request(prompt, model, max_tokens, ignore_eos))
+    status, body = _post(f"{base_url}/v1/chat/completions", chat_request(prompt, model, max_tokens, ignore_eos))
     if status != 200:
         raise RuntimeError(f"HTTP {status}: {body[:200]!r}")
     reply: dict[str, Any] = json.loads(body)
@@ -90,7 +91,7 @@ def streaming_chat_completion(
 ) -> list[dict[str, Any]]:
     """The SSE chunks of a streamed chat completion; raises unless the stream ends with [DONE].
     ``ignore_eos`` as for `chat_completion`."""
-    request = _chat_request(prompt, model, max_tokens, ignore_eos)
+    request = chat_request(prompt, model, max_tokens, ignore_eos)
     request |= {"stream": True, "stream_options": {"include_usage": True}}
     status, body = _post(f"{base_url}/v1/chat/completions", request)
     if status != 200:

@@ -9,17 +9,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+from dyncc.run import chat_request
+
 
 def stream_timing(url: str, model: str, prompt: str, max_tokens: int, timeout: float = 120) -> tuple[float, float, int]:
     """One streaming completion: (TTFT ms, mean inter-token ms, tokens streamed), measured here."""
-    body = {
-        "model": model,
-        "messages": [{"role": "user", "content": prompt}],
-        "max_tokens": max_tokens,
-        "min_tokens": max_tokens,
-        "ignore_eos": True,
-        "stream": True,
-    }
+    body = chat_request(prompt, model, max_tokens, ignore_eos=True) | {"min_tokens": max_tokens, "stream": True}
     req = urllib.request.Request(
         f"{url}/v1/chat/completions", json.dumps(body).encode(), {"Content-Type": "application/json"}
     )
