@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+DYNAMO_05 = ROOT / ".cache" / "dynamo-0.5.1" / "bin" / "python"  # ai-dynamo 0.5.1's venv (scripts/setup.sh)
 VALID_EXAMPLES = sorted(EXAMPLES.glob("*.yaml"))
 INVALID_EXAMPLES = sorted((EXAMPLES / "invalid").glob("*.yaml"))
 MULTI_NODE_EXAMPLES = {"wide_ep.yaml", "slurm_site.yaml", "gb200_wide_ep_recipe.yaml"}
@@ -282,6 +283,21 @@ def free_port_block(size: int, host: str = "127.0.0.1") -> int:
 
 
 SLURM_CLUSTER = ROOT / "scripts" / "slurm" / "test-cluster.sh"
+
+
+class StartedDeployment(Protocol):
+    script: Path
+    lines: list[str]
+
+
+def startup_report(deployment: StartedDeployment, tail: int = 15) -> str:
+    """What a deployment that did not become ready printed, then the last lines of each process's log:
+    a chance failure in CI must explain itself from its output alone."""
+    parts = ["\n".join(deployment.lines)]
+    for log in sorted((deployment.script.parent / "run" / "logs").glob("*.log")):
+        lines = log.read_text(errors="replace").splitlines()[-tail:]
+        parts.append(f"--- {log.name} (last {len(lines)} lines)\n" + "\n".join(lines))
+    return "\n".join(parts)
 
 
 def process_stats() -> Iterator[tuple[int, list[str]]]:

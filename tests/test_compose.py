@@ -56,7 +56,13 @@ def test_docker_compose_accepts_every_single_node_example(example, version, tmp_
     assert proc.returncode == 0, proc.stderr
     resolved = yaml.safe_load(proc.stdout)
     plan = compile_spec(with_dynamo_version(load_spec(example), version)).plan
-    assert set(resolved["services"]) >= {"etcd", "frontend", *(w.name for _, w in plan.workers)}
+    workers = [w.name for _, w in plan.workers]
+    assert set(resolved["services"]) >= {"etcd", "frontend", *workers}
+    # Dynamo 0.x's frontend can miss workers registering while it starts watching etcd: it starts once
+    # every worker is healthy. 1.x's starts with them.
+    frontend_needs = resolved["services"]["frontend"]["depends_on"]
+    waits_for = {name for name in workers if frontend_needs.get(name, {}).get("condition") == "service_healthy"}
+    assert waits_for == (set(workers) if version == "0.5.1" else set())
 
 
 @needs_compose

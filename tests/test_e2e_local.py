@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, free_port_block
+from conftest import EXAMPLES, free_port_block, startup_report
 from dynamo_parsers import DYNAMO_AVAILABLE
 from ruamel.yaml import YAML
 
@@ -60,7 +60,7 @@ class Running:
         self.ports = [base] + [base + 1 + w.index for _, w in self.plan.workers]  # local.system_port_base + index
         self.run_dir = result.outputs[0].directory / "run"
         self.deployment = Deployment(result.outputs[0].directory / "launch.sh")
-        assert self.deployment.wait_ready(READY_TIMEOUT + 10), "\n".join(self.deployment.lines)
+        assert self.deployment.wait_ready(READY_TIMEOUT + 10), startup_report(self.deployment)
         self.url = self.deployment.url
         self.pids = {
             m.group(1): int(m.group(2))

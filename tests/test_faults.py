@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import free_port_block
+from conftest import free_port_block, startup_report
 from dynamo_parsers import DYNAMO_AVAILABLE
 
 from dyncc.api import build
@@ -131,7 +131,7 @@ def test_kill_9_of_a_worker_mid_stream_loses_no_request_and_the_worker_comes_bac
     out = build(write_spec(tmp_path, base), ["local"], tmp_path / "out").outputs[0].directory
     deployment = Deployment(out / "launch.sh")
     try:
-        assert deployment.wait_ready(READY_TIMEOUT + 10), "\n".join(deployment.lines)
+        assert deployment.wait_ready(READY_TIMEOUT + 10), startup_report(deployment)
         pids = _started(deployment)
         streams = [Stream(base, "Qwen/Qwen3-0.6B", 200) for _ in range(8)]
         for s in streams:

@@ -295,6 +295,25 @@ def test_ready_probe_says_what_it_waits_for():
     assert f"frontend http://127.0.0.1:{port}:" in proc.stderr and "refused" in proc.stderr
 
 
+def test_ready_probe_workers_alone_needs_no_frontend(squatter):
+    """What a Dynamo 0.x launch script waits for before it starts the frontend: every worker's /health,
+    the last one named while it does not answer, and still only on the deployment's own ports."""
+    port, _ = squatter
+    closed = free_port_block(1)
+    probe = [sys.executable, ROOT / "dyncc" / "targets" / "ready_probe.py"]
+    assert subprocess.run([*probe, "--workers", f"agg-0={port}"], capture_output=True).returncode == 0
+    waiting = subprocess.run([*probe, "--workers", f"agg-0={port}", f"agg-1={closed}"], capture_output=True, text=True)
+    assert waiting.returncode == 1 and waiting.stderr.startswith(f"agg-1 http://127.0.0.1:{closed}/health:")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        owner = ["--owner", str(child.pid)]
+        foreign = subprocess.run([*probe, *owner, "--workers", f"agg-0={port}"], capture_output=True, text=True)
+    finally:
+        child.kill()
+        child.wait()
+    assert foreign.returncode == 3 and f"agg-0 port {port} is served by pid {os.getpid()}" in foreign.stderr
+
+
 # --- real Dynamo: loopback only, signals, no orphans ------------------------------------------------
 
 

@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, VALID_EXAMPLES, cli, free_port_block, sh
+from conftest import DYNAMO_05, EXAMPLES, VALID_EXAMPLES, cli, free_port_block, sh
 from dynamo_parsers import DYNAMO_AVAILABLE
 from ruamel.yaml import YAML
 
@@ -19,7 +19,9 @@ from dyncc.run import chat_completion, streaming_chat_completion
 from dyncc.targets.ready_probe import not_ready_worker
 
 
-def build_slurm(example: Path, out: Path, engine: str = "trtllm", overrides: dict | None = None) -> Path:
+def build_slurm(
+    example: Path, out: Path, engine: str = "trtllm", overrides: dict | None = None, *build_args: str
+) -> Path:
     spec_path = example
     if overrides:
         yaml = YAML()
@@ -29,7 +31,7 @@ def build_slurm(example: Path, out: Path, engine: str = "trtllm", overrides: dic
         spec_path = out.with_suffix(".yaml")
         with spec_path.open("w") as f:
             yaml.dump(data, f)
-    proc = cli("build", spec_path, "-t", "slurm", "--engine", engine, "-o", out)
+    proc = cli("build", spec_path, "-t", "slurm", "--engine", engine, "-o", out, *build_args)
     assert proc.returncode == 0, proc.stderr
     return out / "slurm"
 
@@ -113,7 +115,14 @@ def _wait_for(predicate, timeout: float, what: str):
 
 
 class SubmittedJob:
-    def __init__(self, example: str, tmp_path: Path, cluster: dict | None = None, extra: dict | None = None):
+    def __init__(
+        self,
+        example: str,
+        tmp_path: Path,
+        cluster: dict | None = None,
+        extra: dict | None = None,
+        dynamo_version: str | None = None,
+    ):
         base = free_port_block(12, "0.0.0.0")
         self.http_port, self.system_port_base = base, base + 1
         overrides = {
@@ -123,8 +132,12 @@ class SubmittedJob:
         }
         if cluster:
             overrides["cluster"] = cluster
-        self.dir = build_slurm(EXAMPLES / example, tmp_path / example.replace(".yaml", ""), "mocker", overrides)
-        proc = sh("sbatch", "--parsable", "job.sbatch", cwd=self.dir)
+        version_args = ("--dynamo-version", dynamo_version) if dynamo_version else ()
+        out = tmp_path / example.replace(".yaml", "")
+        self.dir = build_slurm(EXAMPLES / example, out, "mocker", overrides, *version_args)
+        # The steps run the Python that has the Dynamo the job was built for (sbatch passes the environment).
+        python = [f"DYNCC_PYTHON={DYNAMO_05}"] if dynamo_version == "0.5.1" else []
+        proc = sh("env", *python, "sbatch", "--parsable", "job.sbatch", cwd=self.dir)
         assert proc.returncode == 0, proc.stderr
         self.job = proc.stdout.strip().split(";")[0]
         self.run = self.dir / "run" / self.job
@@ -205,6 +218,23 @@ def test_job_runs_frontend_and_workers_on_fake_nodes(slurm, tmp_path, example, c
             prefill_nodes = {re.search(r"node=(\S+)", l).group(1) for l in steps if "prefill-" in l}
             decode_nodes = {re.search(r"node=(\S+)", l).group(1) for l in steps if "decode-" in l}
             assert len(prefill_nodes) == 1 and len(decode_nodes) == 1 and prefill_nodes != decode_nodes
+    finally:
+        job.cancel()
+    _wait_for(lambda: _job_field(job.job, "JobState") == "CANCELLED", 30, "the job to be cancelled")
+    _wait_for(lambda: _no_processes_of(job.dir), 20, "every step's process to exit")
+
+
+@real_job
+def test_0x_job_runs_on_dynamo_0_5_1_with_etcd_and_nats(slurm, tmp_path):
+    """The 0.x profile's job on Dynamo 0.5.1 itself: etcd and NATS as steps on the head node, reached at
+    its Slurm NodeAddr, and the frontend started once both workers serve (0.5.1's frontend can miss
+    workers that register while it starts watching etcd)."""
+    job = SubmittedJob("agg_router.yaml", tmp_path, dynamo_version="0.5.1")
+    try:
+        started = [line.split()[-1] for line in job.output().splitlines() if line.startswith("dyncc: started step ")]
+        assert started == ["etcd", "nats", "agg-0", "agg-1", "frontend"], job.output()
+        chunks = streaming_chat_completion(job.url, "Qwen/Qwen3-0.6B", "hello from a 0.x job", max_tokens=12)
+        assert next(c["usage"] for c in reversed(chunks) if c.get("usage"))["completion_tokens"] == 12
     finally:
         job.cancel()
     _wait_for(lambda: _job_field(job.job, "JobState") == "CANCELLED", 30, "the job to be cancelled")

@@ -216,7 +216,7 @@ def test_aiconfigurator_timing_comes_from_the_cache_on_a_second_build(
 @pytest.mark.slow
 def test_mock_worker_follows_the_timing_file(tmp_path: Path) -> None:
     import numpy as np
-    from conftest import free_port_block
+    from conftest import free_port_block, startup_report
     from dynamo_parsers import DYNAMO_AVAILABLE
 
     if not DYNAMO_AVAILABLE:
@@ -236,7 +236,7 @@ def test_mock_worker_follows_the_timing_file(tmp_path: Path) -> None:
     local = build(spec, ["local"], tmp_path / "out", engine="mocker", timing=str(npz)).outputs[0].directory
     deployment = Deployment(local / "launch.sh")
     try:
-        assert deployment.wait_ready(150), "\n".join(deployment.lines)
+        assert deployment.wait_ready(150), startup_report(deployment)
         prompt = "hello " * 660  # ~3 tokens a word with the mock's tiny tokenizer: ~2000 tokens
         usage = chat_completion(deployment.url, "Qwen/Qwen3-32B", prompt, max_tokens=4)["usage"]
         ttfts, itls = [], []

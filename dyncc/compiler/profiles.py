@@ -60,6 +60,9 @@ class Profile:
     # Discovery and transports
     discovery: Literal["file", "etcd+nats"]
     worker_env: tuple[tuple[str, str], ...]  # what turns on a worker's health server
+    # 0.5.1's frontend can miss a worker that registers in etcd while the frontend sets up its watch, and
+    # then never lists the model (1 local start in 25 on 2 busy cores): start it once the workers serve.
+    frontend_after_workers: bool
     # Kubernetes
     planner_image: str  # repository path under nvcr.io/nvidia/ai-dynamo/
     dgd_api_version: Literal["v1beta1", "v1alpha1"]
@@ -102,6 +105,7 @@ DYNAMO_1 = Profile(
     mocker_timing_file=True,
     discovery="file",
     worker_env=(),
+    frontend_after_workers=False,
     planner_image="dynamo-planner",  # Dynamo >= 1.1 ships the planner in its own image
     dgd_api_version="v1beta1",
     k8s_command_style="argv",
@@ -125,6 +129,7 @@ DYNAMO_0 = Profile(
     mocker_timing_file=False,
     discovery="etcd+nats",
     worker_env=(("DYN_SYSTEM_ENABLED", "true"),),
+    frontend_after_workers=True,
     planner_image="tensorrtllm-runtime",
     dgd_api_version="v1alpha1",
     k8s_command_style="shell",

@@ -5,7 +5,8 @@ worker replica, each given the GPUs the placement chose (``device_ids``, through
 Toolkit). Worker command lines are the plan's, the same as every other target's, with the engine YAML
 mounted read-only at ``/etc/dyncc/engine``. Workers share a Hugging Face cache volume, report ready on
 their system port's ``/health`` (the healthcheck), and start once discovery is healthy; the frontend
-starts with them and routes to each as it registers.
+starts with them and routes to each as it registers, except on Dynamo 0.x, where it starts once every
+worker is healthy (``Profile.frontend_after_workers``).
 
 Every string from the spec is written with ``$`` doubled: compose interpolates ``$VAR`` in values,
 and a spec's env value or model name must reach the process as written. ``HF_TOKEN`` is the one value
@@ -103,6 +104,13 @@ def _depends_on_discovery(plan: DeploymentPlan) -> dict[str, Any]:
     return needs
 
 
+def _frontend_depends_on(plan: DeploymentPlan) -> dict[str, Any]:
+    needs = _depends_on_discovery(plan)
+    if plan.profile.frontend_after_workers:
+        needs.update({worker.name: {"condition": "service_healthy"} for _, worker in plan.workers})
+    return needs
+
+
 def _hf_cache_mount(settings: ComposeSettings) -> str:
     return f"{settings.hf_cache}:{HF_HOME}"
 
@@ -121,7 +129,7 @@ def _frontend(plan: DeploymentPlan, settings: ComposeSettings) -> dict[str, Any]
         "environment": {**_discovery_env(plan), "HF_HOME": HF_HOME, "HF_TOKEN": "${HF_TOKEN:-}"},
         "ports": [f"{host}:{settings.http_port}:{FRONTEND_PORT}"],
         "volumes": [_hf_cache_mount(settings), *_model_mounts(plan)],
-        "depends_on": _depends_on_discovery(plan),
+        "depends_on": _frontend_depends_on(plan),
         "healthcheck": _healthcheck(FRONTEND_PORT, 60),
         "restart": settings.restart,
     }

@@ -207,6 +207,7 @@ def render(plan: DeploymentPlan, settings: LocalSettings) -> Files:
             # Dynamo 0.x's system server reports endpoint health only when told to; 1.6.1 ignores the
             # variable (and warns that it is deprecated): its /health follows the registered endpoints.
             legacy_health_env=plan.profile.family == "0.x",
+            frontend_last=plan.profile.frontend_after_workers,
             dynamo_version=plan.dynamo_version,
             http_url=http_url(plan, settings),
             loopback=LOOPBACK,

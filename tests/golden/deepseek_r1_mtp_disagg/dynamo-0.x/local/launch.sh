@@ -119,14 +119,17 @@ exited_early() {
   return 1
 }
 
-# Ready once the frontend serves the model and every worker is healthy, all on ports held by processes
-# started here (ready.py exits 3 when another process holds one: it would answer in their place).
+# wait_ready deployment|workers: until the frontend serves the model and every worker is healthy (workers:
+# the workers alone), all on ports held by processes started here (ready.py exits 3 when another process
+# holds one: it would answer in their place). One deadline, READY_TIMEOUT after the first call, for all calls.
 wait_ready() {
-  local deadline=$((SECONDS + READY_TIMEOUT)) next_note=$((SECONDS + 15)) status
-  while ((SECONDS < deadline)); do
+  local next_note=$((SECONDS + 15)) status probe=("$HTTP_URL" "$SERVED_NAME")
+  [[ "$1" == workers ]] && probe=(--workers)
+  : "${READY_BY:=$((SECONDS + READY_TIMEOUT))}"
+  while ((SECONDS < READY_BY)); do
     if exited_early; then return 1; fi
     status=0
-    "$PYTHON" "$HERE/ready.py" --owner "$$" "$HTTP_URL" "$SERVED_NAME" "${SYSTEM_PORTS[@]}" 2>"$RUN_DIR/not-ready" ||
+    "$PYTHON" "$HERE/ready.py" --owner "$$" "${probe[@]}" "${SYSTEM_PORTS[@]}" 2>"$RUN_DIR/not-ready" ||
       status=$?
     if ((status == 0)); then return 0; fi
     if ((status == 3)); then
@@ -155,7 +158,6 @@ if ! listening 127.0.0.1 4222; then
 fi
 for _ in $(seq 1 50); do listening 127.0.0.1 2379 && listening 127.0.0.1 4222 && break; sleep 0.2; done
 
-start frontend "$PYTHON" -m dynamo.frontend --http-host 127.0.0.1 --http-port 8000 --router-mode kv --kv-cache-block-size 32 --namespace dynamo
 # prefill-0: 4 GPU(s) 0,1,2,3, system port 8081
 worker_0() {
   exec env CUDA_VISIBLE_DEVICES=0,1,2,3 DYN_SYSTEM_PORT=8081 DYN_SYSTEM_ENABLED=true "$PYTHON" -m dynamo.trtllm --model-path deepseek-ai/DeepSeek-R1 --served-model-name deepseek-ai/DeepSeek-R1 --extra-engine-args "$HERE/engine/prefill.yaml" --disaggregation-mode prefill --disaggregation-strategy prefill_first --publish-events-and-metrics --migration-limit 3 --kv-block-size 32 --max-batch-size 4 --max-num-tokens 16384 --max-seq-len 16384
@@ -167,7 +169,13 @@ worker_1() {
 }
 start_worker decode-0 worker_1
 
-if ! wait_ready; then
+# Dynamo 0.5.1's frontend can miss workers that register while it sets up its etcd watch, and
+# then never lists the model. Started once every worker serves, it finds them all in etcd at once.
+if ! wait_ready workers; then
+  exit 1
+fi
+start frontend "$PYTHON" -m dynamo.frontend --http-host 127.0.0.1 --http-port 8000 --router-mode kv --kv-cache-block-size 32 --namespace dynamo
+if ! wait_ready deployment; then
   exit 1
 fi
 echo "$HTTP_URL" >"$RUN_DIR/endpoint"

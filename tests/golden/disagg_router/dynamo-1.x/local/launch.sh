@@ -123,14 +123,17 @@ exited_early() {
   return 1
 }
 
-# Ready once the frontend serves the model and every worker is healthy, all on ports held by processes
-# started here (ready.py exits 3 when another process holds one: it would answer in their place).
+# wait_ready deployment|workers: until the frontend serves the model and every worker is healthy (workers:
+# the workers alone), all on ports held by processes started here (ready.py exits 3 when another process
+# holds one: it would answer in their place). One deadline, READY_TIMEOUT after the first call, for all calls.
 wait_ready() {
-  local deadline=$((SECONDS + READY_TIMEOUT)) next_note=$((SECONDS + 15)) status
-  while ((SECONDS < deadline)); do
+  local next_note=$((SECONDS + 15)) status probe=("$HTTP_URL" "$SERVED_NAME")
+  [[ "$1" == workers ]] && probe=(--workers)
+  : "${READY_BY:=$((SECONDS + READY_TIMEOUT))}"
+  while ((SECONDS < READY_BY)); do
     if exited_early; then return 1; fi
     status=0
-    "$PYTHON" "$HERE/ready.py" --owner "$$" "$HTTP_URL" "$SERVED_NAME" "${SYSTEM_PORTS[@]}" 2>"$RUN_DIR/not-ready" ||
+    "$PYTHON" "$HERE/ready.py" --owner "$$" "${probe[@]}" "${SYSTEM_PORTS[@]}" 2>"$RUN_DIR/not-ready" ||
       status=$?
     if ((status == 0)); then return 0; fi
     if ((status == 3)); then
@@ -172,7 +175,7 @@ start_worker decode-1 worker_3
 spawn event-broker "$PYTHON" "$HERE/event_broker.py" 127.0.0.1 8085 8086
 echo "dyncc: event broker on 127.0.0.1:8085,8086 (pid ${PIDS[-1]}), log: $RUN_DIR/logs/event-broker.log"
 
-if ! wait_ready; then
+if ! wait_ready deployment; then
   exit 1
 fi
 echo "$HTTP_URL" >"$RUN_DIR/endpoint"

@@ -3,12 +3,14 @@ worker's system server reports healthy. On the way it says (on stderr) what it i
 
 Usage:
   ready_probe.py [--owner PID] FRONTEND_URL SERVED_NAME [HEALTH ...]
+  ready_probe.py [--owner PID] --workers HEALTH ...
   ready_probe.py --free [LABEL=]HOST:PORT ...
 
 HEALTH is a worker's system port (checked on 127.0.0.1) or a full http://host:port/health URL, optionally
 prefixed ``NAME=`` to name the worker in messages. With ``--owner PID`` (Linux) the frontend's and the
 workers' ports must be served by PID's own process tree: a port another process listens on (a leftover
 deployment, anything else) exits 3 at once, so readiness can't be answered by someone else.
+``--workers`` checks the workers alone (for scripts that start the frontend once every worker serves).
 ``--free`` exits 1, one line per port, when a port the deployment will listen on is taken.
 
 Standalone on purpose: it is shipped beside the scripts and runs with the Python that has Dynamo.
@@ -173,8 +175,21 @@ def _url_port(url: str) -> tuple[str, int]:
     return host, parts.port or 80
 
 
-def not_ready(url: str, served_name: str, health: list[str]) -> str | None:
-    """What is not ready yet, or None when everything is."""
+def not_ready(url: str | None, served_name: str, health: list[str]) -> str | None:
+    """What is not ready yet, or None when everything is. Without ``url`` only the workers are checked."""
+    if url is not None:
+        problem = not_ready_frontend(url, served_name)
+        if problem is not None:
+            return problem
+    for item in health:
+        name, target = _health_target(item)
+        problem = not_ready_worker(target)
+        if problem is not None:
+            return f"{name} {problem}"
+    return None
+
+
+def not_ready_frontend(url: str, served_name: str) -> str | None:
     try:
         status, body = get(url + "/v1/models")
         models = [m.get("id") for m in json.loads(body).get("data", [])]
@@ -182,11 +197,6 @@ def not_ready(url: str, served_name: str, health: list[str]) -> str | None:
         return f"frontend {url}: {printable(str(exc))}"
     if status != 200 or served_name not in models:
         return f"frontend {url} does not list {served_name} yet"
-    for item in health:
-        name, target = _health_target(item)
-        problem = not_ready_worker(target)
-        if problem is not None:
-            return f"{name} {problem}"
     return None
 
 
@@ -215,9 +225,13 @@ def ready(argv: list[str]) -> int:
     owner = None
     if argv[:1] == ["--owner"]:
         owner, argv = int(argv[1]), argv[2:]
-    url, served_name, health = argv[0], argv[1], argv[2:]
+    url: str | None
+    if argv[:1] == ["--workers"]:
+        url, served_name, health = None, "", argv[1:]
+    else:
+        url, served_name, health = argv[0], argv[1], argv[2:]
     if owner is not None:
-        ports = [("frontend", *_url_port(url))]
+        ports = [("frontend", *_url_port(url))] if url is not None else []
         ports += [(name, *_url_port(target)) for name, target in map(_health_target, health)]
         try:
             check_owned(ports, owner)
