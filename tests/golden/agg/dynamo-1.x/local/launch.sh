@@ -122,11 +122,10 @@ exited_early() {
 
 # wait_ready deployment|workers: until the frontend serves the model and every worker is healthy (workers:
 # the workers alone), all on ports held by processes started here (ready.py exits 3 when another process
-# holds one: it would answer in their place). One deadline, READY_TIMEOUT after the first call, for all calls.
+# holds one: it would answer in their place). Every call waits until the one deadline READY_BY.
 wait_ready() {
   local next_note=$((SECONDS + 15)) status probe=("$HTTP_URL" "$SERVED_NAME")
   [[ "$1" == workers ]] && probe=(--workers)
-  : "${READY_BY:=$((SECONDS + READY_TIMEOUT))}"
   while ((SECONDS < READY_BY)); do
     if exited_early; then return 1; fi
     status=0
@@ -157,6 +156,7 @@ start_worker agg-0 worker_0
 spawn event-broker "$PYTHON" "$HERE/event_broker.py" 127.0.0.1 8082 8083
 echo "dyncc: event broker on 127.0.0.1:8082,8083 (pid ${PIDS[-1]}), log: $RUN_DIR/logs/event-broker.log"
 
+READY_BY=$((SECONDS + READY_TIMEOUT))
 if ! wait_ready deployment; then
   exit 1
 fi

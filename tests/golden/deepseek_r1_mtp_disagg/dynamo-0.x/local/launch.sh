@@ -121,11 +121,10 @@ exited_early() {
 
 # wait_ready deployment|workers: until the frontend serves the model and every worker is healthy (workers:
 # the workers alone), all on ports held by processes started here (ready.py exits 3 when another process
-# holds one: it would answer in their place). One deadline, READY_TIMEOUT after the first call, for all calls.
+# holds one: it would answer in their place). Every call waits until the one deadline READY_BY.
 wait_ready() {
   local next_note=$((SECONDS + 15)) status probe=("$HTTP_URL" "$SERVED_NAME")
   [[ "$1" == workers ]] && probe=(--workers)
-  : "${READY_BY:=$((SECONDS + READY_TIMEOUT))}"
   while ((SECONDS < READY_BY)); do
     if exited_early; then return 1; fi
     status=0
@@ -169,6 +168,7 @@ worker_1() {
 }
 start_worker decode-0 worker_1
 
+READY_BY=$((SECONDS + READY_TIMEOUT))
 # Dynamo 0.5.1's frontend can miss workers that register while it sets up its etcd watch, and
 # then never lists the model. Started once every worker serves, it finds them all in etcd at once.
 if ! wait_ready workers; then
