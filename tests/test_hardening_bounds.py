@@ -13,6 +13,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from conftest import assert_no_traceback, cli
 
 from dyncc.compiler import check_spec, compile_spec
@@ -289,7 +291,8 @@ def test_ordinary_env_names_are_not_secrets(name):
         "AKIAIOSFODNN7EXAMPLE",
         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abc",
         "https://user:pa55@example.com/x",
-        "Zx8Qm2Lp9Tr4Vb7Nc1Kd6Hs3Jf5Gw0Ye",
+        "nvapi-" + "Qx7-Lm2_" * 6,
+        "-----BEGIN OPENSSH PRIVATE KEY-----",
     ],
 )
 def test_secret_shaped_values_are_caught_under_any_name(tmp_path, value):
@@ -298,9 +301,51 @@ def test_secret_shaped_values_are_caught_under_any_name(tmp_path, value):
     assert _error_codes(spec) == {"DYN113"}
 
 
-@pytest.mark.parametrize("value", ["1", "/models/cache", "Qwen/Qwen3-0.6B", "https://example.com/a/b", "x" * 64])
+REAL_MODEL_IDS = [
+    "nvidia/Llama-4-Maverick-17B-128E-Instruct-FP8",
+    "nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-FP8",
+    "nvidia/DeepSeek-R1-0528-FP4-v2",
+    "moonshotai/Kimi-K2-Instruct-0905",
+    "/root/.cache/huggingface/hub/models--nvidia--DeepSeek-R1-FP4/snapshots/" + "3f1c9a7e0b" * 4,
+    "sha256:" + "9b2e4f6a8c" * 6 + "1d2e3f4a",
+]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["1", "/models/cache", "Qwen/Qwen3-0.6B", "https://example.com/a/b", "x" * 64, "Zx8Qm2Lp9Tr4Vb7Nc1Kd6Hs3Jf5Gw0Ye"]
+    + REAL_MODEL_IDS,
+)
 def test_ordinary_values_are_not_secrets(value):
+    # Randomness alone is no secret: ids, revisions, digests and cache paths look random too.
     assert secret_shape(value) is None
+
+
+@pytest.mark.parametrize("model_id", REAL_MODEL_IDS[:5])
+def test_real_model_ids_and_cache_paths_validate(tmp_path, model_id):
+    spec = _spec(
+        tmp_path,
+        f"model: {{path: '{model_id}', served_name: '{model_id}', moe: false}}\n"
+        f"pools:\n  agg:\n    env:\n      MODEL_PATH: '{model_id}'\n      SETTING: '{model_id}'\n",
+    )
+    assert _error_codes(spec) == set()
+
+
+@given(
+    st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,20}/[A-Za-z0-9][A-Za-z0-9._-]{0,60}", fullmatch=True),
+)
+@settings(max_examples=300, deadline=None)
+def test_any_org_name_model_id_is_not_a_secret(model_id):
+    assert secret_shape(model_id) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("MAX_TOKENS", "8192"), ("HF_TOKEN_PATH", "/run/secrets/hf"), ("API_KEY", "${API_KEY}"), ("SECRET_NAME", "hf")],
+)
+def test_secret_names_over_values_that_cannot_be_secrets_are_fine(tmp_path, name, value):
+    spec = _spec(tmp_path, f"model: {{path: m, moe: false}}\npools:\n  agg:\n    env:\n      {name}: '{value}'\n")
+    assert _error_codes(spec) == set()
 
 
 # --- D-12: output size ----------------------------------------------------------------------------------

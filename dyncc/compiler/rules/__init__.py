@@ -22,7 +22,7 @@ from dyncc.compiler.rules import (  # noqa: F401 - importing a family registers 
 )
 from dyncc.compiler.rules.base import RULES, Rule, finding, rule, run_rules
 from dyncc.compiler.rules.sweeps import MAX_SWEEP_POINTS, sweep_points, sweep_problems
-from dyncc.compiler.rules.values import secret_shape, secret_words
+from dyncc.compiler.rules.values import secret_finding, secret_shape, secret_words
 
 __all__ = [
     "MAX_SWEEP_POINTS",
@@ -31,6 +31,7 @@ __all__ = [
     "finding",
     "rule",
     "run_rules",
+    "secret_finding",
     "secret_shape",
     "secret_words",
     "sweep_points",

@@ -3,7 +3,6 @@ options, sizes Linux refuses to exec, control characters, local model paths."""
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator
 
@@ -17,40 +16,61 @@ SECRET_WORDS = frozenset(
     {"TOKEN", "TOKENS", "SECRET", "SECRETS", "PASSWORD", "PASSWORDS", "PASSWD", "PASS", "PWD", "PASSPHRASE",
      "KEY", "KEYS", "APIKEY", "CREDENTIAL", "CREDENTIALS", "CREDS", "PAT", "AUTH", "PRIVATE", "COOKIE"}
 )  # fmt: skip
+# A last word that makes the variable name a place or a measure, not the secret itself: HF_TOKEN_PATH
+# names a file, MAX_TOKENS_LIMIT a number, SECRET_NAME a Kubernetes Secret.
+_REFERENCE_WORDS = frozenset(
+    {"PATH", "FILE", "DIR", "NAME", "ENV", "VAR", "REF", "MOUNT", "SIZE", "LEN", "LENGTH", "LIMIT", "COUNT",
+     "NUM", "MAX", "MIN", "TTL", "TIMEOUT", "ENABLE", "ENABLED", "DISABLE", "DISABLED"}
+)  # fmt: skip
 _NAME_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
-# Shapes of well-known credentials, so that a secret under an innocent name is caught too.
+# Shapes real credentials have, so that a secret under an innocent name is caught too. Each is a token's
+# own format (prefix and alphabet), never randomness alone: model ids (nvidia/Llama-4-Maverick-17B-128E-
+# Instruct-FP8), revisions, digests and cache paths (models--org--name/snapshots/<40 hex>) look random too.
+_NOT_AFTER = r"(?<![A-Za-z0-9_./-])"
 SECRET_VALUE_SHAPES = (
-    ("a Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{20,}")),
-    ("an OpenAI/Anthropic-style API key", re.compile(r"\bsk-[A-Za-z0-9_-]{16,}")),
-    ("a GitHub token", re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")),
-    ("an AWS access key id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("a Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
-    ("a JSON Web Token", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")),
+    ("a Hugging Face token", re.compile(_NOT_AFTER + r"hf_[A-Za-z0-9]{30,}(?![A-Za-z0-9])")),
+    ("an OpenAI/Anthropic-style API key", re.compile(_NOT_AFTER + r"sk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}")),
+    ("a GitHub token", re.compile(_NOT_AFTER + r"(gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})")),
+    ("an AWS access key id", re.compile(_NOT_AFTER + r"(AKIA|ASIA)[0-9A-Z]{16}(?![A-Za-z0-9])")),
+    ("a Slack token", re.compile(_NOT_AFTER + r"xox[abposr]-[A-Za-z0-9-]{10,}")),
+    ("an NGC/NVIDIA API key", re.compile(_NOT_AFTER + r"nvapi-[A-Za-z0-9_-]{30,}")),
+    ("a JSON Web Token", re.compile(_NOT_AFTER + r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")),
     ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
     ("a URL with a password", re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://[^/\s:@]+:[^/\s@]+@")),
 )
-_HIGH_ENTROPY_CANDIDATE = re.compile(r"[A-Za-z0-9+/=_-]{32,}")
+# Values that cannot be a secret whatever the name says: empty, numbers, switches, a reference to another
+# variable (${HF_TOKEN}), a path to a file that holds the secret.
+_NOT_A_SECRET_VALUE = re.compile(
+    r"^(|[-+]?[0-9][0-9_.]*|true|false|yes|no|on|off|none|null|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|[/~.][^\s]*)$",
+    re.IGNORECASE,
+)
 
 
 def secret_words(name: str) -> set[str]:
-    return {w.upper() for w in _NAME_WORDS.findall(name)} & SECRET_WORDS
-
-
-def _entropy_bits_per_char(text: str) -> float:
-    counts = {c: text.count(c) for c in set(text)}
-    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
+    """The words of an env name that say it holds a secret (none when its last word makes it a reference)."""
+    words = [w.upper() for w in _NAME_WORDS.findall(name)]
+    if words and words[-1] in _REFERENCE_WORDS:
+        return set()
+    return set(words) & SECRET_WORDS
 
 
 def secret_shape(value: str) -> str | None:
-    """What kind of credential ``value`` looks like, or None."""
+    """What kind of credential ``value`` looks like, by the shapes real tokens have, or None."""
     for what, shape in SECRET_VALUE_SHAPES:
         if shape.search(value):
             return what
-    for run in _HIGH_ENTROPY_CANDIDATE.findall(value):
-        mixed = sum(bool(re.search(cls, run)) for cls in ("[a-z]", "[A-Z]", "[0-9]")) >= 3
-        # Random 32+ character keys over ~64 symbols carry > 4.5 bits per character; words and paths far less.
-        if mixed and _entropy_bits_per_char(run) > 4.5:
-            return "a long random string (an API key?)"
+    return None
+
+
+def secret_finding(name: str, value: str) -> str | None:
+    """Why the variable ``name=value`` holds a secret, or None: a credential's shape anywhere, or a name that
+    says secret over a value that could be one (not a number, switch, path or variable reference)."""
+    shape = secret_shape(value)
+    if shape:
+        return f"its value looks like {shape}"
+    words = secret_words(name)
+    if words and not _NOT_A_SECRET_VALUE.match(value.strip()):
+        return f"its name says {'/'.join(sorted(words))}"
     return None
 
 
@@ -65,9 +85,8 @@ def secrets_only_by_reference(graph: DeploymentGraph) -> Iterator[Diagnostic]:
     """Secrets never sit in the spec: it is committed, and its values land in scripts and manifests."""
     for p in graph.pools():
         for name, value in p.spec.env.items():
-            words, shape = secret_words(name), secret_shape(value)
-            if words or shape:
-                why = f"its name says {'/'.join(sorted(words))}" if words else f"its value looks like {shape}"
+            why = secret_finding(name, value)
+            if why:
                 yield finding(
                     f"env {name} looks like a secret ({why}); its value would be written into generated files",
                     p.path + ("env", name),
