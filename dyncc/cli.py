@@ -492,6 +492,26 @@ def init(template: str, name: str | None, output: str | None, **sla: Any) -> Non
 
 
 @main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here (a new file).")
+def migrate(spec: str, output: str | None) -> None:
+    """Rewrite a spec's old forms as the current ones (comments kept); the changes go to stderr."""
+    from dyncc.migrate import migrate_file
+    from dyncc.output import write_new_file
+
+    try:
+        result = migrate_file(spec)
+        for change in result.changes or ("nothing to change: the spec is in the current form",):
+            _say(f"{spec}: {change}", err=True)
+        if output:
+            write_new_file(Path(output), result.text)
+        else:
+            _say(result.text, nl=False)
+    except DiagnosticError as exc:
+        _fail(exc.diagnostics)
+
+
+@main.command()
 @click.argument("old", type=click.Path(dir_okay=False))
 @click.argument("new", type=click.Path(dir_okay=False))
 def diff(old: str, new: str) -> None:

@@ -31,7 +31,7 @@ class Compilation:
 def check_spec(loaded: LoadedSpec) -> tuple[DeploymentGraph, Placement | None, list[Diagnostic]]:
     """Build the graph, run every rule, and place ranks when the rules pass. Never raises for bad specs."""
     graph = build_graph(loaded)
-    diagnostics = run_rules(graph)
+    diagnostics = list(loaded.notices) + run_rules(graph)
     placement = None
     if not has_errors(diagnostics):
         cluster = graph.spec.cluster

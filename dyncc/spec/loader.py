@@ -33,6 +33,7 @@ from ruamel.yaml.tokens import DirectiveToken, DocumentEndToken, StreamStartToke
 
 from dyncc.diagnostics import Diagnostic, DiagnosticError, Location, YamlPath, format_yaml_path
 from dyncc.spec.model import API_VERSION, CoreSpec
+from dyncc.spec.deprecations import upgrade
 
 # Limits that bound the time and memory of loading whatever the input. ruamel's pure-Python round-trip
 # parser is the cost: ~1-3 us per character and ~70-150 us per value (measured), so the byte cap bounds
@@ -70,14 +71,6 @@ KEY_SYNONYMS = {
     "disable_overlap_scheduler": "overlap_scheduler",
     "cuda_graph_config": "cuda_graphs",
     "api_version": "apiVersion",
-}
-# Keys that moved out of a section: (section, key) -> where they are now. The mock engine switch was a
-# setting of two targets; it is one top-level setting now.
-MOVED_KEYS = {
-    ("local", "engine"): "worker_runtime",
-    ("slurm", "engine"): "worker_runtime",
-    ("local", "mocker_speedup_ratio"): "mocker_speedup_ratio",
-    ("slurm", "mocker_speedup_ratio"): "mocker_speedup_ratio",
 }
 
 
@@ -158,6 +151,8 @@ class LoadedSpec:
     source: SourceMap
     facts: ModelFacts
     base_dir: Path
+    # Warnings from reading the file itself, before any rule: old spec forms read as their new form (DYN021).
+    notices: tuple[Diagnostic, ...] = ()
 
     @property
     def file(self) -> str:
@@ -227,13 +222,26 @@ def load_spec_text(
                 )
             ]
         )
+    upgraded = upgrade(data)
+    notices = [d.located(source.locate(d.path, at_key=True)) for d in upgraded.diagnostics]
+    if any(d.is_error for d in notices):
+        raise DiagnosticError(notices)
     try:
-        spec = model.model_validate(data)
+        spec = model.model_validate(upgraded.data)
     except ValidationError as exc:
-        raise DiagnosticError(_diagnostics_from_validation(exc, source, model)) from None
+        found = _diagnostics_from_validation(exc, source, model)
+        raise DiagnosticError(notices + [_at_old_form(d, upgraded.moves, source) for d in found]) from None
     base = base_dir if base_dir is not None else Path.cwd()
     facts = read_model_facts(spec, base, source)
-    return LoadedSpec(spec=spec, source=source, facts=facts, base_dir=base)
+    return LoadedSpec(spec=spec, source=source, facts=facts, base_dir=base, notices=tuple(notices))
+
+
+def _at_old_form(diagnostic: Diagnostic, moves: tuple[tuple[YamlPath, YamlPath], ...], source: SourceMap) -> Diagnostic:
+    """A problem with a value that an old form supplied, located where the file wrote it."""
+    for old, new in moves:
+        if diagnostic.path[: len(new)] == new:
+            return diagnostic.located(source.locate(old + diagnostic.path[len(new) :]))
+    return diagnostic
 
 
 # --- YAML text -> ruamel tree, bounded ---------------------------------------------------------
@@ -627,10 +635,7 @@ def _diagnostic_for(
         valid = _valid_keys(model, loc[:-1])
         suggestion = _did_you_mean(key, valid)
         hint = f"did you mean `{suggestion}`?" if suggestion else None
-        moved = MOVED_KEYS.get((str(loc[0]), key)) if len(loc) == 2 else None
-        if moved:
-            hint = f"`{key}` moved to the top level: write `{moved}:` there, not under `{loc[0]}:`"
-        elif valid:
+        if valid:
             hint = (hint + " " if hint else "") + "allowed here: " + ", ".join(sorted(valid))
         return Diagnostic(
             "DYN010", f"unknown key `{key}`", path=loc, hint=hint, location=source.locate(loc, at_key=True)

@@ -311,7 +311,7 @@ class KvTransfer(SpecModel):
     )
     max_tokens_in_buffer: int | None = Field(
         None,
-        ge=1,
+        ge=0,
         description="Transfer buffer size, in tokens (`cache_transceiver_config.max_tokens_in_buffer`); "
         "default: TensorRT-LLM's.",
     )

@@ -37,6 +37,10 @@ def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _is_bool(value: Any) -> bool:
     return isinstance(value, bool)
 
@@ -82,7 +86,8 @@ TYPED_EXTRA_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "cuda_graph_config.enable_padding": (_is_bool, "true or false"),
     "cache_transceiver_config": (_is_mapping, "a mapping"),
     "cache_transceiver_config.backend": (_is_str, "a backend name such as NIXL or UCX"),
-    "cache_transceiver_config.max_tokens_in_buffer": (_positive_int, "a positive integer"),
+    # Optional[int] with no bound in every key set; NVIDIA's Kimi-K2 disagg recipe ships 0.
+    "cache_transceiver_config.max_tokens_in_buffer": (_int, "an integer"),
     "speculative_config": (_mapping_or_null, "a mapping (set speculation with `speculative:`)"),
     "speculative_config.decoding_type": (_is_str, "a string such as MTP or Eagle3"),
     "speculative_config.max_draft_len": (_positive_int, "a positive integer"),
