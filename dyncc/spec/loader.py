@@ -32,8 +32,8 @@ from ruamel.yaml.scanner import RoundTripScanner
 from ruamel.yaml.tokens import DirectiveToken, DocumentEndToken, StreamStartToken
 
 from dyncc.diagnostics import Diagnostic, DiagnosticError, Location, YamlPath, format_yaml_path
-from dyncc.spec.model import API_VERSION, CoreSpec
 from dyncc.spec.deprecations import upgrade
+from dyncc.spec.model import API_VERSION, CoreSpec
 
 # Limits that bound the time and memory of loading whatever the input. ruamel's pure-Python round-trip
 # parser is the cost: ~1-3 us per character and ~70-150 us per value (measured), so the byte cap bounds
