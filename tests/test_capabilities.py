@@ -25,6 +25,7 @@ USES = {
     ("planner", "enabled"): {"planner": {"enabled": True, "ttft_ms": 200, "itl_ms": 20}},
     ("benchmark",): {"benchmark": {"concurrency": [1]}},
     ("router", "replica_sync"): {"router": {"mode": "kv", "replica_sync": True}},
+    ("request_plane",): {"request_plane": "nats"},
 }
 
 

@@ -230,7 +230,7 @@ def _line_of(spec: Path, needle: str) -> int:
 def test_a_patch_that_breaks_the_schema_is_refused_at_its_line(tmp_path, patch, needle):
     spec = _agg_with(
         tmp_path,
-        f"k8s:\n  pools:\n    agg:\n      patches:\n        - {{op: add, path: /podTemplate/spec/hostIPC, value: true}}\n        {patch}\n",
+        f"k8s:\n  pools:\n    agg:\n      patches:\n        - {{op: add, path: /podTemplate/spec/dnsPolicy, value: ClusterFirst}}\n        {patch}\n",
     )
     proc = cli("build", spec, "-t", "k8s", "-o", tmp_path / "out")
     assert proc.returncode == 1 and "error DYN540" in proc.stderr, proc.stderr
@@ -251,8 +251,8 @@ def test_a_merge_that_breaks_the_schema_is_refused_at_its_key(tmp_path):
 def test_patches_and_merge_that_fit_are_applied_and_pass_the_schema(tmp_path):
     spec = _agg_with(
         tmp_path,
-        "k8s:\n  pools:\n    agg:\n      merge:\n        podTemplate:\n          spec:\n            hostIPC: true\n"
-        "      patches:\n        - {op: add, path: /podTemplate/spec/containers/0/ports, value: [{name: nccl, "
+        "k8s:\n  allow_in_patches: [host_ipc]\n  pools:\n    agg:\n      merge:\n        podTemplate:\n"
+        "          spec:\n            hostIPC: true\n      patches:\n        - {op: add, path: /podTemplate/spec/containers/0/ports, value: [{name: nccl, "
         "containerPort: 5000}]}\n        - {op: test, path: /replicas, value: 1}\n",
     )
     worker = components(build(spec, tmp_path / "out")["dynamographdeployment.yaml"])["worker"]

@@ -347,11 +347,14 @@ def test_plan_names_the_request_plane_for_targets_that_must_provide_nats(tmp_pat
     assert compile_spec(load_spec(spec)).plan.request_plane == "nats"
 
 
-def test_nats_request_plane_warns_that_a_nats_server_is_needed_and_tcp_does_not(tmp_path):
+def test_nats_request_plane_warns_where_no_nats_server_is_provided_and_tcp_does_not(tmp_path):
+    from dyncc.api import validate
+
     spec = write_spec(tmp_path, "request_plane: nats\nmodel: {path: m, moe: false}\npools: {agg: {}}\n")
-    assert codes(diagnostics_of(spec), "warning") == ["DYN706"]
+    assert codes(validate(spec, ["local"]).diagnostics, "warning") == ["DYN706"]
+    assert "DYN706" not in codes(validate(spec, ["k8s"]).diagnostics)  # the platform provides NATS there
     spec.write_text(spec.read_text().replace("nats", "tcp"))
-    assert codes(diagnostics_of(spec)) == []
+    assert codes(diagnostics_of(spec)) == [] and codes(validate(spec, ["local"]).diagnostics) == []
 
 
 def test_cuda_graph_sizes_with_their_maximum_are_refused_only_where_trtllm_refuses_them(tmp_path):

@@ -127,6 +127,7 @@ class DeploymentPlan:
     request_plane: str | None = None  # `--request-plane` of frontend and workers (nats needs a NATS server)
     on_worker_exit: str = "restart"  # what a supervisor does when a worker dies: "restart" or "stop"
     model_revision: str | None = None  # Hugging Face revision of a hub model; None: the main branch
+    model_path_absolute: bool = False  # model.path written absolute: a path in the container, served as is
     mocker_timing: str = "builtin"  # `builtin`, `aiconfigurator`, or a timing file (the spec's mocker_timing)
     # Each pool's mock-engine timing file (NPZ bytes), filled in by dyncc.twin before the targets render;
     # a pool without one keeps the mock's built-in timing.
@@ -176,6 +177,7 @@ def lower(graph: DeploymentGraph, placement: Placement) -> DeploymentPlan:
         request_plane=spec.request_plane if profile.request_plane_flag else None,
         on_worker_exit=spec.on_worker_exit,
         model_revision=spec.model.revision,
+        model_path_absolute=spec.model.path.startswith("/"),
         mocker_timing=spec.mocker_timing,
     )
 

@@ -30,6 +30,7 @@ class Capability(enum.Enum):
     MOCK_ENGINE = "mock engine"  # `worker_runtime: mocker`: Dynamo's mock engine instead of TensorRT-LLM
     BENCHMARK = "benchmark"  # writes the spec's `benchmark:` as a runnable aiperf load test
     FRONTEND_REPLICAS = "frontend replicas"  # runs several frontends (KV routers), which replica sync joins up
+    NATS_SERVER = "NATS server"  # every process gets a NATS server (NATS_SERVER) from the platform
 
 
 class Implementation(Protocol):
@@ -135,6 +136,18 @@ def _replica_sync_note(plan: DeploymentPlan, target: Target) -> Diagnostic:
     )
 
 
+def _nats_note(plan: DeploymentPlan, target: Target) -> Diagnostic:
+    return Diagnostic(
+        "DYN706",
+        "request_plane nats: the frontend and every worker send requests through a NATS server (NATS_SERVER), "
+        f"and the {target.name} target starts none for Dynamo {plan.dynamo_version} (discovery needs no NATS)",
+        path=("request_plane",),
+        severity="warning",
+        hint="provide NATS_SERVER to every process (pools.<role>.env and the target's frontend env), or keep "
+        "Dynamo's default tcp request plane",
+    )
+
+
 FEATURES: tuple[Feature, ...] = (
     Feature(
         "workers on several nodes",
@@ -176,6 +189,15 @@ FEATURES: tuple[Feature, ...] = (
         "DYN307",
         lambda p: "--router-replica-sync" in p.frontend.flags,
         _replica_sync_note,
+        blocking=False,
+    ),
+    Feature(
+        "NATS request plane (`request_plane: nats`)",
+        ("request_plane",),
+        Capability.NATS_SERVER,
+        "DYN706",
+        lambda p: p.request_plane == "nats",
+        _nats_note,
         blocking=False,
     ),
 )

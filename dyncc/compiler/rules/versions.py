@@ -94,19 +94,8 @@ def feature_exists_in_version(graph: DeploymentGraph) -> Iterator[Diagnostic]:
         )
 
 
-@rule("DYN706", "nats-request-plane-needs-nats")
-def nats_request_plane_needs_a_server(graph: DeploymentGraph) -> Iterator[Diagnostic]:
-    """`request_plane: nats` needs a NATS server every process reaches; dyncc starts none for Dynamo 1.x."""
-    spec, profile = graph.spec, graph.profile
-    if spec.request_plane == "nats" and profile.request_plane_flag:
-        yield finding(
-            "request_plane nats: the frontend and every worker send requests through a NATS server "
-            f"(NATS_SERVER), and dyncc starts none for Dynamo {profile.dynamo_version} (discovery needs no NATS)",
-            ("request_plane",),
-            "provide NATS_SERVER to every process (pools.<role>.env and the target's frontend env), or keep "
-            "Dynamo's default tcp request plane",
-            severity="warning",
-        )
+# DYN706 (a NATS request plane where nothing provides NATS) depends on the target: it is a target feature
+# (dyncc.targets.base.FEATURES), so Kubernetes, whose platform provides NATS, is not warned.
 
 
 # A Dynamo image tag: X.Y.Z, an optional pre-release (rcN, aN, bN, devN), an optional post-release

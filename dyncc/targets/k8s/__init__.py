@@ -16,7 +16,14 @@ TARGET = Target(
     settings_key="k8s",
     settings_model=K8sSettings,
     capabilities=frozenset(
-        {Capability.MULTI_NODE, Capability.PLANNER, Capability.BENCHMARK, Capability.FRONTEND_REPLICAS}
+        {
+            Capability.MULTI_NODE,
+            Capability.PLANNER,
+            Capability.BENCHMARK,
+            Capability.FRONTEND_REPLICAS,
+            # Dynamo's platform chart installs NATS and the operator sets NATS_SERVER in every pod.
+            Capability.NATS_SERVER,
+        }
     ),
     implementation="dyncc.targets.k8s.impl",
     summary="DynamoGraphDeployment and the objects it mounts, for the Dynamo operator",

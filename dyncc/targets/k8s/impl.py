@@ -23,7 +23,7 @@ from dyncc.compiler.plan import DeploymentPlan, PoolPlan, oversized_files, text_
 from dyncc.compiler.rules.versions import image_tag
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.spec.model import Benchmark, Planner
-from dyncc.targets.k8s import crd_schema, patches, pods
+from dyncc.targets.k8s import cache, checking, env_checks, pods
 from dyncc.targets.k8s.settings import ComponentSettings, K8sSettings, ModelCache, PodSettings
 from dyncc.yaml_text import dump_yaml
 
@@ -53,7 +53,9 @@ MAX_OBJECT_BYTES = 1536 * 1024
 # The operator's runtimeVersionOverride pattern: a plain MAJOR.MINOR.PATCH.
 PLAIN_VERSION = re.compile(r"^(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})$")
 RELEASE = re.compile(r"^v?(\d+\.\d+\.\d+)")
-DOWNLOAD_DONE = ".dyncc-download-complete"
+# Encode endpoints the plan names (dyn://<namespace>.<component>.<endpoint>): on k8s the namespace is the
+# operator's DYN_NAMESPACE, which kubelet substitutes for $(DYN_NAMESPACE) in args (issue 28: EPD).
+DYN_ENDPOINT = re.compile(r"^dyn://[^.]+\.(?P<rest>[^.]+\.[^.]+)$")
 
 
 def check(plan: DeploymentPlan, k8s: K8sSettings) -> list[Diagnostic]:
@@ -128,16 +130,19 @@ def _settings_problems(plan: DeploymentPlan, k8s: K8sSettings) -> list[Diagnosti
                     severity="warning",
                 )
             )
-    problems += _revision_problems(plan, k8s) + _operator_env_problems(plan, k8s, sections)
-    cache = k8s.model_cache
-    if cache is not None and cache.download and plan.model_local_dir is not None:
+    problems += _revision_problems(plan, k8s)
+    problems += env_checks.operator_env_problems(plan, k8s, sections) + env_checks.secret_problems(plan, k8s, sections)
+    model_cache = k8s.model_cache
+    relative_local = plan.model_local_dir is not None and not plan.model_path_absolute
+    if model_cache is not None and model_cache.download and relative_local:
         problems.append(
             Diagnostic(
                 "DYN545",
-                f"model.path '{plan.model_path}' is a local directory: the model-cache Job downloads from the "
-                "Hugging Face hub only",
+                f"model.path '{plan.model_path}' is a local directory on this machine: the model-cache Job "
+                "downloads from the Hugging Face hub only",
                 path=("k8s", "model_cache", "download"),
-                hint="set model_cache.download: false and fill the PVC yourself, or give a hub id as model.path",
+                hint="give the path in the pod as an absolute model.path (e.g. on the cache volume: served as is), "
+                "set model_cache.download: false and fill the PVC yourself, or give a hub id",
             )
         )
     return problems
@@ -146,11 +151,12 @@ def _settings_problems(plan: DeploymentPlan, k8s: K8sSettings) -> list[Diagnosti
 def _revision_problems(plan: DeploymentPlan, k8s: K8sSettings) -> list[Diagnostic]:
     if plan.model_revision is None:
         return []
-    if plan.model_local_dir is not None:
+    if not cache.model_is_hub_id(plan):
+        kind = "a path served as is" if plan.model_path_absolute else "a local directory"
         return [
             Diagnostic(
                 "DYN547",
-                f"model.revision {plan.model_revision!r} cannot apply on k8s: model.path is a local directory",
+                f"model.revision {plan.model_revision!r} cannot apply on k8s: model.path is {kind}",
                 path=("model", "revision"),
                 hint="remove model.revision, or give model.path as a hub id",
             )
@@ -169,31 +175,8 @@ def _revision_problems(plan: DeploymentPlan, k8s: K8sSettings) -> list[Diagnosti
     return []
 
 
-def _operator_env_problems(
-    plan: DeploymentPlan, k8s: K8sSettings, sections: list[tuple[tuple[str, ...], ComponentSettings | None]]
-) -> list[Diagnostic]:
-    """Env the operator sets per deployment (DYN_NAMESPACE...) must not be overridden from the spec: a fixed
-    DYN_NAMESPACE would put every deployment of a Kubernetes namespace into one Dynamo namespace."""
-    found: list[tuple[str, tuple[str | int, ...]]] = [
-        (name, ("pools", p.role, "env", name)) for p in plan.pools for name, _ in p.env
-    ]
-    found += [(name, ("k8s", "defaults", "env", name)) for name in k8s.defaults.env]
-    found += [(name, ("k8s", *sec, "env", name)) for sec, own in sections if own is not None for name in own.env]
-    return [
-        Diagnostic(
-            "DYN548",
-            f"{name} is set by the Dynamo operator in every pod (per deployment); on k8s a spec value would "
-            "override it",
-            path=path,
-            hint="remove it; the operator derives DYN_NAMESPACE as <k8s-namespace>-<deployment name>",
-        )
-        for name, path in found
-        if name in pods.OPERATOR_ENV
-    ]
-
-
-def _configmap_too_large(plan: DeploymentPlan) -> list[Diagnostic]:
-    size = sum(text_bytes(p.engine_file) + text_bytes(p.engine_yaml) for p in plan.pools)
+def _configmap_too_large(plan: DeploymentPlan, k8s: K8sSettings) -> list[Diagnostic]:
+    size = sum(text_bytes(p.engine_file) + text_bytes(cache.engine_yaml_for(plan, k8s, p)) for p in plan.pools)
     if size <= MAX_CONFIGMAP_DATA_BYTES:
         return []
     largest = max(plan.pools, key=lambda p: len(p.engine_yaml))
@@ -224,19 +207,24 @@ def _objects_too_large(files: dict[str, str]) -> list[Diagnostic]:
 
 def render(plan: DeploymentPlan, k8s: K8sSettings) -> dict[str, str]:
     problems = [
-        d for d in _name_problems(plan, k8s) + _settings_problems(plan, k8s) + _configmap_too_large(plan) if d.is_error
+        d
+        for d in _name_problems(plan, k8s) + _settings_problems(plan, k8s) + _configmap_too_large(plan, k8s)
+        if d.is_error
     ]
     if problems:
         raise DiagnosticError(problems)
     dgd, problems = _checked_dgd(plan, k8s)
-    if problems:
-        raise DiagnosticError(problems)
+    if any(d.is_error for d in problems):  # its warnings and notes are check()'s to report
+        raise DiagnosticError([d for d in problems if d.is_error])
     files = {"configmap.yaml": _dump(plan, _configmap(plan, k8s))}
-    cache = k8s.model_cache
-    if cache is not None and cache.create:
-        files["pvc.yaml"] = _dump(plan, _pvc(plan, k8s, cache))
-    if cache is not None and _downloads(plan, k8s):
-        files["model-download-job.yaml"] = _dump(plan, _download_job(plan, k8s, cache), _hub_requirements(k8s))
+    model_cache = k8s.model_cache
+    if model_cache is not None and model_cache.create:
+        files["pvc.yaml"] = _dump(plan, _pvc(plan, k8s, model_cache))
+    if model_cache is not None and cache.downloads(plan, k8s):
+        job = cache.download_job(
+            plan, k8s, model_cache, _metadata(plan, k8s, f"{plan.name}-model-download"), _pull_policy(k8s)
+        )
+        files["model-download-job.yaml"] = _dump(plan, job, _hub_requirements(k8s))
     if _wants_compute_domain(plan, k8s):
         files["computedomain.yaml"] = _dump(plan, _compute_domain(plan, k8s))
     if k8s.metrics.pod_monitor:
@@ -311,22 +299,14 @@ def api_version(plan: DeploymentPlan, k8s: K8sSettings) -> str:
     return k8s.api_version or plan.profile.dgd_api_version
 
 
+def _pull_policy(k8s: K8sSettings) -> dict[str, str]:
+    """``imagePullPolicy`` of every container written, when the spec sets one."""
+    return {"imagePullPolicy": k8s.image_pull_policy} if k8s.image_pull_policy else {}
+
+
 def _env(pairs) -> list[dict]:
     # Values stay strings: "1" must not become the integer 1 in YAML.
     return [{"name": str(k), "value": str(v)} for k, v in pairs]
-
-
-def _cache_model_dir(plan: DeploymentPlan, cache: ModelCache) -> str:
-    """Where the download Job puts the checkpoint, and where workers read it: one directory per repo/revision."""
-    leaf = plan.model_path.replace("/", "--")
-    if plan.model_revision:
-        leaf += f"--{plan.model_revision.replace('/', '--')}"
-    return f"{cache.mount_path.rstrip('/')}/hub-models/{leaf}"
-
-
-def _downloads(plan: DeploymentPlan, k8s: K8sSettings) -> bool:
-    cache = k8s.model_cache
-    return cache is not None and cache.download and plan.model_local_dir is None
 
 
 def _worker_env(plan: DeploymentPlan, k8s: K8sSettings, pool: PoolPlan) -> list[tuple[str, str]]:
@@ -368,18 +348,29 @@ def frontend_args(plan: DeploymentPlan, k8s: K8sSettings | None = None) -> list[
 
 
 def worker_args(plan: DeploymentPlan, pool: PoolPlan, k8s: K8sSettings | None = None) -> list[str]:
-    model = plan.model_path
-    if k8s is not None and k8s.model_cache is not None and _downloads(plan, k8s):
-        model = _cache_model_dir(plan, k8s.model_cache)
+    model = cache.served_model_path(plan, k8s) if k8s is not None else plan.model_path
     args = pool.worker_args(model, plan.served_name, f"{ENGINE_MOUNT}/{pool.engine_file}")
     if k8s is not None and _worker_takes_revision(plan, k8s):
         args += ["--revision", plan.model_revision or ""]
-    return _without_namespace(args)
+    return _operator_encode_endpoint(_without_namespace(args))
+
+
+def _operator_encode_endpoint(args: list[str]) -> list[str]:
+    """The encode worker registers in the operator's Dynamo namespace (``<k8s-namespace>-<deployment>``, or a
+    per-rollout one: DYN_NAMESPACE in its pod), not in the spec's: the caller is pointed there through
+    kubelet's $(DYN_NAMESPACE) substitution, from the same operator-set variable in its own pod."""
+    out = list(args)
+    for i, arg in enumerate(out[:-1]):
+        match = DYN_ENDPOINT.match(out[i + 1]) if arg == "--encode-endpoint" else None
+        if match:
+            out[i + 1] = f"dyn://$(DYN_NAMESPACE).{match['rest']}"
+    return out
 
 
 def _worker_takes_revision(plan: DeploymentPlan, k8s: K8sSettings) -> bool:
     """Without a download Job, a 1.x worker downloads the hub model itself, at `--revision`."""
-    return bool(plan.model_revision) and not _downloads(plan, k8s) and plan.model_local_dir is None
+    downloads = k8s.model_cache is not None and k8s.model_cache.download
+    return bool(plan.model_revision) and cache.model_is_hub_id(plan) and not downloads
 
 
 def planner_config(plan: DeploymentPlan, planner: Planner) -> str:
@@ -452,7 +443,8 @@ def _configmap(plan: DeploymentPlan, k8s: K8sSettings) -> dict:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(plan, k8s, configmap_name(plan)),
-        "data": {pool.engine_file: pool.engine_yaml for pool in plan.pools},
+        # a downloaded draft model is named by its cache directory (cache.engine_yaml_for)
+        "data": {p.engine_file: cache.engine_yaml_for(plan, k8s, p) for p in plan.pools},
     }
 
 
@@ -465,60 +457,6 @@ def _pvc(plan: DeploymentPlan, k8s: K8sSettings, cache: ModelCache) -> dict:
         "kind": "PersistentVolumeClaim",
         "metadata": _metadata(plan, k8s, cache.pvc),
         "spec": spec,
-    }
-
-
-def _download_job(plan: DeploymentPlan, k8s: K8sSettings, cache: ModelCache) -> dict:
-    """Fills the cache once: ``hf download`` of the repo (at the spec's revision) into the PVC, then a marker
-    file the workers' init container waits for, so no worker starts on a half-written checkpoint."""
-    target = _cache_model_dir(plan, cache)
-    download = ["hf", "download", plan.model_path, "--local-dir", target]
-    if plan.model_revision:
-        download += ["--revision", plan.model_revision]
-    marker = shlex.quote(f"{target}/{DOWNLOAD_DONE}")
-    # Idempotent: a re-created Job (after its TTL, or on a new cluster with the same PVC) finds the marker.
-    script = (
-        f"if [ -f {marker} ]; then echo model already in the cache; exit 0; fi && "
-        f"pip install --quiet --no-cache-dir 'huggingface_hub>=0.34' && {shlex.join(download)} && touch {marker}"
-    )
-    env: list[dict[str, Any]] = [{"name": "HF_HOME", "value": cache.mount_path}]
-    if k8s.hf_token_secret:
-        ref = {"name": k8s.hf_token_secret, "key": "HF_TOKEN", "optional": True}
-        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": ref}})
-    container = {
-        "name": "download",
-        "image": cache.download_image,
-        "command": ["/bin/sh", "-c"],
-        "args": [script],
-        "env": env,
-        "volumeMounts": [{"name": "model-cache", "mountPath": cache.mount_path}],
-    }
-    pod: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "containers": [container],
-        "volumes": [{"name": "model-cache", "persistentVolumeClaim": {"claimName": cache.pvc}}],
-    }
-    defaults = k8s.defaults
-    if defaults.tolerations is not None:
-        pod["tolerations"] = [pods._toleration(t.model_dump(exclude_none=True)) for t in defaults.tolerations]
-    if defaults.node_selector:
-        pod["nodeSelector"] = dict(defaults.node_selector)
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": _metadata(plan, k8s, f"{plan.name}-model-download"),
-        "spec": {"backoffLimit": 3, "completions": 1, "parallelism": 1, "template": {"spec": pod}},
-    }
-
-
-def _wait_for_download(plan: DeploymentPlan, k8s: K8sSettings, cache: ModelCache) -> dict:
-    marker = f"{_cache_model_dir(plan, cache)}/{DOWNLOAD_DONE}"
-    return {
-        "name": "wait-for-model",
-        "image": _image(plan),  # the worker's own image: already pulled on the node, has /bin/sh
-        "command": ["/bin/sh", "-c"],
-        "args": [f"until [ -f {shlex.quote(marker)} ]; do echo waiting for the model-download Job; sleep 10; done"],
-        "volumeMounts": [{"name": "model-cache", "mountPath": cache.mount_path, "readOnly": True}],
     }
 
 
@@ -589,6 +527,7 @@ def _benchmark_job(plan: DeploymentPlan, k8s: K8sSettings, bench: Benchmark) -> 
     container: dict[str, Any] = {
         "name": "aiperf",
         "image": "python:3.12-slim",
+        **_pull_policy(k8s),
         "command": ["/bin/sh", "-c"],
         "args": [script],
         "volumeMounts": [{"name": "results", "mountPath": "/results"}],
@@ -629,11 +568,12 @@ def _container(
         container: dict[str, Any] = {
             "name": "main",
             "image": image,
+            **_pull_policy(k8s),
             "command": ["/bin/sh", "-c"],
             "args": [shlex.join(argv)],
         }
     else:
-        container = {"name": "main", "image": image, "command": argv[:3], "args": argv[3:]}
+        container = {"name": "main", "image": image, **_pull_policy(k8s), "command": argv[:3], "args": argv[3:]}
     if env:
         container["env"] = _env(env)
     if secret and k8s.hf_token_secret:
@@ -643,15 +583,6 @@ def _container(
     if mounts:
         container["volumeMounts"] = list(mounts)
     return container
-
-
-def _section_settings(k8s: K8sSettings, section: tuple[str, ...]) -> ComponentSettings | None:
-    if section == ("frontend",):
-        return k8s.frontend
-    if section[0] == "pools":
-        own: ComponentSettings | None = getattr(k8s.pools, section[1])
-        return own
-    return None
 
 
 # --- v1beta1 ------------------------------------------------------------------------------------------
@@ -678,8 +609,9 @@ def _pod(
     if pool is not None and _claims_compute_domain(plan, k8s):
         spec["resourceClaims"] = [{"name": CLAIM, "resourceClaimTemplateName": f"{compute_domain_name(plan)}-channel"}]
         container.setdefault("resources", {})["claims"] = [{"name": CLAIM}]
-    if pool is not None and k8s.model_cache is not None and _downloads(plan, k8s):
-        spec["initContainers"] = [_wait_for_download(plan, k8s, k8s.model_cache)]
+    if pool is not None and k8s.model_cache is not None and cache.downloads(plan, k8s):
+        wait = cache.wait_for_download(plan, k8s, k8s.model_cache, _image(plan), _pull_policy(k8s))
+        spec["initContainers"] = [wait]
     pods.apply_container(container, settings, frontend)
     pods.apply_pod(spec, container, settings)
     return {"metadata": pods.pod_metadata(settings, _labels(plan)), "spec": spec}
@@ -798,64 +730,10 @@ def _dgd_metadata(plan: DeploymentPlan, k8s: K8sSettings) -> dict[str, Any]:
 
 
 def _checked_dgd(plan: DeploymentPlan, k8s: K8sSettings) -> tuple[dict, list[Diagnostic]]:
-    """The DGD with the spec's patches applied, and every CRD-schema error located in the spec."""
-    if api_version(plan, k8s) == "v1alpha1":
-        dgd = _dgd_v1alpha1(plan, k8s)
-        return dgd, _schema_problems(dgd, k8s, [], {})
-    dgd, sections = _dgd_v1beta1(plan, k8s)
-    problems: list[Diagnostic] = []
-    blames: dict[int, list[tuple[patches.Path, patches.Path]]] = {}
-    for i, section in enumerate(sections):
-        own = _section_settings(k8s, section)
-        if own is None or not (own.patches or own.merge):
-            continue
-        patched, blame, failed = patches.apply(dgd["spec"]["components"][i], own, section)
-        dgd["spec"]["components"][i] = patched
-        blames[i] = blame
-        problems += failed
-    return dgd, problems + _schema_problems(dgd, k8s, sections, blames)
-
-
-def _schema_problems(
-    dgd: dict,
-    k8s: K8sSettings,
-    sections: list[tuple[str, ...]],
-    blames: dict[int, list[tuple[patches.Path, patches.Path]]],
-) -> list[Diagnostic]:
-    """One diagnostic per CRD-schema error, at the patch or setting that wrote the field (a default that
-    breaks every component is reported once)."""
-    problems: dict[tuple, Diagnostic] = {}
-    for path, message in crd_schema.errors(dgd):
-        where = "/".join(map(str, path))
-        spec_path: tuple[str | int, ...] = ("k8s",)
-        code, hint = "DYN546", "this setting does not fit the CRD field it is written to; see the message"
-        if len(path) > 3 and path[:2] == ("spec", "components") and isinstance(path[2], int) and sections:
-            index, inner = path[2], path[3:]
-            where = f"component '{dgd['spec']['components'][index].get('name')}', {'/'.join(map(str, inner))}"
-            culprit = patches.culprit(inner, blames.get(index, []))
-            if culprit is not None:
-                spec_path = culprit
-                code, hint = "DYN540", "fix or remove this patch: the DGD it produces breaks the CRD's schema"
-            else:
-                spec_path = _setting_path(k8s, sections[index], inner)
-            key: tuple = (spec_path, inner, message) if spec_path[:2] == ("k8s", "defaults") else (spec_path, path)
-        else:
-            key = (spec_path, path)
-        problems.setdefault(
-            key,
-            Diagnostic(
-                code, f"the DynamoGraphDeployment would not pass the CRD schema at {where}: {message}", spec_path, hint
-            ),
-        )
-    return list(problems.values())
-
-
-def _setting_path(k8s: K8sSettings, section: tuple[str, ...], inner: tuple) -> tuple:
-    for prefix, field in pods.SETTING_OF.items():
-        if inner[: len(prefix)] == prefix:
-            own = _section_settings(k8s, section)
-            return pods.where_set(k8s.defaults, own, field, section)
-    return ("k8s", *section) if section != ("planner",) else ("k8s",)
+    """The DGD with the spec's patches applied, and every problem of the result located in the spec."""
+    build = _dgd_v1alpha1 if api_version(plan, k8s) == "v1alpha1" else _dgd_v1beta1
+    dgd, sections = build(plan, k8s)
+    return dgd, checking.patched_and_checked(dgd, sections, k8s)
 
 
 # --- v1alpha1 (2025 operator) -------------------------------------------------------------------------
@@ -934,7 +812,8 @@ def _v1alpha1_service_name(k8s: K8sSettings, role: str) -> str:
     return own.name if own is not None and own.name else V1ALPHA1_SERVICE[role]
 
 
-def _dgd_v1alpha1(plan: DeploymentPlan, k8s: K8sSettings) -> dict:
+def _dgd_v1alpha1(plan: DeploymentPlan, k8s: K8sSettings) -> tuple[dict, list[tuple[str, ...]]]:
+    """The 2025 DGD, and for each service (in order) the spec section its settings come from."""
     cache_volumes, cache_mounts = _volumes_and_mounts(plan, k8s, with_engine_config=False)
     services = {
         "Frontend": _service_v1alpha1(
@@ -947,6 +826,7 @@ def _dgd_v1alpha1(plan: DeploymentPlan, k8s: K8sSettings) -> dict:
             volumes=cache_volumes,
         )
     }
+    sections: list[tuple[str, ...]] = [("frontend",)]
     volumes, mounts = _volumes_and_mounts(plan, k8s, with_engine_config=True)
     for pool in plan.pools:
         container = _worker_container(plan, k8s, pool, mounts)
@@ -967,14 +847,16 @@ def _dgd_v1alpha1(plan: DeploymentPlan, k8s: K8sSettings) -> dict:
             service["extraPodSpec"]["resourceClaims"] = [
                 {"name": CLAIM, "resourceClaimTemplateName": f"{compute_domain_name(plan)}-channel"}
             ]
-        if k8s.model_cache is not None and _downloads(plan, k8s):
-            service["extraPodSpec"]["initContainers"] = [_wait_for_download(plan, k8s, k8s.model_cache)]
+        if k8s.model_cache is not None and cache.downloads(plan, k8s):
+            wait = cache.wait_for_download(plan, k8s, k8s.model_cache, _image(plan), _pull_policy(k8s))
+            service["extraPodSpec"]["initContainers"] = [wait]
         if pool.nodes_per_worker > 1:
             service["multinode"] = {"nodeCount": pool.nodes_per_worker}
         own = getattr(k8s.pools, pool.role)
         if own is not None and own.scaling_adapter:
             service["scalingAdapter"] = {"enabled": True}
         services[_v1alpha1_service_name(k8s, pool.role)] = service
+        sections.append(("pools", pool.role))
     if plan.planner is not None:
         container = _container(
             plan,
@@ -987,6 +869,7 @@ def _dgd_v1alpha1(plan: DeploymentPlan, k8s: K8sSettings) -> dict:
             secret=False,
         )
         services["Planner"] = _service_v1alpha1(plan, k8s, "planner", container, 1, k8s.defaults)
+        sections.append(("planner",))
     if k8s.frontend.name:
         services = {(k8s.frontend.name if k == "Frontend" else k): v for k, v in services.items()}
     spec: dict[str, Any] = {"backendFramework": "trtllm", "services": services}
@@ -999,4 +882,4 @@ def _dgd_v1alpha1(plan: DeploymentPlan, k8s: K8sSettings) -> dict:
         "kind": "DynamoGraphDeployment",
         "metadata": _dgd_metadata(plan, k8s),
         "spec": spec,
-    }
+    }, sections

@@ -56,7 +56,9 @@ def effective(defaults: PodSettings, own: PodSettings | None) -> PodSettings:
     values: dict[str, Any] = {name: getattr(defaults, name) for name in PodSettings.model_fields}
     for name in own.model_fields_set & set(PodSettings.model_fields):
         mine = getattr(own, name)
-        values[name] = {**values[name], **mine} if name in MERGED else mine
+        if name in MERGED and mine is not None:  # the default may be unset (node_selector: None)
+            mine = {**(values[name] or {}), **mine}
+        values[name] = mine
     return PodSettings.model_construct(**values)
 
 
@@ -163,7 +165,7 @@ def apply_container(container: dict[str, Any], s: PodSettings, frontend: bool = 
 def apply_pod(pod_spec: dict[str, Any], container: dict[str, Any], s: PodSettings) -> None:
     """Pod-level settings (scheduling, identity, volumes) onto a core PodSpec."""
     if s.tolerations is not None:
-        pod_spec["tolerations"] = [_toleration(t.model_dump(exclude_none=True)) for t in s.tolerations]
+        pod_spec["tolerations"] = [toleration(t.model_dump(exclude_none=True)) for t in s.tolerations]
     if s.node_selector:
         pod_spec["nodeSelector"] = dict(s.node_selector)
     if s.affinity is not None:
@@ -185,7 +187,7 @@ def apply_pod(pod_spec: dict[str, Any], container: dict[str, Any], s: PodSetting
         container.setdefault("volumeMounts", []).append(mount)
 
 
-def _toleration(values: dict[str, Any]) -> dict[str, Any]:
+def toleration(values: dict[str, Any]) -> dict[str, Any]:
     if "toleration_seconds" in values:
         values["tolerationSeconds"] = values.pop("toleration_seconds")
     return values

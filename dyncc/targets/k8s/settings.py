@@ -5,7 +5,10 @@ Pod settings come in three places: ``k8s.defaults`` (every component), ``k8s.fro
 the component's keys winning). Field names are the spec's snake_case; each maps to one field of the
 DynamoGraphDeployment (``sharedMemorySize``, ``podTemplate.spec.tolerations``...), and the written DGD
 is checked against the CRD's schema before any file is written. ``patches`` and ``merge`` are the
-escape hatch for the rest, checked the same way.
+escape hatch for the rest, checked the same way, bounded (DYN550) and held to a policy: a result that
+breaks a component is refused (DYN551), and one that changes the pods' security posture (image, command,
+privileged, capabilities, hostPath, host namespaces) is refused unless ``k8s.allow_in_patches`` names the
+change (DYN552).
 """
 
 from __future__ import annotations
@@ -264,11 +267,14 @@ class ComponentSettings(PodSettings):
     )
     patches: list[JsonPatch] = Field(
         default_factory=list,
-        description="RFC 6902 ops on the DGD component, applied after dyncc's settings (DYN540, DYN541).",
+        description="RFC 6902 ops on the DGD component (v1beta1 or v1alpha1 shape), applied after dyncc's "
+        "settings (DYN540, DYN541); at most 100 ops and a bounded result (DYN550); a result that breaks the "
+        "component is refused (DYN551), a security-posture change unless k8s.allow_in_patches names it (DYN552).",
     )
     merge: dict[str, Any] = Field(
         default_factory=dict,
-        description="Deep-merged into the DGD component (lists replaced); then checked against the CRD (DYN546).",
+        description="Deep-merged into the DGD component (lists replaced, null deletes); then checked like "
+        "patches (DYN540, DYN550-552).",
     )
 
 
@@ -327,8 +333,10 @@ class ModelCache(SpecModel):
     )
     download: bool = Field(
         True,
-        description="A Job downloads the hub model into the PVC once; workers wait for it and serve from the "
-        "cache path. false = workers download into it themselves (HF_HOME). Needs a hub model (DYN545).",
+        description="A Job downloads the hub model (at model.revision) and an Eagle draft model given as a hub "
+        "id into the PVC once; workers wait for it and serve from the cache path. An absolute model.path is "
+        "served as is (e.g. /model-cache/my-model, already on the volume): nothing is downloaded for it. "
+        "false = workers download into the PVC themselves (HF_HOME). A relative local directory: DYN545.",
     )
     download_image: str = Field(
         "python:3.12-slim",
@@ -354,6 +362,12 @@ class Metrics(SpecModel):
     interval: str = Field("30s", pattern=r"^[0-9]+(ms|s|m|h)$", description="Scrape interval of the PodMonitor.")
 
 
+# Security-relevant changes `patches` and `merge` may make when the spec says so (k8s.allow_in_patches).
+PatchChange = Literal[
+    "image", "command", "privileged", "capabilities", "host_path", "host_network", "host_pid", "host_ipc"
+]
+
+
 class K8sSettings(SpecModel):
     """The Kubernetes target: a DynamoGraphDeployment for the Dynamo operator and the objects it needs."""
 
@@ -376,6 +390,12 @@ class K8sSettings(SpecModel):
     )
     image_pull_secret: str | None = Field(
         None, pattern=DNS_LABEL, max_length=253, description="Secret with registry credentials for every pod's image."
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        None,
+        description="`imagePullPolicy` of every container written (DGD components, the model-download Job and "
+        "its wait container, the benchmark Job); unset: Kubernetes' default (Always for :latest, else "
+        "IfNotPresent).",
     )
     planner_image: str | None = Field(
         None,
@@ -404,3 +424,10 @@ class K8sSettings(SpecModel):
     )
     metrics: Metrics = Field(default_factory=Metrics, description="Prometheus scraping (PodMonitor).")
     kustomization: bool = Field(True, description="Write kustomization.yaml listing the objects (kubectl apply -k).")
+    allow_in_patches: list[PatchChange] = Field(
+        default_factory=list,
+        description="Security-relevant changes `patches`/`merge` may make, else refused (DYN552): image (a "
+        "container's image changed, or a container added), command (the main command or args rewritten), "
+        "privileged, capabilities (added), host_path (volume), host_network, host_pid, host_ipc. Typed settings "
+        "(security_context, volumes) need no entry here.",
+    )
