@@ -334,7 +334,9 @@ def test_literal_secrets_in_k8s_env_and_patches_are_refused_at_their_lines(tmp_p
 
 def test_secrets_by_reference_build(tmp_path):
     k8s = {
-        "defaults": {"env": {"HF_TOKEN": {"secret": "hf-token-secret", "key": "HF_TOKEN"}, "LOG": "debug"}},
+        "defaults": {"env": {"HF_TOKEN": {"secret": "hf-token-secret", "key": "HF_TOKEN"}, "LOG": "debug",
+                             "DYN_ROUTER_MAX_TOKENS": "8192", "SERVED": "nvidia/Llama-4-Maverick-17B-128E-Instruct-FP8",
+                             "HF_TOKEN_PATH": "/var/run/secrets/hf/token"}},
         "pools": {"agg": {"patches": [{"op": "add", "path": "/podTemplate/spec/containers/0/env/-",
                                        "value": {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}}]}},
     }  # fmt: skip

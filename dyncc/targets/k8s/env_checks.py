@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dyncc.compiler.plan import DeploymentPlan
-from dyncc.compiler.rules.values import secret_shape, secret_words
+from dyncc.compiler.rules.values import secret_finding, secret_shape
 from dyncc.diagnostics import Diagnostic
 from dyncc.targets.k8s import pods
 from dyncc.targets.k8s.settings import ComponentSettings, K8sSettings
@@ -96,10 +96,9 @@ def _discovery_problem(value: str, path: SpecPath) -> Diagnostic:
 
 
 def _secret(name: str | None, value: str) -> str | None:
-    """Why ``value`` (under env name ``name``, if any) looks like a secret, or None."""
-    words = secret_words(name) if name else set()
-    if words and value:
-        return f"its name says {'/'.join(sorted(words))}"
+    """Why ``value`` (under env name ``name``, if any) looks like a secret, or None: the spec's own check."""
+    if name is not None:
+        return secret_finding(name, value)
     shape = secret_shape(value)
     return f"its value looks like {shape}" if shape else None
 
