@@ -314,13 +314,62 @@ def sh(*args: object, cwd: Path | None = None, timeout: float = 60) -> subproces
     return subprocess.run(list(map(str, args)), capture_output=True, text=True, cwd=cwd, timeout=timeout)
 
 
+@dataclasses.dataclass(frozen=True)
+class SlurmCluster:
+    """A private Slurm test cluster (scripts/slurm/test-cluster.sh): everything it has is under `root`."""
+
+    root: Path
+
+    @property
+    def conf(self) -> Path:
+        return self.root / "etc" / "slurm.conf"
+
+    @property
+    def pyxis_records(self) -> Path:
+        """Where the pyxis stub records each job's container imports (<job>.log)."""
+        return self.root / "pyxis"
+
+
+def start_slurm_cluster(root: Path, nodes: int | None = None, owner: int | None = None) -> SlurmCluster:
+    """A private cluster in `root` (new or empty; see test-cluster.sh for where it may be), stopped by
+    stop_slurm_cluster or, should its owner (default: this process) die first, by the script's watchdog."""
+    env = {**os.environ, **({"DYNCC_SLURM_NODES": str(nodes)} if nodes else {})}
+    proc = subprocess.run(
+        ["bash", str(SLURM_CLUSTER), "start", str(root), str(owner or os.getpid())],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        sh("bash", SLURM_CLUSTER, "stop", root, timeout=120)
+        raise AssertionError(f"the Slurm test cluster did not start:\n{proc.stdout}{proc.stderr}")
+    return SlurmCluster(root)
+
+
+def stop_slurm_cluster(cluster: SlurmCluster) -> None:
+    proc = sh("bash", SLURM_CLUSTER, "stop", cluster.root, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 @pytest.fixture(scope="session")
-def slurm() -> Iterator[None]:
-    """A real Slurm on this machine (slurmctld, munge, ten fake 8-GPU nodes), started clean once per
-    session and stopped at its end, so no job or daemon outlives the suite."""
+def slurm() -> Iterator[SlurmCluster]:
+    """A real Slurm of this session's own (munged, slurmctld, ten fake 8-GPU nodes; config, state, munge
+    socket and ports all private, under a temporary directory), stopped at the session's end, so no job or
+    daemon outlives the suite and no other Slurm on the machine is touched. SLURM_CONF names it for the
+    session, so every sbatch, squeue or scancel a test runs reaches this cluster and no other."""
     if shutil.which("slurmctld") is None or os.geteuid() != 0:
         pytest.fail("Slurm (slurm-wlm) and root are needed: run scripts/setup.sh as root")
-    proc = sh("bash", SLURM_CLUSTER, "start", timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    yield
-    sh("bash", SLURM_CLUSTER, "stop", timeout=60)
+    import tempfile
+
+    # Not under pytest's 0700 basetemp: munged wants every directory above its socket searchable by all.
+    root = Path(tempfile.mkdtemp(prefix="dyncc-slurm-"))
+    cluster = start_slurm_cluster(root)
+    before = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = str(cluster.conf)
+    try:
+        yield cluster
+    finally:
+        if before is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = before
+        stop_slurm_cluster(cluster)
+        shutil.rmtree(root, ignore_errors=True)

@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLES, cli, sh
+from conftest import EXAMPLES, SlurmCluster, cli, sh
 from ruamel.yaml import YAML
 
 SITE = EXAMPLES / "slurm_site.yaml"
-PYXIS_RECORDS = Path("/var/lib/dyncc-slurm/pyxis")
 
 
 def _spec(tmp_path: Path, **overrides: Any) -> Path:
@@ -164,7 +163,7 @@ def test_a_revision_of_a_local_checkpoint_is_refused(tmp_path: Path) -> None:
     assert _codes(spec) == ["DYN562"]
 
 
-def test_site_example_passes_sbatch_test_only_with_a_reservation(slurm: None, tmp_path: Path) -> None:
+def test_site_example_passes_sbatch_test_only_with_a_reservation(slurm: SlurmCluster, tmp_path: Path) -> None:
     name = f"dyncc-site-{tmp_path.name[-8:]}"
     made = sh(
         "scontrol", "create", "reservation", f"ReservationName={name}", "Users=root", "Nodes=node[5-6]",
@@ -198,7 +197,7 @@ def _job_state(job: str) -> str:
 
 
 @pytest.mark.slow
-def test_real_job_imports_once_per_node_and_downloads_once_before_workers(slurm: None, tmp_path: Path) -> None:
+def test_real_job_imports_once_per_node_and_downloads_once_before_workers(slurm: SlurmCluster, tmp_path: Path) -> None:
     """The site example on the test cluster (the image is the pyxis stub's, so the TensorRT-LLM workers
     themselves fail to start: what is shown is what happens before them)."""
     site = tmp_path / "site"
@@ -229,7 +228,7 @@ def test_real_job_imports_once_per_node_and_downloads_once_before_workers(slurm:
     run = directory / "run" / job
     out = "".join(p.read_text() for p in directory.glob(f"dyncc-*-{job}.out"))
 
-    records = (PYXIS_RECORDS / f"{job}.log").read_text().splitlines()
+    records = (slurm.pyxis_records / f"{job}.log").read_text().splitlines()
     imports = [r for r in records if "action=import" in r]
     nodes = sorted(re.search(r"node=(\S+)", r).group(1) for r in imports)  # type: ignore[union-attr]
     assert len(nodes) == 2 and len(set(nodes)) == 2, records  # one import on each of the job's two nodes

@@ -1,10 +1,10 @@
 /*
  * A SPANK plugin that registers pyxis's srun/sbatch option names, so a plain Slurm test cluster accepts the
  * container options dyncc writes. Test-only: it runs no container. It does mimic what pyxis does with an
- * image and a container name, and records it, one line per step and node, in
- * /var/lib/dyncc-slurm/pyxis/<job>.log ("import" when a step would import the image, "reuse" when it starts
- * from the container a step before it created on that node with --container-name), so tests can count
- * imports per node. A name with no image and no earlier import fails the step, as with pyxis.
+ * image and a container name, and records it, one line per step and node, in RECORDS/<job>.log (RECORDS:
+ * the plugin's `records=DIR` argument in plugstack.conf; "import" when a step would import the image, "reuse"
+ * when it starts from the container a step before it created on that node with --container-name), so tests
+ * can count imports per node. A name with no image and no earlier import fails the step, as with pyxis.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -17,11 +17,11 @@
 
 SPANK_PLUGIN(pyxis_stub, 1);
 
-#define RECORD_DIR "/var/lib/dyncc-slurm/pyxis"
 enum { OPT_OTHER, OPT_IMAGE, OPT_NAME };
 
 static char image[1024];
 static char name[256];
+static char record_dir[512];  /* empty: record nothing */
 
 static int remember(int val, const char *optarg, int remote) {
     (void)remote;
@@ -51,12 +51,18 @@ struct spank_option spank_options[] = {
     SPANK_OPTIONS_TABLE_END
 };
 
-int slurm_spank_init(spank_t sp, int ac, char **av) { (void)sp; (void)ac; (void)av; return 0; }
+int slurm_spank_init(spank_t sp, int ac, char **av) {
+    (void)sp;
+    for (int i = 0; i < ac; i++)
+        if (strncmp(av[i], "records=", 8) == 0) snprintf(record_dir, sizeof record_dir, "%s", av[i] + 8);
+    return 0;
+}
 
 static void record(unsigned job, unsigned step, const char *node, const char *action) {
-    char path[512];
-    mkdir(RECORD_DIR, 0755);
-    snprintf(path, sizeof path, RECORD_DIR "/%u.log", job);
+    char path[768];
+    if (!record_dir[0]) return;
+    mkdir(record_dir, 0755);
+    snprintf(path, sizeof path, "%s/%u.log", record_dir, job);
     FILE *f = fopen(path, "a");
     if (!f) return;
     fprintf(f, "job=%u step=%u node=%s action=%s image=%s name=%s\n", job, step, node, action, image, name);
@@ -69,15 +75,15 @@ int slurm_spank_task_init(spank_t sp, int ac, char **av) {
     int task = -1;
     uint32_t job = 0, step = 0;
     char node[128] = "?";
-    if (!image[0] && !name[0]) return 0;
+    if (!record_dir[0] || (!image[0] && !name[0])) return 0;
     if (spank_get_item(sp, S_TASK_ID, &task) != ESPANK_SUCCESS || task != 0) return 0;
     spank_get_item(sp, S_JOB_ID, &job);
     spank_get_item(sp, S_JOB_STEPID, &step);
     spank_getenv(sp, "SLURMD_NODENAME", node, sizeof node);
     if (!name[0]) { record(job, step, node, "import"); return 0; }
-    char marker[768];
-    mkdir(RECORD_DIR, 0755);
-    snprintf(marker, sizeof marker, RECORD_DIR "/%u-%s-%s", job, node, name);
+    char marker[1024];
+    mkdir(record_dir, 0755);
+    snprintf(marker, sizeof marker, "%s/%u-%s-%s", record_dir, job, node, name);
     if (access(marker, F_OK) == 0) { record(job, step, node, "reuse"); return 0; }
     if (!image[0]) { record(job, step, node, "missing"); slurm_error("pyxis stub: no container %s", name); return -1; }
     int fd = open(marker, O_CREAT | O_WRONLY, 0644);
