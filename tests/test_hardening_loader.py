@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -199,10 +200,21 @@ def test_over_the_byte_cap_is_refused_without_parsing(tmp_path):
     assert errors == [("DYN001", 1)] and took < 2, (errors, took)
 
 
-def test_a_device_is_read_bounded():
-    result = validate("/dev/zero")
-    assert [d.code for d in result.diagnostics] == ["DYN001"], result.diagnostics
-    assert "larger than" in result.diagnostics[0].message
+def test_only_regular_files_are_read_and_never_block(tmp_path):
+    """A device, a FIFO without a writer, a directory: refused at once (DYN002), not read until memory or
+    time runs out; a file over the cap is refused by its size (DYN001) before it is parsed."""
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    for path, kind in (("/dev/zero", "a character device"), (fifo, "a FIFO"), (tmp_path, "Is a directory")):
+        started = time.monotonic()
+        result = validate(path)
+        assert time.monotonic() - started < 2
+        assert [d.code for d in result.diagnostics] == ["DYN002"], result.diagnostics
+        assert kind in result.diagnostics[0].message and str(path) == result.diagnostics[0].location.file
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"#" * (MAX_SPEC_BYTES + 1))
+    (too_big,) = validate(big).diagnostics
+    assert too_big.code == "DYN001" and "larger than" in too_big.message
 
 
 def test_unreadable_paths_are_read_errors(tmp_path):
