@@ -28,6 +28,7 @@ FAMILIES = {
     "91": "the timed twin (mock-engine timing)",
     "95": "import",
     "96": "import",
+    "97": "import",
 }
 
 

@@ -20,7 +20,9 @@ from typing import Any
 
 import yaml
 
-from dyncc.diagnostics import Diagnostic, DiagnosticError, YamlPath
+from dyncc.diagnostics import Diagnostic, DiagnosticError, YamlPath, format_yaml_path, printable
+from dyncc.import_input import Sources, engine_config, manifest_error, read_sources
+from dyncc.spec.input_gate import SourceMap
 
 DiffKey = tuple[str, ...]  # (role, aspect[, item]): ("decode", "flag", "--modality"), ("agg", "engine", "*")
 WORKER_ROLES = ("agg", "prefill", "decode", "encode")
@@ -61,6 +63,9 @@ DEFAULT_ENGINE: dict[str, Any] = {
     "cuda_graph_config": {},
     "trust_remote_code": False,
 }
+# The model a TensorRT-LLM worker serves when its command names none (dynamo.trtllm's DEFAULT_MODEL, in 0.5.1
+# and 1.6.1 alike).
+DYNAMO_DEFAULT_MODEL = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
 # Pod settings dyncc writes itself: not reported as lost.
 GENERATED_CONTAINER_KEYS = {"name", "image", "command", "args", "env", "envFrom", "resources", "volumeMounts"}
 
@@ -135,77 +140,24 @@ class ImportResult:
 # --- reading manifests ------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class Sources:
-    dgd: dict
-    dgd_file: str
-    config_maps: dict[str, dict[str, str]]
-    engine_files: dict[str, str]  # basename -> text, from plain engine YAML files given beside the DGD
-    others: list[tuple[str, str, str]]  # (file, kind, name) of objects that are neither
-
-
-def read_sources(files: Sequence[str | Path]) -> Sources:
-    """Every document of every file: one DGD, ConfigMaps, engine YAML files, and other objects."""
-    dgds: list[tuple[str, dict]] = []
-    config_maps: dict[str, dict[str, str]] = {}
-    engine_files: dict[str, str] = {}
-    others: list[tuple[str, str, str]] = []
-    for file in files:
-        text = _read(Path(file))
-        for doc in _documents(text, str(file)):
-            if not isinstance(doc, dict):
-                continue
-            kind = doc.get("kind")
-            if kind == "DynamoGraphDeployment":
-                dgds.append((str(file), doc))
-            elif kind == "ConfigMap":
-                name = str((doc.get("metadata") or {}).get("name", ""))
-                config_maps[name] = {str(k): str(v) for k, v in (doc.get("data") or {}).items()}
-            elif kind is None and "apiVersion" not in doc:
-                engine_files[Path(file).name] = text  # a TRT-LLM engine YAML
-            else:
-                others.append((str(file), str(kind), str((doc.get("metadata") or {}).get("name", ""))))
-    if len(dgds) != 1:
-        found = ", ".join(f for f, _ in dgds) or "none"
-        raise DiagnosticError(
-            [
-                Diagnostic(
-                    "DYN951",
-                    f"expected exactly one DynamoGraphDeployment in the files given, found {len(dgds)} ({found})",
-                    hint="import one deployment at a time: its DGD, plus its ConfigMaps or engine YAML files",
-                )
-            ]
-        )
-    (dgd_file, dgd), *_ = dgds
-    return Sources(dgd, dgd_file, config_maps, engine_files, others)
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DiagnosticError(
-            [Diagnostic("DYN952", f"cannot read {path}: {exc}", hint="pass readable UTF-8 Kubernetes YAML files")]
-        ) from None
-
-
-def _documents(text: str, file: str) -> list[Any]:
-    try:
-        return list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        raise DiagnosticError(
-            [Diagnostic("DYN952", f"{file} is not YAML: {exc}".replace("\n", " "), hint="pass Kubernetes YAML files")]
-        ) from None
-
-
-def components(dgd: dict) -> list[Component]:
-    """The DGD's components in one shape, whichever API version wrote them."""
+def components(dgd: dict, source: SourceMap | None = None) -> list[Component]:
+    """The DGD's components in one shape, whichever API version wrote them (``source`` locates errors)."""
     spec = dgd.get("spec") or {}
-    if "components" in spec:
-        return [_component_v1beta1(c, ("spec", "components", i)) for i, c in enumerate(spec["components"] or [])]
-    return [
-        _component_v1alpha1(name, s, ("spec", "services", name)) for name, s in (spec.get("services") or {}).items()
-    ]
+    out = []
+    try:
+        if "components" in spec:
+            for i, c in enumerate(spec["components"] or []):
+                out.append(_component_v1beta1(c, ("spec", "components", i)))
+        else:
+            for name, s in (spec.get("services") or {}).items():
+                out.append(_component_v1alpha1(name, s, ("spec", "services", name)))
+    except _UnsplittableCommand as exc:
+        raise manifest_error(
+            f"{format_yaml_path(exc.path)}: the container's `sh -c` line cannot be split as sh would: {exc}",
+            exc.path,
+            source,
+        ) from None
+    return out
 
 
 def _component_v1beta1(c: dict, path: YamlPath) -> Component:
@@ -221,7 +173,7 @@ def _component_v1beta1(c: dict, path: YamlPath) -> Component:
     unmodelled += [f"component {k}" for k in c if k not in ("name", "type", "replicas", "podTemplate", "multinode")]
     if len(containers) > 1:
         unmodelled.append("containers other than main")
-    module, argv = _command(list(main.get("command") or []) + [str(a) for a in main.get("args") or []])
+    module, argv = _command(_words(main), path)
     return Component(
         name=str(c.get("name", "")),
         kind=str(c.get("type", "")),
@@ -250,7 +202,7 @@ def _component_v1alpha1(name: str, s: dict, path: YamlPath) -> Component:
     unmodelled = [f"service {k}" for k in s if k not in known | {"dynamoNamespace"}]
     unmodelled += [f"extraPodSpec.{k}" for k in extra if k not in ("mainContainer", "volumes")]
     unmodelled += [f"mainContainer {k}" for k in main if k not in GENERATED_CONTAINER_KEYS | {"workingDir"}]
-    module, argv = _command(list(main.get("command") or []) + [str(a) for a in main.get("args") or []])
+    module, argv = _command(_words(main), path)
     kind = str(s.get("componentType", ""))
     sub = s.get("subComponentType")
     return Component(
@@ -273,10 +225,25 @@ def _component_v1alpha1(name: str, s: dict, path: YamlPath) -> Component:
     )
 
 
-def _command(tokens: list[str]) -> tuple[str | None, list[str]]:
+class _UnsplittableCommand(ValueError):
+    def __init__(self, reason: str, path: YamlPath):
+        super().__init__(reason)
+        self.path = path
+
+
+def _words(container: dict) -> list[str]:
+    """A container's command and args, as the text Kubernetes passes (it wants strings; YAML numbers read as
+    their text)."""
+    return [str(word) for word in [*(container.get("command") or []), *(container.get("args") or [])]]
+
+
+def _command(tokens: list[str], path: YamlPath) -> tuple[str | None, list[str]]:
     """(python module, its arguments) of a container's command + args; `/bin/sh -c "..."` is split like sh."""
     if len(tokens) >= 3 and tokens[0] in ("/bin/sh", "sh", "/bin/bash", "bash") and tokens[1] == "-c":
-        tokens = shlex.split(" ".join(tokens[2:]))
+        try:
+            tokens = shlex.split(" ".join(tokens[2:]))
+        except ValueError as exc:  # an unclosed quote: sh would refuse the line too
+            raise _UnsplittableCommand(str(exc), path) from None
     if "-m" in tokens:
         at = tokens.index("-m")
         if at + 1 < len(tokens):
@@ -313,9 +280,9 @@ def _assign_roles(comps: list[Component]) -> None:
             c.role = kind or c.kind
 
 
-def engine_text(c: Component, sources: Sources) -> str | None:
-    """The text of the engine config a worker's --extra-engine-args names: from a mounted ConfigMap, or a file
-    given beside the DGD with the same name; None when it lives only in the image."""
+def engine_values(c: Component, sources: Sources) -> dict[str, Any] | None:
+    """The engine config a worker's --extra-engine-args names, parsed and shape-checked: from a mounted
+    ConfigMap, or a file given beside the DGD with the same name; None when it lives only in the image."""
     path = dict(parse_flags(c.argv)).get("--extra-engine-args")
     if not path:
         return None
@@ -328,10 +295,12 @@ def engine_text(c: Component, sources: Sources) -> str | None:
         if data is None:
             continue
         mount_path = str(mount.get("mountPath", "")).rstrip("/")
-        if mount.get("subPath") and path == mount_path:
-            return data.get(str(mount["subPath"]))
-        if path.startswith(mount_path + "/"):
-            return data.get(path[len(mount_path) + 1 :])
+        key = str(mount["subPath"]) if mount.get("subPath") and path == mount_path else None
+        if key is None and path.startswith(mount_path + "/"):
+            key = path[len(mount_path) + 1 :]
+        if key is not None:
+            text = data.get(key)
+            return engine_config(text) if text is not None else None
     return sources.engine_files.get(posixpath.basename(path))
 
 
@@ -348,13 +317,13 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def facts(sources: Sources) -> DgdFacts:
     """What the round trip compares, per role."""
-    comps = components(sources.dgd)
+    comps = components(sources.dgd, sources.dgd_source)
     _assign_roles(comps)
     roles: dict[str, RoleFacts] = {}
     for c in comps:
         flags = _normalized_flags(c)
-        text = engine_text(c, sources) if c.role in WORKER_ROLES else None
-        engine = flatten(yaml.safe_load(text) or {}) if text is not None else None
+        config = engine_values(c, sources) if c.role in WORKER_ROLES else None
+        engine = flatten(config) if config is not None else None
         env = {**_global_env(sources.dgd), **c.env}
         if c.role == "frontend":
             env = {k: v for k, v in env.items() if k not in ENV_FLAGS}  # compared as flags
@@ -459,7 +428,7 @@ class _Importer:
             # --disaggregation-strategy) exist only in the 0.x profile.
             spec["dynamo"] = {"version": "0.5.1"}
             spec["k8s"] = {"api_version": "v1alpha1"}
-        comps = components(dgd)
+        comps = components(dgd, self.sources.dgd_source)
         _assign_roles(comps)
         spec["model"] = {}
         spec["pools"] = {}
@@ -516,11 +485,11 @@ class _Importer:
             if flag == "--router-mode":
                 router["mode"] = value
             elif flag == "--kv-cache-block-size":
-                router["block_size"] = int(value)
+                router["block_size"] = self._number(c, flag, value, int)
             elif flag == "--router-temperature":
-                router["temperature"] = float(value)
+                router["temperature"] = self._number(c, flag, value, float)
             elif flag == "--router-kv-overlap-score-credit":
-                router["overlap_score_credit"] = float(value)
+                router["overlap_score_credit"] = self._number(c, flag, value, float)
             elif flag in ("--no-kv-events", "--no-router-kv-events"):
                 router["kv_events"] = False
             elif flag in ("--kv-events", "--router-kv-events"):
@@ -530,9 +499,9 @@ class _Importer:
             elif flag == "--router-conditional-disagg":
                 router["conditional_disagg"] = True
             elif flag == "--migration-limit":
-                migration["limit"] = int(value)
+                migration["limit"] = self._number(c, flag, value, int)
             elif flag == "--migration-max-seq-len":
-                migration["max_seq_len"] = int(value)
+                migration["max_seq_len"] = self._number(c, flag, value, int)
             elif flag == "--namespace":
                 self.spec["namespace"] = value
             elif flag == "--http-port" and value == "8000":
@@ -565,16 +534,20 @@ class _Importer:
         flags = dict(parse_flags(c.argv))
         try:
             config = json.loads(flags.get("--config", "{}"))
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             config = {}
-        ttft, itl = config.get("ttft"), config.get("itl")
+        if not isinstance(config, dict):  # the planner reads an object; anything else holds no targets
+            config = {}
+        ttft, itl = _milliseconds(config.get("ttft")), _milliseconds(config.get("itl"))
+        interval = config.get("throughput_adjustment_interval_seconds", 60)
         if config.get("optimization_target", "sla") == "sla" and ttft and itl:
             self.spec["planner"] = {
                 "enabled": True,
                 "mode": "sla",
-                "ttft_ms": float(ttft),
-                "itl_ms": float(itl),
-                "adjustment_interval_s": int(config.get("throughput_adjustment_interval_seconds", 60)),
+                "ttft_ms": ttft,
+                "itl_ms": itl,
+                # anything but a whole number of seconds is left for the spec's own check to refuse
+                "adjustment_interval_s": interval,
             }
             if c.image:
                 self.spec.setdefault("k8s", {})["planner_image"] = c.image
@@ -630,11 +603,11 @@ class _Importer:
                         (role, "flag", "--publish-kv-events"),
                     )
             elif flag == "--migration-limit":
-                self.spec.setdefault("migration", {})["limit"] = int(value)
+                self.spec.setdefault("migration", {})["limit"] = self._number(c, flag, value, int)
             elif flag == "--namespace":
                 self.spec["namespace"] = value
             elif flag == "--kv-block-size":
-                pool.setdefault("engine", {})["tokens_per_block"] = int(value)
+                pool.setdefault("engine", {})["tokens_per_block"] = self._number(c, flag, value, int)
             else:
                 self.warn(
                     "DYN954",
@@ -643,9 +616,11 @@ class _Importer:
                     c.path,
                     (role, "flag", flag),
                 )
+        if not any(flag in ("--model-path", "--model") for flag, _ in parse_flags(c.argv)):
+            self._default_model(c)
         gpus = c.gpus * c.node_count
-        text = engine_text(c, self.sources)
-        if text is None:
+        config = engine_values(c, self.sources)
+        if config is None:
             pool["tensor_parallel"] = max(gpus, 1)
             block = (self.spec.get("router") or {}).get("block_size")
             if block is not None:  # the engine's block size must match the router's (DYN302)
@@ -661,11 +636,39 @@ class _Importer:
                 (role, "flag", "--kv-block-size"),  # dyncc writes it from the engine's tokens_per_block
             )
         else:
-            self._engine(pool, role, yaml.safe_load(text) or {}, c, gpus)
+            self._engine(pool, role, config, c, gpus)
         env = {**self.global_env, **c.env}
         if env:
             pool["env"] = env
         self._lost_pod_settings(c)
+
+    def _default_model(self, c: Component) -> None:
+        """A worker that names no model serves Dynamo's: DYN_TRTLLM_MODEL (1.x) or its default model."""
+        env = {**self.global_env, **c.env}
+        from_env = "dynamo" not in self.spec and env.get("DYN_TRTLLM_MODEL")
+        model = from_env or DYNAMO_DEFAULT_MODEL
+        self.warn(
+            "DYN971",
+            f"{c.name} names no --model-path: Dynamo serves {model} "
+            f"({'from DYN_TRTLLM_MODEL' if from_env else 'its default'}); dyncc writes --model-path {model}",
+            "check that this is the model the deployment serves; set model.path otherwise",
+            c.path,
+            (c.role, "flag", "--model-path"),
+            (c.role, "flag", "--served-model-name"),
+        )
+        self._same(self.spec["model"], "path", model, c, "--model-path")
+
+    def _number(self, c: Component, flag: str, value: str, kind: type[int] | type[float]) -> Any:
+        """A flag's value as Dynamo's argument parser reads it; a value it refuses is refused here (DYN970)."""
+        try:
+            return kind(value)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise manifest_error(
+                f"{format_yaml_path(c.path)} ({c.name}): {flag} {value!r:.80} is not {what}; Dynamo refuses it",
+                c.path,
+                self.sources.dgd_source,
+            ) from None
 
     def _same(self, target: dict, key: str, value: str, c: Component, flag: str) -> None:
         if target.get(key, value) != value:
@@ -684,13 +687,15 @@ class _Importer:
         engine = pool.setdefault("engine", {})
         extra: dict[str, Any] = {}
         take = config.pop
-        pool["tensor_parallel"] = int(take("tensor_parallel_size", 1))
-        pool["pipeline_parallel"] = int(take("pipeline_parallel_size", 1))
-        ep = int(take("moe_expert_parallel_size", 1))
+        # Coerced to int (or None: TensorRT-LLM's default) when the config was read (import_input).
+        pool["tensor_parallel"] = _given(take("tensor_parallel_size", None), 1)
+        pool["pipeline_parallel"] = _given(take("pipeline_parallel_size", None), 1)
+        ep = _given(take("moe_expert_parallel_size", None), 1)
         if ep > 1:
             pool["expert_parallel"] = ep
-        if "moe_tensor_parallel_size" in config:
-            pool["moe_tensor_parallel"] = int(take("moe_tensor_parallel_size"))
+        moe_tp = take("moe_tensor_parallel_size", None)
+        if moe_tp is not None:
+            pool["moe_tensor_parallel"] = moe_tp
         pool["attention_dp"] = bool(take("enable_attention_dp", False))
         if take("backend", "pytorch") not in ("pytorch", None):
             self.warn("DYN966", f"{c.name}: engine backend other than pytorch", "", c.path, (role, "engine", "backend"))
@@ -881,6 +886,22 @@ def import_dgd(files: Sequence[str | Path], base_dir: Path | None = None) -> Imp
     return ImportResult(spec, spec_text(spec, notes, files), notes, facts(sources))
 
 
+def _given(value: Any, default: Any) -> Any:
+    """An engine-config value, or TensorRT-LLM's default where the config gives none (or null)."""
+    return default if value is None else value
+
+
+def _milliseconds(value: Any) -> float | None:
+    """A planner target: a positive, finite number of milliseconds (a JSON number, or its text); else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if 0 < number < math.inf else None
+
+
 POOL_ORDER = ("replicas", "tensor_parallel", "pipeline_parallel", "expert_parallel", "moe_tensor_parallel")
 POOL_DEFAULTS = {"pipeline_parallel": 1, "attention_dp": False}
 
@@ -892,7 +913,7 @@ def _tidy(spec: dict) -> dict:
         ordered.update({k: v for k, v in pool.items() if k not in ordered})
         spec["pools"][role] = {k: v for k, v in ordered.items() if POOL_DEFAULTS.get(k, object()) != v}
     model = spec["model"]
-    if model.get("served_name") == model.get("path"):
+    if "served_name" in model and model.get("served_name") == model.get("path"):
         model.pop("served_name")
     order = ("apiVersion", "name", "namespace", "dynamo", "model", "image", "cluster", "router", "migration")
     return {**{k: spec[k] for k in order if k in spec}, **{k: v for k, v in spec.items() if k not in order}}
@@ -1011,13 +1032,56 @@ def _drop(engine: dict, below: tuple[str, ...]) -> None:
 
 
 def spec_text(spec: dict, notes: Sequence[ImportNote], files: Sequence[str | Path]) -> str:
-    """The spec as YAML, headed by what the import could not carry (the same list the CLI prints)."""
-    header = [f"# Imported by `dyncc import` from {', '.join(str(f) for f in files)}."]
+    """The spec as YAML, headed by what the import could not carry (the same list the CLI prints).
+
+    Everything taken from the manifests is data: values are written by the YAML dumper (quoted and escaped
+    as needed, non-ASCII and control characters as escapes), and the comment lines that name flags, files
+    and components hold them on one line, escaped (:func:`comment_text`). The text is then read back: it
+    must hold exactly ``spec``, or the import fails (DYN969) rather than write anything else."""
+    header = [f"# Imported by `dyncc import` from {comment_text(', '.join(str(f) for f in files))}."]
     if notes:
         header.append("# Not carried over (review these):")
-        header += [f"#   {n.diagnostic.code}: {n.diagnostic.message}" for n in notes]
-    body = yaml.safe_dump(spec, sort_keys=False, width=120)
-    return "\n".join(header) + "\n" + body
+        header += [f"#   {n.diagnostic.code}: {comment_text(n.diagnostic.message)}" for n in notes]
+    body = yaml.safe_dump(spec, sort_keys=False, width=120, allow_unicode=False)
+    text = "\n".join(header) + "\n" + body
+    _holds_exactly(text, spec)
+    return text
+
+
+# Line breaks in YAML 1.2 (LF, CR) and in YAML 1.1 readers such as PyYAML (NEL, LS, PS); any of them in a
+# comment would end it and start a line of YAML.
+_LINE_BREAKS = {"\n": "\\n", "\r": "\\r", "\x85": "\\x85", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def comment_text(text: str) -> str:
+    """``text`` as the inside of a one-line comment: line breaks and control characters escaped, and
+    non-ASCII characters too (so no reader, whatever the YAML version or terminal, sees a break or an
+    escape sequence)."""
+    escaped = "".join(_LINE_BREAKS.get(ch, ch) for ch in printable(text))
+    return escaped.encode("ascii", "backslashreplace").decode("ascii")
+
+
+def _holds_exactly(text: str, spec: dict) -> None:
+    """The imported spec's text, read back as dyncc reads a spec, is ``spec`` itself: no comment became a
+    key, no value changed type on the way."""
+    from dyncc.spec.input_gate import load_yaml_data
+
+    data, _ = load_yaml_data(text, "<imported>")
+    if _canonical(data) != _canonical(spec):
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    "DYN969",
+                    "the imported spec's text does not read back as the values imported; nothing is written",
+                    hint="report this with the manifests: the spec dyncc writes must hold only the manifest's values",
+                )
+            ]
+        )
+
+
+def _canonical(value: Any) -> str:
+    # JSON text compares NaN equal to itself, and dates as their text.
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 # --- the round trip ---------------------------------------------------------------------------------

@@ -207,10 +207,13 @@ def test_not_one_dgd_or_not_yaml_is_a_coded_error(manifests, tmp_path):
     assert [d.code for d in two.value.diagnostics] == ["DYN951"]
     broken = tmp_path / "broken.yaml"
     broken.write_text("kind: [unclosed\n")
-    for bad in (broken, tmp_path / "absent.yaml"):
-        with pytest.raises(DiagnosticError) as exc:
-            import_dgd([bad])
-        assert [d.code for d in exc.value.diagnostics] == ["DYN952"]
+    with pytest.raises(DiagnosticError) as exc:
+        import_dgd([broken])
+    (syntax,) = exc.value.diagnostics  # the spec loader's own YAML error, located in the manifest
+    assert syntax.code == "DYN001" and str(syntax.location) == f"{broken}:1:7", syntax
+    with pytest.raises(DiagnosticError) as exc:
+        import_dgd([tmp_path / "absent.yaml"])
+    assert [d.code for d in exc.value.diagnostics] == ["DYN952"]
 
 
 def test_a_deployment_dyncc_refuses_is_a_coded_error(manifests):
