@@ -7,7 +7,11 @@ Dynamo 1.6.1's real frontend and mock engine with the file and measures TTFT and
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,16 +56,167 @@ def test_timing_files_that_would_mislead_or_exhaust_are_refused(tmp_path: Path) 
 
     good = recorded_npz(tmp_path / "good.npz")
     arrays = dict(np.load(good))
-    bomb = tmp_path / "bomb.npz"  # 17 MiB of zeros compress to a few KiB
-    np.savez_compressed(bomb, **arrays, padding=np.zeros(17 * 1024 * 1024 // 8))
+    bomb = tmp_path / "bomb.npz"  # 17 MiB of step times compress to a few KiB
+    np.savez_compressed(bomb, **{**arrays, "decode_itl": np.ones((17 * 1024 * 1024 // 8 // 4, 4))})
     assert bomb.stat().st_size < 1024 * 1024 and "inflates to" in (npz_problem(bomb) or "")
+    unused = tmp_path / "unused.npz"  # a member the mock engine never reads is never inflated either
+    np.savez_compressed(unused, **arrays, padding=np.zeros(17 * 1024 * 1024 // 8))
+    assert npz_problem(unused) is None
     ragged = tmp_path / "ragged.npz"
     np.savez(ragged, **{**arrays, "decode_itl": arrays["decode_itl"][:, :-1]})
-    assert "sizes disagree" in (npz_problem(ragged) or "")
+    assert "holds decode_itl of shape" in (npz_problem(ragged) or "")
     (tmp_path / "text.npz").write_text("not a zip")
     assert "is not an NPZ" in (npz_problem(tmp_path / "text.npz") or "")
-    assert npz_problem(tmp_path) == "is not a regular file"
+    assert npz_problem(tmp_path) == "cannot be read (Is a directory)"
+    fifo = tmp_path / "fifo.npz"
+    os.mkfifo(fifo)
+    assert npz_problem(fifo) == "cannot be read (not a regular file (a FIFO))"
     assert npz_problem(good) is None
+
+
+# --- every timing file the mock engine refuses, dyncc refuses ------------------------------------------
+
+GOOD_ARRAYS = {
+    "prefill_isl": [64.0, 512.0, 2048.0],
+    "prefill_ttft_ms": [5.0, 20.0, 80.0],
+    "decode_active_kv_tokens": [64.0, 4096.0, 65536.0],
+    "decode_context_length": [64.0, 1024.0],
+    "decode_itl": [[5.0, 6.0], [7.0, 8.0], [9.0, 10.0]],
+}
+# Values dyncc refuses although the mock engine loads them: it runs NaN, infinite and negative step times as
+# 0 ms, and overflows its clock past ~1.8e22 ms, which scaling and extrapolation reach from smaller values.
+STRICTER = ("that are not finite", "that are not positive", "over 1e+12 ms")
+
+
+def _timing_variants(directory: Path) -> list[Path]:
+    """Timing files the mock engine reads, misreads or refuses: dtypes, byte orders, layouts, grids, values,
+    zip members and .npy headers (the reproducers of S2-06 and S2-11 among them)."""
+    import io
+    import struct
+    import zipfile
+
+    import numpy as np
+
+    good = {k: np.asarray(v) for k, v in GOOD_ARRAYS.items()}
+    changes: dict[str, dict] = {
+        "good": {},
+        "int64_isl": {"prefill_isl": np.array([64, 512, 2048])},
+        "float32_isl": {"prefill_isl": good["prefill_isl"].astype("<f4")},
+        "big_endian_isl": {"prefill_isl": good["prefill_isl"].astype(">f8")},
+        "bool_ttft": {"prefill_ttft_ms": np.array([True] * 3)},
+        "str_ttft": {"prefill_ttft_ms": np.array(["5", "20", "80"])},
+        "complex_ttft": {"prefill_ttft_ms": np.array([5 + 1j] * 3)},
+        "fortran_itl": {"decode_itl": np.asfortranarray(good["decode_itl"])},
+        "itl_transposed": {"decode_itl": good["decode_itl"].T.copy()},
+        "itl_1d": {"decode_itl": good["decode_itl"].ravel()},
+        "isl_2d": {"prefill_isl": good["prefill_isl"].reshape(3, 1), "prefill_ttft_ms": np.array([[5.0], [20], [80]])},
+        "isl_scalar": {"prefill_isl": np.array(64.0), "prefill_ttft_ms": np.array(5.0)},
+        "ttft_short": {"prefill_ttft_ms": np.array([5.0, 20.0])},
+        "one_prefill_point": {"prefill_isl": np.array([64.0]), "prefill_ttft_ms": np.array([5.0])},
+        "one_kv_point": {"decode_active_kv_tokens": np.array([64.0]), "decode_itl": np.array([[5.0, 6.0]])},
+        "no_prefill_points": {"prefill_isl": np.array([], float), "prefill_ttft_ms": np.array([], float)},
+        "unsorted_isl": {"prefill_isl": np.array([2048.0, 64.0, 512.0])},
+        "repeated_isl": {"prefill_isl": np.array([64.0] * 3)},
+        "unsorted_kv": {"decode_active_kv_tokens": np.array([65536.0, 64.0, 5.0])},
+        "unsorted_context": {"decode_context_length": np.array([1024.0, 64.0])},
+        "nan_isl": {"prefill_isl": np.array([64.0, np.nan, 2048.0])},
+        "nan_ttft": {"prefill_ttft_ms": np.full(3, np.nan)},
+        "inf_itl": {"decode_itl": np.full((3, 2), np.inf)},
+        "negative_ttft": {"prefill_ttft_ms": np.full(3, -50.0)},
+        "zero_itl": {"decode_itl": np.zeros((3, 2))},
+        "ttft_1e12": {"prefill_ttft_ms": np.full(3, 1e12)},
+        "ttft_1e20": {"prefill_ttft_ms": np.full(3, 1e20)},
+        "itl_1e23": {"decode_itl": np.full((3, 2), 1e23)},
+        "ttft_1e308": {"prefill_ttft_ms": np.full(3, 1e308)},
+        "extra_array": {"other": np.array([1.0])},
+    }
+    files = []
+    for name, change in changes.items():
+        np.savez(directory / f"{name}.npz", **{**good, **change})
+        files.append(directory / f"{name}.npz")
+    np.savez_compressed(directory / "deflated.npz", **good)
+    files.append(directory / "deflated.npz")
+    without = dict(good)
+    without.pop("decode_itl")
+    np.savez(directory / "no_itl.npz", **without)
+    files.append(directory / "no_itl.npz")
+
+    def npy(array: Any, version: tuple[int, int] = (1, 0)) -> bytes:
+        buffer = io.BytesIO()
+        np.lib.format.write_array(buffer, np.asarray(array), version=version)
+        return buffer.getvalue()
+
+    def zipped(name: str, members: list[tuple[str, bytes]], method: int = zipfile.ZIP_STORED) -> None:
+        with zipfile.ZipFile(directory / name, "w", compression=method) as archive:
+            for member, data in members:
+                archive.writestr(member, data)
+        files.append(directory / name)
+
+    members = [(f"{k}.npy", npy(v)) for k, v in good.items()]
+    zipped("npy_v2.npz", [(f"{k}.npy", npy(v, (2, 0))) for k, v in good.items()])
+    zipped("npy_v3.npz", [(f"{k}.npy", npy(v, (3, 0))) for k, v in good.items()])
+    zipped("bare_names.npz", [(k, npy(v)) for k, v in good.items()])
+    zipped("bzip2.npz", members, zipfile.ZIP_BZIP2)
+    zipped("lzma.npz", members, zipfile.ZIP_LZMA)
+    zipped("in_a_folder.npz", [(f"sub/{m}", d) for m, d in members])
+    zipped("trailing_bytes.npz", [(m, d + b"xx" if m == "prefill_isl.npy" else d) for m, d in members])
+    zipped("truncated.npz", [(m, d[:-4] if m == "prefill_isl.npy" else d) for m, d in members])
+    zipped("bare_name_wins.npz", [*members, ("prefill_isl", npy([2048.0, 64.0, 512.0]))])
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1099511627776, 2), }"
+    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    huge = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode()
+    zipped("huge_shape.npz", [(m, huge if m == "decode_itl.npy" else d) for m, d in members])
+    (directory / "empty.npz").write_bytes(b"")
+    files.append(directory / "empty.npz")
+    return files
+
+
+def _engine_verdicts(files: list[Path]) -> dict[str, dict]:
+    """The mock engine's verdict on each file. A file that takes the engine's process down (a shape it
+    allocates before reading) is one it refuses; the files after it are run in a new process."""
+    verdicts: dict[str, dict] = {}
+    pending = list(files)
+    while pending:
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).parent / "mocker_replay.py"), *map(str, pending)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        verdicts.update({Path(v["file"]).name: v for v in map(json.loads, proc.stdout.splitlines())})
+        pending = [f for f in pending if f.name not in verdicts]
+        assert proc.returncode != 0 or not pending, proc.stderr[-2000:]
+        if pending:
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            verdicts[pending.pop(0).name] = {"runs": False, "error": f"exit {proc.returncode}: {last[:200]}"}
+    return verdicts
+
+
+def test_every_timing_file_the_mock_engine_refuses_is_refused(tmp_path: Path) -> None:
+    """Dynamo 1.6.1's own engine is the judge: each file is run by it (tests/mocker_replay.py) and checked by
+    dyncc. A file the engine refuses or cannot run is refused by DYN912's check; a file dyncc accepts runs; a
+    file dyncc refuses that the engine loads holds values it would misrun (STRICTER)."""
+    from dynamo_parsers import DYNAMO_AVAILABLE
+
+    from dyncc.compiler.rules.mock_timing import npz_problem
+
+    if not DYNAMO_AVAILABLE:
+        pytest.skip("Dynamo 1.6.1 is installed by scripts/setup.sh")
+    files = _timing_variants(tmp_path)
+    verdicts = _engine_verdicts(files)
+    refused_by_engine = set()
+    for path in files:
+        engine, problem = verdicts[path.name], npz_problem(path)
+        if not engine["runs"]:
+            refused_by_engine.add(path.name)
+            assert problem is not None, f"{path.name}: the mock engine refuses it ({engine['error']}), dyncc does not"
+        elif problem is not None:
+            assert any(why in problem for why in STRICTER), (path.name, problem)
+    # The table is not one-sided: the engine runs some of these files and refuses others.
+    assert {"good.npz", "big_endian_isl.npz", "fortran_itl.npz", "deflated.npz", "npy_v3.npz"}.isdisjoint(
+        refused_by_engine
+    )
+    assert {"int64_isl.npz", "unsorted_isl.npz", "huge_shape.npz", "empty.npz", "bzip2.npz"} <= refused_by_engine
 
 
 def test_grid_holds_the_workload_lengths() -> None:

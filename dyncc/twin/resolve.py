@@ -9,10 +9,11 @@ point each mock worker at its pool's file.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from dyncc.compiler import Compilation
 from dyncc.compiler.graph import PoolInfo
-from dyncc.compiler.rules.mock_timing import AICONFIGURATOR, BUILTIN, MAX_TIMING_FILE_BYTES, npz_problem, timing_path
+from dyncc.compiler.rules.mock_timing import AICONFIGURATOR, BUILTIN, read_timing_file, timing_path
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.sla import runner
 from dyncc.sla.commands import aic_worker_args
@@ -53,18 +54,21 @@ def with_timing(
     if plan.mocker_timing == AICONFIGURATOR:
         for pool in compilation.graph.pools():
             shape, grid = pool_timing(compilation, pool)
-            timing[pool.role] = timing_file(shape, grid, timeout=timeout, progress=progress).path.read_bytes()
+            path = timing_file(shape, grid, timeout=timeout, progress=progress).path
+            timing[pool.role] = _checked_timing(compilation, path)
     else:
-        path = timing_path(plan.mocker_timing, compilation.loaded.base_dir)
-        problem = npz_problem(path)  # checked by DYN912 already; the file may have changed since
-        with open(path, "rb") as f:  # bounded even if it grew after the check
-            data = f.read(MAX_TIMING_FILE_BYTES + 1) if problem is None else b""
-        if len(data) > MAX_TIMING_FILE_BYTES:
-            problem = f"is over the {MAX_TIMING_FILE_BYTES} bytes a timing file can be"
-        if problem is not None:
-            where = compilation.loaded.source.locate(("mocker_timing",))
-            raise DiagnosticError(
-                [Diagnostic("DYN912", f"mocker_timing {path} {problem}", ("mocker_timing",), location=where)]
-            )
+        # Checked by DYN912 already, but the file may have changed since: the bytes copied are the bytes checked.
+        data = _checked_timing(compilation, timing_path(plan.mocker_timing, compilation.loaded.base_dir))
         timing = {pool.role: data for pool in compilation.graph.pools()}
     return dataclasses.replace(compilation, plan=dataclasses.replace(plan, mock_timing=timing))
+
+
+def _checked_timing(compilation: Compilation, path: Path) -> bytes:
+    """A timing file's bytes, read and checked once, as DYN912 checks them."""
+    data, problem = read_timing_file(path)
+    if data is None:
+        where = compilation.loaded.source.locate(("mocker_timing",))
+        raise DiagnosticError(
+            [Diagnostic("DYN912", f"mocker_timing {path} {problem}", ("mocker_timing",), location=where)]
+        )
+    return data

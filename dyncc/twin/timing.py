@@ -1,7 +1,9 @@
 """Timing files for Dynamo's mock engine, from AIConfigurator's static estimates, cached.
 
 Dynamo 1.6.1's mocker (``python -m dynamo.mocker --planner-profile-data FILE``) reads an NPZ with five
-arrays (``dynamo/mocker/utils/planner_profiler_perf_data_converter.py`` writes the same shape):
+float64 arrays (``dynamo/mocker/utils/planner_profiler_perf_data_converter.py`` writes the same shape; what
+its loader accepts is checked by :func:`dyncc.compiler.rules.mock_timing.timing_problem`, for files given
+and files made here alike):
 
 - ``prefill_isl`` (n) and ``prefill_ttft_ms`` (n): the time of one prefill pass of that many new tokens;
 - ``decode_active_kv_tokens`` (k), ``decode_context_length`` (c) and ``decode_itl`` (k x c): the time of
@@ -158,7 +160,8 @@ def _cached(path: Path) -> bool:
         st = os.lstat(path)
     except OSError:
         return False
-    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077 and st.st_size > 0
+    ours = stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077
+    return ours and npz_problem(path) is None  # a damaged entry is made again, not used
 
 
 @dataclasses.dataclass(frozen=True)
