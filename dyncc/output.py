@@ -27,6 +27,7 @@ import secrets
 import shutil
 import signal
 import stat
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -130,6 +131,44 @@ def write_new_file(path: Path, text: str) -> None:
         if isinstance(exc, OSError):
             raise _write_error(exc, path) from None
         raise
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file beside it, renamed over it, so a reader sees
+    the old file or the new one. A regular file there is replaced (its mode kept), never written into; a
+    symbolic link (live or dangling), a FIFO, a device or a directory is refused (DYN507), and one swapped
+    in after that check is replaced by the rename, never written through."""
+    path = Path(path)
+    try:
+        info: os.stat_result | None = os.lstat(path)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise _write_error(exc, path) from None
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        kind = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "a directory or special file (FIFO, device)"
+        raise _error("DYN507", f"will not write {path}: it is {kind}", "name a regular file, or remove what is there")
+    mode = stat.S_IMODE(info.st_mode) if info is not None else 0o666 & ~_umask()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".dyncc-", dir=path.parent or ".")
+    except OSError as exc:
+        raise _write_error(exc, path) from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, mode)
+        os.rename(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _write_error(exc, path) from None
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def check_replaceable(dest: Path) -> None:

@@ -610,3 +610,53 @@ def test_init_does_not_write_through_a_dangling_symlink(tmp_path):
     assert_no_traceback(proc)
     assert proc.returncode == 1 and "DYN507" in proc.stderr, proc.stderr
     assert not elsewhere.exists()
+
+
+# --- S2-15: graph -o and schema -o replace a file atomically, never through a link or into a FIFO ---------
+
+
+def test_replace_file_replaces_a_regular_file_and_refuses_anything_else(tmp_path):
+    elsewhere = tmp_path / "elsewhere.txt"
+    (tmp_path / "victim.txt").write_text("precious")
+    (tmp_path / "live.mmd").symlink_to(tmp_path / "victim.txt")
+    (tmp_path / "dangling.mmd").symlink_to(elsewhere)
+    os.mkfifo(tmp_path / "fifo.mmd")
+    (tmp_path / "dir.mmd").mkdir()
+    for name in ("live.mmd", "dangling.mmd", "fifo.mmd", "dir.mmd"):
+        started = time.monotonic()
+        with pytest.raises(DiagnosticError) as exc:
+            output.replace_file(tmp_path / name, b"graph\n")
+        assert codes(exc) == ["DYN507"], name
+        assert time.monotonic() - started < 2, name
+    assert (tmp_path / "victim.txt").read_text() == "precious" and not elsewhere.exists()
+    existing = tmp_path / "existing.mmd"
+    existing.write_text("old")
+    existing.chmod(0o600)
+    output.replace_file(existing, b"new\n")
+    assert existing.read_text() == "new\n" and existing.stat().st_mode & 0o777 == 0o600
+    output.replace_file(tmp_path / "fresh.mmd", b"x")
+    assert (tmp_path / "fresh.mmd").stat().st_mode & 0o777 == 0o666 & ~_umask()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".dyncc-")) == []  # no temporary left
+    with pytest.raises(DiagnosticError) as exc:
+        output.replace_file(tmp_path / "no" / "such" / "g.mmd", b"x")
+    assert codes(exc) == ["DYN505"]
+
+
+def test_graph_and_schema_output_never_write_through_a_link(tmp_path):
+    (tmp_path / "s.yaml").write_text(
+        "apiVersion: dyncc/v1\nname: adv\nmodel: {path: m, moe: false}\npools:\n  agg: {}\n"
+    )
+    (tmp_path / "victim.txt").write_text("precious")
+    (tmp_path / "g.mmd").symlink_to(tmp_path / "victim.txt")
+    (tmp_path / "d.json").symlink_to(tmp_path / "elsewhere.json")
+    os.mkfifo(tmp_path / "f.mmd")
+    for args in (("graph", "s.yaml", "--format", "mermaid", "-o", "g.mmd"), ("schema", "-o", "d.json")):
+        proc = run_dyncc(*args, cwd=tmp_path, timeout=20)
+        assert_no_traceback(proc)
+        assert proc.returncode == 1 and "error DYN507" in proc.stderr, proc.stderr
+    proc = run_dyncc("graph", "s.yaml", "-o", "f.mmd", cwd=tmp_path, timeout=20)
+    assert proc.returncode == 1 and "error DYN507" in proc.stderr, proc.stderr
+    assert (tmp_path / "victim.txt").read_text() == "precious" and not (tmp_path / "elsewhere.json").exists()
+    (tmp_path / "schema.json").write_text("old")
+    assert run_dyncc("schema", "-o", "schema.json", cwd=tmp_path).returncode == 0
+    assert json.loads((tmp_path / "schema.json").read_text())["title"]
