@@ -11,9 +11,10 @@ from pydantic import ValidationError
 
 from dyncc.compiler import Compilation, check_spec, compile_spec, locate
 from dyncc.compiler.plan import Files, lower
-from dyncc.deployment import load_spec
+from dyncc.deployment import load_spec, load_spec_text
 from dyncc.diagnostics import Diagnostic, DiagnosticError, has_errors
 from dyncc.spec import LoadedSpec
+from dyncc.spec.loader import read_spec_bytes
 from dyncc.spec.model import Versions
 from dyncc.targets.base import Target, cannot_run, left_out
 
@@ -29,25 +30,60 @@ class Validation:
 
 
 def validate(path: str | Path, targets: Iterable[str] = ("all",)) -> Validation:
-    """Load and check one spec, then run the checks of the targets it is meant for (``all``: every
-    registered target that can run it; the others are named in an info diagnostic with their reason).
-    Every problem comes back as a diagnostic, none as an exception."""
+    """Load and check one spec file (:func:`validate_text` on its bytes). Every problem comes back as a
+    diagnostic, none as an exception."""
     try:
-        loaded = load_spec(path)
+        raw = read_spec_bytes(Path(path))  # bounded: the loader's size cap
     except DiagnosticError as exc:
         return Validation(str(path), tuple(exc.diagnostics))
+    return validate_text(raw, str(path), Path(path).parent, targets)
+
+
+def validate_text(raw: bytes | str, file: str, base_dir: Path, targets: Iterable[str] = ("all",)) -> Validation:
+    """Load and check one spec's text, run the checks of the targets it is meant for (``all``: every
+    registered target that can run it; the others are named in an info diagnostic with their reason), and
+    check every point of its `sweep:` the same way (DYN804/DYN805). `validate` and the language server
+    both call this, so the editor shows what CI will."""
+    try:
+        loaded = load_spec_text(raw, file, base_dir)
+    except DiagnosticError as exc:
+        return Validation(file, tuple(exc.diagnostics))
+    wanted = tuple(targets)
+    found = check(loaded, wanted)
+    if loaded.spec.sweep and not has_errors(found):
+        from dyncc import sweep
+
+        points = sweep.expand_loaded(raw, loaded)
+        sweep.check_points(points, loaded, wanted)
+        found = locate(loaded, found + sweep.summary(points))
+    return Validation(file, tuple(found))
+
+
+def check(loaded: LoadedSpec, targets: Iterable[str] = ("all",), render: bool = True) -> list[Diagnostic]:
+    """The rules and placement of a loaded spec, then each requested target's checks (``all``: every target
+    that can run it, the others named in an info note), located in the spec. With ``render`` each target is
+    also rendered in memory, as `build` renders it (:func:`render_targets`), for the limits only the output
+    shows (a Kubernetes object or a job script too large): `validate` and `build` refuse the same specs."""
     graph, placement, diagnostics = check_spec(loaded)
     if has_errors(diagnostics) or placement is None:
-        return Validation(str(path), tuple(diagnostics))
+        return list(diagnostics)
     compilation = Compilation(loaded, graph, placement, lower(graph, placement), tuple(diagnostics))
     found = list(diagnostics)
     for target, problem in _targets_for(compilation, targets):
         if problem is not None:
             found.append(problem)
-        else:
-            found += _left_out(compilation, target)
-            found += target.check(compilation.plan, target.settings(loaded.spec))
-    return Validation(str(path), tuple(locate(loaded, found)))
+            continue
+        found += _left_out(compilation, target)
+        checked = target.check(compilation.plan, target.settings(loaded.spec))
+        found += [d for d in checked if not d.is_error]  # its warnings and notes; errors come from rendering
+        if not render:
+            found += [d for d in checked if d.is_error]
+            continue
+        try:
+            _render(compilation, target)
+        except DiagnosticError as exc:
+            found += exc.diagnostics
+    return locate(loaded, found)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,21 +140,22 @@ def _check_errors(compilation: Compilation, target: Target) -> list[Diagnostic]:
 
 
 def render_targets(compilation: Compilation, targets: Iterable[str]) -> tuple[dict[str, Files], list[Diagnostic]]:
-    """Render each target in memory. ``all`` skips (with a note) targets that can't run the spec."""
-    requested = list(targets)
+    """Render each target in memory. ``all`` skips (with a note) targets that cannot run the spec; a target
+    that can run it and whose checks fail is an error, with ``all`` too: `validate` reports the same errors
+    (:func:`check`), and a build that leaves a target out must not pass where validation fails."""
     rendered: dict[str, Files] = {}
     skipped: list[Diagnostic] = []
     errors: list[Diagnostic] = []
-    for target, problem in _targets_for(compilation, requested):
+    for target, problem in _targets_for(compilation, targets):
         if problem is not None:
             (errors if problem.is_error else skipped).append(problem)
             continue
-        refusals = _check_errors(compilation, target) if "all" in requested else []
-        if refusals:
-            skipped += [_skip_note(target, d) for d in locate(compilation.loaded, refusals)]
-        else:
+        try:
             rendered[target.name] = _render(compilation, target)
-            skipped += _left_out(compilation, target)
+        except DiagnosticError as exc:  # collected, so one run names every target's errors
+            errors += exc.diagnostics
+            continue
+        skipped += _left_out(compilation, target)
     if errors:
         raise DiagnosticError(errors)
     return rendered, skipped

@@ -555,7 +555,7 @@ def sweep(
 
     spec_path = Path(spec)
     try:
-        points = sweeps.expand(spec_path)
+        base, points = sweeps.load_sweep(spec_path)
     except DiagnosticError as exc:
         _fail(exc.diagnostics)
     out = Path(out_dir)
@@ -565,6 +565,10 @@ def sweep(
         status = "built" if p.valid else "invalid: " + "; ".join(p.messages[:2])
         _say(f"p{p.index} [{p.label()}]: {status}")
     _say(f"index: {out / 'index.md'}")
+    verdict = [d.located(base.source.locate(d.path)) for d in sweeps.summary(points)]
+    if any(d.is_error for d in verdict):  # DYN804: no point built
+        _fail(verdict)
+    _print(verdict)
     if not run_points:
         return
     valid = [p for p in points if p.valid]

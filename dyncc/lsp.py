@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlparse
 
 from dyncc import __version__
 from dyncc.diagnostics import Diagnostic, DiagnosticError, YamlPath, format_yaml_path
+from dyncc.spec.loader import MAX_SPEC_BYTES
 
 _KEY = re.compile(r"(?P<indent>\s*)(?P<dash>-\s+)?(?P<key>[A-Za-z_][\w.-]*)\s*:(?:\s|$)")
 _FLOW_KEY = re.compile(r"([A-Za-z_][\w.-]*)\s*:")
@@ -31,16 +32,12 @@ _FLOW_KEY = re.compile(r"([A-Za-z_][\w.-]*)\s*:")
 
 
 def lint(text: str, file: str, base_dir: Path | None = None) -> list[Diagnostic]:
-    """Every diagnostic dyncc reports for the spec ``text`` (located in ``file``): loading, rules, placement."""
-    from dyncc.compiler import check_spec
-    from dyncc.spec import load_spec_text
+    """Every diagnostic `dyncc validate FILE` reports for the spec ``text`` (located in ``file``): loading,
+    rules, placement, the checks of every target that can run it (validate's default, ``-t all``) and its
+    sweep points. The same function as validate's, so the editor never says clean where CI fails."""
+    from dyncc.api import validate_text
 
-    try:
-        loaded = load_spec_text(text, file, base_dir or Path(file).parent)
-    except DiagnosticError as exc:
-        return list(exc.diagnostics)
-    _, _, diagnostics = check_spec(loaded)
-    return diagnostics
+    return list(validate_text(text, file, base_dir or Path(file).parent).diagnostics)
 
 
 def token_range(lines: list[str], line: int, column: int) -> tuple[int, int, int]:
@@ -224,18 +221,10 @@ def hover_text(text: str, file: str, line: int, character: int) -> str | None:
 def engine_origins(text: str, file: str, path: YamlPath) -> list[str]:
     """For a spec value that reaches TRT-LLM engine configs: each engine key it sets, its value and origin.
     On a pool's `engine` key: the pool's whole resolved engine config. Empty when the spec does not compile."""
-    from dyncc.compiler import check_spec
-    from dyncc.compiler.graph import pools
-    from dyncc.spec import load_spec_text
-
-    try:
-        loaded = load_spec_text(text, file, Path(file).parent)
-        graph, _, _ = check_spec(loaded)
-        infos = pools(graph)
-    except DiagnosticError:
+    compiled = _pool_infos(text, file)
+    if compiled is None:
         return []
-    except Exception:  # noqa: BLE001 - a half-typed spec may trip a rule; hover then just has no origins
-        return []
+    loaded, infos = compiled
     whole_pool = len(path) == 3 and path[0] == "pools" and path[2] == "engine"
     lines = []
     for info in infos:
@@ -250,6 +239,24 @@ def engine_origins(text: str, file: str, path: YamlPath) -> list[str]:
                     where = f"the spec's default for {source.detail}"  # a field the file leaves out
                 lines.append(f"- {info.role}: `{key}: {json.dumps(value)}` — {where}")
     return lines
+
+
+@functools.lru_cache(maxsize=4)
+def _pool_infos(text: str, file: str) -> tuple[Any, list[Any]] | None:
+    """The loaded spec and its pools' resolved engine configs, or None when the text does not compile.
+    Cached per text: hovering key after key of an unchanged file compiles it once."""
+    from dyncc.compiler import check_spec
+    from dyncc.compiler.graph import pools
+    from dyncc.deployment import load_spec_text
+
+    try:
+        loaded = load_spec_text(text, file, Path(file).parent)
+        graph, _, _ = check_spec(loaded)
+        return loaded, pools(graph)
+    except DiagnosticError:
+        return None
+    except Exception:  # noqa: BLE001 - a half-typed spec may trip a rule; hover then just has no origins
+        return None
 
 
 # --- completion -------------------------------------------------------------------------------------
@@ -317,8 +324,51 @@ def uri_to_path(uri: str) -> str:
     return unquote(parsed.path) if parsed.scheme == "file" else uri
 
 
+# Lint after the edits pause this long: a burst of keystrokes is linted once, at its last version.
+QUIET_S = 0.25
+# The largest message read: a spec at the loader's size cap, JSON-escaped (at most 6 bytes per byte in the
+# worst case), and the request around it. Bigger ones are skipped with DYN030, not read into memory.
+MAX_MESSAGE_BYTES = 6 * MAX_SPEC_BYTES + 64 * 1024
+# Header lines are short (`Content-Length: N`); reading one is bounded too.
+MAX_HEADER_LINE = 4096
+TOO_LARGE = "dyncc/messageTooLarge"  # what the reader hands on in place of a skipped body
+
+
+class BoundedInput:
+    """stdin for pygls's reader, bounded: a header line is read at most MAX_HEADER_LINE bytes at a time,
+    and a body whose Content-Length is over MAX_MESSAGE_BYTES is not read (pygls would allocate it whole:
+    10**12 ends the server with a MemoryError). In its place the reader gets a `dyncc/messageTooLarge`
+    notification, and the bytes up to the next `Content-Length:` header are dropped, so a client that sent
+    the message (or only claimed to) can go on."""
+
+    HEADER = b"Content-Length:"
+
+    def __init__(self, stream: Any):
+        self.stream = stream
+        self.resync = False
+
+    def readline(self) -> bytes:
+        line = self.stream.readline(MAX_HEADER_LINE)
+        while self.resync and line:
+            at = line.find(self.HEADER)
+            if at >= 0:
+                self.resync = False
+                return line[at:]
+            line = self.stream.readline(MAX_HEADER_LINE)
+        return line
+
+    def read(self, size: int) -> bytes:
+        if size <= MAX_MESSAGE_BYTES:
+            return self.stream.read(size)
+        self.resync = True
+        return json.dumps({"jsonrpc": "2.0", "method": TOO_LARGE, "params": {"bytes": size}}).encode()
+
+
 def build_server() -> Any:
     """The pygls server (imported here: pygls is the optional `lsp` extra)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
     from lsprotocol import types as lsp
     from pygls.lsp.server import LanguageServer
 
@@ -328,6 +378,10 @@ def build_server() -> Any:
         "warning": lsp.DiagnosticSeverity.Warning,
         "info": lsp.DiagnosticSeverity.Information,
     }
+    # One worker: lints and hovers compile off the event loop (which keeps reading the client's messages),
+    # one at a time; a run queued behind it is dropped when a newer edit cancels it.
+    compile_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dyncc-lint")
+    pending: dict[str, asyncio.Task] = {}  # uri -> its scheduled lint
 
     def to_lsp(d: Diagnostic, lines: list[str]) -> lsp.Diagnostic:
         row, start, end = token_range(lines, d.location.line, d.location.column) if d.location else (0, 0, 1)
@@ -340,32 +394,63 @@ def build_server() -> Any:
             source="dyncc",
         )
 
-    def publish(ls: LanguageServer, uri: str) -> None:
-        doc = ls.workspace.get_text_document(uri)
-        path = uri_to_path(uri)
-        found = [d for d in lint(doc.source, path) if d.location is None or d.location.file == path]
-        lines = doc.source.splitlines()
-        ls.text_document_publish_diagnostics(
-            lsp.PublishDiagnosticsParams(uri=uri, version=doc.version, diagnostics=[to_lsp(d, lines) for d in found])
-        )
+    def schedule(ls: LanguageServer, uri: str, delay: float) -> None:
+        """Lint ``uri`` after ``delay`` s, replacing (cancelling) a lint scheduled or running for it."""
+        previous = pending.pop(uri, None)
+        if previous is not None:
+            previous.cancel()
+        pending[uri] = asyncio.get_running_loop().create_task(lint_later(ls, uri, delay))
+
+    def open_document(ls: LanguageServer, uri: str) -> Any:
+        return ls.workspace.text_documents.get(unquote(uri))  # pygls keys open documents by unquoted uri
+
+    async def lint_later(ls: LanguageServer, uri: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        doc = open_document(ls, uri)
+        if doc is None:  # closed meanwhile
+            return
+        version, text, path = doc.version, doc.source, uri_to_path(uri)
+        found = await asyncio.get_running_loop().run_in_executor(compile_pool, lint, text, path)
+        if pending.get(uri) is not asyncio.current_task():  # stale: a newer edit scheduled another lint
+            return
+        del pending[uri]
+        lines = text.splitlines()
+        shown = [to_lsp(d, lines) for d in found if d.location is None or d.location.file == path]
+        ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, version=version, diagnostics=shown))
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: LanguageServer, params: lsp.DidOpenTextDocumentParams) -> None:
-        publish(ls, params.text_document.uri)
+        schedule(ls, params.text_document.uri, 0)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: LanguageServer, params: lsp.DidChangeTextDocumentParams) -> None:
-        publish(ls, params.text_document.uri)
+        schedule(ls, params.text_document.uri, QUIET_S)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: LanguageServer, params: lsp.DidCloseTextDocumentParams) -> None:
+        task = pending.pop(params.text_document.uri, None)
+        if task is not None:
+            task.cancel()
         ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
 
+    @server.feature(TOO_LARGE)
+    def too_large(ls: LanguageServer, params: Any) -> None:
+        size = getattr(params, "bytes", None)
+        ls.window_show_message(
+            lsp.ShowMessageParams(
+                type=lsp.MessageType.Error,
+                message=f"dyncc lsp: error DYN030: a message of {size} bytes is over the {MAX_MESSAGE_BYTES} "
+                "bytes the server reads; it was skipped (a spec is at most 1 MiB)",
+            )
+        )
+
     @server.feature(lsp.TEXT_DOCUMENT_HOVER)
-    def hover(ls: LanguageServer, params: lsp.HoverParams) -> lsp.Hover | None:
+    async def hover(ls: LanguageServer, params: lsp.HoverParams) -> lsp.Hover | None:
         doc = ls.workspace.get_text_document(params.text_document.uri)
         pos = params.position
-        text = hover_text(doc.source, uri_to_path(doc.uri), pos.line, pos.character)
+        text = await asyncio.get_running_loop().run_in_executor(
+            compile_pool, hover_text, doc.source, uri_to_path(doc.uri), pos.line, pos.character
+        )
         if text is None:
             return None
         return lsp.Hover(contents=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=text))
@@ -390,7 +475,9 @@ def build_server() -> Any:
 
 def main() -> None:
     """`dyncc lsp`: serve on stdin/stdout."""
-    build_server().start_io()
+    import sys
+
+    build_server().start_io(stdin=BoundedInput(sys.stdin.buffer))
 
 
 if __name__ == "__main__":

@@ -1,17 +1,21 @@
-"""Benchmarks and sweeps: expansion, invalid points, the benchmark artifacts per target, and a real
-3-point local sweep with Dynamo's frontend + mock engine, benchmarked by aiperf."""
+"""Benchmarks and sweeps: expansion, invalid points (and what `validate` says of them), the benchmark
+artifacts per target, and a real 3-point local sweep with Dynamo's frontend + mock engine, benchmarked by
+aiperf."""
 
 from __future__ import annotations
 
 import csv
 import json
 import subprocess
+import time
 
 import pytest
 from conftest import EXAMPLES, cli, free_port_block, run_dyncc, sh
 from dynamo_parsers import DYNAMO_AVAILABLE
 from k8s_schemas import core_errors
 from ruamel.yaml import YAML
+
+from dyncc.diagnostics import DiagnosticError
 
 
 def _spec_with(tmp_path, **changes):
@@ -35,6 +39,78 @@ def test_invalid_points_are_reported_with_codes_and_skipped(tmp_path):
     assert (tmp_path / "out" / "points" / "p000" / "k8s" / "dynamographdeployment.yaml").is_file()
     assert not (tmp_path / "out" / "points" / "p002").exists()
     assert "invalid: DYN403" in (tmp_path / "out" / "index.md").read_text()
+
+
+def _diagnostics(proc) -> list[dict]:
+    return json.loads(proc.stdout)["files"][0]["diagnostics"]
+
+
+def test_a_sweep_whose_every_point_is_invalid_fails_validate_and_sweep(tmp_path):
+    # The base spec is valid (TP 1); TP 16 and 32 need more GPUs than the 8-GPU node has (DYN403).
+    spec = _spec_with(tmp_path, sweep={"pools.agg.tensor_parallel": [16, 32]})
+    sweep_line = spec.read_text().splitlines().index("sweep:") + 1
+    checked = cli("validate", "--format", "json", spec)
+    assert checked.returncode == 1, checked.stdout
+    errors = [d for d in _diagnostics(checked) if d["severity"] == "error"]
+    assert [(d["code"], d["line"]) for d in errors] == [("DYN804", sweep_line)]
+    assert "p0 (pools.agg.tensor_parallel=16): DYN403" in errors[0]["message"]
+
+    built = cli("sweep", spec, "-o", tmp_path / "out")
+    assert built.returncode == 1 and f"{spec}:{sweep_line}:1: error DYN804" in built.stderr, built.stderr
+    index = json.loads((tmp_path / "out" / "index.json").read_text())  # each point's codes, still written
+    assert [(p["valid"], p["codes"]) for p in index] == [(False, ["DYN403"])] * 2
+
+
+def test_some_invalid_points_are_a_warning_from_validate_and_sweep(tmp_path):
+    spec = _spec_with(tmp_path, sweep={"pools.agg.replicas": [1, 16]})
+    checked = cli("validate", "--format", "json", spec)
+    assert checked.returncode == 0, checked.stdout
+    (warning,) = [d for d in _diagnostics(checked) if d["code"] == "DYN805"]
+    assert warning["severity"] == "warning" and "1 of 2 sweep points" in warning["message"]
+    assert "p1 (pools.agg.replicas=16): DYN403" in warning["message"]
+    built = cli("sweep", spec, "-o", tmp_path / "out")
+    assert built.returncode == 0 and "warning DYN805" in built.stderr, built.stderr
+    assert (tmp_path / "out" / "points" / "p000" / "local" / "launch.sh").is_file()
+
+
+def test_points_checked_from_the_validated_base_match_points_loaded_from_their_text(tmp_path):
+    # validate checks a point by setting its values on the base's validated data (parsing 512 points' YAML
+    # would cost 512 parses); a point the model refuses falls back to its text, for the loader's code.
+    from dyncc import api, sweep
+    from dyncc.deployment import load_spec_text
+
+    spec = _spec_with(
+        tmp_path,
+        sweep={"pools.agg.replicas": [1, 16], "router.mode": ["kv", "nope"], "benchmark.isl": [64, 0]},
+    )
+    base, points = sweep.load_sweep(spec)
+    sweep.check_points(points, base, ["all"])
+    for point in points:
+        try:
+            loaded = load_spec_text(point.spec_text, "p.yaml", base_dir=tmp_path)
+            expected = sorted({d.code for d in api.check(loaded, ["all"], render=False) if d.is_error})
+        except DiagnosticError as exc:
+            expected = sorted({d.code for d in exc.diagnostics})
+        assert point.codes == expected, point.label()
+    assert {tuple(p.codes) for p in points} >= {(), ("DYN403",), ("DYN014",), ("DYN013",)}
+
+
+def test_validating_512_points_of_a_large_spec_is_bounded(tmp_path):
+    # 5000 benchmark values (half a second to parse) times 512 points: each point is not parsed again.
+    spec = tmp_path / "big.yaml"
+    spec.write_text(
+        "apiVersion: dyncc/v1\nname: big\nmodel: {path: m, moe: false}\npools: {agg: {replicas: 1}}\n"
+        "benchmark: {concurrency: [" + ",".join(["1"] * 5000) + "]}\n"
+        "sweep:\n  router.mode: [kv, random, round-robin, power-of-two, kv, random, round-robin, power-of-two]\n"
+        "  pools.agg.replicas: [1, 2, 3, 4, 5, 6, 7, 16]\n  benchmark.isl: [1, 2, 3, 4, 5, 6, 7, 8]\n"
+    )
+    start = time.monotonic()
+    proc = run_dyncc("validate", "--format", "json", spec, timeout=120)
+    took = time.monotonic() - start
+    assert proc.returncode == 0, proc.stdout
+    (warning,) = [d for d in _diagnostics(proc) if d["code"] == "DYN805"]  # every point was checked
+    assert "64 of 512 sweep points are invalid" in warning["message"]  # 16 replicas: DYN403
+    assert took < 30, f"{took:.1f} s"
 
 
 def test_benchmark_artifacts_for_k8s_and_slurm_validate(tmp_path, slurm):
