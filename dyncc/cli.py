@@ -407,7 +407,9 @@ def graph(spec: str, fmt: str, output: str | None) -> None:
         renderer = {"mermaid": views.render_mermaid, "dot": views.render_dot, "text": views.render_text}[fmt]
         data = renderer(compilation.graph).encode()
     if output:
-        Path(output).write_bytes(data)
+        from dyncc.output import replace_file
+
+        replace_file(Path(output), data)  # atomically; never through a symlink or into a FIFO (DYN507)
     else:
         sys.stdout.buffer.write(data)
 
@@ -448,7 +450,9 @@ def schema(output: str | None) -> None:
 
     text = schema_text()
     if output:
-        Path(output).write_text(text)
+        from dyncc.output import replace_file
+
+        replace_file(Path(output), text.encode())  # atomically; never through a symlink or into a FIFO (DYN507)
     else:
         click.echo(text, nl=False)
 
