@@ -190,6 +190,61 @@ def test_unknown_gpu_type_is_coded_at_its_line(tmp_path: Path) -> None:
     assert out.exit_code == 1 and f"{spec}:4:" in out.output and "DYN903" in out.output
 
 
+ESTIMATE_SPEC = (
+    "apiVersion: dyncc/v1\nname: est\nmodel: {path: Qwen/Qwen3-32B, moe: false}\n"
+    "cluster: {gpu_type: H100, gpus_per_node: 8, nodes: 1}\nbenchmark: {isl: 1024, osl: 128, concurrency: [8]}\n"
+    "pools:\n  agg: {replicas: 1, tensor_parallel: 2, engine: {max_batch_size: 8}}\n"
+)
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--isl", "0"],  # was replaced by the spec's benchmark.isl, silently
+        ["--osl", "-5"],
+        ["--isl", "2000000"],
+        ["--timeout", "-1"],  # ran, and reported "did not finish within -1 s"
+        ["--timeout", "nan"],
+        ["--timeout", "inf"],
+        ["--mtp-accepted", "nan"],  # accepted
+        ["--mtp-accepted", "-3"],
+        ["--mtp-accepted", "inf"],
+    ],
+    ids=" ".join,
+)
+def test_estimate_option_values_are_usage_errors(
+    option: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DYNCC_AIC_PYTHON", str(tmp_path / "no-python"))  # a value let through ends in DYN901
+    spec = tmp_path / "s.yaml"
+    spec.write_text(ESTIMATE_SPEC)
+    out = CliRunner().invoke(group(), ["estimate", str(spec), *option])
+    assert out.exit_code == 2, out.output
+    assert f"Invalid value for '{option[0]}'" in out.output and "DYN901" not in out.output
+
+
+def test_init_from_sla_timeout_is_range_checked() -> None:
+    args = ["init", "--from-sla", "--model", "Qwen/Qwen3-32B", "--system", "h200_sxm", "--gpus", "8"]
+    out = CliRunner().invoke(group(), [*args, "--timeout", "-1"])
+    assert out.exit_code == 2 and "Invalid value for '--timeout'" in out.output, out.output
+
+
+def test_estimate_mtp_acceptance_is_checked_against_the_spec(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text(ESTIMATE_SPEC)
+    with pytest.raises(DiagnosticError) as exc:  # no MTP in the spec: the value would be ignored
+        commands.estimate_args(spec, None, None, 0.5)
+    assert exc.value.diagnostics[0].code == "DYN904" and "does not speculate" in exc.value.diagnostics[0].message
+    spec.write_text(ESTIMATE_SPEC.replace("moe: false}", "moe: false}\nspeculative: {mode: mtp, draft_len: 2}"))
+    assert commands.estimate_args(spec, None, None, 1.5)["nextn_accepted"] == 1.5
+    with pytest.raises(DiagnosticError) as exc:  # more tokens accepted than drafted
+        commands.estimate_args(spec, None, None, 2.5)
+    assert exc.value.diagnostics[0].code == "DYN904" and "draft length 2" in exc.value.diagnostics[0].message
+    with pytest.raises(DiagnosticError) as exc:  # the library call is checked as the option is
+        commands.estimate_args(spec, 0, None, 1.0)
+    assert exc.value.diagnostics[0].code == "DYN904" and "--isl 0" in exc.value.diagnostics[0].message
+
+
 def test_missing_aiconfigurator_is_dyn901(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DYNCC_AIC_PYTHON", str(tmp_path / "no-python"))
     with pytest.raises(DiagnosticError) as exc:

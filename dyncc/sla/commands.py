@@ -45,6 +45,24 @@ class SlaResult:
     seconds: float
 
 
+class FiniteFloatRange(click.FloatRange):
+    """click's FloatRange of finite numbers: NaN compares false with both bounds, so FloatRange lets it by,
+    and an open range lets infinity by."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+# Option values, checked by click (a usage error, exit 2) before the spec is read or AIConfigurator started.
+MAX_SEQUENCE_TOKENS = 1_000_000  # as the spec's benchmark.isl/osl
+TOKENS = click.IntRange(1, MAX_SEQUENCE_TOKENS)
+SECONDS = FiniteFloatRange(0, 7 * 24 * 3600, min_open=True)  # a wait of up to a week
+ACCEPTED = FiniteFloatRange(0, None)  # accepted draft tokens per step; at most the draft length (DYN904)
+
+
 def _check_request(req: Request) -> None:
     """Values AIConfigurator would turn into a traceback or a meaningless search."""
     problems = []
@@ -266,24 +284,43 @@ def estimate_args(
             ("cluster", "gpu_type"),
             f"one of {', '.join(n for n, _ in mapping.SYSTEMS.values())}",
         )
+    for option, tokens in (("--isl", isl), ("--osl", osl)):
+        if tokens is not None and not 1 <= tokens <= MAX_SEQUENCE_TOKENS:
+            raise err("DYN904", f"{option} {tokens} is not a number of tokens", (), f"1 to {MAX_SEQUENCE_TOKENS}")
     bench = spec.benchmark
-    isl = isl or (bench.isl if bench else None)
-    osl = osl or (bench.osl if bench else None)
+    isl = isl if isl is not None else (bench.isl if bench else None)  # --isl 0 is refused, not replaced
+    osl = osl if osl is not None else (bench.osl if bench else None)
     if not isl or not osl:
         raise err("DYN904", "no ISL/OSL to estimate for", ("benchmark",), "add benchmark: {isl, osl}, or --isl/--osl")
     is_moe = bool(loaded.facts.moe) or any(p.expert_parallel > 1 for _, p in spec.pools.declared())
     args: dict[str, Any] = {"model": spec.model.path, "system": system, "isl": isl, "osl": osl}
     args["backend_version"] = runner.AIC_TRTLLM_VERSION
-    if spec.speculative.mode == "mtp":
-        if mtp_accepted is None:
-            raise err("DYN904", "MTP needs --mtp-accepted", ("speculative", "mode"), "e.g. --mtp-accepted 0.8")
-        args.update(nextn=spec.speculative.draft_len or 1, nextn_accepted=mtp_accepted)
-    elif spec.speculative.mode != "none":
+    if spec.speculative.mode not in ("mtp", "none"):
         raise err(
             "DYN908",
             f"AIConfigurator models MTP only, not {spec.speculative.mode}",
             ("speculative", "mode"),
             "estimate without speculation",
+        )
+    if spec.speculative.mode == "mtp":
+        draft_len = spec.speculative.draft_len or 1
+        if mtp_accepted is None:
+            raise err("DYN904", "MTP needs --mtp-accepted", ("speculative", "mode"), "e.g. --mtp-accepted 0.8")
+        if not (math.isfinite(mtp_accepted) and 0 <= mtp_accepted <= draft_len):
+            raise err(
+                "DYN904",
+                f"--mtp-accepted {mtp_accepted} is not between 0 and the draft length {draft_len}",
+                ("speculative", "draft_len"),
+                f"the draft tokens accepted per step, at most speculative.draft_len ({draft_len})",
+            )
+        args.update(nextn=draft_len, nextn_accepted=mtp_accepted)
+    elif mtp_accepted is not None:
+        raise err(
+            "DYN904",
+            f"--mtp-accepted is given, but the spec does not speculate with MTP (speculative.mode "
+            f"{spec.speculative.mode}): the estimate would not use it",
+            ("speculative", "mode"),
+            "drop --mtp-accepted, or set speculative.mode: mtp",
         )
     pools = dict(spec.pools.declared())
     if "encode" in pools:
@@ -382,7 +419,7 @@ FROM_SLA_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     click.option("--mode", "sla_mode", type=click.Choice(["best", "agg", "disagg"]), default="best", show_default=True),
     click.option("--mtp", "sla_mtp", type=int, default=0, help="--from-sla: MTP draft length (0 = none)."),
     click.option("--mtp-accepted", "sla_mtp_accepted", type=float, default=None, help="Accepted draft tokens/step."),
-    click.option("--timeout", "sla_timeout", type=float, default=runner.DEFAULT_TIMEOUT_S, show_default=True),
+    click.option("--timeout", "sla_timeout", type=SECONDS, default=runner.DEFAULT_TIMEOUT_S, show_default=True),
 ]
 
 
@@ -443,10 +480,10 @@ def register(group: click.Group) -> None:
 
     @group.command("estimate")
     @click.argument("spec", type=click.Path(dir_okay=False))
-    @click.option("--isl", type=int, default=None, help="Input tokens (default: the spec's benchmark.isl).")
-    @click.option("--osl", type=int, default=None, help="Output tokens (default: the spec's benchmark.osl).")
-    @click.option("--mtp-accepted", type=float, default=None, help="Accepted MTP draft tokens per step.")
-    @click.option("--timeout", type=float, default=runner.DEFAULT_TIMEOUT_S, show_default=True)
+    @click.option("--isl", type=TOKENS, default=None, help="Input tokens (default: the spec's benchmark.isl).")
+    @click.option("--osl", type=TOKENS, default=None, help="Output tokens (default: the spec's benchmark.osl).")
+    @click.option("--mtp-accepted", type=ACCEPTED, default=None, help="Accepted MTP draft tokens per step.")
+    @click.option("--timeout", type=SECONDS, default=runner.DEFAULT_TIMEOUT_S, show_default=True, help="Seconds.")
     @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
     def estimate_command(
         spec: str, isl: int | None, osl: int | None, mtp_accepted: float | None, timeout: float, fmt: str
