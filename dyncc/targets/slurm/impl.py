@@ -22,7 +22,13 @@ from dyncc.targets.bench import bench_script
 from dyncc.targets.mocker import bootstrap_port, mock_problems, mocker_args, timing_files, tiny_model_files
 from dyncc.targets.ports import port_problems, system_port
 from dyncc.targets.shell import Raw, quote, ready_probe_text, shell_words, template_environment
-from dyncc.targets.slurm.settings import SlurmSettings
+from dyncc.targets.slurm.settings import (
+    PYXIS_OPTIONS,
+    SBATCH_OPTIONS,
+    SRUN_OPTIONS,
+    SlurmSettings,
+    managed_option,
+)
 
 NAME = "slurm"
 
@@ -123,14 +129,17 @@ def check(plan: DeploymentPlan, settings: SlurmSettings) -> list[Diagnostic]:
     return (
         port_problems(plan, "slurm", settings.http_port, settings.system_port_base)
         + mock_problems(plan)
-        + option_problems("extra_sbatch", settings.extra_sbatch, MANAGED_SBATCH, "#SBATCH")
-        + option_problems("srun_options", settings.srun_options, MANAGED_SRUN, "srun")
+        + option_problems("extra_sbatch", settings.extra_sbatch, MANAGED_SBATCH, "#SBATCH", SBATCH_OPTIONS)
+        + option_problems("srun_options", settings.srun_options, MANAGED_SRUN, "srun", SRUN_OPTIONS)
         + revision_problems(plan)
     )
 
 
-def option_problems(key: str, lines: list[str], managed: dict[str, str], what: str) -> list[Diagnostic]:
-    """DYN560: a line that is not exactly one long option; DYN561: an option dyncc writes itself."""
+def option_problems(
+    key: str, lines: list[str], managed: dict[str, str], what: str, options: frozenset[str]
+) -> list[Diagnostic]:
+    """DYN560: a line that is not exactly one long option; DYN561: an option dyncc writes itself, also
+    abbreviated (``options``: the command's own, which an abbreviation is read against)."""
     problems = []
     for i, line in enumerate(lines):
         path = ("slurm", key, i)
@@ -145,14 +154,14 @@ def option_problems(key: str, lines: list[str], managed: dict[str, str], what: s
                 )
             )
             continue
-        name = line[2:].split("=", 1)[0]
-        if name in managed:
+        meant = managed_option(line[2:].split("=", 1)[0], options | PYXIS_OPTIONS, managed)
+        if meant is not None:
             problems.append(
                 Diagnostic(
                     "DYN561",
-                    f"slurm.{key}[{i}] sets --{name}, which dyncc writes itself",
+                    f"slurm.{key}[{i}] sets {meant[1]}, which dyncc writes itself",
                     path=path,
-                    hint=f"remove it: {managed[name]}",
+                    hint=f"remove it: {managed[meant[0]]}",
                 )
             )
     return problems

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -14,6 +15,68 @@ SharedPath = Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]*$", max_length=102
 # Site option lines are checked by the target (DYN560/DYN561) rather than by a pattern here, so that a
 # smuggled newline or a managed option gets its own code and hint instead of a generic pattern error.
 OptionLine = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+# The long options of Slurm 22.05's sbatch and srun, the slurm-client dyncc is tested with, as getopt names
+# them (`sbatch --a` answers "option '--a' is ambiguous; possibilities: '--account' '--acctg-freq' ...";
+# tests/test_slurm_options.py reads them from the installed commands), and those pyxis (SPANK) adds to both.
+# getopt takes any unambiguous prefix of one of them, so `--nod`/`--outp` must be read as Slurm reads them.
+SBATCH_OPTIONS = frozenset(
+    """
+    account acctg-freq array batch bb bbf begin chdir cluster cluster-constraint clusters comment constraint
+    container context contiguous core-spec cores-per-socket cpu-freq cpus-per-gpu cpus-per-task deadline
+    delay-boot dependency distribution error exclude exclusive export export-file extra-node-info get-user-env
+    gid gpu-bind gpu-freq gpus gpus-per-node gpus-per-socket gpus-per-task gres gres-flags help hint hold
+    ignore-pbs input job-name kill-on-invalid-dep licenses mail-type mail-user mcs-label mem mem-bind
+    mem-per-cpu mem-per-gpu mincpus network nice no-kill no-requeue nodefile nodelist nodes ntasks
+    ntasks-per-core ntasks-per-gpu ntasks-per-node ntasks-per-socket ntasks-per-tres open-mode output overcommit
+    oversubscribe parsable partition power prefer priority profile propagate qos quiet reboot requeue
+    reservation signal sockets-per-node spread-job switches tasks-per-node test-only thread-spec
+    threads-per-core time time-min tmp uid usage use-min-nodes verbose version wait wait-all-nodes wckey wrap
+    """.split()
+)
+SRUN_OPTIONS = frozenset(
+    """
+    accel-bind account acctg-freq bb bbf bcast bcast-exclude begin chdir cluster cluster-constraint clusters
+    comment compress constraint container context contiguous core-spec cores-per-socket cpu-bind cpu-freq
+    cpu_bind cpus-per-gpu cpus-per-task deadline debugger-test delay-boot dependency disable-status distribution
+    epilog error exact exclude exclusive export extra-node-info gid gpu-bind gpu-freq gpus gpus-per-node
+    gpus-per-socket gpus-per-task gres gres-flags help het-group hint hold immediate input interactive job-name
+    jobid kill-on-bad-exit label licenses mail-type mail-user mcs-label mem mem-bind mem-per-cpu mem-per-gpu
+    mincpus mpi msg-timeout multi-prog network nice no-allocate no-kill nodefile nodelist nodes ntasks
+    ntasks-per-core ntasks-per-gpu ntasks-per-node ntasks-per-socket ntasks-per-tres open-mode output overcommit
+    overlap oversubscribe pack-group partition power prefer preserve-env priority profile prolog propagate pty
+    qos quiet quit-on-interrupt reboot relative reservation resv-ports send-libs signal slurmd-debug
+    sockets-per-node spread-job switches task-epilog task-prolog tasks-per-node test-only thread-spec threads
+    threads-per-core time time-min tmp uid unbuffered usage use-min-nodes verbose version wait wckey whole x11
+    """.split()
+)
+PYXIS_OPTIONS = frozenset(
+    """
+    container-entrypoint container-entrypoint-log container-env container-image container-mount-home
+    container-mounts container-name container-readonly container-remap-root container-save container-workdir
+    container-writable no-container-entrypoint no-container-mount-home no-container-remap-root
+    """.split()
+)
+
+
+def managed_option(name: str, options: frozenset[str], managed: Mapping[str, str]) -> tuple[str, str] | None:
+    """The option dyncc writes itself (a key of ``managed``) that a site's ``--name`` sets, and how to say
+    so; None when it sets none. An exact option name is that option (getopt prefers it to longer ones it
+    begins); any other prefix of a managed option is refused, whether Slurm reads it as that option (the
+    only one it begins) or refuses it as ambiguous."""
+    if name in managed:
+        return name, f"--{name}"
+    if name in options:
+        return None
+    begun = sorted(o for o in options | managed.keys() if o.startswith(name))
+    hit = next((o for o in begun if o in managed), None)
+    if hit is None:
+        return None
+    if len(begun) == 1:
+        return hit, f"--{name}, an abbreviation of --{hit} (Slurm takes any unambiguous prefix of an option)"
+    others = ", ".join(f"--{o}" for o in begun if o != hit)
+    return hit, f"--{name}, which may abbreviate --{hit} (or {others}: Slurm refuses the ambiguity)"
 
 
 class SlurmSettings(SpecModel):
