@@ -70,6 +70,9 @@ def parse(kind, argv):
         "max_batch_size",  # what 0.5.1 puts into build_config, which TRT-LLM 1.1.0rc5 copies over the YAML's
         "max_num_tokens",
         "max_seq_len",
+        "tool_call_parser",
+        "reasoning_parser",
+        "router_reset_states",
     ):
         value = getattr(config, field, None)
         out[field] = getattr(value, "value", value) if value is not None else None

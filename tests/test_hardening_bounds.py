@@ -13,9 +13,9 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from conftest import assert_no_traceback, cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from conftest import assert_no_traceback, cli
 
 from dyncc.compiler import check_spec, compile_spec
 from dyncc.compiler.graph import pools

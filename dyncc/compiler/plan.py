@@ -26,6 +26,9 @@ from dyncc.trtllm.engine_config import engine_yaml
 MAX_OUTPUT_FILE_BYTES = 16 * 1024 * 1024
 
 
+# The custom chat template's name in the engine directory (pool engine YAMLs are named <role>.yaml).
+CHAT_TEMPLATE_FILE = "chat_template.jinja"
+
 # What a target writes: relative path -> text (scripts, manifests) or bytes (data such as timing files).
 FileContent = str | bytes
 Files = dict[str, FileContent]
@@ -84,8 +87,12 @@ class PoolPlan:
     workers: tuple[WorkerPlan, ...]
     publish_kv_events: bool
 
-    def worker_args(self, model_path: str, served_name: str, engine_config_path: str) -> list[str]:
-        """``python3 -m dynamo.trtllm`` arguments; identical on every target but for the two paths."""
+    def worker_args(
+        self, model_path: Any, served_name: str, engine_config_path: Any, chat_template_path: Any = None
+    ) -> list[Any]:
+        """``python3 -m dynamo.trtllm`` arguments; identical on every target but for the paths (a target
+        passes the chat template's path when the plan has one: it ships it beside the engine configs)."""
+        template = ["--custom-jinja-template", chat_template_path] if chat_template_path is not None else []
         return [
             "--model-path",
             model_path,
@@ -94,6 +101,7 @@ class PoolPlan:
             "--extra-engine-args",
             engine_config_path,
             *self.flags,
+            *template,
         ]
 
 
@@ -129,9 +137,25 @@ class DeploymentPlan:
     model_revision: str | None = None  # Hugging Face revision of a hub model; None: the main branch
     model_path_absolute: bool = False  # model.path written absolute: a path in the container, served as is
     mocker_timing: str = "builtin"  # `builtin`, `aiconfigurator`, or a timing file (the spec's mocker_timing)
+    chat_template: str | None = None  # model.chat_template's text, shipped as CHAT_TEMPLATE_FILE
     # Each pool's mock-engine timing file (NPZ bytes), filled in by dyncc.twin before the targets render;
     # a pool without one keeps the mock's built-in timing.
     mock_timing: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
+
+    def worker_revision_args(self) -> list[str]:
+        """`--revision` for workers that download the hub model themselves (local, compose): the revision the
+        spec names, where the release's worker takes it (targets refuse it elsewhere: DYN563)."""
+        if self.model_revision and self.model_local_dir is None and self.profile.worker_revision_flag:
+            return ["--revision", self.model_revision]
+        return []
+
+    def engine_files(self) -> dict[str, str]:
+        """The files every target ships in the workers' engine directory: each pool's engine YAML, and the
+        custom chat template when the spec has one."""
+        files = {pool.engine_file: pool.engine_yaml for pool in self.pools}
+        if self.chat_template is not None:
+            files[CHAT_TEMPLATE_FILE] = self.chat_template
+        return files
 
     @property
     def workers(self) -> list[tuple[PoolPlan, WorkerPlan]]:
@@ -179,6 +203,7 @@ def lower(graph: DeploymentGraph, placement: Placement) -> DeploymentPlan:
         model_revision=spec.model.revision,
         model_path_absolute=spec.model.path.startswith("/"),
         mocker_timing=spec.mocker_timing,
+        chat_template=facts.chat_template,
     )
 
 
@@ -206,6 +231,8 @@ def _frontend_flags(spec: CoreSpec, router: RouterInfo, profile: Profile) -> lis
             flags.append("--router-replica-sync")
         if r.conditional_disagg:
             flags.append("--router-conditional-disagg")
+        if r.reset_states and profile.router_reset_flag:  # DYN703 refuses it where the flag is gone
+            flags.append("--router-reset-states")
     if profile.migration_on == "frontend":
         flags += _migration_flags(spec)
     flags += ["--namespace", spec.namespace]
@@ -279,6 +306,7 @@ def _lower_pool(
     if profile.worker_namespace_flag:
         flags += ["--namespace", spec.namespace]
     flags += _request_plane_flags(spec, profile)
+    flags += _parser_flags(spec)
     placed = placement.for_pool(p.role)
     workers = tuple(WorkerPlan(f"{p.role}-{w.replica}", w.replica, w, first_worker + w.replica) for w in placed)
     return PoolPlan(
@@ -295,6 +323,17 @@ def _lower_pool(
         workers=workers,
         publish_kv_events=publish_kv_events,
     )
+
+
+def _parser_flags(spec: CoreSpec) -> list[str]:
+    """Every worker parses replies the same way: the parsers are the model's, not a pool's (DYN125 checks
+    the names against the release's registry)."""
+    flags: list[str] = []
+    if spec.model.tool_call_parser:
+        flags += ["--dyn-tool-call-parser", spec.model.tool_call_parser]
+    if spec.model.reasoning_parser:
+        flags += ["--dyn-reasoning-parser", spec.model.reasoning_parser]
+    return flags
 
 
 def _decode_publishes_for_conditional_disagg(p: PoolInfo, spec: CoreSpec) -> bool:

@@ -74,6 +74,16 @@ class Profile:
     # flags (defaults when absent), and TRT-LLM 1.1.0rc5 copies build_config's values over the engine
     # YAML's top-level ones: the engine limits must be flags too, or the YAML's are silently replaced.
     engine_limits_as_flags: bool
+    # Features the release has or lacks (DYN703 names the release that has one). Facts: each release's own
+    # parsers, as ../shared/reference/dynamo-releases.json records them.
+    planner_modes: tuple[str, ...] = ()  # planner modes its planner image runs (0.5.1: no `dynamo.planner` entry)
+    kvbm_connector: bool = False  # the TensorRT-LLM worker takes `--connector kvbm`
+    router_reset_flag: bool = False  # frontend `--router-reset-states` (0.5.0 to 1.3.1; gone in 1.4.0)
+    chat_template_flag: bool = False  # worker `--custom-jinja-template` (0.6.0 and later)
+    worker_revision_flag: bool = False  # worker `--revision`: it downloads a hub model at a revision (1.0.0+)
+    # Worker `--dyn-tool-call-parser` / `--dyn-reasoning-parser` choices (the ai-dynamo-runtime registry).
+    tool_call_parsers: tuple[str, ...] = ()
+    reasoning_parsers: tuple[str, ...] = ()
 
     @property
     def keys(self) -> dict[str, Any]:
@@ -112,7 +122,26 @@ DYNAMO_1 = Profile(
     transfer_default="NIXL",
     request_plane_flag=True,
     engine_limits_as_flags=False,
-)
+    planner_modes=("sla", "load"),
+    kvbm_connector=True,
+    router_reset_flag=False,
+    chat_template_flag=True,
+    worker_revision_flag=True,
+    tool_call_parsers=(
+        "deepseek-v4", "deepseek_v3", "deepseek_v3_1", "deepseek_v3_2", "deepseek_v4", "deepseek_v41", "deepseekv4",
+        "default", "gemma-4", "gemma4", "glm45", "glm47", "harmony", "hermes", "inkling", "jamba", "kimi-k3",
+        "kimi_k2", "kimi_k25", "kimi_k3", "llama3_json", "minimax-m3", "minimax-m3-nom", "minimax_m2", "minimax_m3",
+        "minimax_m3_nom", "mistral", "muse", "muse_glimmer", "nemotron_deci", "nemotron_nano", "phi4", "pythonic",
+        "qwen25", "qwen3", "qwen3_coder",
+    ),
+    reasoning_parsers=(
+        "basic", "deepseek-v4", "deepseek_r1", "deepseek_v3", "deepseek_v3_1", "deepseek_v3_2", "deepseek_v4",
+        "deepseek_v41", "deepseekv4", "gemma-4", "gemma4", "glm45", "glm47", "gpt_oss", "granite", "inkling", "kimi",
+        "kimi-k3", "kimi_k2", "kimi_k25", "kimi_k3", "minimax-m3", "minimax_append_think", "minimax_m2",
+        "minimax_m3", "mistral", "muse", "muse_glimmer", "nemotron3", "nemotron_deci", "nemotron_nano",
+        "nemotron_v3", "qwen3", "qwen3_coder", "step3",
+    ),
+)  # fmt: skip
 
 DYNAMO_0 = Profile(
     family="0.x",
@@ -136,7 +165,17 @@ DYNAMO_0 = Profile(
     transfer_default="UCX",
     request_plane_flag=False,
     engine_limits_as_flags=True,
-)
+    planner_modes=(),
+    kvbm_connector=False,
+    router_reset_flag=True,
+    chat_template_flag=False,
+    tool_call_parsers=(
+        "deepseek_v3_1", "default", "harmony", "hermes", "llama3_json", "mistral", "nemotron_deci", "phi4", "pythonic",
+    ),
+    reasoning_parsers=(
+        "basic", "deepseek_r1", "gpt_oss", "granite", "kimi", "mistral", "nemotron_deci", "qwen3", "step3",
+    ),
+)  # fmt: skip
 
 PROFILES = (DYNAMO_1, DYNAMO_0)
 SUPPORTED_VERSIONS = tuple(p.dynamo_version for p in PROFILES)

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from dyncc.diagnostics import Diagnostic, DiagnosticError, YamlPath, format_yaml_path
+from dyncc.spec.chat_template import read_chat_template
 from dyncc.spec.deprecations import upgrade
 from dyncc.spec.input_gate import (
     MAX_DEPTH,
@@ -89,6 +90,7 @@ class ModelFacts:
     mtp_layers: int | None = None
     attention_heads: int | None = None
     local_dir: str | None = None  # the checkpoint directory, when model.path names one on this machine
+    chat_template: str | None = None  # the text of model.chat_template, read from beside the spec
     source: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -386,6 +388,7 @@ def read_model_facts(spec: CoreSpec, base_dir: Path, source: SourceMap) -> Model
         mtp_layers=mtp_layers,
         attention_heads=heads,
         local_dir=local_dir,
+        chat_template=read_chat_template(model.chat_template, base_dir, source.locate),
         source=origin,
     )
 

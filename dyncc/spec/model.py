@@ -66,6 +66,25 @@ class ModelSource(SpecModel):
         description="Attention (query) heads per layer (config.json `num_attention_heads` if local); "
         "tensor_parallel must divide it unless attention DP is on (DYN124).",
     )
+    tool_call_parser: NoControlChars | None = Field(
+        None,
+        max_length=64,
+        description="Parser of the model's tool calls in its replies (every worker's `--dyn-tool-call-parser`), "
+        "e.g. kimi_k2, deepseek_v3_1, hermes: a name the Dynamo release knows (DYN125).",
+    )
+    reasoning_parser: NoControlChars | None = Field(
+        None,
+        max_length=64,
+        description="Parser that splits the model's reasoning from its answer (every worker's "
+        "`--dyn-reasoning-parser`), e.g. deepseek_r1, qwen3: a name the Dynamo release knows (DYN125).",
+    )
+    chat_template: NoControlChars | None = Field(
+        None,
+        max_length=4096,
+        description="A Jinja chat template file, relative to the spec, used instead of the checkpoint's "
+        "(`--custom-jinja-template`; each target ships it beside the engine configs): it must be a readable text "
+        "file of at most 1 MiB (DYN126), on Dynamo 0.6 or later (DYN703).",
+    )
     trust_remote_code: bool = Field(
         False,
         description="Let TensorRT-LLM run the checkpoint's own Python code (`trust_remote_code` in the engine "
@@ -348,6 +367,11 @@ class Router(SpecModel):
         None,
         description="KV router: frontend replicas share routing state (`--router-replica-sync`); kv mode only "
         "(DYN304), for several frontends (DYN307).",
+    )
+    reset_states: bool = Field(
+        False,
+        description="KV router: start from an empty routing state instead of the one kept in the store "
+        "(`--router-reset-states`); Dynamo 0.5 to 1.3 only (DYN703): 1.4 removed the router's durable state.",
     )
     conditional_disagg: bool = Field(
         False,

@@ -50,6 +50,25 @@ def kvbm_problems(plan: DeploymentPlan) -> list[Diagnostic]:
     ]
 
 
+def worker_revision_problems(plan: DeploymentPlan, target: str) -> list[Diagnostic]:
+    """DYN563: workers that download the hub model themselves (local, compose) need the release's worker
+    `--revision` to serve model.revision; without it they would serve the main branch."""
+    if not plan.model_revision or plan.model_local_dir is not None or plan.worker_runtime == "mocker":
+        return []
+    if plan.profile.worker_revision_flag:
+        return []
+    return [
+        Diagnostic(
+            "DYN563",
+            f"model.revision {plan.model_revision!r}: Dynamo {plan.dynamo_version}'s worker has no --revision, so "
+            f"the {target} target's workers would download and serve the main branch instead",
+            path=("model", "revision"),
+            hint="download that revision yourself and give model.path as its directory, or build for -t k8s "
+            "(model_cache) or -t slurm (its download step fetches the revision)",
+        )
+    ]
+
+
 def tiny_model_files() -> dict[str, str]:
     """The offline model dir (config, tokenizer, chat template) the mock loads when the spec's model isn't local."""
     here = resources.files(__package__).joinpath("local", "tiny_model")

@@ -81,6 +81,12 @@ def kv_options_need_kv_router(graph: DeploymentGraph) -> Iterator[Diagnostic]:
                 ("router", field),
                 "set router.mode: kv, or remove it",
             )
+    if router.reset_states:
+        yield finding(
+            f"router.reset_states only applies to the KV router; mode is {router.mode}",
+            ("router", "reset_states"),
+            "set router.mode: kv, or remove it",
+        )
     if "kv_events" in router.model_fields_set:
         yield finding(
             f"router.kv_events only applies to the KV router; mode is {router.mode}",

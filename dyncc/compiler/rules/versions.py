@@ -3,6 +3,7 @@ the image is that version's, and the version has the features the spec uses."""
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator
 
@@ -85,6 +86,39 @@ def feature_exists_in_version(graph: DeploymentGraph) -> Iterator[Diagnostic]:
             ("request_plane",),
             f"remove it, or deploy Dynamo {newer}",
         )
+    if spec.planner.enabled and spec.planner.mode not in profile.planner_modes:
+        has = (
+            "no planner entry point (`python3 -m dynamo.planner`)"
+            if not profile.planner_modes
+            else (f"only the {'/'.join(profile.planner_modes)} planner")
+        )
+        yield finding(
+            f"planner mode {spec.planner.mode} is not in Dynamo {spec.dynamo.version}: its image has {has}",
+            ("planner", "enabled"),
+            f"remove the planner, or deploy Dynamo {newer}",
+        )
+    if spec.kvbm.enabled and not profile.kvbm_connector:
+        yield finding(
+            f"kvbm is not in Dynamo {spec.dynamo.version}: its TensorRT-LLM worker has no `--connector kvbm` "
+            "(the parser refuses the flag)",
+            ("kvbm", "enabled"),
+            f"remove it, or deploy Dynamo {newer}",
+        )
+    if spec.router.reset_states and spec.router.mode == "kv" and not profile.router_reset_flag:
+        yield finding(
+            f"router.reset_states is not in Dynamo {spec.dynamo.version}: `--router-reset-states` existed in "
+            "Dynamo 0.5.0 to 1.3.1 and was removed in 1.4.0 with the router's durable state (a 1.4+ router "
+            "starts empty every time)",
+            ("router", "reset_states"),
+            "remove it: the router keeps no state to reset; or deploy a release from 0.5 to 1.3",
+        )
+    if spec.model.chat_template is not None and not profile.chat_template_flag:
+        yield finding(
+            f"model.chat_template is not in Dynamo {spec.dynamo.version}: the worker's `--custom-jinja-template` "
+            "came with Dynamo 0.6.0",
+            ("model", "chat_template"),
+            f"remove it (the checkpoint's own template is used), or deploy Dynamo {newer}",
+        )
     if spec.mocker_timing != "builtin" and not profile.mocker_timing_file:
         yield finding(
             f"mocker_timing is not in Dynamo {spec.dynamo.version}: its mock engine has no "
@@ -92,6 +126,43 @@ def feature_exists_in_version(graph: DeploymentGraph) -> Iterator[Diagnostic]:
             ("mocker_timing",),
             f"remove it, or deploy Dynamo {newer}",
         )
+
+
+@rule("DYN125", "reply-parsers-known")
+def reply_parsers_are_known(graph: DeploymentGraph) -> Iterator[Diagnostic]:
+    """Tool-call and reasoning parsers are names the release's parser registry has (the worker refuses others)."""
+    spec, profile = graph.spec, graph.profile
+    for field, known in (
+        ("tool_call_parser", profile.tool_call_parsers),
+        ("reasoning_parser", profile.reasoning_parsers),
+    ):
+        name = getattr(spec.model, field)
+        if name is None or name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        yield finding(
+            f"model.{field} {name!r} is not a parser of Dynamo {spec.dynamo.version}: its worker's argument "
+            "parser refuses the name, and the worker exits at start-up",
+            ("model", field),
+            (f"did you mean `{close[0]}`? " if close else "") + f"Dynamo {spec.dynamo.version} has: {', '.join(known)}",
+        )
+
+
+@rule("DYN127", "reply-parsing-under-mock")
+def reply_parsing_under_the_mock_engine(graph: DeploymentGraph) -> Iterator[Diagnostic]:
+    """The mock engine takes no parser or chat-template options: a mock run is built without them, said once."""
+    spec = graph.spec
+    if spec.worker_runtime != "mocker":
+        return
+    for field in ("tool_call_parser", "reasoning_parser", "chat_template"):
+        if getattr(spec.model, field) is not None:
+            yield finding(
+                f"model.{field}: Dynamo {spec.dynamo.version}'s mock engine has no such option; the mock run "
+                "serves unparsed replies with its tiny model's template",
+                ("model", field),
+                "expected for a mock run; the TensorRT-LLM workers (worker_runtime: trtllm) apply it",
+                severity="warning",
+            )
 
 
 # DYN706 (a NATS request plane where nothing provides NATS) depends on the target: it is a target feature

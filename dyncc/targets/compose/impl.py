@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from dyncc.compiler.plan import DeploymentPlan, PoolPlan, WorkerPlan
+from dyncc.compiler.plan import CHAT_TEMPLATE_FILE, DeploymentPlan, PoolPlan, WorkerPlan
 from dyncc.diagnostics import Diagnostic
 from dyncc.targets.compose.settings import ComposeSettings
+from dyncc.targets.mocker import worker_revision_problems
 from dyncc.yaml_text import dump_yaml
 
 NAME = "compose"
@@ -32,8 +33,9 @@ NATS_URL = "nats://nats:4222"
 
 
 def check(plan: DeploymentPlan, settings: ComposeSettings) -> list[Diagnostic]:
-    """Nothing beyond the capabilities (one node, TensorRT-LLM workers): each worker owns its container's ports."""
-    return []
+    """Beyond the capabilities (one node, TensorRT-LLM workers; each worker owns its container's ports): the
+    workers download the hub model themselves, so model.revision needs the worker's --revision."""
+    return worker_revision_problems(plan, "compose")
 
 
 def image(plan: DeploymentPlan) -> str:
@@ -137,8 +139,9 @@ def _frontend(plan: DeploymentPlan, settings: ComposeSettings) -> dict[str, Any]
 
 def worker_command(plan: DeploymentPlan, pool: PoolPlan) -> list[str]:
     """The plan's worker command line, with the engine YAML at its read-only mount."""
-    args = pool.worker_args(plan.model_path, plan.served_name, f"{ENGINE_MOUNT}/{pool.engine_file}")
-    return ["python3", "-m", "dynamo.trtllm", *args]
+    template = f"{ENGINE_MOUNT}/{CHAT_TEMPLATE_FILE}" if plan.chat_template is not None else None
+    args = pool.worker_args(plan.model_path, plan.served_name, f"{ENGINE_MOUNT}/{pool.engine_file}", template)
+    return ["python3", "-m", "dynamo.trtllm", *args, *plan.worker_revision_args()]
 
 
 def _worker(plan: DeploymentPlan, settings: ComposeSettings, pool: PoolPlan, worker: WorkerPlan) -> dict[str, Any]:
@@ -191,6 +194,6 @@ def render(plan: DeploymentPlan, settings: ComposeSettings) -> dict[str, str]:
         "# HF_TOKEN is read from your environment when the model needs one.\n"
     )
     files = {"docker-compose.yaml": dump_yaml(compose_file(plan, settings), header)}
-    for pool in plan.pools:
-        files[f"engine/{pool.engine_file}"] = pool.engine_yaml
+    for name, text in plan.engine_files().items():
+        files[f"engine/{name}"] = text
     return files

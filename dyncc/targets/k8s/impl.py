@@ -19,7 +19,7 @@ import re
 import shlex
 from typing import Any
 
-from dyncc.compiler.plan import DeploymentPlan, PoolPlan, oversized_files, text_bytes
+from dyncc.compiler.plan import CHAT_TEMPLATE_FILE, DeploymentPlan, PoolPlan, oversized_files, text_bytes
 from dyncc.compiler.rules.versions import image_tag
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.spec.model import Benchmark, Planner
@@ -161,7 +161,7 @@ def _revision_problems(plan: DeploymentPlan, k8s: K8sSettings) -> list[Diagnosti
                 hint="remove model.revision, or give model.path as a hub id",
             )
         ]
-    if _worker_takes_revision(plan, k8s) and plan.profile.family != "1.x":  # 0.x: warn, build
+    if _worker_takes_revision(plan, k8s) and not plan.profile.worker_revision_flag:  # 0.x: warn, build
         return [
             Diagnostic(
                 "DYN549",
@@ -349,7 +349,8 @@ def frontend_args(plan: DeploymentPlan, k8s: K8sSettings | None = None) -> list[
 
 def worker_args(plan: DeploymentPlan, pool: PoolPlan, k8s: K8sSettings | None = None) -> list[str]:
     model = cache.served_model_path(plan, k8s) if k8s is not None else plan.model_path
-    args = pool.worker_args(model, plan.served_name, f"{ENGINE_MOUNT}/{pool.engine_file}")
+    template = f"{ENGINE_MOUNT}/{CHAT_TEMPLATE_FILE}" if plan.chat_template is not None else None
+    args = pool.worker_args(model, plan.served_name, f"{ENGINE_MOUNT}/{pool.engine_file}", template)
     if k8s is not None and _worker_takes_revision(plan, k8s):
         args += ["--revision", plan.model_revision or ""]
     return _operator_encode_endpoint(_without_namespace(args))
@@ -444,7 +445,7 @@ def _configmap(plan: DeploymentPlan, k8s: K8sSettings) -> dict:
         "kind": "ConfigMap",
         "metadata": _metadata(plan, k8s, configmap_name(plan)),
         # a downloaded draft model is named by its cache directory (cache.engine_yaml_for)
-        "data": {p.engine_file: cache.engine_yaml_for(plan, k8s, p) for p in plan.pools},
+        "data": {**plan.engine_files(), **{p.engine_file: cache.engine_yaml_for(plan, k8s, p) for p in plan.pools}},
     }
 
 

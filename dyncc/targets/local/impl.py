@@ -21,11 +21,17 @@ import dataclasses
 import itertools
 from importlib import resources
 
-from dyncc.compiler.plan import DeploymentPlan, Files, PoolPlan, WorkerPlan
+from dyncc.compiler.plan import CHAT_TEMPLATE_FILE, DeploymentPlan, Files, PoolPlan, WorkerPlan
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.targets.bench import bench_script
 from dyncc.targets.local.settings import LocalSettings
-from dyncc.targets.mocker import mock_problems, mocker_args, timing_files, tiny_model_files
+from dyncc.targets.mocker import (
+    mock_problems,
+    mocker_args,
+    timing_files,
+    tiny_model_files,
+    worker_revision_problems,
+)
 from dyncc.targets.ports import port_problems, system_port
 from dyncc.targets.shell import Raw, quote, ready_probe_text, shell_words, template_environment
 
@@ -121,7 +127,9 @@ def check(plan: DeploymentPlan, settings: LocalSettings) -> list[Diagnostic]:
     """Ports on this host (DYN402), the mock engine's modes (DYN503), and no pool env setting what the
     launch script manages (DYN520)."""
     problems = port_problems(plan, "local", settings.http_port, settings.system_port_base)
-    return problems + mock_problems(plan) + _managed_env_problems(plan, settings)
+    return (
+        problems + mock_problems(plan) + _managed_env_problems(plan, settings) + worker_revision_problems(plan, "local")
+    )
 
 
 def _managed_env_problems(plan: DeploymentPlan, settings: LocalSettings) -> list[Diagnostic]:
@@ -173,13 +181,15 @@ def worker_command(plan: DeploymentPlan, settings: LocalSettings, pool: PoolPlan
             *mocker_args(plan, pool, worker, model, bootstrap=None),
         ]
     engine_path = Raw(f'"$HERE/engine/{pool.engine_file}"')
+    template = Raw(f'"$HERE/engine/{CHAT_TEMPLATE_FILE}"') if plan.chat_template is not None else None
     return [
         "env",
         *env,
         Raw('"$PYTHON"'),
         "-m",
         "dynamo.trtllm",
-        *pool.worker_args(plan.model_path, plan.served_name, engine_path),
+        *pool.worker_args(plan.model_path, plan.served_name, engine_path, template),
+        *plan.worker_revision_args(),
     ]
 
 
@@ -222,8 +232,8 @@ def render(plan: DeploymentPlan, settings: LocalSettings) -> Files:
     files: Files = {"launch.sh": launch, "ready.py": ready_probe_text()}
     if broker is not None:
         files["event_broker.py"] = event_broker_text()
-    for pool in plan.pools:
-        files[f"engine/{pool.engine_file}"] = pool.engine_yaml
+    for name, text in plan.engine_files().items():
+        files[f"engine/{name}"] = text
     if plan.benchmark is not None:
         tokenizer = plan.model_local_dir or (Raw('"$HERE/model"') if mocker else plan.model_path)
         files["bench.sh"] = bench_script(plan, plan.benchmark, tokenizer, "$HERE/run/bench")

@@ -16,7 +16,15 @@ import dataclasses
 import re
 from importlib import resources
 
-from dyncc.compiler.plan import DeploymentPlan, Files, PoolPlan, WorkerPlan, oversized_files, text_bytes
+from dyncc.compiler.plan import (
+    CHAT_TEMPLATE_FILE,
+    DeploymentPlan,
+    Files,
+    PoolPlan,
+    WorkerPlan,
+    oversized_files,
+    text_bytes,
+)
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.targets.bench import bench_script
 from dyncc.targets.mocker import bootstrap_port, mock_problems, mocker_args, timing_files, tiny_model_files
@@ -299,6 +307,7 @@ def worker_command(plan: DeploymentPlan, settings: SlurmSettings, pool: PoolPlan
     # Several ranks: each rank runs under trtllm-llmapi-launch, which makes rank 0 the Dynamo worker.
     launcher = ["trtllm-llmapi-launch"] if worker.gpus > 1 else []
     engine_path = Raw(f'"$DYNCC_DIR/engine/{pool.engine_file}"')
+    template = Raw(f'"$DYNCC_DIR/engine/{CHAT_TEMPLATE_FILE}"') if plan.chat_template is not None else None
     python = _python(plan, settings)
     # The snapshot the job's download step fetched (its path is known at run time only), served offline.
     model_path = Raw('"$MODEL_PATH"') if downloads_model(plan) else plan.model_path
@@ -309,7 +318,7 @@ def worker_command(plan: DeploymentPlan, settings: SlurmSettings, pool: PoolPlan
         python,
         "-m",
         "dynamo.trtllm",
-        *pool.worker_args(model_path, plan.served_name, engine_path),
+        *pool.worker_args(model_path, plan.served_name, engine_path, template),
     ]
 
 
@@ -399,8 +408,8 @@ def render(plan: DeploymentPlan, settings: SlurmSettings) -> Files:
     }
     if downloads_model(plan):
         files["download.py"] = here.joinpath("download.py").read_text("utf-8")
-    for pool in plan.pools:
-        files[f"engine/{pool.engine_file}"] = pool.engine_yaml
+    for name, text in plan.engine_files().items():
+        files[f"engine/{name}"] = text
     if plan.benchmark is not None:
         tokenizer = plan.model_local_dir or (Raw('"$HERE/model"') if _mocker(plan) else plan.model_path)
         files["bench.sh"] = bench_script(plan, plan.benchmark, tokenizer, "$HERE/run/bench")
