@@ -129,6 +129,31 @@ def all_of(*checks: Callable[[Run], None]) -> Callable[[Run], None]:
     return check
 
 
+def lsp_caught_up(run: Run) -> None:
+    """lsp_backlog.py: the diagnostics of the last of 200 edits arrive within the per-call limit (197 s
+    behind before the server debounced)."""
+    ends_well(run)
+    said = re.search(r"^diagnostics of the last edit after ([\d.]+) s$", run.stdout, re.MULTILINE)
+    assert said and float(said.group(1)) < SECONDS, run.output[-3000:]
+
+
+def lsp_shows_validate_codes(run: Run) -> None:
+    """lsp_misses_target_errors.py: each case's line lists the code `validate` reports."""
+    ends_well(run)
+    found = re.findall(r"^(DYN\d{3}) expected by `dyncc validate`; lsp.lint gives: (.*)$", run.stdout, re.MULTILINE)
+    assert len(found) == 3 and all(code in given for code, given in found), run.stdout[-3000:]
+
+
+def stderr_says(pattern: str, count: int) -> Callable[[Run], None]:
+    """``count`` lines of stderr match ``pattern`` (diagnostics and usage errors go there)."""
+
+    def check(run: Run) -> None:
+        ends_well(run)
+        assert len(re.findall(pattern, run.stderr, re.MULTILINE)) == count, (pattern, run.output[-3000:])
+
+    return check
+
+
 def stdout_without_control_characters(run: Run) -> None:
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e]", run.stdout), repr(run.stdout[-2000:])
 
@@ -136,6 +161,17 @@ def stdout_without_control_characters(run: Run) -> None:
 # --- the table ------------------------------------------------------------------------------------------
 
 CRASHES = sorted(p.name for p in (SET2 / "import_crashes").glob("*.yaml")) if SET2.is_dir() else []
+
+# estimate_options.sh's spec; its bad option values are run here without its one valid call (a real
+# AIConfigurator run, which the per-call limit could cut off and leave its process group running).
+ESTIMATE_SPEC = (
+    "apiVersion: dyncc/v1\\nname: est\\nmodel: {path: Qwen/Qwen3-32B, moe: false}\\n"
+    "cluster: {gpu_type: H100, gpus_per_node: 8, nodes: 1}\\nbenchmark: {isl: 1024, osl: 128, concurrency: [8]}\\n"
+    "pools:\\n  agg: {replicas: 1, tensor_parallel: 2, engine: {max_batch_size: 8}}\\n"
+)
+# S2-17's ../longsweep3.yaml is not in the folder: a spec of the same kind, a long name and a sweep.
+LONGSWEEP = "apiVersion: dyncc/v1\\nname: " + "a" * 60 + "\\nmodel: {path: m, moe: false}\\npools: {agg: {}}\\n"
+LONGSWEEP += "sweep:\\n  pools.agg.replicas: [1, 2, 3]\\n"
 
 REPRODUCERS: list[Reproducer] = [
     Reproducer(
@@ -207,6 +243,50 @@ REPRODUCERS: list[Reproducer] = [
             lines_say(r"^schema rc=1, dangling target created: $", 1),
             lines_say(r"^graph -o FIFO rc=1 ", 1),
         ),
+        calls=3,
+    ),
+    Reproducer("S2-08", "lsp-backlog", 'python3 "$SET2/lsp_backlog.py" "$DYNCC"', lsp_caught_up),
+    Reproducer(
+        "S2-09",
+        "lsp-target-errors",
+        f'PYTHONPATH="{ROOT}" python3 "$SET2/lsp_misses_target_errors.py"',  # it imports this checkout's dyncc
+        lsp_shows_validate_codes,
+    ),
+    Reproducer(
+        "S2-13",
+        "slurm-option-abbreviations",
+        'dyncc build "$SET2/slurm_managed_option_abbrev.yaml" -t slurm -o out',
+        all_of(codes("DYN561"), stderr_says(r"^\S+:\d+:\d+: error DYN561: .*an abbreviation of --", 3)),
+    ),
+    Reproducer(
+        "S2-16",
+        "sweep-all-points-invalid",
+        'f="$SET2/sweep_all_invalid_exit0.yaml"; dyncc validate "$f"; echo "validate rc=$?"; '
+        'dyncc sweep "$f" -o s; echo "sweep rc=$?"',
+        all_of(mentions("DYN804"), lines_say(r"^validate rc=1$", 1), lines_say(r"^sweep rc=1$", 1)),
+        calls=2,
+    ),
+    Reproducer(
+        "S2-17",
+        "validate-and-build-all-agree",
+        f"printf '{LONGSWEEP}' > longsweep3.yaml; dyncc validate longsweep3.yaml; echo \"validate rc=$?\"; "
+        'dyncc build longsweep3.yaml -t all -o out; echo "build rc=$?"',
+        all_of(mentions("DYN504"), lines_say(r"^validate rc=1$", 1), lines_say(r"^build rc=1$", 1)),
+        calls=2,
+    ),
+    Reproducer(
+        "S2-18",
+        "lsp-content-length-lie",
+        'python3 "$SET2/lsp_backlog.py" "$DYNCC" --lie',
+        all_of(ends_well, lines_say(r"^server exit code: None$", 1)),  # still serving (was exit 3)
+    ),
+    Reproducer(
+        "S2-19",
+        "estimate-options",
+        f"printf '{ESTIMATE_SPEC}' > s.yaml; "
+        'for a in "--isl 0" "--timeout -1" "--mtp-accepted nan"; do dyncc estimate s.yaml $a; echo "rc=$?"; done',
+        # usage errors, before the spec is read or AIConfigurator runs
+        all_of(lines_say(r"^rc=2$", 3), stderr_says(r"^Error: Invalid value for '--[\w-]+'", 3)),
         calls=3,
     ),
 ]
