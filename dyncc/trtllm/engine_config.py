@@ -142,10 +142,17 @@ def resolve_engine(spec: CoreSpec, role: Role, pool: Pool, moe: bool | None, pro
         if value is not None:
             b.set(key, value, _user(base + ("engine", field)))
 
-    b.set("tensor_parallel_size", pool.tensor_parallel, _user(base + ("tensor_parallel",)))
-    b.set("pipeline_parallel_size", pool.pipeline_parallel, _user(base + ("pipeline_parallel",)))
+    def pool_field(field: str) -> Provenance:
+        # A field the spec leaves out is the spec's default, not a line of the file (explain, hover).
+        path = base + (field,)
+        if field in pool.model_fields_set:
+            return _user(path)
+        return Provenance("default", f"{'.'.join(path)} not set in the spec", path)
+
+    b.set("tensor_parallel_size", pool.tensor_parallel, pool_field("tensor_parallel"))
+    b.set("pipeline_parallel_size", pool.pipeline_parallel, pool_field("pipeline_parallel"))
     if moe or pool.expert_parallel > 1:
-        b.set("moe_expert_parallel_size", pool.expert_parallel, _user(base + ("expert_parallel",)))
+        b.set("moe_expert_parallel_size", pool.expert_parallel, pool_field("expert_parallel"))
         moe_tp = pool.moe_tensor_parallel or max(1, pool.tensor_parallel // pool.expert_parallel)
         b.set(
             "moe_tensor_parallel_size",
@@ -154,7 +161,7 @@ def resolve_engine(spec: CoreSpec, role: Role, pool: Pool, moe: bool | None, pro
             if pool.moe_tensor_parallel
             else Provenance("default", "tensor_parallel / expert_parallel"),
         )
-    b.set("enable_attention_dp", pool.attention_dp, _user(base + ("attention_dp",)))
+    b.set("enable_attention_dp", pool.attention_dp, pool_field("attention_dp"))
     first_class("max_batch_size", eng.max_batch_size, "max_batch_size")
     first_class("max_num_tokens", eng.max_num_tokens, "max_num_tokens")
     first_class("max_seq_len", eng.max_seq_len, "max_seq_len")
@@ -242,9 +249,11 @@ def _resolve_cuda_graphs(b: _Builder, role: Role, eng, base: tuple) -> None:
 
 def _resolve_speculative(b: _Builder, spec: CoreSpec, trtllm_version: str) -> None:
     """Speculation in the form the deployed TRT-LLM reads (``data/trtllm_<version>_keys.json``,
-    ``speculative_forms``): 1.3 writes Eagle3 + ``speculative_model`` and MTP's ``max_draft_len``; 1.1.0rc5
-    knows only ``Eagle`` + ``speculative_model_dir``, and takes MTP's draft length from
-    ``num_nextn_predict_layers`` (default 1, copied over ``max_draft_len``), so both are written."""
+    ``speculative_forms``): 1.3 writes Eagle3 + ``speculative_model``; 1.1.0rc5 knows only ``Eagle`` +
+    ``speculative_model_dir``. MTP's depth goes under the one key that version reads it from (its
+    ``depth_key``): 1.1.0rc5 copies ``num_nextn_predict_layers`` (default 1) over ``max_draft_len``, 1.3.0rc29
+    reads ``max_draft_len`` and takes ``num_nextn_predict_layers`` only as a deprecated alias
+    (:mod:`dyncc.trtllm.overrides`)."""
     sp = spec.speculative
     if sp.mode == "none":
         return
@@ -256,8 +265,8 @@ def _resolve_speculative(b: _Builder, spec: CoreSpec, trtllm_version: str) -> No
     draft_len = sp.draft_len if sp.draft_len is not None else (1 if sp.mode == "mtp" else None)
     source = _user(path + ("draft_len",)) if sp.draft_len is not None else Provenance("default", "one MTP draft token")
     if draft_len is not None:
-        for key in ["max_draft_len"] if is_eagle else form["draft_len_keys"]:
-            b.set(f"speculative_config.{key}", draft_len, source)
+        key = "max_draft_len" if is_eagle else form["depth_key"]
+        b.set(f"speculative_config.{key}", draft_len, source)
     if is_eagle:
         if sp.draft_model is not None:
             b.set(f"speculative_config.{form['model_key']}", sp.draft_model, _user(path + ("draft_model",)))

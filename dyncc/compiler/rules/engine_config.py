@@ -1,16 +1,18 @@
-"""Engine config (DYN108, DYN109, DYN114): the keys and values TensorRT-LLM accepts, passthrough values that
-override the spec's, and the types of passthrough values dyncc itself reads."""
+"""Engine config (DYN108, DYN109, DYN114, DYN128, DYN129): the keys and values TensorRT-LLM accepts,
+passthrough values that override the spec's, the types of passthrough values dyncc itself reads, and values
+TensorRT-LLM itself writes over with another key's (the key sets' `overrides`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dyncc.compiler.graph import DeploymentGraph
+from dyncc.compiler.graph import DeploymentGraph, PoolInfo
 from dyncc.compiler.profiles import profile_with
 from dyncc.compiler.rules.base import finding, rule
-from dyncc.diagnostics import Diagnostic
+from dyncc.diagnostics import Diagnostic, YamlPath
 from dyncc.trtllm.engine_config import OWNED_KEYS
 from dyncc.trtllm.keys import KeyProblem, check_engine_config
+from dyncc.trtllm.overrides import LostValue, is_set, lookup, lost_values
 
 
 @rule("DYN108", "engine-keys-accepted")
@@ -72,3 +74,69 @@ def extra_value_types(graph: DeploymentGraph) -> Iterator[Diagnostic]:
                 p.path + ("engine", "extra") + tuple(dotted.split(".")),
                 "dyncc derives flags and checks from this key: give it the type TensorRT-LLM expects",
             )
+
+
+def _source_path(p: PoolInfo, dotted: str) -> YamlPath:
+    """Where the spec sets ``dotted``: its own source, else the mapping engine.extra gave it in."""
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        source = p.engine.sources.get(".".join(parts[:end]))
+        if source is not None and source.path:
+            return tuple(source.path) + tuple(parts[end:])
+    return p.path + ("engine", "extra") + tuple(parts)
+
+
+def _lost(graph: DeploymentGraph, kinds: tuple[str, ...]) -> Iterator[tuple[PoolInfo, LostValue, YamlPath]]:
+    for p in graph.pools():
+        for lost in lost_values(p.engine.config, graph.profile.trtllm_version):
+            if lost.kind in kinds:
+                yield p, lost, _source_path(p, lost.pair.overrides)
+
+
+@rule("DYN128", "engine-key-overwritten")
+def engine_key_overwritten(graph: DeploymentGraph) -> Iterator[Diagnostic]:
+    """An engine value the deployed TensorRT-LLM overwrites with another key's (the key sets' `overrides`)."""
+    version = graph.profile.trtllm_version
+    for p, lost, path in _lost(graph, ("overwritten", "dropped")):
+        pair = lost.pair
+        if lost.kind == "dropped":
+            effect = f"drops it and keeps `{pair.key}: {lost.kept}`"
+        elif is_set(lookup(p.engine.config, pair.key)):
+            effect = f"overwrites it with `{pair.key}: {lost.kept}`"
+        else:
+            effect = f"overwrites it with `{pair.key}`'s default, {lost.kept}"
+        yield finding(
+            f"`{pair.overrides}: {lost.value}` has no effect: TensorRT-LLM {version} {effect}. {pair.fact}",
+            path,
+            f"give the value once, as `{pair.key}`{_spec_field(pair.key)}, and remove `{pair.overrides}`",
+        )
+
+
+@rule("DYN129", "engine-key-deprecated-alias")
+def engine_key_deprecated_alias(graph: DeploymentGraph) -> Iterator[Diagnostic]:
+    """An engine key the deployed TensorRT-LLM reads only as a deprecated alias of another."""
+    version = graph.profile.trtllm_version
+    for _, lost, path in _lost(graph, ("deprecated",)):
+        pair = lost.pair
+        yield finding(
+            f"`{pair.overrides}` is a deprecated spelling in TensorRT-LLM {version}: it is read into `{pair.key}` "
+            f"with a deprecation warning. {pair.fact}",
+            path,
+            f"write `{pair.key}`{_spec_field(pair.key)} instead",
+            severity="warning",
+        )
+
+
+# The spec fields dyncc writes an engine key from, named in the hints above.
+_SPEC_FIELDS = {
+    "speculative_config.max_draft_len": "speculative.draft_len",
+    "speculative_config.num_nextn_predict_layers": "speculative.draft_len",
+    "max_batch_size": "engine.max_batch_size",
+    "max_num_tokens": "engine.max_num_tokens",
+    "max_seq_len": "engine.max_seq_len",
+}
+
+
+def _spec_field(key: str) -> str:
+    field = _SPEC_FIELDS.get(key)
+    return f" (the spec's `{field}` writes it)" if field else ""

@@ -10,6 +10,7 @@ from dyncc.compiler.rules.base import finding, rule
 from dyncc.diagnostics import Diagnostic
 from dyncc.trtllm.engine_config import ResolvedEngine
 from dyncc.trtllm.keys import speculative_form
+from dyncc.trtllm.overrides import effective_value
 
 
 def _is_moe(graph: DeploymentGraph, info: PoolInfo) -> bool:
@@ -205,15 +206,13 @@ def load_balancer_slots_divisible_by_ep(graph: DeploymentGraph) -> Iterator[Diag
             )
 
 
-def _draft_len(engine: ResolvedEngine) -> int:
-    """Draft tokens per request the engine config asks for (1.1.0rc5 MTP reads num_nextn_predict_layers)."""
+def _draft_len(engine: ResolvedEngine, trtllm_version: str) -> int:
+    """Draft tokens per request the engine config asks for, as the deployed TensorRT-LLM reads them (1.1.0rc5
+    copies MTP's num_nextn_predict_layers over max_draft_len: :mod:`dyncc.trtllm.overrides`)."""
     if engine.get("speculative_config.decoding_type") is None:
         return 0
-    for key in ("speculative_config.max_draft_len", "speculative_config.num_nextn_predict_layers"):
-        value = engine.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return 0
+    value = effective_value(engine.config, "speculative_config.max_draft_len", trtllm_version)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 @rule("DYN119", "cuda-graph-sizes-over-token-budget")
@@ -228,7 +227,7 @@ def cuda_graph_sizes_fit_the_token_budget(graph: DeploymentGraph) -> Iterator[Di
         top = max(sizes) if sizes else cfg.get("max_batch_size")
         if not isinstance(top, int):
             continue
-        draft = _draft_len(p.engine)
+        draft = _draft_len(p.engine, graph.profile.trtllm_version)
         cap = tokens // (1 + draft)
         batch = p.engine.get("max_batch_size")
         if isinstance(batch, int) and batch <= cap:
