@@ -427,11 +427,14 @@ def explain(spec: str) -> None:
 @click.argument("code")
 def explain_code(code: str) -> None:
     """What diagnostic CODE (e.g. DYN205) means, and the example spec that triggers it."""
-    from dyncc.codes import example_for, lookup
+    from dyncc.codes import code_range, example_for, lookup
 
     info = lookup(code)
     if info is None:
-        raise click.UsageError(f"{code!r} is not a dyncc diagnostic code (DYN001 ... DYN803: see docs/error-codes.md)")
+        raise click.UsageError(
+            f"{code!r} is not a dyncc diagnostic code (they run {code_range()}, with gaps; each is listed in "
+            "docs/error-codes.md)"
+        )
     _say(f"{info.code} ({info.severity}, {info.family}): {info.title}\n")
     click.echo(textwrap.fill(info.explanation, width=100))
     example = example_for(info.code, EXAMPLES_DIR)

@@ -67,6 +67,13 @@ def lookup(code: str) -> CodeInfo | None:
     return registry().get(code.upper())
 
 
+def code_range() -> str:
+    """``from DYN001 to DYN971``: the lowest and highest registered codes, read from the registry so that a
+    message naming the range cannot fall behind a new code."""
+    codes = sorted(registry())
+    return f"from {codes[0]} to {codes[-1]}"
+
+
 def example_for(code: str, examples_dir: Path) -> Path | None:
     """The invalid example that shows ``code``: ``examples/invalid/<CODE>_*.yaml``."""
     return next(iter(sorted(examples_dir.glob(f"{code}_*.yaml"))), None)

@@ -22,6 +22,14 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
+def _spec_values(compilation: Compilation) -> dict[str, Any]:
+    """Every spec value, defaults included: a value written out equal to its default (`replicas: 1`) is the
+    same spec as one left out, and a change from it is a change, not an addition. Unset sections (None) and
+    empty maps are left out, so a section the new spec adds reads as added."""
+    values = _flatten(compilation.loaded.spec.model_dump(mode="json", by_alias=True))
+    return {k: v for k, v in values.items() if v is not None and v != {}}
+
+
 def _options(flags: tuple[str, ...] | list[str]) -> dict[str, Any]:
     """``--a x --b`` -> ``{"--a": "x", "--b": True}``."""
     out: dict[str, Any] = {}
@@ -37,16 +45,43 @@ def _options(flags: tuple[str, ...] | list[str]) -> dict[str, Any]:
     return out
 
 
-def _changes(old: dict[str, Any], new: dict[str, Any], label: str) -> list[str]:
+SHOWN_PER_SECTION = 6  # values listed for a section one side lacks; the rest are counted
+
+
+def _missing_ancestor(key: str, other: dict[str, Any]) -> str:
+    """The outermost section of dotted ``key`` that ``other`` has nothing under (``key`` itself if none)."""
+    parts = key.split(".")
+    for i in range(1, len(parts)):
+        prefix = ".".join(parts[:i])
+        if not any(k == prefix or k.startswith(prefix + ".") for k in other):
+            return prefix
+    return key
+
+
+def _one_side(only: dict[str, Any], other: dict[str, Any], label: str, verb: str) -> list[tuple[str, str]]:
+    """Keys of one side only, a section the other side lacks as one line (a whole pool, a new section):
+    (key, line) pairs."""
+    sections: dict[str, dict[str, Any]] = {}
+    for key in sorted(only):
+        section = _missing_ancestor(key, other)
+        sections.setdefault(section, {})[key[len(section) + 1 :] if key != section else ""] = only[key]
     lines = []
-    for key in sorted(set(old) | set(new)):
-        if key not in new:
-            lines.append(f"{label}{key}: removed (was {old[key]!r})")
-        elif key not in old:
-            lines.append(f"{label}{key}: added {new[key]!r}")
-        elif old[key] != new[key]:
-            lines.append(f"{label}{key}: {old[key]!r} -> {new[key]!r}")
+    for section, values in sections.items():
+        if list(values) == [""]:
+            lines.append((section, f"{label}{section}: {verb} {values['']!r}"))
+            continue
+        shown = [f"{k} {v!r}" for k, v in list(values.items())[:SHOWN_PER_SECTION]]
+        more = len(values) - len(shown)
+        lines.append((section, f"{label}{section}: {verb} ({', '.join(shown)}{f', and {more} more' if more else ''})"))
     return lines
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any], label: str) -> list[str]:
+    """A value in both that differs is a change (``a -> b``); one in a single side was added or removed."""
+    lines = [(k, f"{label}{k}: {old[k]!r} -> {new[k]!r}") for k in set(old) & set(new) if old[k] != new[k]]
+    lines += _one_side({k: v for k, v in old.items() if k not in new}, new, label, "removed, was")
+    lines += _one_side({k: v for k, v in new.items() if k not in old}, old, label, "added")
+    return [line for _, line in sorted(lines)]
 
 
 def _flag_changes(old: dict, new: dict, label: str) -> list[str]:
@@ -67,11 +102,7 @@ def _pool_view(plan: DeploymentPlan) -> dict:
 
 def diff_compilations(old: Compilation, new: Compilation) -> list[str]:
     lines = ["# spec"]
-    lines += _changes(
-        _flatten(old.loaded.spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)),
-        _flatten(new.loaded.spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)),
-        "  ",
-    )
+    lines += _changes(_spec_values(old), _spec_values(new), "  ")
     lines.append("# deployment")
     a, b = old.plan, new.plan
     lines += _changes(

@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -226,6 +227,53 @@ def taken_ports(plan: DeploymentPlan, settings: LocalSettings) -> list[Diagnosti
     return problems
 
 
+# --- what the workers import: there before anything starts ---------------------------------------------
+
+
+def worker_python() -> str:
+    """The Python launch.sh starts Dynamo with: ``DYNCC_PYTHON``, else the one running dyncc (scripts/setup.sh
+    installs dyncc and Dynamo into one environment, which need not be the ``python3`` first on PATH)."""
+    return os.environ.get("DYNCC_PYTHON") or sys.executable
+
+
+def _has_module(python: str, module: str) -> bool:
+    """Whether ``python`` can import ``module``, found without importing it (TensorRT-LLM's import alone
+    takes seconds and needs CUDA)."""
+    if python == sys.executable:
+        import importlib.util
+
+        return importlib.util.find_spec(module) is not None
+    probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)"
+    try:
+        return subprocess.run([python, "-c", probe, module], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def missing_engines(plan: DeploymentPlan) -> list[Diagnostic]:
+    """DYN524 for each package the deployment's processes import that the worker Python lacks."""
+    python = worker_python()
+    needed = [("dynamo", "Dynamo (ai-dynamo)", "install it: ./scripts/setup.sh")]
+    if plan.worker_runtime == "trtllm":
+        needed.append(
+            (
+                "tensorrt_llm",
+                "TensorRT-LLM",
+                f"use --engine mocker, or install TensorRT-LLM {plan.trtllm_version} (NVIDIA GPUs) into {python}",
+            )
+        )
+    return [
+        Diagnostic(
+            "DYN524",
+            f"cannot start: {what} is not installed for {python} (no module `{module}`)",
+            path=("worker_runtime",) if module == "tensorrt_llm" else (),
+            hint=hint,
+        )
+        for module, what, hint in needed
+        if not _has_module(python, module)
+    ]
+
+
 # --- building for `up`: its own directory, never a `dyncc build` tree -----------------------------------
 
 
@@ -258,6 +306,9 @@ def build_for_up(
 
     loaded = with_mocker_timing(with_worker_runtime(load_spec(spec_path), engine), timing)
     compilation = compile_timed(loaded, progress)
+    missing = missing_engines(compilation.plan)
+    if missing:  # before anything is written or started: the worker would only end in a traceback
+        raise DiagnosticError(missing)
     name = up_directory_name(compilation.plan.name)
     out = Path(out_dir)
     refuse_if_running(out / name)  # a rebuild must not touch a running deployment's files
@@ -297,7 +348,7 @@ class Deployment:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, **(env or {})},
+            env={"DYNCC_PYTHON": worker_python(), **os.environ, **(env or {})},
             start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)

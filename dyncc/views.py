@@ -147,7 +147,8 @@ def _origin(prov, source) -> str:
     if prov is None:
         return "parent set in spec"
     if prov.kind == "user":
-        loc = source.locate(prov.path) if prov.path else None
+        # Only a key the file has is given a line: locate() would fall back to the nearest parent's.
+        loc = source.locate(prov.path) if prov.path and source.has(prov.path) else None
         return f"spec {prov.detail} ({loc})" if loc else f"spec {prov.detail}"
     if prov.kind == "rule":
         return f"rule {prov.detail}"

@@ -33,6 +33,14 @@ MULTI_NODE_EXAMPLES = {"wide_ep.yaml", "slurm_site.yaml", "gb200_wide_ep_recipe.
 SINGLE_NODE_EXAMPLES = [p for p in VALID_EXAMPLES if p.name not in MULTI_NODE_EXAMPLES]
 
 
+# The tests start the tools of the environment that runs them, active or not (`.venv/bin/python -m pytest`):
+# `python3` in launch scripts, Slurm jobs and reproducers, `dyncc`, `ruff` resolve to sys.executable's
+# directory first, never to whatever Python happens to be first on PATH.
+_BIN = str(Path(sys.executable).parent)
+if os.environ.get("PATH", "").split(os.pathsep)[0] != _BIN:
+    os.environ["PATH"] = os.pathsep.join([_BIN, *filter(None, [os.environ.get("PATH")])])
+
+
 def in_ci() -> bool:
     return os.environ.get("CI") == "true"
 
@@ -243,6 +251,24 @@ FUZZ_STATS = {"cases": 0, "built": 0, "rejected": 0, "failed": 0}
 
 # Filled by tests/test_starts.py ("valid means it starts"); reported at the end of every run that made specs.
 STARTS_STATS = {"generated": 0, "valid": 0, "command_lines": 0, "started": 0}
+
+
+RUN_STATS = {"fuzz": FUZZ_STATS, "starts": STARTS_STATS}
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker hands its counts to the controller, which prints the summary: the counters are
+    per process, and without this a run under -n (the default) printed none."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["dyncc_run_stats"] = {name: dict(stats) for name, stats in RUN_STATS.items()}
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: pytest without xdist has no such hook to check against
+def pytest_testnodedown(node, error) -> None:
+    for name, counts in getattr(node, "workeroutput", {}).get("dyncc_run_stats", {}).items():
+        for key, value in counts.items():
+            RUN_STATS[name][key] += value
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

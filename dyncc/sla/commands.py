@@ -25,8 +25,8 @@ import click
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.sla import mapping, runner
 from dyncc.sla.mapping import Candidate, ModelFacts, Request
+from dyncc.spec.schema import SCHEMA_NOTE
 
-SCHEMA_LINE = "# yaml-language-server: $schema=https://dyncc.invalid/schema/dyncc-v1.schema.json"
 DYNCC_TRTLLM = "1.3.0rc29"  # what dyncc's Dynamo 1.6.1 profile deploys (see dyncc/compiler/profiles.py)
 
 
@@ -195,7 +195,7 @@ def render(
     if req.mtp:
         sla += f", MTP {req.mtp} ({req.mtp_accepted:g} accepted)"
     header = [
-        SCHEMA_LINE,
+        SCHEMA_NOTE.rstrip("\n"),
         f"# Chosen by AIConfigurator {runner.AIC_VERSION} for {req.model} on {req.gpus} x {req.system}: {sla}.",
         f"# Prediction ({c.label()}, {c.groups} replica group(s) of {c.gpus_per_group} GPUs):",
         f"#   {prediction_line(c)}",

@@ -13,6 +13,7 @@ import difflib
 import errno
 import json
 import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -38,7 +39,7 @@ from dyncc.spec.input_gate import (
     read_input,
     read_regular,
 )
-from dyncc.spec.model import API_VERSION, CoreSpec
+from dyncc.spec.model import API_VERSION, DNS_LABEL, CoreSpec
 
 # The bounded reading and parsing live in dyncc.spec.input_gate (every file dyncc reads goes through it);
 # these names stay importable from here.
@@ -172,6 +173,11 @@ def _at_old_form(diagnostic: Diagnostic, moves: tuple[tuple[YamlPath, YamlPath],
 
 # --- pydantic errors -> diagnostics ------------------------------------------------------------
 
+# A pattern as the rule it states, for the message and the hint: a reader should not have to decode a regex.
+PATTERN_WORDS = {
+    DNS_LABEL: "a DNS label: lower-case letters, digits and '-', starting and ending with a letter or digit",
+}
+
 _RANGE_ERRORS = {
     "greater_than",
     "greater_than_equal",
@@ -247,6 +253,9 @@ def _diagnostic_for(
         )
     if kind in _RANGE_ERRORS:
         text = msg.removeprefix("Value error, ")
+        rule = PATTERN_WORDS.get(str(error.get("ctx", {}).get("pattern")))
+        if kind == "string_pattern_mismatch" and rule:
+            text = f"{error.get('input')!r:.80} is not {rule}"
         if key_error:
             text = f"key {loc[-1]!r:.80} is invalid: {text}"
         return Diagnostic(
@@ -283,7 +292,12 @@ def _range_hint(kind: str, error: ErrorDetails) -> str:
     if kind in bounds:
         return "use a value " + bounds[kind].format(**ctx)
     if kind == "string_pattern_mismatch":
-        return f"the value must match the pattern {ctx.get('pattern')}"
+        rule = PATTERN_WORDS.get(str(ctx.get("pattern")))
+        if ctx.get("pattern") == DNS_LABEL and isinstance(error.get("input"), str):
+            fixed = re.sub(r"[^a-z0-9]+", "-", error["input"].lower()).strip("-")[:63].strip("-")
+            if fixed:
+                return f"for example {fixed!r}"
+        return f"use {rule}" if rule else f"the value must match the pattern {ctx.get('pattern')}"
     if kind == "finite_number":
         return "use a finite number"
     return "change the value as the message says"

@@ -8,20 +8,19 @@ from importlib import resources
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.spec.model import DNS_LABEL
 
-SCHEMA_FILE = "dyncc-v1.schema.json"
 MODELINE = "# yaml-language-server: $schema="
-
-
-def bundled_schema_path() -> str:
-    """The schema shipped with this dyncc (kept equal to schema_text() by the test suite)."""
-    return str(resources.files(__package__).joinpath(SCHEMA_FILE))
+# What `dyncc init` writes in place of a modeline: a path into this install breaks once the spec is committed
+# (another machine, another venv), and a URL needs a server. A schema file beside the spec, referred to
+# relatively, goes wherever the spec goes.
+SCHEMA_NOTE = (
+    "# Editor completion and checks: `dyncc schema -o dyncc.schema.json` beside this file, then make\n"
+    f"# `{MODELINE}dyncc.schema.json` its first line.\n"
+)
 
 
 def starter_text(template: str, name: str | None = None) -> str:
     text = resources.files("dyncc").joinpath("starters", f"{template}.yaml").read_text("utf-8")
-    lines = text.splitlines(keepends=True)
-    # Point editors at the schema this dyncc ships.
-    lines = [f"{MODELINE}{bundled_schema_path()}\n" if l.startswith(MODELINE) else l for l in lines]
+    lines = [SCHEMA_NOTE, *text.splitlines(keepends=True)]
     if name is not None:
         import re
 
