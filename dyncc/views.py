@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dyncc.compiler import Compilation
 from dyncc.compiler.graph import DISCOVERY, FRONTEND, PLANNER, DeploymentGraph, PoolInfo
+from dyncc.compiler.rules.memory import pool_budgets
+from dyncc.facts.memory import gib
 
 EDGE_LABEL = {
     "requests": "requests",
@@ -122,6 +124,7 @@ def explain(compilation: Compilation) -> str:
         out.append(
             f"| {p.role} | {p.replicas} | {p.gpus_per_worker} | {p.nodes_per_worker} | {p.replicas * p.gpus_per_worker} |"
         )
+    out += _node_group_lines(compilation) + _memory_lines(compilation)
     for info in graph.pools():
         out += ["", f"## {info.role}: engine config", "", "| key | value | from |", "| --- | --- | --- |"]
         for key, value in _leaves(info.engine.config):
@@ -132,6 +135,40 @@ def explain(compilation: Compilation) -> str:
             f"{_origin(info.publish_kv_events_source, source)} |"
         )
     return "\n".join(out) + "\n"
+
+
+def _node_group_lines(compilation: Compilation) -> list[str]:
+    groups = compilation.plan.placement.node_groups
+    if not groups:
+        return []
+    out = ["", "## Node groups", "", "| group | GPU | GPUs per node | nodes | pools |", "| --- | --- | --- | --- | --- |"]
+    for g in groups:
+        nodes = f"{g.first_node}" if g.nodes_used == 1 else f"{g.first_node}-{g.first_node + g.nodes_used - 1}"
+        out.append(f"| {g.name} | {g.gpu_type} | {g.gpus_per_node} | {nodes} | {', '.join(g.roles)} |")
+    return out
+
+
+def _memory_lines(compilation: Compilation) -> list[str]:
+    """One GPU of each pool's workers: weights, working set, runtime, and the KV cache left (DYN140/141)."""
+    graph = compilation.graph
+    budgets = pool_budgets(graph)
+    out = ["", "## GPU memory (one GPU of each worker)", ""]
+    if not budgets:
+        reason = graph.facts.arch_source if graph.facts.arch is None else "no GPU type dyncc has facts for"
+        return out + [f"Not checked: {reason}."]
+    out += [
+        f"Model facts: {graph.facts.arch_source}.",
+        "",
+        "| pool | GPU | memory | weights | working set | runtime | KV cache | requests at full length |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for role, (gpu, b) in budgets.items():
+        held = f"{b.sequences} x {b.sequence_tokens} tokens" if b.fits else "none: does not fit (DYN140)"
+        out.append(
+            f"| {role} | {gpu.name} | {gib(b.capacity)} | {gib(b.weights)} | {gib(b.working_set)} | "
+            f"{gib(b.overhead)} | {gib(b.kv_cache)} ({b.free_fraction:g} of the rest) | {held} |"
+        )
+    return out
 
 
 def _leaves(config: dict, prefix: str = ""):

@@ -21,6 +21,10 @@ BASE = {
 # A spec using each feature (by its spec path), valid on the targets that realize it.
 USES = {
     ("cluster", "nodes"): {"cluster": {"nodes": 2, "gpus_per_node": 1}},
+    ("cluster", "node_groups"): {
+        "cluster": {"node_groups": {"a": {"gpu_type": "H100", "gpus_per_node": 1}, "b": {"gpu_type": "H200", "gpus_per_node": 1}}},
+        "pools": {"prefill": {"node_group": "a"}, "decode": {"node_group": "b"}},
+    },
     ("worker_runtime",): {"worker_runtime": "mocker"},
     ("planner", "enabled"): {"planner": {"enabled": True, "ttft_ms": 200, "itl_ms": 20}},
     ("benchmark",): {"benchmark": {"concurrency": [1]}},

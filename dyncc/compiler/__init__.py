@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 
 from dyncc.compiler.graph import DeploymentGraph, build_graph
-from dyncc.compiler.placement import Placement, PlacementError, place_ranks
+from dyncc.compiler.groups import pool_groups
+from dyncc.compiler.placement import Placement, PlacementError, place_groups
 from dyncc.compiler.plan import DeploymentPlan, lower
 from dyncc.compiler.rules import RULES, run_rules
 from dyncc.diagnostics import Diagnostic, DiagnosticError, has_errors
@@ -36,9 +37,7 @@ def check_spec(loaded: LoadedSpec) -> tuple[DeploymentGraph, Placement | None, l
     if not has_errors(diagnostics):
         cluster = graph.spec.cluster
         try:
-            placement = place_ranks(
-                graph.pools(), cluster.gpus_per_node, cluster.nodes, separate=cluster.pool_nodes == "separate"
-            )
+            placement = place_groups(graph.pools(), pool_groups(graph.spec), separate=cluster.pool_nodes == "separate")
             diagnostics.extend(placement.notes)
         except PlacementError as exc:
             diagnostics.append(exc.diagnostic)

@@ -27,6 +27,7 @@ import math
 from collections.abc import Iterator
 
 from dyncc.compiler.graph import PoolInfo
+from dyncc.compiler.groups import NodeGroupInfo
 from dyncc.diagnostics import Diagnostic
 
 # Bounds no real deployment reaches, so that the compiler's cost stays bounded too (DYN406, DYN407).
@@ -79,15 +80,44 @@ class WorkerPlacement:
 
 
 @dataclasses.dataclass(frozen=True)
+class GroupPlacement:
+    """The nodes one node group's pools were placed on: ``nodes_used`` nodes from ``first_node`` on."""
+
+    name: str
+    gpu_type: str | None
+    gpus_per_node: int
+    first_node: int
+    nodes_used: int
+    roles: tuple[str, ...]
+    product_label: str | None  # nvidia.com/gpu.product of these nodes (k8s)
+    feature: str | None  # the Slurm node feature of these nodes
+    explicit: bool  # declared in cluster.node_groups (not the cluster's one implicit group)
+
+
+@dataclasses.dataclass(frozen=True)
 class Placement:
     gpus_per_node: int
     nodes: int
     workers: tuple[WorkerPlacement, ...]
     nodes_used: int  # nodes with at least one rank; GPUs are handed out from node 0 on
     notes: tuple[Diagnostic, ...] = ()  # warnings about the node count (DYN409)
+    # The node groups, in spec order, each on consecutive nodes (one group when the spec declares none).
+    groups: tuple[GroupPlacement, ...] = ()
 
     def for_pool(self, role: str) -> list[WorkerPlacement]:
         return [w for w in self.workers if w.role == role]
+
+    def group_for(self, role: str) -> GroupPlacement | None:
+        return next((g for g in self.groups if role in g.roles), None)
+
+    def gpus_per_node_for(self, role: str) -> int:
+        group = self.group_for(role)
+        return group.gpus_per_node if group is not None else self.gpus_per_node
+
+    @property
+    def node_groups(self) -> tuple[GroupPlacement, ...]:
+        """The groups declared in cluster.node_groups that hold workers (none for a spec without groups)."""
+        return tuple(g for g in self.groups if g.explicit and g.nodes_used)
 
     @property
     def gpus_used(self) -> int:
@@ -269,4 +299,71 @@ def _no_room(info: PoolInfo, replica: int, free: _FreeGpus, nodes: int, gpus_per
         f"{whole} whole nodes free",
         path=info.path + ("replicas",),
         hint="add nodes (cluster.nodes), lower replicas, or choose sizes that pack into whole nodes",
+    )
+
+
+def place_groups(pools: list[PoolInfo], groups: dict[str, NodeGroupInfo], separate: bool = False) -> Placement:
+    """Place each node group's pools on that group's nodes, group after group in spec order (a group's node
+    indices follow the previous group's nodes used). A spec without cluster.node_groups is one group, placed
+    exactly as :func:`place_ranks` places a cluster."""
+    declared: list[NodeGroupInfo] = []
+    for group in groups.values():
+        if group not in declared:
+            declared.append(group)
+    if not declared:
+        raise ValueError("place_groups needs each pool's node group")
+    if len(declared) == 1 and not declared[0].explicit:
+        only = declared[0]
+        placed = place_ranks(pools, only.gpus_per_node, only.nodes, separate)
+        roles = tuple(p.role for p in pools)
+        group = _group_placement(only, 0, placed.nodes_used, roles)
+        return dataclasses.replace(placed, groups=(group,))
+    workers: list[WorkerPlacement] = []
+    notes: list[Diagnostic] = []
+    placed_groups: list[GroupPlacement] = []
+    offset = 0
+    for group in declared:
+        members = [p for p in pools if groups.get(p.role) == group]
+        try:
+            own = place_ranks(members, group.gpus_per_node, group.nodes, separate)
+        except PlacementError as exc:
+            raise PlacementError(_in_group(exc.diagnostic, group)) from None
+        workers += [dataclasses.replace(w, first_node=w.first_node + offset) for w in own.workers]
+        notes += [_in_group(d, group) for d in own.notes]
+        placed_groups.append(_group_placement(group, offset, own.nodes_used, tuple(p.role for p in members)))
+        offset += own.nodes_used
+    first = declared[0]
+    total_nodes = sum(g.nodes for g in declared)
+    return Placement(first.gpus_per_node, total_nodes, tuple(workers), offset, tuple(notes), tuple(placed_groups))
+
+
+def _group_placement(group: NodeGroupInfo, first: int, used: int, roles: tuple[str, ...]) -> GroupPlacement:
+    return GroupPlacement(
+        group.name,
+        group.gpu_type,
+        group.gpus_per_node,
+        first,
+        used,
+        roles,
+        group.product_label,
+        group.feature,
+        group.explicit,
+    )
+
+
+def _in_group(diagnostic: Diagnostic, group: NodeGroupInfo) -> Diagnostic:
+    """A placement finding about one node group: its advice names the group's own node count."""
+    where = ".".join(group.path)
+
+    def reword(text: str | None) -> str | None:
+        return text.replace("cluster.nodes", f"{where}.nodes") if text else text
+
+    path = diagnostic.path
+    if path[:2] == ("cluster", "nodes"):
+        path = group.path + ("nodes",)
+    return dataclasses.replace(
+        diagnostic,
+        message=f"node group {group.name!r}: " + (reword(diagnostic.message) or ""),
+        hint=reword(diagnostic.hint),
+        path=path,
     )

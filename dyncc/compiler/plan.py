@@ -313,7 +313,7 @@ def _lower_pool(
         role=p.role,
         replicas=p.replicas,
         gpus_per_worker=p.gpus_per_worker,
-        nodes_per_worker=nodes_per_worker(p.gpus_per_worker, placement.gpus_per_node),
+        nodes_per_worker=nodes_per_worker(p.gpus_per_worker, placement.gpus_per_node_for(p.role)),
         disaggregation_mode=mode,
         engine_file=f"{p.role}.yaml",
         engine_config=p.engine.config,

@@ -23,6 +23,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from dyncc.diagnostics import Diagnostic, DiagnosticError, YamlPath, format_yaml_path
+from dyncc.facts import ModelArch, NotEnoughFacts, arch_from_config, known_model
+from dyncc.facts.stated import apply_stated_facts
 from dyncc.spec.chat_template import read_chat_template
 from dyncc.spec.deprecations import upgrade
 from dyncc.spec.input_gate import (
@@ -93,6 +95,10 @@ class ModelFacts:
     local_dir: str | None = None  # the checkpoint directory, when model.path names one on this machine
     chat_template: str | None = None  # the text of model.chat_template, read from beside the spec
     source: dict[str, str] = dataclasses.field(default_factory=dict)
+    # The checkpoint's size and shape for the GPU memory check (DYN140): from config.json, dyncc's table of
+    # well-known models, or model.facts; None (with the reason in arch_source) when none says enough.
+    arch: ModelArch | None = None
+    arch_source: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -391,6 +397,7 @@ def read_model_facts(spec: CoreSpec, base_dir: Path, source: SourceMap) -> Model
     if moe is None and num_experts is not None:
         moe = num_experts > 1
         origin["moe"] = origin["num_experts"]
+    arch, arch_source = _model_arch(spec, config if has_config else None, model_dir, config_path, source)
     heads = model.attention_heads
     if heads is not None:
         origin["attention_heads"] = "spec"
@@ -404,7 +411,35 @@ def read_model_facts(spec: CoreSpec, base_dir: Path, source: SourceMap) -> Model
         local_dir=local_dir,
         chat_template=read_chat_template(model.chat_template, base_dir, source.locate),
         source=origin,
+        arch=arch,
+        arch_source=arch_source,
     )
+
+
+def _model_arch(
+    spec: CoreSpec, config: dict[str, Any] | None, model_dir: Path, config_path: Path, source: SourceMap
+) -> tuple[ModelArch | None, str]:
+    """The architecture from the local config.json (with a ModelOpt hf_quant_config.json beside it), else from
+    dyncc's table of well-known models, with model.facts applied over it."""
+    arch: ModelArch | None = None
+    why = ""
+    if config is not None:
+        quant_path = model_dir / "hf_quant_config.json"
+        quant = _read_model_config(quant_path, source) if quant_path.is_file() else None
+        try:
+            arch, why = arch_from_config(config, quant), str(config_path)
+        except NotEnoughFacts as exc:
+            why = f"{config_path}: {exc}"
+    else:
+        known = known_model(spec.model.path)
+        if known is not None:
+            arch, why = known.arch, f"dyncc's table of well-known models ({known.hub_id})"
+        else:
+            why = f"{spec.model.path!r} is not a local checkpoint nor in dyncc's table of well-known models"
+    stated = spec.model.facts
+    if stated is not None:
+        arch, why = apply_stated_facts(arch, stated, spec.model.attention_heads, why)
+    return arch, why
 
 
 def _probe_model_dir(model_dir: Path, source: SourceMap) -> tuple[bool, bool]:

@@ -33,6 +33,34 @@ class SpecModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=False)
 
 
+WeightDtype = Literal["bfloat16", "float16", "float32", "fp8", "nvfp4", "mxfp4", "int4"]
+
+
+class ModelFactsSpec(SpecModel):
+    """Facts about the checkpoint for the GPU memory check (DYN140): each overrides what dyncc read from a
+    local config.json or its table of well-known models, or supplies it for a model dyncc does not know."""
+
+    parameters: int | None = Field(
+        None, ge=1, le=10**14, description="Total parameters (all experts), e.g. 671000000000 for DeepSeek-R1."
+    )
+    expert_parameters: int | None = Field(
+        None, ge=0, le=10**14, description="Parameters in routed experts (split over every rank of a worker)."
+    )
+    weight_dtype: WeightDtype | None = Field(
+        None, description="Data type of the weights: bfloat16, fp8, nvfp4, mxfp4, int4 (quantized checkpoints)."
+    )
+    layers: int | None = Field(None, ge=1, le=100_000, description="Transformer layers (`num_hidden_layers`).")
+    hidden_size: int | None = Field(None, ge=1, le=10**6, description="Hidden size (`hidden_size`).")
+    kv_heads: int | None = Field(None, ge=1, le=100_000, description="KV heads per layer (`num_key_value_heads`).")
+    head_dim: int | None = Field(None, ge=1, le=100_000, description="Dimension of one attention head.")
+    experts_per_token: int | None = Field(None, ge=1, le=100_000, description="Routed experts each token uses.")
+    kv_lora_rank: int | None = Field(None, ge=1, le=100_000, description="MLA latent KV rank (DeepSeek: 512).")
+    qk_rope_head_dim: int | None = Field(None, ge=0, le=100_000, description="MLA rotary dims cached (DeepSeek: 64).")
+    kv_dtype: Literal["bfloat16", "float16", "fp8"] | None = Field(
+        None, description="The checkpoint's KV cache type, used for kv_cache_dtype auto (default bfloat16)."
+    )
+
+
 class ModelSource(SpecModel):
     """The checkpoint served, and the facts about it that rules need (unknown when left out)."""
 
@@ -84,6 +112,11 @@ class ModelSource(SpecModel):
         description="A Jinja chat template file, relative to the spec, used instead of the checkpoint's "
         "(`--custom-jinja-template`; each target ships it beside the engine configs): it must be a readable text "
         "file of at most 1 MiB (DYN126), on Dynamo 0.6 or later (DYN703).",
+    )
+    facts: ModelFactsSpec | None = Field(
+        None,
+        description="Model facts for the GPU memory check (DYN140): override what dyncc read from config.json or "
+        "its table of well-known models, or supply them for another model (DYN142 notes a model it cannot size).",
     )
     trust_remote_code: bool = Field(
         False,
@@ -255,6 +288,19 @@ class Pool(SpecModel):
     )
     gpus_per_worker: int | None = Field(
         None, ge=1, description="If given, must equal tensor_parallel x pipeline_parallel (DYN101)."
+    )
+    node_group: str | None = Field(
+        None,
+        pattern=DNS_LABEL,
+        max_length=63,
+        description="The cluster.node_groups entry this pool's workers run on (DYN410); needed when the cluster "
+        "has several groups, unless gpu_type picks one.",
+    )
+    gpu_type: NoControlChars | None = Field(
+        None,
+        max_length=64,
+        description="The GPU this pool runs on: picks the node group of that type (DYN410), or must equal "
+        "cluster.gpu_type.",
     )
     publish_kv_events: bool | None = Field(
         None,
@@ -453,6 +499,38 @@ class Versions(SpecModel):
     )
 
 
+class NodeGroup(SpecModel):
+    """Nodes of one GPU type: pools name the group they run on (`pools.<role>.node_group` or `gpu_type`)."""
+
+    gpu_type: NoControlChars = Field(max_length=64, description="GPU model of these nodes, e.g. H100, H200, GB200.")
+    gpus_per_node: int = Field(8, ge=1, le=1024, description="GPUs on each node of the group.")
+    nodes: int = Field(1, ge=1, le=100_000, description="Nodes in the group (DYN403).")
+    gpu_product: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$",
+        max_length=63,
+        description="k8s: the `nvidia.com/gpu.product` node label value these nodes carry; default: the one GPU "
+        "feature discovery sets for gpu_type (e.g. NVIDIA-H100-80GB-HBM3).",
+    )
+    slurm_feature: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+        max_length=64,
+        description="Slurm: the node feature of these nodes (`--constraint`); default: gpu_type in lower case.",
+    )
+
+
+class Infrastructure(SpecModel):
+    """Where etcd and NATS run when the deployment needs them (Dynamo 0.x's discovery and event plane,
+    `request_plane: nats`, `slurm.discovery: etcd`)."""
+
+    node: Literal["head", "dedicated"] = Field(
+        "head",
+        description="head: on the frontend's node; dedicated: on a node of their own that no worker uses (the "
+        "job asks for one more node: DYN567; nothing to run there is DYN566). Slurm only (DYN583).",
+    )
+
+
 class Cluster(SpecModel):
     """The machines the workers are placed on."""
 
@@ -464,6 +542,13 @@ class Cluster(SpecModel):
     )
     gpu_type: NoControlChars | None = Field(
         None, description="GPU model, e.g. H100 or GB200 (GB200/GB300 turn the k8s ComputeDomain on)."
+    )
+    node_groups: dict[Annotated[str, Field(pattern=DNS_LABEL, max_length=63)], NodeGroup] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Nodes of different GPU types, by group name (instead of gpus_per_node, nodes and gpu_type: "
+        "DYN411); each pool runs on one group (DYN410), placed on that group's nodes.",
     )
     pool_nodes: Literal["shared", "separate"] = Field(
         "shared",

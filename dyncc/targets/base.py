@@ -26,6 +26,7 @@ class Capability(enum.Enum):
     """What a target can deploy; a spec that needs one its target lacks is refused with a code."""
 
     MULTI_NODE = "multi-node"  # workers on several nodes, or one worker spanning nodes
+    GPU_TYPES = "GPU type per pool"  # pools on node groups of different GPU types, nodes selected per pool
     PLANNER = "planner"  # runs Dynamo's planner when the spec enables it
     MOCK_ENGINE = "mock engine"  # `worker_runtime: mocker`: Dynamo's mock engine instead of TensorRT-LLM
     BENCHMARK = "benchmark"  # writes the spec's `benchmark:` as a runnable aiperf load test
@@ -93,6 +94,21 @@ def _multi_node_refusal(plan: DeploymentPlan, target: Target) -> Diagnostic:
     )
 
 
+def _gpu_types(plan: DeploymentPlan) -> list[str]:
+    return sorted({g.gpu_type or "" for g in plan.placement.node_groups})
+
+
+def _gpu_types_refusal(plan: DeploymentPlan, target: Target) -> Diagnostic:
+    groups = plan.placement.node_groups
+    return Diagnostic(
+        "DYN570",
+        f"the {target.name} target runs every worker on one host, but the pools run on "
+        f"{' and '.join(_gpu_types(plan))} ({', '.join(f'{r}: {g.gpu_type}' for g in groups for r in g.roles)})",
+        path=("pools", groups[-1].roles[-1], "node_group"),
+        hint="put every pool on one GPU type",
+    )
+
+
 def _mock_engine_refusal(plan: DeploymentPlan, target: Target) -> Diagnostic:
     return Diagnostic(
         "DYN530",
@@ -149,6 +165,14 @@ def _nats_note(plan: DeploymentPlan, target: Target) -> Diagnostic:
 
 
 FEATURES: tuple[Feature, ...] = (
+    Feature(
+        "pools on different GPU types (cluster.node_groups)",
+        ("cluster", "node_groups"),
+        Capability.GPU_TYPES,
+        "DYN570",
+        lambda p: len(_gpu_types(p)) > 1,
+        _gpu_types_refusal,
+    ),
     Feature(
         "workers on several nodes",
         ("cluster", "nodes"),

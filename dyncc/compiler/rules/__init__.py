@@ -2,7 +2,7 @@
 
 DYN0xx are load errors (``dyncc.spec``); 1xx parallelism (:mod:`.parallelism`), engine config
 (:mod:`.engine_config`) and values (:mod:`.values`); 2xx :mod:`.disaggregation`; 3xx :mod:`.routing`;
-4xx :mod:`.topology`; 5xx are the targets' own checks (``dyncc.targets``); 6xx :mod:`.planner`;
+4xx :mod:`.topology` and :mod:`.gpus` (node groups); GPU memory, DYN140-142, :mod:`.memory`; 5xx are the targets' own checks (``dyncc.targets``); 6xx :mod:`.planner`;
 7xx :mod:`.versions`; 8xx :mod:`.sweeps`; the mock engine's timing, 91x, :mod:`.mock_timing`. Importing a family module registers its rules in :data:`RULES`.
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 from dyncc.compiler.rules import (  # noqa: F401 - importing a family registers its rules
     disaggregation,
     engine_config,
+    gpus,
+    memory,
     mock_timing,
     parallelism,
     planner,

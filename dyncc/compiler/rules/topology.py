@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import networkx as nx
 
 from dyncc.compiler.graph import FRONTEND, DeploymentGraph, EdgeKind
+from dyncc.compiler.groups import node_groups, pool_groups
 from dyncc.compiler.placement import MAX_GPUS_PER_WORKER, MAX_TOTAL_GPUS, nodes_per_worker
 from dyncc.compiler.rules.base import finding, rule
 from dyncc.diagnostics import Diagnostic
@@ -29,24 +30,28 @@ def every_pool_reachable(graph: DeploymentGraph) -> Iterator[Diagnostic]:
 @rule("DYN403", "gpus-fit-cluster")
 def gpus_fit_cluster(graph: DeploymentGraph) -> Iterator[Diagnostic]:
     """All workers' GPUs fit the declared cluster."""
-    cluster = graph.spec.cluster
-    capacity = cluster.nodes * cluster.gpus_per_node
-    needed = sum(p.gpus_per_worker * p.replicas for p in graph.pools())
-    if needed > capacity:
-        parts = ", ".join(f"{p.role} {p.replicas}x{p.gpus_per_worker}" for p in graph.pools())
-        yield finding(
-            f"the pools need {needed} GPUs ({parts}); the cluster has {capacity} "
-            f"({cluster.nodes} nodes x {cluster.gpus_per_node})",
-            ("cluster", "nodes"),
-            "raise cluster.nodes, or lower replicas / parallelism",
-        )
+    groups = pool_groups(graph.spec)
+    for group in node_groups(graph.spec):
+        pools = [p for p in graph.pools() if groups.get(p.role) == group]
+        capacity = group.nodes * group.gpus_per_node
+        needed = sum(p.gpus_per_worker * p.replicas for p in pools)
+        if needed > capacity:
+            parts = ", ".join(f"{p.role} {p.replicas}x{p.gpus_per_worker}" for p in pools)
+            where = f"node group {group.name!r} has" if group.explicit else "the cluster has"
+            yield finding(
+                f"the pools need {needed} GPUs ({parts}); {where} {capacity} "
+                f"({group.nodes} nodes x {group.gpus_per_node})",
+                group.path + ("nodes",),
+                f"raise {'.'.join(group.path)}.nodes, or lower replicas / parallelism",
+            )
 
 
 @rule("DYN404", "spanning-worker-fills-nodes")
 def spanning_worker_fills_whole_nodes(graph: DeploymentGraph) -> Iterator[Diagnostic]:
     """A worker larger than a node spans whole nodes, with the same number of ranks on each."""
-    gpn = graph.spec.cluster.gpus_per_node
+    groups = pool_groups(graph.spec)
     for p in graph.pools():
+        gpn = groups[p.role].gpus_per_node if p.role in groups else graph.spec.cluster.gpus_per_node
         size = p.gpus_per_worker
         if size > gpn and size % gpn:
             yield finding(

@@ -18,6 +18,7 @@ TARGET = Target(
     capabilities=frozenset(
         {
             Capability.MULTI_NODE,
+            Capability.GPU_TYPES,
             Capability.PLANNER,
             Capability.BENCHMARK,
             Capability.FRONTEND_REPLICAS,

@@ -24,6 +24,7 @@ from dyncc.compiler.rules.versions import image_tag
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.spec.model import Benchmark, Planner
 from dyncc.targets.k8s import cache, checking, env_checks, pods
+from dyncc.targets.k8s.gpus import select_gpu_nodes
 from dyncc.targets.k8s.settings import ComponentSettings, K8sSettings, ModelCache, PodSettings
 from dyncc.yaml_text import dump_yaml
 
@@ -615,6 +616,8 @@ def _pod(
         spec["initContainers"] = [wait]
     pods.apply_container(container, settings, frontend)
     pods.apply_pod(spec, container, settings)
+    if pool is not None:
+        select_gpu_nodes(spec, plan, pool.role)
     return {"metadata": pods.pod_metadata(settings, _labels(plan)), "spec": spec}
 
 
@@ -844,6 +847,7 @@ def _dgd_v1alpha1(plan: DeploymentPlan, k8s: K8sSettings) -> tuple[dict, list[tu
             volumes=volumes,
             sub_type=pool.role if pool.role != "agg" else None,
         )
+        select_gpu_nodes(service["extraPodSpec"], plan, pool.role)
         if _wants_compute_domain(plan, k8s):
             service["extraPodSpec"]["resourceClaims"] = [
                 {"name": CLAIM, "resourceClaimTemplateName": f"{compute_domain_name(plan)}-channel"}

@@ -15,7 +15,7 @@ TARGET = Target(
     name="slurm",
     settings_key="slurm",
     settings_model=SlurmSettings,
-    capabilities=frozenset({Capability.MULTI_NODE, Capability.MOCK_ENGINE, Capability.BENCHMARK}),
+    capabilities=frozenset({Capability.MULTI_NODE, Capability.GPU_TYPES, Capability.MOCK_ENGINE, Capability.BENCHMARK}),
     implementation="dyncc.targets.slurm.impl",
     summary="one sbatch job: frontend and every worker as srun steps",
 )

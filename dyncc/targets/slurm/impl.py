@@ -30,6 +30,7 @@ from dyncc.targets.bench import bench_script
 from dyncc.targets.mocker import bootstrap_port, mock_problems, mocker_args, timing_files, tiny_model_files
 from dyncc.targets.ports import port_problems, system_port
 from dyncc.targets.shell import Raw, quote, ready_probe_text, shell_words, template_environment
+from dyncc.targets.slurm.groups import group_constraint, group_nodes, group_problems
 from dyncc.targets.slurm.settings import (
     PYXIS_OPTIONS,
     SBATCH_OPTIONS,
@@ -140,6 +141,7 @@ def check(plan: DeploymentPlan, settings: SlurmSettings) -> list[Diagnostic]:
         + option_problems("extra_sbatch", settings.extra_sbatch, MANAGED_SBATCH, "#SBATCH", SBATCH_OPTIONS)
         + option_problems("srun_options", settings.srun_options, MANAGED_SRUN, "srun", SRUN_OPTIONS)
         + revision_problems(plan)
+        + group_problems(plan, settings.constraint)
     )
 
 
@@ -368,6 +370,8 @@ def render_sbatch(plan: DeploymentPlan, settings: SlurmSettings) -> str:
             setup_script=settings.setup_script,
             env_files=":".join(settings.env_files),
             srun_options=[quote(o) for o in settings.srun_options],
+            group_constraint=group_constraint(plan),
+            group_nodes=group_nodes(plan),
         )
     )
 

@@ -1,0 +1,159 @@
+"""GPU memory (DYN140-142): does each worker fit on the GPUs of its node group?
+
+Per pool, one GPU of one worker: the weights after tensor, expert, attention-data and pipeline
+parallelism, a working set for one iteration of ``max_num_tokens`` tokens, the runtime's overhead, and the
+KV cache TensorRT-LLM makes of the rest (:mod:`dyncc.facts.memory` has the figures and their sources).
+A worker that cannot start, or whose KV cache cannot hold one request of ``max_seq_len`` tokens, is an
+error; one whose KV cache caps the batch below ``max_batch_size``, or whose weights leave little room,
+a warning. A model or GPU dyncc has no facts for skips the check with a note; a spec without a GPU type
+claims no hardware, so there is nothing to check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dyncc import facts
+from dyncc.compiler.graph import DeploymentGraph, PoolInfo
+from dyncc.compiler.groups import pool_groups
+from dyncc.compiler.rules.base import finding, rule
+from dyncc.diagnostics import Diagnostic
+from dyncc.facts.memory import TIGHT_SHARE, Budget, WorkerShape, budget, gib
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def worker_shape(graph: DeploymentGraph, p: PoolInfo, tensor_parallel: int | None = None) -> WorkerShape:
+    """The pool's worker as the memory model reads it (``tensor_parallel``: try another TP size)."""
+    engine = p.engine
+    fraction = engine.get("kv_cache_config.free_gpu_memory_fraction")
+    dtype = engine.get("kv_cache_config.dtype")
+    return WorkerShape(
+        tensor_parallel=tensor_parallel or p.spec.tensor_parallel,
+        pipeline_parallel=p.spec.pipeline_parallel,
+        attention_dp=p.spec.attention_dp,
+        max_num_tokens=_int(engine.get("max_num_tokens")),
+        max_batch_size=_int(engine.get("max_batch_size")),
+        max_seq_len=_int(engine.get("max_seq_len")),
+        kv_cache_dtype=dtype if isinstance(dtype, str) and dtype in _KV_DTYPES else None,
+        free_gpu_memory_fraction=float(fraction) if isinstance(fraction, (int, float)) and 0 <= fraction <= 1 else None,
+        kv_max_tokens=_int(engine.get("kv_cache_config.max_tokens")),
+        cuda_graphs=engine.get("cuda_graph_config", {}) is not None,  # TensorRT-LLM captures graphs by default
+        mtp=graph.spec.speculative.mode == "mtp",
+    )
+
+
+_KV_DTYPES = ("auto", "fp8", "fp8_ds_mla", "nvfp4", "float16", "bfloat16", "float32")
+
+
+def pool_budgets(graph: DeploymentGraph) -> dict[str, tuple[facts.GpuFacts, Budget]]:
+    """Role -> (its GPU, one GPU's budget), for the pools whose model and GPU dyncc knows."""
+    arch = graph.facts.arch
+    if arch is None:
+        return {}
+    groups = pool_groups(graph.spec)
+    found = {}
+    for p in graph.pools():
+        group = groups.get(p.role)
+        gpu = facts.gpu(group.gpu_type) if group is not None else None
+        if gpu is not None:
+            found[p.role] = (gpu, budget(arch, worker_shape(graph, p), gpu.memory_bytes))
+    return found
+
+
+def _parts(b: Budget) -> str:
+    return f"weights {gib(b.weights)} + working set {gib(b.working_set)} + runtime {gib(b.overhead)}"
+
+
+def _smallest_fitting_tp(graph: DeploymentGraph, p: PoolInfo, gpu: facts.GpuFacts) -> int | None:
+    arch = graph.facts.arch
+    assert arch is not None
+    for tp in (2, 4, 8, 16, 32, 64, 128):
+        if tp > p.spec.tensor_parallel and budget(arch, worker_shape(graph, p, tp), gpu.memory_bytes).fits:
+            return tp
+    return None
+
+
+@rule("DYN140", "worker-fits-gpu-memory")
+def workers_fit_gpu_memory(graph: DeploymentGraph) -> Iterator[Diagnostic]:
+    """Each worker's weights, working set and one full-length request's KV cache fit its GPUs."""
+    for p in graph.pools():
+        found = pool_budgets(graph).get(p.role)
+        if found is None:
+            continue
+        gpu, b = found
+        if b.fits:
+            continue
+        what = f"{'an' if p.role in ('agg', 'encode') else 'a'} {p.role} worker (TP{p.spec.tensor_parallel}" + (f" PP{p.spec.pipeline_parallel}" if p.spec.pipeline_parallel > 1 else "") + ")"
+        if b.before_kv >= b.capacity:
+            message = (
+                f"{what} does not fit on {gpu.name} ({gib(b.capacity)} each): per GPU, {_parts(b)} = "
+                f"{gib(b.before_kv)}, before any KV cache"
+            )
+        else:
+            message = (
+                f"{what} leaves no room for one request on {gpu.name} ({gib(b.capacity)} each): per GPU, {_parts(b)} "
+                f"= {gib(b.before_kv)}; the KV cache gets {b.free_fraction:g} of the rest, {gib(b.kv_cache)}, "
+                f"less than one {b.sequence_tokens}-token request needs ({gib(b.sequence_bytes)})"
+            )
+        tp = _smallest_fitting_tp(graph, p, gpu)
+        hint = f"raise tensor_parallel (TP{tp} fits)" if tp else "spread the model over more GPUs"
+        hint += ", use a quantized checkpoint (FP8, NVFP4), lower max_seq_len / max_num_tokens, or a GPU with more memory"
+        yield finding(message + f" [model facts: {graph.facts.arch_source}]", p.path + ("tensor_parallel",), hint)
+
+
+@rule("DYN141", "gpu-memory-tight")
+def gpu_memory_tight(graph: DeploymentGraph) -> Iterator[Diagnostic]:
+    """A worker fits, but its KV cache caps the batch below max_batch_size, or little memory is left."""
+    for p in graph.pools():
+        found = pool_budgets(graph).get(p.role)
+        if found is None:
+            continue
+        gpu, b = found
+        if not b.fits:
+            continue
+        if b.before_kv > TIGHT_SHARE * b.capacity:
+            yield finding(
+                f"the {p.role} workers barely fit on {gpu.name}: per GPU, {_parts(b)} = {gib(b.before_kv)} of "
+                f"{gib(b.capacity)}, leaving {gib(b.kv_cache)} of KV cache ({b.sequences} requests of "
+                f"{b.sequence_tokens} tokens)",
+                p.path + ("tensor_parallel",),
+                "estimates carry a few GiB of error: raise tensor_parallel, or use a quantized checkpoint",
+                severity="warning",
+            )
+        elif p.spec.engine.max_batch_size is not None and b.max_seq_len_set and b.sequences < b.batch:
+            yield finding(
+                f"the {p.role} workers' KV cache on {gpu.name} ({gib(b.kv_cache)} per GPU) holds {b.sequences} "
+                f"requests of max_seq_len {b.sequence_tokens} tokens, fewer than max_batch_size {b.batch}: "
+                "at full length the batch is capped there and further requests wait",
+                p.path + ("engine", "max_batch_size"),
+                f"lower max_batch_size to {max(1, b.sequences)} or max_seq_len, use an FP8 KV cache, or spread "
+                "the weights over more GPUs",
+                severity="warning",
+            )
+
+
+@rule("DYN142", "gpu-memory-unchecked")
+def gpu_memory_unchecked(graph: DeploymentGraph) -> Iterator[Diagnostic]:
+    """The memory check is skipped: dyncc has no facts for the model or the GPU."""
+    groups = pool_groups(graph.spec)
+    types = {g.gpu_type for g in groups.values() if g.gpu_type}
+    if not types:
+        return  # no GPU type claimed: nothing to check against
+    unknown = sorted(t for t in types if facts.gpu(t) is None)
+    for gpu_type in unknown:
+        yield finding(
+            f"GPU memory not checked: dyncc has no facts for GPU type {gpu_type!r}",
+            ("cluster",),
+            f"GPU types it knows: {', '.join(facts.gpu_names())}",
+            severity="info",
+        )
+    if graph.facts.arch is None and len(unknown) < len(types):
+        yield finding(
+            f"GPU memory not checked: {graph.facts.arch_source}",
+            ("model", "path"),
+            "state the model's size under model.facts (parameters, weight_dtype, layers, kv_heads, head_dim)",
+            severity="info",
+        )
