@@ -30,6 +30,17 @@ USES = {
     ("benchmark",): {"benchmark": {"concurrency": [1]}},
     ("router", "replica_sync"): {"router": {"mode": "kv", "replica_sync": True}},
     ("request_plane",): {"request_plane": "nats"},
+    ("infrastructure", "node"): {
+        "infrastructure": {"node": "dedicated"},
+        "request_plane": "nats",
+        "cluster": {"nodes": 2},
+    },
+    ("pools", "<role>", "launch_prefix"): {
+        "pools": {"prefill": {"launch_prefix": ["numactl", "-m", "0,1"]}, "decode": {}}
+    },
+    ("pools", "<role>", "env"): {
+        "pools": {"prefill": {"env": {"TRTLLM_EPLB_SHM_NAME": "moe_{worker_index}"}}, "decode": {}}
+    },
 }
 
 

@@ -76,7 +76,7 @@ def test_wide_ep_steps_span_whole_nodes_one_rank_per_gpu(built):
     assert "--nodes=4 --ntasks-per-node=4 --gres=gpu:4" in decode and "--mpi=pmix" in decode
     assert '--nodelist="${NODES[0]},${NODES[1]},${NODES[2]},${NODES[3]}"' in decode
     assert "trtllm-llmapi-launch python3 -m dynamo.trtllm" in decode
-    assert "--container-image=nvcr.io/nvidia/ai-dynamo/tensorrtllm-runtime:1.6.1" in sbatch
+    assert "--container-image=nvcr.io#nvidia/ai-dynamo/tensorrtllm-runtime:1.6.1" in sbatch  # pyxis form
 
 
 def test_real_srun_accepts_the_generated_pyxis_options(slurm, built, tmp_path):

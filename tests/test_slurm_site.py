@@ -232,7 +232,7 @@ def test_real_job_imports_once_per_node_and_downloads_once_before_workers(slurm:
     imports = [r for r in records if "action=import" in r]
     nodes = sorted(re.search(r"node=(\S+)", r).group(1) for r in imports)  # type: ignore[union-attr]
     assert len(nodes) == 2 and len(set(nodes)) == 2, records  # one import on each of the job's two nodes
-    assert all("image=nvcr.io/nvidia/ai-dynamo/tensorrtllm-runtime:1.6.1" in r for r in imports)
+    assert all("image=nvcr.io#nvidia/ai-dynamo/tensorrtllm-runtime:1.6.1" in r for r in imports)  # pyxis form
     reused = [r for r in records if "action=reuse" in r]
     assert len(reused) >= 5, records  # download, frontend, 3 workers: none imports again
     assert not [r for r in records if "action=missing" in r]

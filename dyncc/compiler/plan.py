@@ -26,6 +26,10 @@ from dyncc.trtllm.engine_config import engine_yaml
 MAX_OUTPUT_FILE_BYTES = 16 * 1024 * 1024
 
 
+# Placeholders a pool's env values may hold (targets that cannot fill them in refuse them: DYN585).
+WORKER_INDEX = "{worker_index}"
+RANK = "{rank}"
+
 # The custom chat template's name in the engine directory (pool engine YAMLs are named <role>.yaml).
 CHAT_TEMPLATE_FILE = "chat_template.jinja"
 
@@ -86,6 +90,13 @@ class PoolPlan:
     env: tuple[tuple[str, str], ...]
     workers: tuple[WorkerPlan, ...]
     publish_kv_events: bool
+    launch_prefix: tuple[str, ...] = ()  # words each worker process starts under (numactl ...); Slurm only
+
+    def env_for(self, worker: WorkerPlan) -> tuple[tuple[str, str], ...]:
+        """The pool's env with `{worker_index}` filled in for ``worker``; `{rank}` is the target's to fill in
+        (one value per rank, known only where each rank starts)."""
+        index = str(worker.index)
+        return tuple((k, v.replace(WORKER_INDEX, index)) for k, v in self.env)
 
     def worker_args(
         self, model_path: Any, served_name: str, engine_config_path: Any, chat_template_path: Any = None
@@ -136,6 +147,7 @@ class DeploymentPlan:
     on_worker_exit: str = "restart"  # what a supervisor does when a worker dies: "restart" or "stop"
     model_revision: str | None = None  # Hugging Face revision of a hub model; None: the main branch
     model_path_absolute: bool = False  # model.path written absolute: a path in the container, served as is
+    infra_node: str = "head"  # where etcd/NATS run: "head" (the frontend's node) or "dedicated" (their own)
     mocker_timing: str = "builtin"  # `builtin`, `aiconfigurator`, or a timing file (the spec's mocker_timing)
     chat_template: str | None = None  # model.chat_template's text, shipped as CHAT_TEMPLATE_FILE
     # Each pool's mock-engine timing file (NPZ bytes), filled in by dyncc.twin before the targets render;
@@ -202,6 +214,7 @@ def lower(graph: DeploymentGraph, placement: Placement) -> DeploymentPlan:
         on_worker_exit=spec.on_worker_exit,
         model_revision=spec.model.revision,
         model_path_absolute=spec.model.path.startswith("/"),
+        infra_node=spec.infrastructure.node,
         mocker_timing=spec.mocker_timing,
         chat_template=facts.chat_template,
     )
@@ -322,6 +335,7 @@ def _lower_pool(
         env=tuple(sorted(p.spec.env.items())),
         workers=workers,
         publish_kv_events=publish_kv_events,
+        launch_prefix=tuple(p.spec.launch_prefix),
     )
 
 

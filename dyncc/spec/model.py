@@ -20,6 +20,9 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 NoControlChars = Annotated[str, Field(min_length=1, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
+# One word of a pool's launch prefix (a program and its arguments, each passed as one argv word).
+LaunchWord = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
 Role = Literal["agg", "prefill", "decode", "encode"]
 ROLES: tuple[Role, ...] = ("agg", "prefill", "decode", "encode")
 
@@ -316,8 +319,25 @@ class Pool(SpecModel):
     env: dict[Annotated[str, Field(pattern=ENV_NAME, max_length=256)], Annotated[str, Field(max_length=32768)]] = Field(
         default_factory=dict,
         description="Environment of the pool's worker processes: no secrets (DYN113), no control characters "
-        "(DYN117), nothing the launch script manages (DYN520), within the exec size limit (DYN116).",
+        "(DYN117), nothing the launch script manages (DYN520), within the exec size limit (DYN116). A value may "
+        "hold `{worker_index}` (the worker's index among all workers of the deployment, unique) and `{rank}` "
+        "(the process's rank within its worker, one per GPU), e.g. `TRTLLM_EPLB_SHM_NAME: moe_{worker_index}`: "
+        "filled in on Slurm, refused on targets that cannot (DYN585).",
     )
+    launch_prefix: list[LaunchWord] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Words every worker process of the pool is started under, e.g. NUMA binding "
+        "`[numactl, -m, '0,1']` for GB200 workers: each rank's command begins with them. Its first word is a "
+        "program, not an option; Slurm only (DYN584).",
+    )
+
+    @field_validator("launch_prefix")
+    @classmethod
+    def _prefix_starts_with_a_program(cls, words: list[str]) -> list[str]:
+        if words and words[0].startswith("-"):
+            raise ValueError(f"launch_prefix must start with a program, not the option {words[0]!r}")
+        return words
 
 
 class Pools(SpecModel):
@@ -610,6 +630,9 @@ class CoreSpec(SpecModel):
     )
     kvbm: Kvbm = Field(default_factory=Kvbm, description="KV block manager: KV cache offload.")
     planner: Planner = Field(default_factory=Planner, description="Autoscaling planner (Kubernetes).")
+    infrastructure: Infrastructure = Field(
+        default_factory=Infrastructure, description="Where etcd and NATS run (Slurm: DYN583 elsewhere)."
+    )
     request_plane: Literal["tcp", "nats"] | None = Field(
         None,
         description="Dynamo >= 1.0 (DYN703): `--request-plane` of the frontend and workers (Dynamo's default: "
@@ -620,7 +643,7 @@ class CoreSpec(SpecModel):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$",
         max_length=512,
         description="Container image of the frontend and workers; default: NGC's tensorrtllm-runtime of the "
-        "Dynamo version. Its tag must match dynamo.version (DYN704).",
+        "Dynamo version (on Slurm in pyxis' form, `nvcr.io#nvidia/...`). Its tag must match dynamo.version (DYN704).",
     )
     cluster: Cluster = Field(
         default_factory=Cluster, description="GPUs per node, node count and GPU type (one-node targets: DYN501)."

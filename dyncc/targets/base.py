@@ -32,6 +32,9 @@ class Capability(enum.Enum):
     BENCHMARK = "benchmark"  # writes the spec's `benchmark:` as a runnable aiperf load test
     FRONTEND_REPLICAS = "frontend replicas"  # runs several frontends (KV routers), which replica sync joins up
     NATS_SERVER = "NATS server"  # every process gets a NATS server (NATS_SERVER) from the platform
+    INFRA_NODE = "etcd/NATS node"  # etcd and NATS on a node of their own (infrastructure.node: dedicated)
+    LAUNCH_PREFIX = "launch prefix"  # worker processes started under a pool's launch_prefix (numactl ...)
+    ENV_TEMPLATES = "per-worker env"  # {worker_index} and {rank} filled into a pool's env values
 
 
 class Implementation(Protocol):
@@ -164,6 +167,46 @@ def _nats_note(plan: DeploymentPlan, target: Target) -> Diagnostic:
     )
 
 
+def _infra_node_note(plan: DeploymentPlan, target: Target) -> Diagnostic:
+    return Diagnostic(
+        "DYN583",
+        f"infrastructure.node: dedicated asks for etcd/NATS on a node of their own; the {target.name} target "
+        "places them itself (one host, or the platform's), so it is built without that node",
+        path=("infrastructure", "node"),
+        severity="warning",
+        hint="remove infrastructure.node for this target",
+    )
+
+
+def _launch_prefix_refusal(plan: DeploymentPlan, target: Target) -> Diagnostic:
+    pool = next(p for p in plan.pools if p.launch_prefix)
+    return Diagnostic(
+        "DYN584",
+        f"pools.{pool.role}.launch_prefix ({' '.join(pool.launch_prefix)[:80]}) would not be applied: the "
+        f"{target.name} target starts worker processes without a prefix",
+        path=("pools", pool.role, "launch_prefix"),
+        hint="remove launch_prefix for this target (or bind NUMA in the image's entrypoint)",
+    )
+
+
+def templated_env(plan: DeploymentPlan) -> list[tuple[str, str]]:
+    """(role, variable) of each pool env value holding a per-worker placeholder."""
+    from dyncc.compiler.plan import RANK, WORKER_INDEX
+
+    return [(p.role, k) for p in plan.pools for k, v in p.env if WORKER_INDEX in v or RANK in v]
+
+
+def _env_templates_refusal(plan: DeploymentPlan, target: Target) -> Diagnostic:
+    role, name = templated_env(plan)[0]
+    return Diagnostic(
+        "DYN585",
+        f"pools.{role}.env.{name} holds {{worker_index}} or {{rank}}, which the {target.name} target does not fill "
+        "in: every worker would get the same literal value (a shared-memory name, say, would collide)",
+        path=("pools", role, "env", name),
+        hint="write one value per pool, or remove the placeholder for this target",
+    )
+
+
 FEATURES: tuple[Feature, ...] = (
     Feature(
         "pools on different GPU types (cluster.node_groups)",
@@ -223,6 +266,31 @@ FEATURES: tuple[Feature, ...] = (
         lambda p: p.request_plane == "nats",
         _nats_note,
         blocking=False,
+    ),
+    Feature(
+        "etcd/NATS on a node of their own (`infrastructure.node: dedicated`)",
+        ("infrastructure", "node"),
+        Capability.INFRA_NODE,
+        "DYN583",
+        lambda p: p.infra_node == "dedicated",
+        _infra_node_note,
+        blocking=False,
+    ),
+    Feature(
+        "a launch prefix for worker processes (`pools.<role>.launch_prefix`, NUMA binding)",
+        ("pools", "<role>", "launch_prefix"),
+        Capability.LAUNCH_PREFIX,
+        "DYN584",
+        lambda p: any(pool.launch_prefix for pool in p.pools),
+        _launch_prefix_refusal,
+    ),
+    Feature(
+        "per-worker env values (`{worker_index}`, `{rank}` in `pools.<role>.env`)",
+        ("pools", "<role>", "env"),
+        Capability.ENV_TEMPLATES,
+        "DYN585",
+        lambda p: bool(templated_env(p)),
+        _env_templates_refusal,
     ),
 )
 

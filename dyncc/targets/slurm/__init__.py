@@ -15,7 +15,19 @@ TARGET = Target(
     name="slurm",
     settings_key="slurm",
     settings_model=SlurmSettings,
-    capabilities=frozenset({Capability.MULTI_NODE, Capability.GPU_TYPES, Capability.MOCK_ENGINE, Capability.BENCHMARK}),
+    capabilities=frozenset(
+        {
+            Capability.MULTI_NODE,
+            Capability.GPU_TYPES,
+            Capability.MOCK_ENGINE,
+            Capability.BENCHMARK,
+            # The job starts NATS itself (on the head or the dedicated node) when the request plane needs it.
+            Capability.NATS_SERVER,
+            Capability.INFRA_NODE,
+            Capability.LAUNCH_PREFIX,
+            Capability.ENV_TEMPLATES,
+        }
+    ),
     implementation="dyncc.targets.slurm.impl",
     summary="one sbatch job: frontend and every worker as srun steps",
 )

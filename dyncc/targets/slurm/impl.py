@@ -103,6 +103,14 @@ MANAGED_SRUN = {
 }
 
 
+# The image `image:` defaults to (spec reference), as on every target.
+DEFAULT_IMAGE = "nvcr.io/nvidia/ai-dynamo/tensorrtllm-runtime:{version}"
+
+# Where a local checkpoint directory is mounted (read-only) in the container and served from.
+CHECKPOINT_MOUNT = "/model"
+# Host paths written into pyxis' comma- and colon-separated --container-mounts, inside double quotes.
+MOUNTABLE_PATH = re.compile(r"/[A-Za-z0-9._/-]*")
+
 # slurmctld refuses batch scripts over SchedulerParameters=max_script_size, 4 MB unless raised.
 MAX_SBATCH_BYTES = 4 * 1024 * 1024
 STEP_OVERHEAD_BYTES = 400  # a step's comment and srun line around its command (~300 bytes today)
@@ -115,7 +123,7 @@ class StepView:
     name: str
     nodes: tuple[int, ...]
     nodelist: str
-    resources: str  # " --cpus-per-task=N --mem=M" from the site settings, or ""
+    resources: str  # " --cpus-per-task=N --mem=M": the site settings, or the CPUs the node shape gives a rank
     ranks_per_node: int
     tasks_per_node: int
     gpus: int
@@ -142,7 +150,95 @@ def check(plan: DeploymentPlan, settings: SlurmSettings) -> list[Diagnostic]:
         + option_problems("srun_options", settings.srun_options, MANAGED_SRUN, "srun", SRUN_OPTIONS)
         + revision_problems(plan)
         + group_problems(plan, settings.constraint)
+        + checkpoint_problems(plan)
+        + infra_node_problems(plan, settings)
+        + segment_problems(plan, settings)
     )
+
+
+def infra_node_problems(plan: DeploymentPlan, settings: SlurmSettings) -> list[Diagnostic]:
+    """DYN566: a dedicated etcd/NATS node with neither to run; DYN567: one node more than the cluster has."""
+    if plan.infra_node != "dedicated":
+        return []
+    path = ("infrastructure", "node")
+    if not dedicated_infra_node(plan, settings):
+        return [
+            Diagnostic(
+                "DYN566",
+                "infrastructure.node: dedicated, but this job runs neither etcd nor NATS (file discovery, tcp "
+                "request plane): no node is added for them",
+                path=path,
+                severity="warning",
+                hint="remove infrastructure.node, or set request_plane: nats / slurm.discovery: etcd if you want them",
+            )
+        ]
+    if group_nodes(plan):
+        return [
+            Diagnostic(
+                "DYN567",
+                "infrastructure.node: dedicated with cluster.node_groups: the job asks for each group's nodes by "
+                "feature (--constraint), and a node for etcd/NATS belongs to no group",
+                path=path,
+                hint="run etcd/NATS on the head node (infrastructure.node: head)",
+            )
+        ]
+    if job_nodes(plan, settings) > plan.placement.nodes:
+        return [
+            Diagnostic(
+                "DYN567",
+                f"the workers take {plan.placement.nodes_used} node(s) and etcd/NATS one more of their own: the job "
+                f"asks for {job_nodes(plan, settings)}, but cluster.nodes is {plan.placement.nodes}",
+                path=path,
+                hint=f"raise cluster.nodes to {job_nodes(plan, settings)}, or run etcd/NATS on the head node "
+                "(infrastructure.node: head)",
+            )
+        ]
+    return []
+
+
+def runs_etcd(plan: DeploymentPlan, settings: SlurmSettings) -> bool:
+    """etcd as a step: Dynamo 0.x discovers through it; 1.x when slurm.discovery says etcd."""
+    return settings.discovery == "etcd" or plan.profile.discovery == "etcd+nats"
+
+
+def runs_nats(plan: DeploymentPlan) -> bool:
+    """NATS as a step: Dynamo 0.x's event plane, or `request_plane: nats` (frontend and workers send requests
+    through it; Dynamo's default is tcp)."""
+    return plan.profile.discovery == "etcd+nats" or plan.request_plane == "nats"
+
+
+def dedicated_infra_node(plan: DeploymentPlan, settings: SlurmSettings) -> bool:
+    """etcd/NATS on a node of their own (infrastructure.node: dedicated), when the job runs either."""
+    return plan.infra_node == "dedicated" and (runs_etcd(plan, settings) or runs_nats(plan))
+
+
+def job_nodes(plan: DeploymentPlan, settings: SlurmSettings) -> int:
+    """Nodes the job asks for: the placement's, and the dedicated etcd/NATS node."""
+    return plan.placement.nodes_used + (1 if dedicated_infra_node(plan, settings) else 0)
+
+
+def segment_problems(plan: DeploymentPlan, settings: SlurmSettings) -> list[Diagnostic]:
+    """DYN565: an extra_sbatch `--segment=N` the job's node count cannot be cut into (Slurm's block topology
+    allocates whole segments: the node count must be a multiple of N, so N at most the node count)."""
+    nodes = job_nodes(plan, settings)
+    problems = []
+    for i, line in enumerate(settings.extra_sbatch):
+        name, _, value = line.partition("=")
+        if name != "--segment":
+            continue
+        size = int(value) if value.isdigit() else 0
+        if size >= 1 and nodes % size == 0:
+            continue
+        problems.append(
+            Diagnostic(
+                "DYN565",
+                f"slurm.extra_sbatch[{i}] {line} does not fit the job's {nodes} node(s): Slurm allocates whole "
+                "segments of that many nodes, so the node count must be a positive multiple of it",
+                path=("slurm", "extra_sbatch", i),
+                hint=f"use a segment size that divides {nodes} (e.g. --segment={nodes}), or remove the line",
+            )
+        )
+    return problems
 
 
 def option_problems(
@@ -178,7 +274,7 @@ def option_problems(
 
 
 def revision_problems(plan: DeploymentPlan) -> list[Diagnostic]:
-    if plan.model_revision is None or plan.model_local_dir is None:
+    if plan.model_revision is None or (plan.model_local_dir is None and not plan.model_path_absolute):
         return []
     return [
         Diagnostic(
@@ -192,10 +288,21 @@ def revision_problems(plan: DeploymentPlan) -> list[Diagnostic]:
 
 
 def _image(plan: DeploymentPlan, settings: SlurmSettings) -> str | None:
-    """The container the steps run in: the site's squashfs file, else the spec's image; none for the mock."""
+    """The container the steps run in: the site's squashfs file, else the spec's image, else the documented
+    default (NGC's tensorrtllm-runtime of the Dynamo version), in pyxis' form; none for the mock engine."""
     if _mocker(plan):
         return None
-    return settings.container_image or plan.image
+    return settings.container_image or pyxis_image(plan.image or DEFAULT_IMAGE.format(version=plan.dynamo_version))
+
+
+def pyxis_image(image: str) -> str:
+    """``nvcr.io/nvidia/x:1`` as pyxis (enroot) names it, ``nvcr.io#nvidia/x:1``: the registry is separated by
+    ``#`` (``[USER@][REGISTRY#]IMAGE[:TAG]``); with ``/`` enroot would read ``nvcr.io`` as a Docker Hub user.
+    A first component is a registry as Docker reads one: it has a ``.`` or ``:``, or is ``localhost``."""
+    registry, slash, rest = image.partition("/")
+    if slash and ("." in registry or ":" in registry or registry == "localhost"):
+        return f"{registry}#{rest}"
+    return image
 
 
 def _container_name(plan: DeploymentPlan) -> str:
@@ -203,11 +310,12 @@ def _container_name(plan: DeploymentPlan) -> str:
     return f'"--container-name=dyncc-{plan.name}-$SLURM_JOB_ID"'
 
 
-def _mounts(settings: SlurmSettings) -> str:
-    # Every path matches a plain-path pattern (spec validation), so double quotes hold them safely.
+def _mounts(plan: DeploymentPlan, settings: SlurmSettings) -> str:
+    # Every path matches a plain-path pattern (spec validation, DYN564), so double quotes hold them safely.
     site_files = [f"{f}:{f}:ro" for f in (settings.setup_script, *settings.env_files) if f]
     cache = [f"{settings.model_cache_dir}:{settings.model_cache_dir}"] if settings.model_cache_dir else []
-    return ",".join(["$DYNCC_DIR:$DYNCC_DIR", *cache, *site_files, *settings.container_mounts])
+    checkpoint = [f"{local_checkpoint(plan)}:{CHECKPOINT_MOUNT}:ro"] if local_checkpoint(plan) else []
+    return ",".join(["$DYNCC_DIR:$DYNCC_DIR", *checkpoint, *cache, *site_files, *settings.container_mounts])
 
 
 def container_options(plan: DeploymentPlan, settings: SlurmSettings) -> list[str]:
@@ -218,7 +326,7 @@ def container_options(plan: DeploymentPlan, settings: SlurmSettings) -> list[str
     source = _container_name(plan) if settings.container_name else quote(f"--container-image={image}")
     return [
         source,
-        f'"--container-mounts={_mounts(settings)}"',
+        f'"--container-mounts={_mounts(plan, settings)}"',
         f"'--container-env={','.join(CONTAINER_ENV)}'",
         "--no-container-mount-home",
     ]
@@ -232,9 +340,36 @@ def container_import_options(plan: DeploymentPlan, settings: SlurmSettings) -> l
     return [quote(f"--container-image={image}"), _container_name(plan), "--no-container-mount-home"]
 
 
+def local_checkpoint(plan: DeploymentPlan) -> str | None:
+    """The host directory of a local checkpoint TensorRT-LLM workers serve (a directory on this machine, or an
+    absolute model.path on the cluster's filesystem): mounted read-only at CHECKPOINT_MOUNT, never
+    downloaded. None for a Hugging Face id, and for the mock engine (which runs outside any container)."""
+    if _mocker(plan):
+        return None
+    if plan.model_local_dir is not None:
+        return plan.model_local_dir
+    return plan.model_path if plan.model_path_absolute else None
+
+
 def downloads_model(plan: DeploymentPlan) -> bool:
     """A Hugging Face id served by real workers: fetched once per job into the shared cache."""
-    return not _mocker(plan) and plan.model_local_dir is None
+    return not _mocker(plan) and local_checkpoint(plan) is None
+
+
+def checkpoint_problems(plan: DeploymentPlan) -> list[Diagnostic]:
+    """DYN564: a local checkpoint path pyxis cannot mount (its --container-mounts splits on `,` and `:`)."""
+    host = local_checkpoint(plan)
+    if host is None or MOUNTABLE_PATH.fullmatch(host):
+        return []
+    return [
+        Diagnostic(
+            "DYN564",
+            f"the local checkpoint {host!r:.120} cannot be mounted into the Slurm job's container: pyxis' "
+            "--container-mounts takes plain paths (letters, digits, `.`, `_`, `-`, `/`)",
+            path=("model", "path"),
+            hint="move or link the checkpoint to a plain path on the cluster's shared filesystem, and give that",
+        )
+    ]
 
 
 def _hf_home(settings: SlurmSettings) -> str:
@@ -257,10 +392,16 @@ def _scaled_memory(amount: str, factor: int) -> str:
     return f"{int(amount.rstrip('KMGT')) * factor}{unit or 'M'}"
 
 
-def _resources(settings: SlurmSettings, tasks_per_node: int) -> str:
-    options = []
+def _resources(settings: SlurmSettings, tasks_per_node: int, ranks_per_task: int) -> str:
+    """srun's CPUs and memory of a worker step. CPUs per rank: slurm.cpus_per_task, else the job's CPUs per
+    node shared among the node's GPUs (CPUS_PER_RANK, computed by the job from SLURM_JOB_CPUS_PER_NODE): with
+    --exact and no --cpus-per-task, Slurm gives each rank one CPU. A mock worker is one task for all its ranks."""
     if settings.cpus_per_task is not None:
-        options.append(f"--cpus-per-task={settings.cpus_per_task}")
+        options = [f"--cpus-per-task={settings.cpus_per_task}"]
+    elif ranks_per_task == 1:
+        options = ['"--cpus-per-task=$CPUS_PER_RANK"']
+    else:
+        options = [f'"--cpus-per-task=$((CPUS_PER_RANK * {ranks_per_task}))"']
     if settings.mem_per_task is not None:
         options.append(f"--mem={_scaled_memory(settings.mem_per_task, tasks_per_node)}")  # srun's --mem is per node
     return "".join(f" {o}" for o in options)
@@ -285,15 +426,18 @@ def frontend_command(plan: DeploymentPlan, settings: SlurmSettings) -> list:
 
 
 def worker_command(plan: DeploymentPlan, settings: SlurmSettings, pool: PoolPlan, worker: WorkerPlan) -> list:
+    # `{worker_index}` is filled in here; `{rank}` by step.sh, where each rank starts (SLURM_PROCID).
     env = [
         f"DYN_SYSTEM_PORT={_port(settings, worker)}",
-        *(f"{k}={v}" for k, v in (*plan.profile.worker_env, *pool.env)),
+        *(f"{k}={v}" for k, v in (*plan.profile.worker_env, *pool.env_for(worker))),
     ]
+    prefix = list(pool.launch_prefix)
     if _mocker(plan):
         model: str = plan.model_local_dir or Raw('"$DYNCC_DIR/model"')
         return [
             "env",
             *env,
+            *prefix,
             Raw('"$PYTHON"'),
             "-m",
             "dynamo.mocker",
@@ -311,11 +455,15 @@ def worker_command(plan: DeploymentPlan, settings: SlurmSettings, pool: PoolPlan
     engine_path = Raw(f'"$DYNCC_DIR/engine/{pool.engine_file}"')
     template = Raw(f'"$DYNCC_DIR/engine/{CHAT_TEMPLATE_FILE}"') if plan.chat_template is not None else None
     python = _python(plan, settings)
-    # The snapshot the job's download step fetched (its path is known at run time only), served offline.
+    # The snapshot the job's download step fetched (its path is known at run time only), served offline; a
+    # local checkpoint from its read-only mount.
     model_path = Raw('"$MODEL_PATH"') if downloads_model(plan) else plan.model_path
+    if local_checkpoint(plan) is not None:
+        model_path = CHECKPOINT_MOUNT
     return [
         "env",
         *env,
+        *prefix,
         *launcher,
         python,
         "-m",
@@ -335,7 +483,7 @@ def _step(plan: DeploymentPlan, settings: SlurmSettings, pool: PoolPlan, worker:
         name=worker.name,
         nodes=nodes,
         nodelist=f'"{nodelist}"',
-        resources=_resources(settings, tasks_per_node),
+        resources=_resources(settings, tasks_per_node, ranks_per_node // tasks_per_node),
         ranks_per_node=ranks_per_node,
         tasks_per_node=tasks_per_node,
         gpus=worker.gpus,
@@ -355,6 +503,11 @@ def render_sbatch(plan: DeploymentPlan, settings: SlurmSettings) -> str:
             settings=settings,
             job_name=plan.name,
             nodes=plan.placement.nodes_used,
+            job_nodes=job_nodes(plan, settings),
+            etcd=runs_etcd(plan, settings),
+            nats=runs_nats(plan),
+            infra_node=plan.placement.nodes_used if dedicated_infra_node(plan, settings) else None,
+            infra_ports=[port for port, on in ((2379, runs_etcd(plan, settings)), (4222, runs_nats(plan))) if on],
             gpus_per_node=plan.placement.gpus_per_node,
             runtime_label="Dynamo's mock engine" if mocker else "TensorRT-LLM",
             container=container_options(plan, settings),
@@ -398,7 +551,7 @@ def _too_large(plan: DeploymentPlan, size: int) -> Diagnostic:
 
 
 def render(plan: DeploymentPlan, settings: SlurmSettings) -> Files:
-    problems = check(plan, settings)
+    problems = [d for d in check(plan, settings) if d.is_error]  # warnings are check()'s to report
     if problems:
         raise DiagnosticError(problems)
     estimate = sbatch_bytes_estimate(plan, settings)

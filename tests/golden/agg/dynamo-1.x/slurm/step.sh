@@ -22,5 +22,16 @@ if [ -n "${DYNCC_SETUP_SCRIPT:-}" ]; then
   source "$DYNCC_SETUP_SCRIPT"
 fi
 set -u
-echo "dyncc-step: ${DYNCC_STEP:-?} on $(hostname) node=${SLURMD_NODENAME:-?} rank=${SLURM_PROCID:-0} CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-} at=$(date +%s.%N)"
+echo "dyncc-step: ${DYNCC_STEP:-?} on $(hostname) node=${SLURMD_NODENAME:-?} rank=${SLURM_PROCID:-0} CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-} cpus_per_task=${SLURM_CPUS_PER_TASK:-} at=$(date +%s.%N)"
+# A pool's env values may hold {rank}: each rank gets its own (SLURM_PROCID), in the `env NAME=value` words
+# before the command only; nothing else is rewritten.
+if [ "${1:-}" = env ]; then
+  dyncc_args=("$1")
+  shift
+  while [ $# -gt 0 ] && [[ "$1" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]]; do
+    dyncc_args+=("${1//\{rank\}/${SLURM_PROCID:-0}}")
+    shift
+  done
+  set -- "${dyncc_args[@]}" "$@"
+fi
 exec "$@"
