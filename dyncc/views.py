@@ -141,7 +141,13 @@ def _node_group_lines(compilation: Compilation) -> list[str]:
     groups = compilation.plan.placement.node_groups
     if not groups:
         return []
-    out = ["", "## Node groups", "", "| group | GPU | GPUs per node | nodes | pools |", "| --- | --- | --- | --- | --- |"]
+    out = [
+        "",
+        "## Node groups",
+        "",
+        "| group | GPU | GPUs per node | nodes | pools |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for g in groups:
         nodes = f"{g.first_node}" if g.nodes_used == 1 else f"{g.first_node}-{g.first_node + g.nodes_used - 1}"
         out.append(f"| {g.name} | {g.gpu_type} | {g.gpus_per_node} | {nodes} | {', '.join(g.roles)} |")

@@ -21,7 +21,13 @@ sys.path.insert(0, str(ROOT))
 from dyncc.facts.arch import arch_from_config  # noqa: E402
 
 DEFAULT_DIR = next(
-    iter(sorted((ROOT / ".cache" / "aiconfigurator" / "lib").glob("python3*/site-packages/aiconfigurator_core/model_configs"))),
+    iter(
+        sorted(
+            (ROOT / ".cache" / "aiconfigurator" / "lib").glob(
+                "python3*/site-packages/aiconfigurator_core/model_configs"
+            )
+        )
+    ),
     None,
 )
 HUB = "https://huggingface.co/"
@@ -48,7 +54,12 @@ MODELS: dict[str, tuple[str, str | None, float, str]] = {
         671,
         "model card: NVFP4 quantization of DeepSeek-R1-0528 (same recipe as DeepSeek-R1-FP4)",
     ),
-    "nvidia/DeepSeek-V3.1-NVFP4": ("nvidia--DeepSeek-V3.1-NVFP4", "nvidia--DeepSeek-V3.1-NVFP4_hf_quant", 671, "model card"),
+    "nvidia/DeepSeek-V3.1-NVFP4": (
+        "nvidia--DeepSeek-V3.1-NVFP4",
+        "nvidia--DeepSeek-V3.1-NVFP4_hf_quant",
+        671,
+        "model card",
+    ),
     "Qwen/Qwen3-0.6B": ("Qwen--Qwen3-0.6B", None, 0.6, "model card: 0.6B parameters"),
     "Qwen/Qwen3-1.7B": ("Qwen--Qwen3-1.7B", None, 1.7, "model card: 1.7B parameters"),
     "Qwen/Qwen3-8B": ("Qwen--Qwen3-8B", None, 8.2, "model card: 8.2B parameters"),
@@ -154,7 +165,11 @@ def main(argv: list[str]) -> int:
             "arch": arch.to_json(),
             "published_params_b": published,
             "source": f"config.json of {HUB}{config_of} (the copy AIConfigurator 0.12.0 ships)"
-            + (f", hf_quant_config.json of {HUB}{quant_stem.removesuffix('_hf_quant').replace('--', '/')}" if quant_stem else "")
+            + (
+                f", hf_quant_config.json of {HUB}{quant_stem.removesuffix('_hf_quant').replace('--', '/')}"
+                if quant_stem
+                else ""
+            )
             + f"; parameters: {HUB}{hub_id} {card}",
         }
     out = ROOT / "dyncc" / "facts" / "models.json"

@@ -51,9 +51,7 @@ class NodeGroupInfo:
 def node_groups(spec: CoreSpec) -> list[NodeGroupInfo]:
     cluster = spec.cluster
     if not cluster.node_groups:
-        return [
-            NodeGroupInfo(IMPLICIT, cluster.gpu_type, cluster.gpus_per_node, cluster.nodes, ("cluster",), False)
-        ]
+        return [NodeGroupInfo(IMPLICIT, cluster.gpu_type, cluster.gpus_per_node, cluster.nodes, ("cluster",), False)]
     return [
         NodeGroupInfo(
             name,
@@ -87,7 +85,9 @@ def resolve(spec: CoreSpec, role: Role, pool: Pool) -> tuple[NodeGroupInfo | Non
         found = next((g for g in groups if g.name == pool.node_group and g.explicit), None)
         if found is None:
             hint = f"one of: {names}" if groups[0].explicit else "declare cluster.node_groups, or drop node_group"
-            return None, _problem(f"pools.{role}.node_group {pool.node_group!r} names no node group", path + ("node_group",), hint)
+            return None, _problem(
+                f"pools.{role}.node_group {pool.node_group!r} names no node group", path + ("node_group",), hint
+            )
         if pool.gpu_type is not None and not _same_type(pool.gpu_type, found.gpu_type):
             return None, _problem(
                 f"pools.{role}.gpu_type {pool.gpu_type!r} differs from node group {found.name!r}'s {found.gpu_type!r}",
@@ -126,7 +126,7 @@ def _problem(message: str, path: YamlPath, hint: str) -> Diagnostic:
 
 def pool_groups(spec: CoreSpec) -> dict[str, NodeGroupInfo]:
     """Role -> its group, for the pools whose group resolves (DYN410 reports the others)."""
-    found = {}
+    found: dict[str, NodeGroupInfo] = {}
     for role, pool in spec.pools.declared():
         group, _ = resolve(spec, role, pool)
         if group is not None:

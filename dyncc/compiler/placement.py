@@ -316,8 +316,7 @@ def place_groups(pools: list[PoolInfo], groups: dict[str, NodeGroupInfo], separa
         only = declared[0]
         placed = place_ranks(pools, only.gpus_per_node, only.nodes, separate)
         roles = tuple(p.role for p in pools)
-        group = _group_placement(only, 0, placed.nodes_used, roles)
-        return dataclasses.replace(placed, groups=(group,))
+        return dataclasses.replace(placed, groups=(_group_placement(only, 0, placed.nodes_used, roles),))
     workers: list[WorkerPlacement] = []
     notes: list[Diagnostic] = []
     placed_groups: list[GroupPlacement] = []
@@ -353,7 +352,7 @@ def _group_placement(group: NodeGroupInfo, first: int, used: int, roles: tuple[s
 
 def _in_group(diagnostic: Diagnostic, group: NodeGroupInfo) -> Diagnostic:
     """A placement finding about one node group: its advice names the group's own node count."""
-    where = ".".join(group.path)
+    where = ".".join(str(part) for part in group.path)
 
     def reword(text: str | None) -> str | None:
         return text.replace("cluster.nodes", f"{where}.nodes") if text else text

@@ -145,7 +145,7 @@ def arch_from_config(config: dict[str, Any], hf_quant: dict[str, Any] | None = N
     layers = _int(c, "num_hidden_layers", "n_layer", "num_layers")
     heads = _int(c, "num_attention_heads", "n_head")
     kv_heads = _int(c, "num_key_value_heads", default=heads)
-    head_dim = c.get("head_dim") if isinstance(c.get("head_dim"), int) else hidden // max(heads, 1)
+    head_dim = _int(c, "head_dim", default=hidden // max(heads, 1))
     vocab = _int(c, "vocab_size", "padded_vocab_size")
     tied = bool(c.get("tie_word_embeddings", False))
     embedding = vocab * hidden * (1 if tied else 2)
@@ -200,7 +200,11 @@ def _attention_params(c: dict[str, Any], hidden: int, heads: int, kv_heads: int,
         nope = _int(c, "qk_nope_head_dim")
         v_dim = _int(c, "v_head_dim", default=nope)
         q_lora = c.get("q_lora_rank")
-        q = hidden * q_lora + q_lora * heads * (nope + rope) if isinstance(q_lora, int) else hidden * heads * (nope + rope)
+        q = (
+            hidden * q_lora + q_lora * heads * (nope + rope)
+            if isinstance(q_lora, int)
+            else hidden * heads * (nope + rope)
+        )
         return q + hidden * (kv_lora + rope) + kv_lora * heads * (nope + v_dim) + heads * v_dim * hidden
     return hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim + heads * head_dim * hidden
 
@@ -211,7 +215,8 @@ def _moe_layer_split(c: dict[str, Any], layers: int, experts: int) -> tuple[int,
         return 0, layers
     first_dense = _int(c, "first_k_dense_replace", default=0)
     step = _int(c, "interleave_moe_layer_step", "decoder_sparse_step", "moe_layer_freq", default=1) or 1
-    only_dense = c.get("mlp_only_layers") if isinstance(c.get("mlp_only_layers"), list) else []
+    listed = c.get("mlp_only_layers")
+    only_dense = set(listed) if isinstance(listed, list) else set()
     moe = sum(1 for i in range(first_dense, layers) if (i + 1) % step == 0 and i not in only_dense)
     return moe, layers - moe
 
@@ -239,22 +244,24 @@ def _sliding(c: dict[str, Any], layers: int) -> tuple[int | None, int]:
     return window, layers if c.get("use_sliding_window", True) else 0
 
 
-def _quant_dtypes(c: dict[str, Any], hf_quant: dict[str, Any] | None) -> dict[str, str]:
+def _quant_dtypes(c: dict[str, Any], hf_quant: dict[str, Any] | None) -> dict[str, Any]:
     """Per-part data types from ``quantization_config`` (or a ModelOpt ``hf_quant_config.json``)."""
     base = _dtype(c.get("torch_dtype") or c.get("dtype"))
     if base not in DTYPE_BYTES:
         base = "bfloat16"
-    quant = c.get("quantization_config") if isinstance(c.get("quantization_config"), dict) else {}
+    found = c.get("quantization_config")
+    quant: dict[str, Any] = found if isinstance(found, dict) else {}
     if hf_quant:
-        quant = hf_quant.get("quantization", hf_quant)
+        nested = hf_quant.get("quantization")
+        quant = nested if isinstance(nested, dict) else hf_quant
     method = str(quant.get("quant_algo") or quant.get("quant_method") or "").lower()
     excluded = [
         str(m) for key in ("exclude_modules", "modules_to_not_convert", "ignore") for m in (quant.get(key) or [])
     ]
-    parts = {"attention_dtype": base, "mlp_dtype": base, "expert_dtype": base, "kv_dtype": base}
+    parts: dict[str, Any] = {"attention_dtype": base, "mlp_dtype": base, "expert_dtype": base, "kv_dtype": base}
     fmt = {"fp8": "fp8", "nvfp4": "nvfp4", "mxfp4": "mxfp4", "awq": "int4", "gptq": "int4", "w4a16_awq": "int4"}
     if method in ("modelopt", "") and isinstance(quant.get("quant_algo"), str):
-        method = quant["quant_algo"].lower()
+        method = str(quant["quant_algo"]).lower()
     quantized = fmt.get(method)
     if quantized is None:
         return parts
@@ -263,7 +270,8 @@ def _quant_dtypes(c: dict[str, Any], hf_quant: dict[str, Any] | None) -> dict[st
         parts["mlp_dtype"] = quantized
         if not any(_ATTENTION_PROJECTION.search(m) for m in excluded):
             parts["attention_dtype"] = quantized
-    scheme = quant.get("kv_cache_scheme") if isinstance(quant.get("kv_cache_scheme"), dict) else {}
+    listed = quant.get("kv_cache_scheme")
+    scheme: dict[str, Any] = listed if isinstance(listed, dict) else {}
     if str(quant.get("kv_cache_quant_algo") or "").upper() == "FP8" or (
         scheme.get("num_bits") == 8 and scheme.get("type") == "float"
     ):

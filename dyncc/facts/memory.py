@@ -132,7 +132,16 @@ def working_set_bytes(arch: ModelArch, shape: WorkerShape) -> int:
     total = 2.0 * tokens * width * k
     if arch.moe and arch.expert_dtype in ("fp8", "nvfp4"):
         ranks_sending = shape.tensor_parallel if shape.attention_dp else 1
-        total += tokens * arch.hidden_size * ranks_sending * arch.experts * arch.experts_per_token / shape.tensor_parallel / 128 * 4
+        total += (
+            tokens
+            * arch.hidden_size
+            * ranks_sending
+            * arch.experts
+            * arch.experts_per_token
+            / shape.tensor_parallel
+            / 128
+            * 4
+        )
     return int(max(total, MIN_WORKING_SET))
 
 

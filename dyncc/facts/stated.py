@@ -11,7 +11,9 @@ from dyncc.facts.arch import ModelArch
 NEEDED_WITHOUT_BASE = ("parameters", "weight_dtype", "layers", "kv_heads", "head_dim")
 
 
-def apply_stated_facts(base: ModelArch | None, stated: Any, attention_heads: int | None, why: str) -> tuple[ModelArch | None, str]:
+def apply_stated_facts(
+    base: ModelArch | None, stated: Any, attention_heads: int | None, why: str
+) -> tuple[ModelArch | None, str]:
     """(architecture, where it came from). ``stated`` is the spec's ``model.facts``."""
     values = {k: v for k, v in stated.model_dump().items() if v is not None}
     if not values:
@@ -44,7 +46,15 @@ def apply_stated_facts(base: ModelArch | None, stated: Any, attention_heads: int
 
 def _override(arch: ModelArch, values: dict[str, Any], attention_heads: int | None) -> ModelArch:
     changes: dict[str, Any] = {}
-    for key in ("layers", "hidden_size", "kv_heads", "head_dim", "experts_per_token", "kv_lora_rank", "qk_rope_head_dim"):
+    for key in (
+        "layers",
+        "hidden_size",
+        "kv_heads",
+        "head_dim",
+        "experts_per_token",
+        "kv_lora_rank",
+        "qk_rope_head_dim",
+    ):
         if key in values:
             changes[key] = values[key]
     if attention_heads is not None:

@@ -141,6 +141,8 @@ ESTIMATE_KEYS = {
     "prefill_tp_size", "prefill_pp_size", "prefill_attention_dp_size", "prefill_moe_tp_size", "prefill_moe_ep_size",
     "prefill_batch_size", "prefill_num_workers", "decode_tp_size", "decode_pp_size", "decode_attention_dp_size",
     "decode_moe_tp_size", "decode_moe_ep_size", "decode_batch_size", "decode_num_workers", "nextn", "nextn_accepted",
+    "decode_system_name", "max_seq_len", "prefill_max_seq_len", "decode_max_seq_len", "free_gpu_memory_fraction",
+    "prefill_free_gpu_memory_fraction", "decode_free_gpu_memory_fraction",
 }  # fmt: skip
 
 
@@ -156,6 +158,8 @@ def _estimate(args: dict, **overrides: Any) -> Any:
 
 def op_estimate(args: dict) -> dict:
     _check_catalog(args["model"], args["system"], args["backend_version"])
+    if args.get("decode_system_name"):  # disaggregated pools on another GPU
+        _check_catalog(args["model"], args["decode_system_name"], args["backend_version"])
     result = _estimate(args)
     raw = _plain(result.get())
     return {

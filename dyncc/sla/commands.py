@@ -268,22 +268,34 @@ def estimate_args(
     def err(code: str, message: str, path: tuple, hint: str) -> DiagnosticError:
         return DiagnosticError([Diagnostic(code, message, path, hint, location=source.locate(path))])
 
-    gpu_type = spec.cluster.gpu_type
-    if gpu_type is None:
-        raise err(
-            "DYN903",
-            "cluster.gpu_type is not set: AIConfigurator needs the GPU the spec runs on",
-            ("cluster",),
-            f"set cluster.gpu_type to one of {', '.join(sorted({n for n, _ in mapping.SYSTEMS.values()}))}",
-        )
-    system = mapping.system_for_gpu_type(gpu_type)
-    if system is None:
-        raise err(
-            "DYN903",
-            f"AIConfigurator has no system for gpu_type {gpu_type!r}",
-            ("cluster", "gpu_type"),
-            f"one of {', '.join(n for n, _ in mapping.SYSTEMS.values())}",
-        )
+    from dyncc.compiler.groups import resolve
+
+    def system_of(role: str) -> str:
+        """The AIConfigurator system of the GPU the pool runs on (its node group's, else cluster.gpu_type)."""
+        group, problem = resolve(spec, role, getattr(spec.pools, role))  # type: ignore[arg-type]
+        if problem is not None:
+            raise DiagnosticError([problem.located(source.locate(problem.path))])
+        gpu_type = group.gpu_type if group is not None else spec.cluster.gpu_type
+        where = group.path + ("gpu_type",) if group is not None and group.explicit else ("cluster", "gpu_type")
+        if gpu_type is None:
+            raise err(
+                "DYN903",
+                "cluster.gpu_type is not set: AIConfigurator needs the GPU the spec runs on",
+                ("cluster",),
+                f"set cluster.gpu_type to one of {', '.join(sorted({n for n, _ in mapping.SYSTEMS.values()}))}",
+            )
+        system = mapping.system_for_gpu_type(gpu_type)
+        if system is None:
+            raise err(
+                "DYN903",
+                f"AIConfigurator has no system for gpu_type {gpu_type!r}",
+                where,
+                f"one of {', '.join(n for n, _ in mapping.SYSTEMS.values())}",
+            )
+        return system
+
+    declared = [role for role, _ in spec.pools.declared()]
+    system = system_of("agg" if "agg" in declared else "prefill" if "prefill" in declared else declared[0])
     for option, tokens in (("--isl", isl), ("--osl", osl)):
         if tokens is not None and not 1 <= tokens <= MAX_SEQUENCE_TOKENS:
             raise err("DYN904", f"{option} {tokens} is not a number of tokens", (), f"1 to {MAX_SEQUENCE_TOKENS}")
@@ -336,6 +348,7 @@ def estimate_args(
     if "agg" in pools:
         agg = pools["agg"]
         args.update(mode="agg", batch_size=batch_size or agg.engine.max_batch_size, **aic_worker_args(agg, is_moe))
+        args.update(_memory_args(agg, ""))
         return args
     prefill, decode = pools["prefill"], pools["decode"]
     groups = math.gcd(prefill.replicas, decode.replicas)  # the spec as copies of AIConfigurator's replica group
@@ -347,7 +360,21 @@ def estimate_args(
     )
     for prefix, pool in (("prefill_", prefill), ("decode_", decode)):
         args.update({prefix + k: v for k, v in aic_worker_args(pool, is_moe).items()})
+        args.update(_memory_args(pool, prefix))
+    decode_system = system_of("decode")
+    if decode_system != system:  # the decode pool on another GPU: AIConfigurator estimates each on its own
+        args["decode_system_name"] = decode_system
     return args
+
+
+def _memory_args(pool: Any, prefix: str) -> dict[str, Any]:
+    """The engine limits AIConfigurator sizes the KV cache by (its defaults: ISL + OSL, 0.9)."""
+    engine, out = pool.engine, {}
+    if engine.max_seq_len is not None:
+        out[prefix + "max_seq_len"] = engine.max_seq_len
+    if engine.free_gpu_memory_fraction is not None:
+        out[prefix + "free_gpu_memory_fraction"] = engine.free_gpu_memory_fraction
+    return out
 
 
 def estimate(
@@ -368,6 +395,7 @@ def estimate(
         f"AIConfigurator's data was measured on TensorRT-LLM {runner.AIC_TRTLLM_VERSION}; "
         f"the spec deploys TensorRT-LLM {DYNCC_TRTLLM}",
         f"at ISL {args['isl']}, OSL {args['osl']}, batch size = engine.max_batch_size per attention-DP rank",
+        _gpu_note(args),
     ]
     if result.get("warning"):
         notes.append(str(result["warning"]))
@@ -380,6 +408,13 @@ def estimate(
         raw=raw,
         notes=tuple(notes),
     )
+
+
+def _gpu_note(args: dict[str, Any]) -> str:
+    """Which AIConfigurator system each pool was estimated on."""
+    if args["mode"] == "agg":
+        return f"agg workers on {args['system']}"
+    return f"prefill workers on {args['system']}, decode workers on {args.get('decode_system_name', args['system'])}"
 
 
 HEADER_PREDICTION = re.compile(

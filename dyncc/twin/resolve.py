@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dyncc.compiler import Compilation
 from dyncc.compiler.graph import PoolInfo
+from dyncc.compiler.groups import gpu_type_of
 from dyncc.compiler.rules.mock_timing import AICONFIGURATOR, BUILTIN, read_timing_file, timing_path
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.sla import runner
@@ -36,7 +37,7 @@ def pool_timing(compilation: Compilation, pool: PoolInfo) -> tuple[PoolTiming, G
         moe_ep=shape.get("moe_ep_size", 1),
     )
     batch = p.engine.max_batch_size or 1
-    system = system_for_gpu_type(spec.cluster.gpu_type or "")
+    system = system_for_gpu_type(gpu_type_of(spec, pool.role) or "")  # the pool's own GPU (its node group)
     assert system is not None and spec.benchmark is not None  # DYN913 refused the spec otherwise
     return PoolTiming(spec.model.path, system, worker, is_moe), Grid.around(
         spec.benchmark.isl, spec.benchmark.osl, batch

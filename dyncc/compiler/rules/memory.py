@@ -54,7 +54,7 @@ def pool_budgets(graph: DeploymentGraph) -> dict[str, tuple[facts.GpuFacts, Budg
     if arch is None:
         return {}
     groups = pool_groups(graph.spec)
-    found = {}
+    found: dict[str, tuple[facts.GpuFacts, Budget]] = {}
     for p in graph.pools():
         group = groups.get(p.role)
         gpu = facts.gpu(group.gpu_type) if group is not None else None
@@ -86,7 +86,11 @@ def workers_fit_gpu_memory(graph: DeploymentGraph) -> Iterator[Diagnostic]:
         gpu, b = found
         if b.fits:
             continue
-        what = f"{'an' if p.role in ('agg', 'encode') else 'a'} {p.role} worker (TP{p.spec.tensor_parallel}" + (f" PP{p.spec.pipeline_parallel}" if p.spec.pipeline_parallel > 1 else "") + ")"
+        what = (
+            f"{'an' if p.role in ('agg', 'encode') else 'a'} {p.role} worker (TP{p.spec.tensor_parallel}"
+            + (f" PP{p.spec.pipeline_parallel}" if p.spec.pipeline_parallel > 1 else "")
+            + ")"
+        )
         if b.before_kv >= b.capacity:
             message = (
                 f"{what} does not fit on {gpu.name} ({gib(b.capacity)} each): per GPU, {_parts(b)} = "
@@ -100,7 +104,9 @@ def workers_fit_gpu_memory(graph: DeploymentGraph) -> Iterator[Diagnostic]:
             )
         tp = _smallest_fitting_tp(graph, p, gpu)
         hint = f"raise tensor_parallel (TP{tp} fits)" if tp else "spread the model over more GPUs"
-        hint += ", use a quantized checkpoint (FP8, NVFP4), lower max_seq_len / max_num_tokens, or a GPU with more memory"
+        hint += (
+            ", use a quantized checkpoint (FP8, NVFP4), lower max_seq_len / max_num_tokens, or a GPU with more memory"
+        )
         yield finding(message + f" [model facts: {graph.facts.arch_source}]", p.path + ("tensor_parallel",), hint)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dyncc.compiler.graph import DeploymentGraph
+from dyncc.compiler.groups import pool_groups
 from dyncc.compiler.rules.base import finding, rule
 from dyncc.diagnostics import Diagnostic
 from dyncc.sla.mapping import SYSTEMS, system_for_gpu_type
@@ -201,19 +202,23 @@ def aiconfigurator_timing_has_its_inputs(graph: DeploymentGraph) -> Iterator[Dia
     if spec.mocker_timing != AICONFIGURATOR:
         return
     systems = ", ".join(sorted({name for name, _ in SYSTEMS.values()}))
-    gpu_type = spec.cluster.gpu_type
-    if gpu_type is None:
-        yield finding(
-            "mocker_timing aiconfigurator: cluster.gpu_type is not set, so there is no GPU to time the workers as",
-            ("cluster",),
-            f"set cluster.gpu_type to one of {systems}",
-        )
-    elif system_for_gpu_type(gpu_type) is None:
-        yield finding(
-            f"mocker_timing aiconfigurator: AIConfigurator has no data for gpu_type {gpu_type!r}",
-            ("cluster", "gpu_type"),
-            f"one of {systems}, or give a timing file",
-        )
+    groups = pool_groups(spec)
+    # Each pool is timed on its own node group's GPU; a spec without groups has the cluster's one.
+    for group in dict.fromkeys(groups.values()) if spec.cluster.node_groups else [None]:
+        gpu_type = group.gpu_type if group is not None else spec.cluster.gpu_type
+        where = group.path + ("gpu_type",) if group is not None else ("cluster", "gpu_type")
+        if gpu_type is None:
+            yield finding(
+                "mocker_timing aiconfigurator: cluster.gpu_type is not set, so there is no GPU to time the workers as",
+                ("cluster",),
+                f"set cluster.gpu_type to one of {systems}",
+            )
+        elif system_for_gpu_type(gpu_type) is None:
+            yield finding(
+                f"mocker_timing aiconfigurator: AIConfigurator has no data for gpu_type {gpu_type!r}",
+                where,
+                f"one of {systems}, or give a timing file",
+            )
     if spec.benchmark is None:
         yield finding(
             "mocker_timing aiconfigurator: the timing grid is laid around the workload, and the spec has "

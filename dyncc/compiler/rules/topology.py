@@ -42,7 +42,7 @@ def gpus_fit_cluster(graph: DeploymentGraph) -> Iterator[Diagnostic]:
                 f"the pools need {needed} GPUs ({parts}); {where} {capacity} "
                 f"({group.nodes} nodes x {group.gpus_per_node})",
                 group.path + ("nodes",),
-                f"raise {'.'.join(group.path)}.nodes, or lower replicas / parallelism",
+                f"raise {'.'.join(str(part) for part in group.path)}.nodes, or lower replicas / parallelism",
             )
 
 

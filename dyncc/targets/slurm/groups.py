@@ -45,7 +45,7 @@ def group_problems(plan: DeploymentPlan, site_constraint: str | None) -> list[Di
                 "give the groups the same gpus_per_node, or deploy each group as its own spec",
             )
         )
-    features = [g.feature for g in groups]
+    features = [g.feature or "" for g in groups]
     if len(set(features)) < len(features):
         problems.append(
             _problem(
