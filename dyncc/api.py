@@ -135,10 +135,6 @@ def _skip_note(target: Target, problem: Diagnostic) -> Diagnostic:
     return dataclasses.replace(problem, severity="info", message=f"{target.name} skipped: {problem.message}")
 
 
-def _check_errors(compilation: Compilation, target: Target) -> list[Diagnostic]:
-    return [d for d in target.check(compilation.plan, target.settings(compilation.loaded.spec)) if d.is_error]
-
-
 def render_targets(compilation: Compilation, targets: Iterable[str]) -> tuple[dict[str, Files], list[Diagnostic]]:
     """Render each target in memory. ``all`` skips (with a note) targets that cannot run the spec; a target
     that can run it and whose checks fail is an error, with ``all`` too: `validate` reports the same errors
@@ -151,30 +147,32 @@ def render_targets(compilation: Compilation, targets: Iterable[str]) -> tuple[di
             (errors if problem.is_error else skipped).append(problem)
             continue
         try:
-            rendered[target.name] = _render(compilation, target)
+            rendered[target.name], notes = _render(compilation, target)
         except DiagnosticError as exc:  # collected, so one run names every target's errors
             errors += exc.diagnostics
             continue
-        skipped += _left_out(compilation, target)
+        skipped += _left_out(compilation, target) + notes
     if errors:
         raise DiagnosticError(errors)
     return rendered, skipped
 
 
-def _render(compilation: Compilation, target: Target) -> Files:
-    """A target's files after its checks; its coded errors (which carry a spec path) located in the spec."""
+def _render(compilation: Compilation, target: Target) -> tuple[Files, list[Diagnostic]]:
+    """A target's files after its checks, and the warnings and notes of those checks (a build shows what
+    `validate` shows); its coded errors (which carry a spec path) located in the spec."""
     from dyncc.compiler.plan import oversized_files
 
     settings = target.settings(compilation.loaded.spec)
     try:
-        problems = _check_errors(compilation, target)
+        found = target.check(compilation.plan, settings)
+        problems = [d for d in found if d.is_error]
         if problems:
             raise DiagnosticError(problems)
         files = target.render(compilation.plan, settings)
         too_large = oversized_files(target.name, files)
         if too_large:
             raise DiagnosticError(too_large)
-        return files
+        return files, locate(compilation.loaded, [d for d in found if not d.is_error])
     except DiagnosticError as exc:
         raise DiagnosticError(locate(compilation.loaded, list(exc.diagnostics))) from None
 

@@ -18,7 +18,7 @@ def read_chat_template(name: str | None, base_dir: Path, locate: Locate) -> str 
     """The template's text, or None when the spec names none. ``name`` is relative to the spec's directory."""
     if name is None:
         return None
-    path = Path(name).expanduser()
+    path = Path(name)  # `~` is not expanded: no shell reads the spec (as for model.path, DYN118)
     try:
         data = read_regular(path if path.is_absolute() else base_dir / path, MAX_CHAT_TEMPLATE_BYTES)
     except UnreadableFile as exc:

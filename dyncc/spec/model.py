@@ -282,7 +282,7 @@ class Pool(SpecModel):
         ge=1,
         le=4096,
         description="Ranks each expert is split over (`moe_tensor_parallel_size`); default: tensor_parallel / "
-        "expert_parallel (DYN102).",
+        "expert_parallel (DYN102); MoE models only (DYN103).",
     )
     attention_dp: bool = Field(
         False,
@@ -462,7 +462,7 @@ class Migration(SpecModel):
     max_seq_len: int | None = Field(
         None,
         ge=1,
-        description="Longest sequence, in tokens, still migrated (`--migration-max-seq-len`); only with limit > 0.",
+        description="Longest sequence, in tokens, still migrated (`--migration-max-seq-len`); only with limit > 0 (DYN308).",
     )
 
 

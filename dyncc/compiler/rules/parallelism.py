@@ -74,12 +74,16 @@ def expert_parallel_only_for_moe(graph: DeploymentGraph) -> Iterator[Diagnostic]
     if facts.moe is not False:
         return
     for p in graph.pools():
-        if p.spec.expert_parallel > 1:
+        # moe_tensor_parallel only sizes MoE layers: a dense model's engine config has no place for it.
+        used = [("expert_parallel", p.spec.expert_parallel)] if p.spec.expert_parallel > 1 else []
+        if p.spec.moe_tensor_parallel is not None:
+            used.append(("moe_tensor_parallel", p.spec.moe_tensor_parallel))
+        for field, value in used:
             yield finding(
-                f"expert_parallel is {p.spec.expert_parallel}, but the model is dense (moe: false, "
-                f"from {facts.source.get('moe', 'spec')})",
-                p.path + ("expert_parallel",),
-                "remove expert_parallel, or correct model.moe / model.num_experts",
+                f"{field} is {value}, but the model is dense (moe: false, "
+                f"from {facts.source.get('moe', 'spec')}): no layer would use it",
+                p.path + (field,),
+                f"remove {field}, or correct model.moe / model.num_experts",
             )
 
 

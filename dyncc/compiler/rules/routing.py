@@ -131,3 +131,16 @@ def deprecated_router_options(graph: DeploymentGraph) -> Iterator[Diagnostic]:
                 f"{field} before moving to Dynamo 1.7",
                 severity="warning",
             )
+
+
+@rule("DYN308", "migration-options-need-migration")
+def migration_options_need_migration(graph: DeploymentGraph) -> Iterator[Diagnostic]:
+    """`migration.max_seq_len` bounds migration; with migration off (limit 0) no flag would carry it."""
+    migration = graph.spec.migration
+    if migration.limit == 0 and migration.max_seq_len is not None:
+        yield finding(
+            "migration.max_seq_len is set but migration.limit is 0: no request migrates, and no process "
+            "would be told the length",
+            ("migration", "max_seq_len"),
+            "set migration.limit above 0, or remove max_seq_len",
+        )
