@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export DYNCC_FUZZ_CASES="${1:-200000}"
 export DYNCC_HYPOTHESIS_PROFILE=explore
-python3 -m pytest -q -p no:cacheprovider tests/test_fuzz.py -m slow
+"${PYTHON:-.venv/bin/python}" -m pytest -q -p no:cacheprovider tests/test_fuzz.py -m slow  # the project venv (scripts/setup.sh)
