@@ -56,6 +56,7 @@ def test_the_docs_site_builds_strictly_and_offline(mkdocs, tmp_path):
     assert 'id="dyn524"' in (site / "error-codes" / "index.html").read_text()  # generated pages are in
 
 
+@pytest.mark.slow
 def test_a_broken_link_fails_the_strict_build(mkdocs, tmp_path):
     """The check can fail: the same site with one page linking to a page that does not exist."""
     docs = tmp_path / "docs"

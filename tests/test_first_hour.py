@@ -200,6 +200,6 @@ def test_launch_scripts_run_dynamo_with_the_python_that_runs_dyncc(tmp_path, mon
     script = tmp_path / "launch.sh"
     script.write_text('echo "python=$DYNCC_PYTHON"\n')
     deployment = Deployment(script)
-    assert deployment.process.wait(timeout=30) == 0
-    deployment._reader.join(timeout=30)
+    assert deployment.wait() == 0
+    assert not deployment.wait_ready(30)  # returns once the script's output is read to the end; no URL in it
     assert deployment.lines == [f"python={sys.executable}"]
