@@ -13,6 +13,10 @@ from pathlib import Path
 import pytest
 from conftest import assert_no_traceback, cli
 
+# Checks added after these specs were written, that refuse what would not start. Nothing else may refuse them.
+CHECKS_SINCE = {
+    "DYN140": "GPU memory fit (issue 32): DeepSeek-R1 FP8 at TP4 does not hold its weights on B200/GB200",
+}
 RELEASED = sorted((Path(__file__).parent / "data" / "released-specs").glob("*.yaml"))
 
 
@@ -21,7 +25,10 @@ def test_a_spec_that_validated_in_a_release_still_validates(spec):
     proc = cli("validate", "--format", "json", spec)
     assert_no_traceback(proc)
     report = json.loads(proc.stdout)["files"][0]
-    assert proc.returncode == 0 and report["valid"], proc.stdout
+    errors = {d["code"] for d in report["diagnostics"] if d["severity"] == "error"}
+    # The format is a contract; what a newer check finds would fail at start-up is not: such refusals are
+    # named here with the reason, and no loading (DYN0xx) error may appear.
+    assert errors <= set(CHECKS_SINCE), report["diagnostics"]
     for d in report["diagnostics"]:
         if d["code"] == "DYN021":
             # The warning names the new form and where the old one is.
