@@ -2,7 +2,7 @@
 memory through the library API. Run it only when an output change is intended, and commit the diff with
 the change that caused it; tests/test_golden.py fails on any other change.
 
-    python3 scripts/update_golden.py
+    .venv/bin/python scripts/update_golden.py
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Every example's output for every target and version profile equals the committed tree in tests/golden/.
 
-An intended output change regenerates it (`python3 scripts/update_golden.py`) in the same commit, so the
+An intended output change regenerates it (`.venv/bin/python scripts/update_golden.py`) in the same commit, so the
 diff of tests/golden/ shows a reviewer exactly what changed on the cluster.
 """
 
