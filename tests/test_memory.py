@@ -244,6 +244,17 @@ def test_slurm_job_asks_for_each_group_by_feature_and_orders_its_nodes(tmp_path)
     assert run.returncode == 1 and "too few nodes with feature h100" in run.stderr
 
 
+def test_slurm_refuses_node_groups_one_job_cannot_ask_for(tmp_path):
+    data = yaml.safe_load(MIXED.read_text())
+    data["slurm"] = {"constraint": "ib"}
+    proc = cli("build", write(tmp_path, data), "-t", "slurm", "-o", tmp_path / "out")
+    assert proc.returncode == 1 and "error DYN571" in proc.stderr and "slurm.constraint 'ib'" in proc.stderr
+    data = yaml.safe_load(MIXED.read_text())
+    data["cluster"]["node_groups"]["hopper141"]["slurm_feature"] = "h100"
+    proc = cli("build", write(tmp_path, data, "same.yaml"), "-t", "slurm", "-o", tmp_path / "out2")
+    assert proc.returncode == 1 and "share the Slurm feature 'h100'" in proc.stderr
+
+
 def test_compose_refuses_pools_on_different_gpu_types(tmp_path):
     proc = cli("build", MIXED, "-t", "compose", "-o", tmp_path)
     assert proc.returncode == 1 and "error DYN570" in proc.stderr and "H100 and H200" in proc.stderr

@@ -55,6 +55,15 @@ def group_problems(plan: DeploymentPlan, site_constraint: str | None) -> list[Di
                 "set each group's slurm_feature to the feature its nodes have in slurm.conf",
             )
         )
+    if plan.infra_node == "dedicated":
+        problems.append(
+            _problem(
+                "infrastructure.node: dedicated adds a node outside the node groups, which the job's constraint "
+                "of counts cannot ask for",
+                ("infrastructure", "node"),
+                "run etcd/NATS on the head node (infrastructure.node: head) with node groups",
+            )
+        )
     if site_constraint:
         problems.append(
             _problem(
