@@ -265,3 +265,42 @@ def test_value_problems_is_bounded_on_deep_untyped_values() -> None:
     start = time.monotonic()
     assert value_problems("1.3.0rc29", {"model_kwargs": deep, "kv_cache_config": {"x": deep}}) == []
     assert time.monotonic() - start < 2.0
+
+
+# --- wired into validate (DYN114) ------------------------------------------------------------------------
+
+
+def _validate_extra(tmp_path, extra: str, version: str = "1.6.1") -> list[dict]:
+    import json
+
+    from conftest import assert_no_traceback, cli
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"apiVersion: dyncc/v1\nname: x\ndynamo: {{version: {version}}}\nmodel: {{path: Qwen/Qwen3-0.6B, moe: false}}\n"
+        f"pools:\n  agg:\n    engine:\n      extra:\n{extra}"
+    )
+    proc = cli("validate", "--format", "json", spec)
+    assert_no_traceback(proc)
+    return [d for d in json.loads(proc.stdout)["files"][0]["diagnostics"] if d["severity"] == "error"]
+
+
+@pytest.mark.parametrize("version", ["1.6.1", "0.5.1"])
+def test_a_value_trtllm_refuses_by_type_is_dyn114_at_its_line(tmp_path, version):
+    errors = _validate_extra(tmp_path, "        stream_interval: fast\n", version)
+    assert [(e["code"], e["path"], e["line"]) for e in errors] == [
+        ("DYN114", "pools.agg.engine.extra.stream_interval", 9)
+    ]
+    assert "PositiveInt" in errors[0]["message"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "        stream_interval: '8'\n",  # coerced as TensorRT-LLM's pydantic models coerce YAML
+        "        cache_transceiver_config: {max_tokens_in_buffer: 0}\n",  # NVIDIA's Kimi-K2 recipe
+        "        sparse_attention_config: {algorithm: dsa, index_topk: 2048}\n",  # a DeepSeek-V3.2 config
+    ],
+)
+def test_values_trtllm_accepts_validate(tmp_path, extra):
+    assert _validate_extra(tmp_path, extra) == []

@@ -144,5 +144,13 @@ def _nested_keys(dotted: str, value: dict, data: dict) -> set[str] | None:
         # 1.3: a before-validator picks decode or encode mode from the keys given; accept either shape.
         encoder = data["nested"].get("encoder_cuda_graph_config", [])
         return set(data["nested"]["cuda_graph_config"]) | set(encoder)
+    discriminator = data.get("types_variants", {}).get(dotted)
+    if discriminator is not None:
+        # A section whose class its discriminator picks (sparse_attention_config.algorithm: dsa, ...): `nested`
+        # lists the classes, `types` each class's fields. An unknown class is reported on the discriminator.
+        chosen = str(value.get(discriminator))
+        prefix = f"{dotted}.{chosen}."
+        fields = {k[len(prefix) :].split(".", 1)[0] for k in data.get("types", {}) if k.startswith(prefix)}
+        return fields | {discriminator} if fields else set(value)
     keys = data["nested"].get(dotted)
     return set(keys) if keys is not None else None

@@ -13,6 +13,7 @@ from dyncc.diagnostics import Diagnostic, YamlPath
 from dyncc.trtllm.engine_config import OWNED_KEYS
 from dyncc.trtllm.keys import KeyProblem, check_engine_config
 from dyncc.trtllm.overrides import LostValue, is_set, lookup, lost_values
+from dyncc.trtllm.types import value_problems
 
 
 @rule("DYN108", "engine-keys-accepted")
@@ -64,7 +65,7 @@ def extra_overrides_are_reported(graph: DeploymentGraph) -> Iterator[Diagnostic]
 
 @rule("DYN114", "extra-value-types")
 def extra_value_types(graph: DeploymentGraph) -> Iterator[Diagnostic]:
-    """engine.extra values of keys dyncc reads (block size, batch sizes, CUDA graphs, ...) have the right type."""
+    """Engine values have the types TensorRT-LLM declares (those dyncc reads itself are not even merged)."""
     for p in graph.pools():
         for dotted, value, expected in p.engine.type_errors:
             shown = repr(value)
@@ -73,6 +74,24 @@ def extra_value_types(graph: DeploymentGraph) -> Iterator[Diagnostic]:
                 f"engine.extra `{dotted}` is {shown} ({type(value).__name__}); it must be {expected}",
                 p.path + ("engine", "extra") + tuple(dotted.split(".")),
                 "dyncc derives flags and checks from this key: give it the type TensorRT-LLM expects",
+            )
+        # Every other value against the type TensorRT-LLM declares for it (the key set's `types`, read from
+        # its llm_args at the pinned release), coerced as its pydantic models coerce YAML ("8" is an int).
+        # Values DYN108 already names (an unknown key, a value outside an enum) are not reported twice.
+        version = graph.profile.trtllm_version
+        reported = {dotted for dotted, _, _ in p.engine.type_errors}
+        reported |= {".".join(problem.path) for problem in check_engine_config(p.engine.config, version)}
+        for path, reason in value_problems(version, p.engine.config):
+            dotted = ".".join(path)
+            if dotted in reported or any(dotted.startswith(r + ".") for r in reported):
+                continue
+            shown = repr(p.engine.get(dotted))
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            yield finding(
+                f"engine `{dotted}: {shown}` is refused by TensorRT-LLM {version}: {reason}; "
+                "the worker would exit at start-up",
+                _source_path(p, dotted),
+                "give the value the type TensorRT-LLM declares for this key",
             )
 
 
