@@ -27,6 +27,26 @@ from hypothesis import HealthCheck, settings
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 DYNAMO_05 = ROOT / ".cache" / "dynamo-0.5.1" / "bin" / "python"  # ai-dynamo 0.5.1's venv (scripts/setup.sh)
+
+
+def parse_with_dynamo_0_5_1(items: list[dict]) -> list[dict]:
+    """Command lines checked by ai-dynamo 0.5.1's own parsers, in its venv (tests/dynamo05_parsers.py):
+    each item {"kind": "frontend"|"trtllm", "argv": [...]} gives {"ok", "error", and the parsed fields}."""
+    import json
+
+    assert DYNAMO_05.exists(), "scripts/setup.sh creates .cache/dynamo-0.5.1"
+    proc = subprocess.run(
+        [DYNAMO_05, Path(__file__).parent / "dynamo05_parsers.py"],
+        input=json.dumps(items),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    parsed: list[dict] = json.loads(proc.stdout)
+    return parsed
+
+
 VALID_EXAMPLES = sorted(EXAMPLES.glob("*.yaml"))
 INVALID_EXAMPLES = sorted((EXAMPLES / "invalid").glob("*.yaml"))
 MULTI_NODE_EXAMPLES = {"wide_ep.yaml", "slurm_site.yaml", "gb200_wide_ep_recipe.yaml"}

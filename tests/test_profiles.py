@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import DYNAMO_05, EXAMPLES, REFERENCE, VALID_EXAMPLES, cli
+from conftest import DYNAMO_05, EXAMPLES, REFERENCE, VALID_EXAMPLES, cli, parse_with_dynamo_0_5_1
 from dynamo_parsers import DYNAMO_AVAILABLE, parse_trtllm
 from k8s_schemas import CRD_ENTRY, dgd_errors
 from ruamel.yaml import YAML
@@ -180,19 +179,6 @@ def test_1_6_parser_rejects_what_the_0x_profile_writes(tmp_path):
         parse_trtllm(argv[argv.index("dynamo.trtllm") + 1 :])
 
 
-def _parse_with_0_5_1(items: list[dict]) -> list[dict]:
-    assert DYNAMO_05.exists(), "scripts/setup.sh creates .cache/dynamo-0.5.1"
-    proc = subprocess.run(
-        [DYNAMO_05, Path(__file__).parent / "dynamo05_parsers.py"],
-        input=json.dumps(items),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
-
-
 @pytest.mark.parametrize("example", VALID_EXAMPLES, ids=lambda p: p.name)
 def test_0x_command_lines_parse_with_dynamo_0_5_1s_own_parsers(example):
     from dyncc.api import with_dynamo_version
@@ -207,7 +193,7 @@ def test_0x_command_lines_parse_with_dynamo_0_5_1s_own_parsers(example):
         {"kind": "trtllm", "argv": pool.worker_args(plan.model_path, plan.served_name, "/e.yaml")}
         for pool, _ in plan.workers
     ]
-    results = _parse_with_0_5_1(items)
+    results = parse_with_dynamo_0_5_1(items)
     assert all(r["ok"] for r in results), [r["error"] for r in results if not r["ok"]]
     assert results[0]["router_mode"] == plan.frontend.router_mode
     for (pool, _), parsed in zip(plan.workers, results[1:]):
@@ -227,7 +213,7 @@ def test_0x_command_lines_parse_with_dynamo_0_5_1s_own_parsers(example):
 
 def test_0_5_1_parsers_reject_what_the_1_6_profile_writes():
     """The check can fail: 1.6's flags are refused by 0.5.1's parsers."""
-    results = _parse_with_0_5_1(
+    results = parse_with_dynamo_0_5_1(
         [
             {"kind": "trtllm", "argv": ["--model-path", "m", "--namespace", "dynamo"]},
             {"kind": "frontend", "argv": ["--migration-limit", "3"]},

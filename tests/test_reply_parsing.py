@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import DYNAMO_05, assert_no_traceback, cli
+from conftest import assert_no_traceback, cli, parse_with_dynamo_0_5_1
 from dynamo_parsers import DYNAMO_AVAILABLE, parse_frontend, parse_trtllm
 
 TEMPLATE = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}<|assistant|>\n"
@@ -92,7 +91,6 @@ def test_router_reset_is_refused_where_the_release_removed_it(tmp_path):
 
 
 def test_dynamo_0_5_1s_own_parsers_accept_its_parsers_and_router_reset(tmp_path):
-    assert DYNAMO_05.exists(), "scripts/setup.sh creates .cache/dynamo-0.5.1"
     spec = _spec(
         tmp_path,
         "  tool_call_parser: deepseek_v3_1\n  reasoning_parser: deepseek_r1\n",
@@ -108,15 +106,7 @@ def test_dynamo_0_5_1s_own_parsers_accept_its_parsers_and_router_reset(tmp_path)
         {"kind": "frontend", "argv": fwords[fwords.index("dynamo.frontend") + 1 :]},
         {"kind": "trtllm", "argv": _worker_argv(out / "local" / "launch.sh", out / "local")},
     ]
-    proc = subprocess.run(
-        [DYNAMO_05, Path(__file__).parent / "dynamo05_parsers.py"],
-        input=json.dumps(items),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    front, worker = json.loads(proc.stdout)
+    front, worker = parse_with_dynamo_0_5_1(items)
     assert front["ok"] and worker["ok"], (front, worker)
     assert front["router_reset_states"] is True
     assert (worker["tool_call_parser"], worker["reasoning_parser"]) == ("deepseek_v3_1", "deepseek_r1")
