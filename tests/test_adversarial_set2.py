@@ -245,6 +245,40 @@ REPRODUCERS: list[Reproducer] = [
         ),
         calls=3,
     ),
+    Reproducer(
+        "S2-03",
+        "k8s-patch-copy-amplification",
+        'dyncc validate "$SET2/k8s_patch_copy_amplification.yaml"',
+        codes("DYN550"),
+    ),
+    Reproducer(
+        "S2-07",
+        "k8s-env-secret-literal",
+        'dyncc build "$SET2/k8s_env_secret_literal.yaml" -t k8s -o out',
+        all_of(codes("DYN113"), stderr_says(r"^\S+:\d+:\d+: error DYN113: env \w+ looks like a secret", 2)),
+    ),
+    Reproducer(
+        "S2-10",
+        "k8s-patch-breaks-component",
+        'dyncc build "$SET2/k8s_patch_breaks_component.yaml" -t k8s -o out',
+        codes("DYN551"),
+    ),
+    Reproducer(
+        "S2-10",
+        "k8s-patch-security-silent",
+        'dyncc build "$SET2/k8s_patch_security_silent.yaml" -t k8s -o out',
+        all_of(
+            codes("DYN552"),
+            stderr_says(r"error DYN552: .* sets hostNetwork", 1),
+            stderr_says(r"error DYN552: .* from image .evil\.example\.com/miner", 1),
+        ),
+    ),
+    Reproducer(
+        "S2-12",
+        "k8s-annotation-size",
+        'bash "$SET2/k8s_annotation_size.sh"',
+        all_of(mentions("DYN553"), lines_say(r"^rc=1$", 1)),
+    ),
     Reproducer("S2-08", "lsp-backlog", 'python3 "$SET2/lsp_backlog.py" "$DYNCC"', lsp_caught_up),
     Reproducer(
         "S2-09",
