@@ -21,6 +21,7 @@ import click
 
 from dyncc import __version__
 from dyncc.diagnostics import Diagnostic, DiagnosticError, Location, printable
+from dyncc.lifecycle.commands import register as register_lifecycle_commands
 from dyncc.sla.commands import register as register_sla_commands
 from dyncc.sla.commands import with_from_sla_options
 
@@ -320,6 +321,14 @@ def build(
 
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
+@click.option(
+    "-t",
+    "--target",
+    type=click.Choice(["local", "slurm", "k8s"]),
+    default="local",
+    show_default=True,
+    help="local: this machine; slurm: sbatch the job; k8s: kubectl apply -k (needs a reachable cluster).",
+)
 @_runtime_options
 @click.option(
     "-o",
@@ -328,7 +337,8 @@ def build(
     default="build",
     show_default=True,
     type=click.Path(file_okay=False),
-    help="Builds into OUT/up-<spec name>/ (never OUT/local, which `dyncc build` writes).",
+    help="Builds into OUT/up-<spec name>/ (OUT/up-<spec name>-<target>/ for slurm and k8s; never what "
+    "`dyncc build` writes).",
 )
 @click.option(
     "--smoke",
@@ -337,31 +347,42 @@ def build(
     "and exit 0 if both succeed.",
 )
 @click.option(
+    "--detach",
+    is_flag=True,
+    help="Once ready and smoke-tested, leave it running and exit; `dyncc status|logs|down DIR` find it.",
+)
+@click.option(
+    "--bench",
+    is_flag=True,
+    help="Once ready, run the SLA gate (`dyncc bench`), then stop (unless --detach); exit 1 if it fails.",
+)
+@click.option(
     "--timeout",
     type=float,
     default=None,
     callback=_finite_seconds,
-    help="Seconds to wait for readiness (default: the spec's).",
+    help="Seconds to wait for readiness (default: the spec's; on Slurm pending time counts, 600 s more).",
 )
-def up(spec: str, engine: str | None, timing: str | None, out_dir: str, smoke: bool, timeout: float | None) -> None:
-    """Build SPEC for the local target and run it until Ctrl-C."""
-    from dyncc.run import build_for_up
-    from dyncc.run import up as run_up
+def up(
+    spec: str,
+    target: str,
+    engine: str | None,
+    timing: str | None,
+    out_dir: str,
+    smoke: bool,
+    detach: bool,
+    bench: bool,
+    timeout: float | None,
+) -> None:
+    """Build SPEC for TARGET and run it until Ctrl-C (which stops it), or as --smoke/--detach/--bench say."""
+    from dyncc.lifecycle.commands import up_command
 
-    try:  # OUT/up-<name>/, never dyncc build's OUT/local
-        result = build_for_up(spec, out_dir, engine=engine, timing=timing, progress=_aic_progress())
-    except DiagnosticError as exc:
-        _fail(exc.diagnostics)
-    _print(result.diagnostics)
-    (output,) = result.outputs
-    click.echo(f"dyncc up: built into {output.directory} (logs in {output.directory / 'run' / 'logs'})")
-    plan, local = result.compilation.plan, result.compilation.loaded.spec.local
-    wait = timeout if timeout is not None else local.ready_timeout_s + 30
     try:
-        status = run_up(
-            output.directory / "launch.sh", wait, smoke, plan.served_name, click.echo, plan=plan, settings=local
-        )
-    except DiagnosticError as exc:  # a deployment already running there, or a port taken: nothing started
+        status = up_command(
+            spec, target, engine, timing, out_dir,
+            smoke=smoke, detach=detach, bench=bench, timeout=timeout, progress=_aic_progress(), show=_print,
+        )  # fmt: skip
+    except DiagnosticError as exc:  # a deployment already running there, a port taken, no cluster: nothing runs
         _fail(exc.diagnostics)
     sys.exit(status)
 
@@ -635,3 +656,4 @@ def lsp() -> None:
 
 
 register_sla_commands(main)
+register_lifecycle_commands(main)

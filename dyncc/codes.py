@@ -26,6 +26,7 @@ FAMILIES = {
     "8": "sweeps",
     "90": "sla and estimates",
     "91": "the timed twin (mock-engine timing)",
+    "92": "the SLA gate (benchmarks of running deployments)",
     "95": "import",
     "96": "import",
     "97": "import",
