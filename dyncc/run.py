@@ -25,7 +25,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from dyncc.diagnostics import Diagnostic, DiagnosticError
@@ -148,13 +147,15 @@ def _open_files(pid: str) -> Iterator[str]:
             continue  # closed meanwhile (the listing's own fd, when pid is this process)
 
 
-def _lock_holders(lock: Path) -> Iterator[int]:
+def lock_holders(lock: Path, but_this_process: bool = False) -> list[int]:
     """Processes holding the lock file open: the launch script and everything it started (Linux /proc)."""
-    target = str(lock.resolve())
-    processes = os.listdir("/proc") if os.path.isdir("/proc") else []
-    for entry in processes:
-        if entry.isdigit() and target in _open_files(entry):
-            yield int(entry)
+    try:
+        target = os.path.realpath(lock)
+        processes = os.listdir("/proc")
+    except OSError:
+        return []
+    skip = str(os.getpid()) if but_this_process else None
+    return sorted(int(e) for e in processes if e.isdigit() and e != skip and target in _open_files(e))
 
 
 def _locked(lock: Path) -> bool:
@@ -182,7 +183,7 @@ def running_deployment(launch_dir: Path) -> Diagnostic | None:
             return None
     except OSError:
         return None  # not a lock dyncc can test (a FIFO, no permission): the launch script decides
-    holders = sorted(_lock_holders(lock))
+    holders = lock_holders(lock)
     try:
         launch_pid = int((directory / PID_FILE).read_text().strip())
     except (OSError, ValueError):
@@ -396,73 +397,3 @@ class Deployment:
     def foreign_listener(self) -> str | None:
         """The launch script's report that another process serves one of the deployment's ports."""
         return next((line for line in self.lines if FOREIGN_MARK in line), None)
-
-
-def _not_ready(deployment: Deployment, echo: Callable[[str], None]) -> int:
-    foreign = deployment.foreign_listener()
-    if foreign is not None:
-        echo(
-            Diagnostic(
-                "DYN523",
-                foreign.removeprefix("dyncc: "),
-                hint="stop that process (a leftover deployment?), or choose other ports in the spec's local: section",
-            ).render()
-        )
-    else:
-        echo("dyncc up: the deployment did not become ready")
-    deployment.stop()
-    return 1
-
-
-def up(
-    launch_script: Path,
-    timeout: float,
-    run_smoke: bool,
-    served_name: str,
-    echo: Callable[[str], None] = print,
-    plan: DeploymentPlan | None = None,
-    settings: LocalSettings | None = None,
-) -> int:
-    """Run until stopped (0 after a clean Ctrl-C/SIGTERM/SIGHUP stop), or, with ``run_smoke``, test then stop.
-
-    Raises DiagnosticError, before starting anything, when a deployment runs from the same directory (DYN522)
-    or, given the ``plan`` and its local ``settings``, when a port it needs is taken (DYN521)."""
-    refuse_if_running(Path(launch_script).parent)
-    if plan is not None and settings is not None:
-        problems = taken_ports(plan, settings)
-        if problems:
-            raise DiagnosticError(problems)
-    deployment = Deployment(launch_script, echo=echo)
-    stopping = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        # Only signal here: the main thread is (or will be) waiting on the script already.
-        if not stopping.is_set():
-            stopping.set()
-            echo(f"dyncc up: {signal.Signals(signum).name}, stopping the deployment")
-        deployment.terminate()
-
-    previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
-    try:
-        if not deployment.wait_ready(timeout):
-            if stopping.is_set():
-                deployment.stop()
-                return 0
-            return _not_ready(deployment, echo)
-        assert deployment.url is not None
-        echo(f"dyncc up: serving {served_name} at {deployment.url}/v1 (Ctrl-C to stop)")
-        if run_smoke:
-            results = smoke(deployment.url, served_name)
-            for r in results:
-                echo(f"smoke: {'PASS' if r.ok else 'FAIL'} {r.name}: {r.detail}")
-            deployment.stop()
-            passed = sum(r.ok for r in results)
-            echo(f"smoke: {passed} passed, {len(results) - passed} failed")
-            return 0 if passed == len(results) else 1
-        status = deployment.wait()
-        return 0 if stopping.is_set() else (status or 1)
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        if deployment.process.poll() is None:
-            deployment.stop()

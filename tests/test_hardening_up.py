@@ -30,7 +30,7 @@ from dynamo_parsers import DYNAMO_AVAILABLE
 
 from dyncc.api import build
 from dyncc.diagnostics import DiagnosticError
-from dyncc.run import build_for_up, up
+from dyncc.run import build_for_up
 from dyncc.targets import ready_probe
 from dyncc.targets.local import port_uses
 
@@ -241,11 +241,13 @@ def test_launch_script_refuses_to_start_over_a_running_one(tmp_path):
 
 
 def test_up_refuses_in_process_before_starting(tmp_path):
-    out = build(write_spec(tmp_path, AGG, free_port_block(8)), ["local"], tmp_path / "out").outputs[0].directory
-    fd = hold_lock(out / "run")
+    from dyncc.lifecycle import local
+
+    result = build(write_spec(tmp_path, AGG, free_port_block(8)), ["local"], tmp_path / "out")
+    fd = hold_lock(result.outputs[0].directory / "run")
     try:
         with pytest.raises(DiagnosticError) as caught:
-            up(out / "launch.sh", 5, True, "Qwen/Qwen3-0.6B", echo=lambda _: None)
+            local.up(result, 5, smoke=True, detach=False, bench=None, echo=lambda _: None)
     finally:
         os.close(fd)
     assert [d.code for d in caught.value.diagnostics] == ["DYN522"]

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -257,29 +257,8 @@ def _record_end(state: DeploymentState, status: int | None) -> None:
 
 
 def lock_holders(lock: Path) -> list[int]:
-    """Processes that hold ``lock`` open (Linux /proc): the launch script and everything it started."""
-    try:
-        target = os.path.realpath(lock)
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    found = []
-    for entry in entries:
-        if entry.isdigit() and int(entry) != os.getpid() and target in _open_files(entry):
-            found.append(int(entry))
-    return sorted(found)
-
-
-def _open_files(pid: str) -> Iterator[str]:
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return
-    for fd in fds:
-        try:
-            yield os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
+    """Processes other than this one that hold ``lock`` open: the launch script and everything it started."""
+    return run.lock_holders(lock, but_this_process=True)
 
 
 def _signal_holders(lock: Path, signum: int) -> list[int]:
