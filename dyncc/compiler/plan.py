@@ -33,6 +33,16 @@ RANK = "{rank}"
 # The custom chat template's name in the engine directory (pool engine YAMLs are named <role>.yaml).
 CHAT_TEMPLATE_FILE = "chat_template.jinja"
 
+# The frontend's `--router-policy-config` file, shipped in the engine directory beside the engine configs.
+ROUTER_POLICY_FILE = "router_policy.yaml"
+# Dynamo's built-in KV cost function as a worker-selection policy type (Dynamo 1.6.1 lists its linked types
+# when it refuses another: dynamo-default-cost-fn, dynamo-two-tier-cost-fn, thunderagent).
+DEFAULT_POLICY_TYPE = "dynamo-default-cost-fn"
+# The one policy instance dyncc configures (the name `default` is reserved for Dynamo's own selector).
+ROUTER_POLICY_INSTANCE = "spec_weights"
+# Which worker_selection key selects for a pool of each role.
+SELECTION_STAGE = {"agg": "aggregated", "prefill": "prefill", "decode": "decode", "encode": "encode"}
+
 # What a target writes: relative path -> text (scripts, manifests) or bytes (data such as timing files).
 FileContent = str | bytes
 Files = dict[str, FileContent]
@@ -150,6 +160,7 @@ class DeploymentPlan:
     infra_node: str = "head"  # where etcd/NATS run: "head" (the frontend's node) or "dedicated" (their own)
     mocker_timing: str = "builtin"  # `builtin`, `aiconfigurator`, or a timing file (the spec's mocker_timing)
     chat_template: str | None = None  # model.chat_template's text, shipped as CHAT_TEMPLATE_FILE
+    router_policy: str | None = None  # the frontend's router policy YAML, shipped as ROUTER_POLICY_FILE
     # Each pool's mock-engine timing file (NPZ bytes), filled in by dyncc.twin before the targets render;
     # a pool without one keeps the mock's built-in timing.
     mock_timing: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
@@ -163,11 +174,19 @@ class DeploymentPlan:
 
     def engine_files(self) -> dict[str, str]:
         """The files every target ships in the workers' engine directory: each pool's engine YAML, and the
-        custom chat template when the spec has one."""
+        custom chat template when the spec has one, and the frontend's router policy when it has one (a target
+        whose frontend runs apart from the workers mounts the directory into the frontend too)."""
         files = {pool.engine_file: pool.engine_yaml for pool in self.pools}
         if self.chat_template is not None:
             files[CHAT_TEMPLATE_FILE] = self.chat_template
+        if self.router_policy is not None:
+            files[ROUTER_POLICY_FILE] = self.router_policy
         return files
+
+    def router_policy_args(self, policy_path: Any) -> list[Any]:
+        """`--router-policy-config` for the frontend, given ROUTER_POLICY_FILE's path as the frontend sees it;
+        nothing when the plan has no policy file."""
+        return [] if self.router_policy is None else ["--router-policy-config", policy_path]
 
     @property
     def workers(self) -> list[tuple[PoolPlan, WorkerPlan]]:
@@ -217,6 +236,7 @@ def lower(graph: DeploymentGraph, placement: Placement) -> DeploymentPlan:
         infra_node=spec.infrastructure.node,
         mocker_timing=spec.mocker_timing,
         chat_template=facts.chat_template,
+        router_policy=router_policy_yaml(spec, router, profile, tuple(p.role for p in pool_plans)),
     )
 
 
@@ -236,10 +256,11 @@ def _frontend_flags(spec: CoreSpec, router: RouterInfo, profile: Profile) -> lis
         flags += ["--kv-cache-block-size", str(router.block_size)]
         if not r.kv_events:
             flags.append(profile.approximate_kv_routing_flag)
-        if r.overlap_score_credit is not None:
-            flags += ["--router-kv-overlap-score-credit", _num(r.overlap_score_credit)]
-        if r.temperature is not None:
-            flags += ["--router-temperature", _num(r.temperature)]
+        if not profile.router_policy_config:  # else they are in the policy file: router_policy_yaml
+            if r.overlap_score_credit is not None:
+                flags += ["--router-kv-overlap-score-credit", _num(r.overlap_score_credit)]
+            if r.temperature is not None:
+                flags += ["--router-temperature", _num(r.temperature)]
         if r.replica_sync:
             flags.append("--router-replica-sync")
         if r.conditional_disagg:
@@ -251,6 +272,37 @@ def _frontend_flags(spec: CoreSpec, router: RouterInfo, profile: Profile) -> lis
     flags += ["--namespace", spec.namespace]
     flags += _request_plane_flags(spec, profile)
     return flags
+
+
+def _policy_parameters(spec: CoreSpec) -> dict[str, float]:
+    """The spec's weights as the default policy's parameters (their names in Dynamo's policy schema)."""
+    r = spec.router
+    named = (("overlap_score_credit", r.overlap_score_credit), ("router_temperature", r.temperature))
+    return {name: float(value) for name, value in named if value is not None}
+
+
+def router_policy_yaml(spec: CoreSpec, router: RouterInfo, profile: Profile, roles: tuple[str, ...]) -> str | None:
+    """The `--router-policy-config` file that carries the KV router's weights, where the release reads them
+    from one (Dynamo 1.6 deprecates the flags, 1.7 removes them): one instance of Dynamo's built-in cost
+    function with the spec's parameters, selected for every stage the deployment routes. None when there
+    are no weights to set or the release takes them as flags."""
+    parameters = _policy_parameters(spec)
+    if router.mode != "kv" or not parameters or not profile.router_policy_config:
+        return None
+    from dyncc.yaml_text import dump_yaml  # imported when a build needs it, not for `dyncc validate`
+
+    stages = {SELECTION_STAGE[role]: ROUTER_POLICY_INSTANCE for role in roles if role in SELECTION_STAGE}
+    document = {
+        "worker_selection": {
+            **stages,
+            "instances": [{"name": ROUTER_POLICY_INSTANCE, "type": DEFAULT_POLICY_TYPE, "parameters": parameters}],
+        }
+    }
+    return dump_yaml(
+        document,
+        f"# Router policy for the Dynamo {profile.dynamo_version} frontend (--router-policy-config): the KV "
+        f"router's weights\n# from the spec's router section. Generated by dyncc {__version__}.\n",
+    )
 
 
 def _request_plane_flags(spec: CoreSpec, profile: Profile) -> list[str]:

@@ -79,6 +79,11 @@ class Profile:
     planner_modes: tuple[str, ...] = ()  # planner modes its planner image runs (0.5.1: no `dynamo.planner` entry)
     kvbm_connector: bool = False  # the TensorRT-LLM worker takes `--connector kvbm`
     router_reset_flag: bool = False  # frontend `--router-reset-states` (0.5.0 to 1.3.1; gone in 1.4.0)
+    # The KV router's weights (temperature, overlap credit) go in a generated `--router-policy-config` file, as
+    # the default policy's parameters under `worker_selection`, instead of the flags the release deprecates
+    # (1.6.x: "removed in v1.7"). Checked against 1.6.1's frontend, which starts with the file and refuses
+    # an unknown or out-of-range parameter in it; 0.5.1 has neither the file nor the deprecation.
+    router_policy_config: bool = False
     chat_template_flag: bool = False  # worker `--custom-jinja-template` (0.6.0 and later)
     worker_revision_flag: bool = False  # worker `--revision`: it downloads a hub model at a revision (1.0.0+)
     # Worker `--dyn-tool-call-parser` / `--dyn-reasoning-parser` choices (the ai-dynamo-runtime registry).
@@ -125,6 +130,7 @@ DYNAMO_1 = Profile(
     planner_modes=("sla", "load"),
     kvbm_connector=True,
     router_reset_flag=False,
+    router_policy_config=True,
     chat_template_flag=True,
     worker_revision_flag=True,
     tool_call_parsers=(
@@ -168,6 +174,7 @@ DYNAMO_0 = Profile(
     planner_modes=(),
     kvbm_connector=False,
     router_reset_flag=True,
+    router_policy_config=False,
     chat_template_flag=False,
     tool_call_parsers=(
         "deepseek_v3_1", "default", "harmony", "hermes", "llama3_json", "mistral", "nemotron_deci", "phi4", "pythonic",

@@ -421,13 +421,15 @@ class Router(SpecModel):
         None,
         ge=0.0,
         description="KV router: weight of the cached-prefix overlap in a worker's cost "
-        "(`--router-kv-overlap-score-credit`); kv mode only (DYN304), deprecated in Dynamo 1.6 (DYN306).",
+        "(Dynamo 1.6: the default policy's overlap_score_credit in the generated --router-policy-config file); "
+        "kv mode only (DYN304).",
     )
     temperature: float | None = Field(
         None,
         ge=0.0,
         description="KV router: randomness of the pick, 0 = the best worker (`--router-temperature`); kv mode "
-        "only (DYN304), deprecated in Dynamo 1.6 (DYN306).",
+        "only (DYN304); Dynamo 1.6: the default policy's router_temperature in the generated "
+        "--router-policy-config file.",
     )
     replica_sync: bool | None = Field(
         None,

@@ -1,4 +1,7 @@
-"""Routing (DYN301-306): the KV router's events, block size and options, and what Dynamo deprecates.
+"""Routing (DYN301-305, DYN308): the KV router's events, block size and options, and migration options.
+
+DYN306 (a deprecated router flag) is retired: where Dynamo deprecates the weight flags, dyncc writes the weights
+into the frontend's --router-policy-config file instead (``dyncc.compiler.plan.router_policy_yaml``).
 
 DYN307 (replica sync with one frontend) depends on the target: see ``dyncc.targets.base.FEATURES``."""
 
@@ -106,31 +109,6 @@ def conditional_disagg_needs_kv_events(graph: DeploymentGraph) -> Iterator[Diagn
             ("router", "kv_events"),
             "remove router.kv_events: false, or turn router.conditional_disagg off",
         )
-
-
-# Router options Dynamo 1.6.1 deprecates (a FutureWarning at start-up) and 1.7 removes.
-DEPRECATED_ROUTER_OPTIONS = {
-    "temperature": "--router-temperature",
-    "overlap_score_credit": "--router-kv-overlap-score-credit",
-}
-
-
-@rule("DYN306", "deprecated-router-option")
-def deprecated_router_options(graph: DeploymentGraph) -> Iterator[Diagnostic]:
-    """Router options Dynamo 1.6 deprecates and 1.7 removes are written with a warning."""
-    router = graph.spec.router
-    if router.mode != "kv" or graph.profile.family != "1.x":
-        return
-    for field, flag in DEPRECATED_ROUTER_OPTIONS.items():
-        if getattr(router, field) is not None:
-            yield finding(
-                f"router.{field} is written as {flag}, which Dynamo {graph.spec.dynamo.version} deprecates "
-                "and Dynamo 1.7 removes",
-                ("router", field),
-                "Dynamo now takes it from the default policy of --router-policy-config; drop router."
-                f"{field} before moving to Dynamo 1.7",
-                severity="warning",
-            )
 
 
 @rule("DYN308", "migration-options-need-migration")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dyncc.compiler.plan import CHAT_TEMPLATE_FILE, DeploymentPlan, PoolPlan, WorkerPlan
+from dyncc.compiler.plan import CHAT_TEMPLATE_FILE, ROUTER_POLICY_FILE, DeploymentPlan, PoolPlan, WorkerPlan
 from dyncc.diagnostics import Diagnostic
 from dyncc.targets.compose.settings import ComposeSettings
 from dyncc.targets.mocker import worker_revision_problems
@@ -125,12 +125,15 @@ def _model_mounts(plan: DeploymentPlan) -> list[str]:
 def _frontend(plan: DeploymentPlan, settings: ComposeSettings) -> dict[str, Any]:
     command = ["python3", "-m", "dynamo.frontend", "--http-host", "0.0.0.0", "--http-port", str(FRONTEND_PORT)]
     host = f"[{settings.http_host}]" if ":" in settings.http_host else settings.http_host
+    policy = plan.router_policy_args(f"{ENGINE_MOUNT}/{ROUTER_POLICY_FILE}")
+    # The router policy file is in the engine directory: the frontend mounts it as the workers do.
+    engine = [f"./engine:{ENGINE_MOUNT}:ro"] if policy else []
     return {
         "image": _literal(image(plan)),
-        "command": [_literal(w) for w in (*command, *plan.frontend.flags)],
+        "command": [_literal(w) for w in (*command, *plan.frontend.flags, *policy)],
         "environment": {**_discovery_env(plan), "HF_HOME": HF_HOME, "HF_TOKEN": "${HF_TOKEN:-}"},
         "ports": [f"{host}:{settings.http_port}:{FRONTEND_PORT}"],
-        "volumes": [_hf_cache_mount(settings), *_model_mounts(plan)],
+        "volumes": [*engine, _hf_cache_mount(settings), *_model_mounts(plan)],
         "depends_on": _frontend_depends_on(plan),
         "healthcheck": _healthcheck(FRONTEND_PORT, 60),
         "restart": settings.restart,

@@ -19,7 +19,14 @@ import re
 import shlex
 from typing import Any
 
-from dyncc.compiler.plan import CHAT_TEMPLATE_FILE, DeploymentPlan, PoolPlan, oversized_files, text_bytes
+from dyncc.compiler.plan import (
+    CHAT_TEMPLATE_FILE,
+    ROUTER_POLICY_FILE,
+    DeploymentPlan,
+    PoolPlan,
+    oversized_files,
+    text_bytes,
+)
 from dyncc.compiler.rules.versions import image_tag
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.spec.model import Benchmark, Planner
@@ -341,6 +348,7 @@ def _without_namespace(args: list[str]) -> list[str]:
 
 def frontend_args(plan: DeploymentPlan, k8s: K8sSettings | None = None) -> list[str]:
     args = ["--http-port", str(HTTP_PORT), *_without_namespace(list(plan.frontend.flags))]
+    args += plan.router_policy_args(f"{ENGINE_MOUNT}/{ROUTER_POLICY_FILE}")
     # Several frontends each run a KV router; they share active-sequence state only with replica sync.
     replicas = k8s.frontend.replicas if k8s is not None else 1
     if replicas > 1 and plan.frontend.router_mode == "kv" and "--router-replica-sync" not in args:
@@ -632,7 +640,8 @@ def _component_common(component: dict[str, Any], plan: DeploymentPlan, k8s: K8sS
 
 
 def _frontend_component(plan: DeploymentPlan, k8s: K8sSettings) -> dict[str, Any]:
-    volumes, mounts = _volumes_and_mounts(plan, k8s, with_engine_config=False)
+    # The router policy file is a key of the engine ConfigMap: the frontend mounts it as the workers do.
+    volumes, mounts = _volumes_and_mounts(plan, k8s, with_engine_config=plan.router_policy is not None)
     settings = pods.effective(k8s.defaults, k8s.frontend)
     container = _container(plan, k8s, _image(plan), "dynamo.frontend", frontend_args(plan, k8s), [], mounts)
     component: dict[str, Any] = {
@@ -818,16 +827,16 @@ def _v1alpha1_service_name(k8s: K8sSettings, role: str) -> str:
 
 def _dgd_v1alpha1(plan: DeploymentPlan, k8s: K8sSettings) -> tuple[dict, list[tuple[str, ...]]]:
     """The 2025 DGD, and for each service (in order) the spec section its settings come from."""
-    cache_volumes, cache_mounts = _volumes_and_mounts(plan, k8s, with_engine_config=False)
+    frontend_volumes, frontend_mounts = _volumes_and_mounts(plan, k8s, plan.router_policy is not None)
     services = {
         "Frontend": _service_v1alpha1(
             plan,
             k8s,
             "frontend",
-            _container(plan, k8s, _image(plan), "dynamo.frontend", frontend_args(plan, k8s), [], cache_mounts),
+            _container(plan, k8s, _image(plan), "dynamo.frontend", frontend_args(plan, k8s), [], frontend_mounts),
             k8s.frontend.replicas,
             pods.effective(k8s.defaults, k8s.frontend),
-            volumes=cache_volumes,
+            volumes=frontend_volumes,
         )
     }
     sections: list[tuple[str, ...]] = [("frontend",)]

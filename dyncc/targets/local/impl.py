@@ -21,7 +21,7 @@ import dataclasses
 import itertools
 from importlib import resources
 
-from dyncc.compiler.plan import CHAT_TEMPLATE_FILE, DeploymentPlan, Files, PoolPlan, WorkerPlan
+from dyncc.compiler.plan import CHAT_TEMPLATE_FILE, ROUTER_POLICY_FILE, DeploymentPlan, Files, PoolPlan, WorkerPlan
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.targets.bench import bench_script
 from dyncc.targets.local.settings import LocalSettings
@@ -158,6 +158,7 @@ def frontend_command(plan: DeploymentPlan, settings: LocalSettings) -> list:
         "--http-port",
         str(settings.http_port),
         *plan.frontend.flags,
+        *plan.router_policy_args(Raw(f'"$HERE/engine/{ROUTER_POLICY_FILE}"')),
     ]
 
 

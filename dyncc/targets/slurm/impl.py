@@ -18,6 +18,7 @@ from importlib import resources
 
 from dyncc.compiler.plan import (
     CHAT_TEMPLATE_FILE,
+    ROUTER_POLICY_FILE,
     DeploymentPlan,
     Files,
     PoolPlan,
@@ -422,6 +423,7 @@ def frontend_command(plan: DeploymentPlan, settings: SlurmSettings) -> list:
         "--http-port",
         str(settings.http_port),
         *plan.frontend.flags,
+        *plan.router_policy_args(Raw(f'"$DYNCC_DIR/engine/{ROUTER_POLICY_FILE}"')),
     ]
 
 
