@@ -261,3 +261,32 @@ def test_a_real_dynamo_1_6_1_frontend_serves_with_the_file_and_refuses_a_bad_val
         finally:
             _stop(proc)
         assert error in log.read_text(), log.read_text()[-3000:]
+
+
+def test_overlap_credit_on_a_release_without_it_is_refused_naming_the_first_that_has_it(tmp_path):
+    import json
+
+    from conftest import cli
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "apiVersion: dyncc/v1\nname: x\ndynamo: {version: 0.5.1}\nmodel: {path: m, moe: false}\npools: {agg: {}}\n"
+        "router: {mode: kv, overlap_score_credit: 0.5}\n"
+    )
+    proc = cli("validate", "--format", "json", spec)
+    errors = [d for d in json.loads(proc.stdout)["files"][0]["diagnostics"] if d["severity"] == "error"]
+    assert [(e["code"], e["path"]) for e in errors] == [("DYN703", "router.overlap_score_credit")]
+    assert "Dynamo 1.2.0" in errors[0]["message"]
+
+
+@pytest.mark.parametrize("field", ["overlap_score_credit", "temperature"])
+def test_router_weights_must_be_finite(tmp_path, field):
+    from conftest import cli
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"apiVersion: dyncc/v1\nname: x\nmodel: {{path: m, moe: false}}\npools: {{agg: {{}}}}\n"
+        f"router: {{mode: kv, {field}: .inf}}\n"
+    )
+    proc = cli("validate", spec)
+    assert proc.returncode == 1 and "DYN013" in proc.stdout + proc.stderr and "finite" in proc.stdout + proc.stderr

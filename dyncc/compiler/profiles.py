@@ -79,6 +79,7 @@ class Profile:
     planner_modes: tuple[str, ...] = ()  # planner modes its planner image runs (0.5.1: no `dynamo.planner` entry)
     kvbm_connector: bool = False  # the TensorRT-LLM worker takes `--connector kvbm`
     router_reset_flag: bool = False  # frontend `--router-reset-states` (0.5.0 to 1.3.1; gone in 1.4.0)
+    overlap_score_credit: bool = False  # the KV router's overlap credit (`--router-kv-overlap-score-credit`, 1.2.0+)
     # The KV router's weights (temperature, overlap credit) go in a generated `--router-policy-config` file, as
     # the default policy's parameters under `worker_selection`, instead of the flags the release deprecates
     # (1.6.x: "removed in v1.7"). Checked against 1.6.1's frontend, which starts with the file and refuses
@@ -130,6 +131,7 @@ DYNAMO_1 = Profile(
     planner_modes=("sla", "load"),
     kvbm_connector=True,
     router_reset_flag=False,
+    overlap_score_credit=True,
     router_policy_config=True,
     chat_template_flag=True,
     worker_revision_flag=True,

@@ -420,6 +420,7 @@ class Router(SpecModel):
     overlap_score_credit: float | None = Field(
         None,
         ge=0.0,
+        allow_inf_nan=False,
         description="KV router: weight of the cached-prefix overlap in a worker's cost "
         "(Dynamo 1.6: the default policy's overlap_score_credit in the generated --router-policy-config file); "
         "kv mode only (DYN304).",
@@ -427,6 +428,7 @@ class Router(SpecModel):
     temperature: float | None = Field(
         None,
         ge=0.0,
+        allow_inf_nan=False,
         description="KV router: randomness of the pick, 0 = the best worker (`--router-temperature`); kv mode "
         "only (DYN304); Dynamo 1.6: the default policy's router_temperature in the generated "
         "--router-policy-config file.",

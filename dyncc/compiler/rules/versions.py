@@ -112,6 +112,13 @@ def feature_exists_in_version(graph: DeploymentGraph) -> Iterator[Diagnostic]:
             ("router", "reset_states"),
             "remove it: the router keeps no state to reset; or deploy a release from 0.5 to 1.3",
         )
+    if spec.router.overlap_score_credit is not None and not profile.overlap_score_credit:
+        yield finding(
+            f"router.overlap_score_credit is not in Dynamo {spec.dynamo.version}: the KV router's overlap credit "
+            "came with Dynamo 1.2.0 (0.5's `--kv-overlap-score-weight` weighs overlap differently)",
+            ("router", "overlap_score_credit"),
+            f"remove it, or deploy Dynamo {newer}",
+        )
     if spec.model.chat_template is not None and not profile.chat_template_flag:
         yield finding(
             f"model.chat_template is not in Dynamo {spec.dynamo.version}: the worker's `--custom-jinja-template` "
