@@ -90,7 +90,13 @@ def test_every_rule_code_has_an_invalid_example():
     from dyncc.compiler import RULES
 
     covered = {expected_failure(p)[0] for p in INVALID_EXAMPLES}
-    warnings_only = {"DYN104", "DYN109", "DYN142", "DYN206", "DYN704"}  # they never fail a spec; tests/test_rules.py covers them
+    warnings_only = {
+        "DYN104",
+        "DYN109",
+        "DYN142",
+        "DYN206",
+        "DYN704",
+    }  # they never fail a spec; tests/test_rules.py covers them
     assert {r.code for r in RULES} - warnings_only <= covered
 
 
