@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from dyncc.diagnostics import Diagnostic, DiagnosticError, YamlPath, format_yaml_path, printable
-from dyncc.import_input import Sources, engine_config, manifest_error, read_sources
+from dyncc.import_input import EngineText, Sources, engine_config, manifest_error, read_sources
 from dyncc.spec.input_gate import SourceMap
 
 DiffKey = tuple[str, ...]  # (role, aspect[, item]): ("decode", "flag", "--modality"), ("agg", "engine", "*")
@@ -286,6 +286,15 @@ def engine_values(c: Component, sources: Sources) -> dict[str, Any] | None:
     path = dict(parse_flags(c.argv)).get("--extra-engine-args")
     if not path:
         return None
+    text = mounted_text(c, sources, path)
+    if text is not None:
+        return engine_config(text)
+    return sources.engine_files.get(posixpath.basename(path))
+
+
+def mounted_text(c: Component, sources: Sources, path: str) -> EngineText | None:
+    """The text of the file at ``path`` in ``c``'s container when a ConfigMap given to the import is mounted
+    there; None otherwise."""
     if not path.startswith("/"):
         path = posixpath.normpath(posixpath.join(c.working_dir or "/", path))
     volumes = {v.get("name"): v for v in c.volumes}
@@ -299,9 +308,40 @@ def engine_values(c: Component, sources: Sources) -> dict[str, Any] | None:
         if key is None and path.startswith(mount_path + "/"):
             key = path[len(mount_path) + 1 :]
         if key is not None:
-            text = data.get(key)
-            return engine_config(text) if text is not None else None
-    return sources.engine_files.get(posixpath.basename(path))
+            return data.get(key)
+    return None
+
+
+# The KV router's weights as Dynamo 1.6's default policy names them in a --router-policy-config file, and
+# the flags that carried them before (compared as those flags, whichever spelling the DGD uses).
+POLICY_PARAMETER_FLAGS = {
+    "overlap_score_credit": "--router-kv-overlap-score-credit",
+    "router_temperature": "--router-temperature",
+}
+
+
+def _policy_flags(c: Component, sources: Sources, flags: dict[str, str]) -> None:
+    """A frontend's --router-policy-config read back into the weight flags it stands for: its one instance's
+    parameters; left as it is when the file is not given or holds more than dyncc writes."""
+    path = flags.get("--router-policy-config")
+    mounted = mounted_text(c, sources, path) if path else None
+    text = mounted.text if mounted is not None else None
+    try:
+        document = yaml.safe_load(text) if text is not None and len(text) < 65536 else None
+    except yaml.YAMLError:
+        return
+    instances = (
+        ((document or {}).get("worker_selection") or {}).get("instances") if isinstance(document, dict) else None
+    )
+    if not isinstance(instances, list) or len(instances) != 1 or not isinstance(instances[0], dict):
+        return
+    parameters = instances[0].get("parameters") or {}
+    if not isinstance(parameters, dict) or not set(parameters) <= set(POLICY_PARAMETER_FLAGS):
+        return
+    for name, value in parameters.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            flags.setdefault(POLICY_PARAMETER_FLAGS[name], repr(float(value)))
+    flags.pop("--router-policy-config")
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -322,6 +362,8 @@ def facts(sources: Sources) -> DgdFacts:
     roles: dict[str, RoleFacts] = {}
     for c in comps:
         flags = _normalized_flags(c)
+        if c.role == "frontend":
+            _policy_flags(c, sources, flags)
         config = engine_values(c, sources) if c.role in WORKER_ROLES else None
         engine = flatten(config) if config is not None else None
         env = {**_global_env(sources.dgd), **c.env}
