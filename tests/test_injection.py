@@ -19,6 +19,9 @@ import yaml as pyyaml
 from conftest import assert_no_traceback, cli, process_stats
 from ruamel.yaml import YAML
 
+# Each case executes a generated script (bash or sbatch) with recording stand-ins: the full suite runs them.
+pytestmark = pytest.mark.slow
+
 
 def hostile_strings(canary_dir: Path) -> list[str]:
     c = canary_dir

@@ -22,6 +22,9 @@ from dyncc.lifecycle.local import lock_holders
 from dyncc.lifecycle.state import DeploymentState, LocalRun, boot_id, start_ticks, state_path, write_state
 from dyncc.targets.ready_probe import bind_error
 
+# Deployments started and stopped for real: the full suite runs them, the inner loop does not.
+pytestmark = pytest.mark.slow
+
 needs_dynamo = pytest.mark.skipif(not DYNAMO_AVAILABLE, reason="Dynamo 1.6.1 is installed by scripts/setup.sh")
 DISAGG_COMPONENTS = ["frontend", "prefill-0", "prefill-1", "decode-0", "decode-1", "event-broker"]
 

@@ -27,6 +27,10 @@ pytest.importorskip("pygls", reason="pygls is the `lsp` extra")
 from lsprotocol import types  # noqa: E402
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities  # noqa: E402
 
+# Each test starts a real language server process and waits out its debounce: the full suite runs them,
+# the inner loop (-m "not slow") does not.
+pytestmark = pytest.mark.slow
+
 SERVER = ClientServerConfig(
     server_command=[sys.executable, "-m", "dyncc.lsp"],
     server_env={**os.environ, "PYTHONPATH": str(ROOT)},
