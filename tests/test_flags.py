@@ -40,7 +40,7 @@ def test_local_worker_command_is_the_plan_command():
     pool, worker = plan.workers[0]
     command = worker_command(plan, LocalSettings(), pool, worker)
     assert _args_after_module(command, "dynamo.trtllm")[:4] == [
-        "--model-path",
+        "--model",  # 1.0 renamed --model-path (kept as a deprecated alias)
         plan.model_path,
         "--served-model-name",
         plan.served_name,

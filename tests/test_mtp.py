@@ -20,7 +20,7 @@ from ruamel.yaml import YAML
 
 from dyncc.api import render_targets, with_dynamo_version
 from dyncc.compiler import check_spec, compile_spec
-from dyncc.compiler.profiles import PROFILES
+from dyncc.compiler.profiles import profile_for, profiles
 from dyncc.deployment import load_spec
 from dyncc.trtllm.engine_config import engine_yaml, resolve_engine
 from dyncc.trtllm.keys import accepted_keys, keys_versions, speculative_form
@@ -28,7 +28,9 @@ from dyncc.trtllm.overrides import effective_value, lost_values, overrides
 
 DRAFT = "speculative_config.max_draft_len"
 MTP_EXAMPLE = EXAMPLES / "deepseek_r1_mtp_disagg.yaml"
-VERSIONS = [p.dynamo_version for p in PROFILES]
+# The MTP keys mean different things in different TensorRT-LLM releases: one Dynamo release per key set
+# dyncc carries exactly (the newest release pinning it).
+VERSIONS = list({p.keyset: p.dynamo_version for p in profiles() if p.keyset_exact}.values())
 
 
 def _yaml(text: str) -> Any:
@@ -96,8 +98,9 @@ def test_engine_yaml_drafts_the_specs_draft_len(tmp_path: Path, key_set: str, dy
     before a profile names it): the YAML text read back, the key set's semantics applied."""
     loaded = load_spec(_spec(tmp_path, MTP_SPEC.replace("DRAFT_LEN", str(draft_len))))
     spec = with_dynamo_version(loaded, dynamo).spec
-    profile = next(p for p in PROFILES if p.dynamo_version == dynamo)
-    profile = dataclasses.replace(profile, trtllm_version=key_set)
+    profile = profile_for(dynamo)
+    assert profile is not None
+    profile = dataclasses.replace(profile, trtllm_version=key_set, keyset=key_set)
     for role, pool in spec.pools.declared():
         resolved = resolve_engine(spec, role, pool, True, profile)
         config = _yaml(engine_yaml(role, resolved.config, spec.name, key_set))

@@ -76,7 +76,7 @@ def test_decode_first_under_1_6_is_a_coded_error_that_explains(tmp_path):
     proc = cli("validate", "--format", "json", spec)
     assert proc.returncode == 1
     (error,) = [d for d in json.loads(proc.stdout)["files"][0]["diagnostics"] if d["severity"] == "error"]
-    assert error["code"] == "DYN702" and "removed in Dynamo 1.0" in error["message"]
+    assert error["code"] == "DYN702" and "Dynamo 0.6.1 was the last release with it" in error["message"]
     assert "frontend now drives prefill, then decode" in error["message"] and error["line"] > 1
     assert cli("build", spec, "--dynamo-version", "0.5.1", "-o", tmp_path / "o").returncode == 0
 
@@ -90,7 +90,7 @@ def test_conditional_disagg_under_0_5_names_the_version_that_has_it(tmp_path):
     )
     assert cli("validate", spec).returncode == 0
     proc = cli("build", spec, "--dynamo-version", "0.5.1", "-o", tmp_path / "o")
-    assert proc.returncode == 1 and "DYN703" in proc.stderr and "Dynamo 1.6.1" in proc.stderr
+    assert proc.returncode == 1 and "DYN703" in proc.stderr and "it came with Dynamo 1.5.0" in proc.stderr
 
 
 def test_unknown_version_family_and_image_mismatch(tmp_path):

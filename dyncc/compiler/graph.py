@@ -24,7 +24,7 @@ from pathlib import Path
 
 import networkx as nx
 
-from dyncc.compiler.profiles import DYNAMO_1, Profile, profile_for
+from dyncc.compiler.profiles import Profile, newest_profile, profile_for
 from dyncc.compiler.provenance import Provenance
 from dyncc.spec import CoreSpec, LoadedSpec, Pool, Role, SourceMap
 from dyncc.spec.loader import ModelFacts
@@ -188,8 +188,8 @@ def disaggregation_strategy(spec: CoreSpec, profile: Profile) -> str | None:
 
 def build_graph(loaded: LoadedSpec) -> DeploymentGraph:
     spec: CoreSpec = loaded.spec
-    # An unknown version family is reported by DYN701; the current profile keeps the rules going.
-    profile = profile_for(spec.dynamo.version) or DYNAMO_1
+    # An unknown release is reported by DYN701; the newest profile keeps the rules going.
+    profile = profile_for(spec.dynamo.version) or newest_profile()
     graph = DeploymentGraph(spec, loaded.facts, loaded.source, profile, loaded.base_dir)
     declared = spec.pools.declared()
     kv_router = spec.router.mode == "kv"

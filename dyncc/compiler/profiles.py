@@ -1,12 +1,11 @@
-"""Version profiles: one per supported Dynamo release, naming exactly what it deploys.
+"""Version profiles: what one Dynamo release deploys, read from its release file (dyncc/releases).
 
-Each profile is a Dynamo version, the TensorRT-LLM version that release pins (``Requires-Dist:
-tensorrt-llm==X`` in the ai-dynamo wheel's METADATA), and the family-level facts (flags, discovery,
-manifests). The engine side — key set, enum spellings, aliases, speculative forms — is that TRT-LLM
-version's data file (``dyncc/trtllm/data/trtllm_<version>_keys.json``); the code reading it is shared.
-A Dynamo version whose TRT-LLM key set dyncc does not carry has no profile (DYN701 lists those it has),
-so a file never claims a version it was not written for.
-The 0.x facts were checked against ai-dynamo 0.5.1's own argument parsers (tests/test_profiles.py).
+A profile is the view of a release the compiler and the targets read: which flag spells each feature, which
+features exist, and which TensorRT-LLM key set checks the engine configs. Every field is derived here from the
+release's own parser data (or a documented fact in its file); nothing compares version strings, so a new
+release is a new data file. The engine side — key set, enum spellings, aliases, speculative forms — is a
+TRT-LLM version's data file (``dyncc/trtllm/data/trtllm_<version>_keys.json``): the release's pin where
+dyncc carries that set, else the nearest one (``keyset`` names it, DYN707 warns).
 
 Clusters run the container they were validated on, often for a year, and the 2025 stack (Dynamo
 0.4/0.5) differs from 1.6 in flags, discovery, manifests and engine keys in ways that crash at
@@ -17,35 +16,20 @@ version numbers. Facts: shared/reference/README.md §6 and its 2025 example mani
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Literal
 
-from dyncc.trtllm.keys import accepted_keys, enum_values
+from packaging.version import Version
 
-# TensorRT-LLM pinned by each ai-dynamo release, read from the PyPI wheels' METADATA
-# (`Requires-Dist: tensorrt-llm==X; extra == 'trtllm'`). Only releases with a profile are deployable; the
-# rest are listed so that DYN701 can say which TRT-LLM a refused version would have needed.
-TRTLLM_PINNED_BY_DYNAMO = {
-    "0.4.1": "1.0.0rc6",
-    "0.5.1": "1.1.0rc5",
-    "0.8.1": "1.2.0rc6.post1",
-    "0.9.1": "1.3.0rc3",
-    "1.0.2": "1.3.0rc5.post1",
-    "1.1.1": "1.3.0rc11",
-    "1.2.1": "1.3.0rc14",
-    "1.3.1": "1.3.0rc19",
-    "1.4.2": "1.3.0rc22",
-    "1.5.0": "1.3.0rc25",
-    "1.5.1": "1.3.0rc25",
-    "1.6.0": "1.3.0rc29",
-    "1.6.1": "1.3.0rc29",
-}
+from dyncc.releases import Release, newest, release, releases
+from dyncc.trtllm.keys import accepted_keys, enum_values, keys_versions
 
 
 @dataclasses.dataclass(frozen=True)
 class Profile:
-    family: str
-    dynamo_version: str  # the one Dynamo release this profile was checked against
-    trtllm_version: str  # the TensorRT-LLM it pins; names the key-set file
+    dynamo_version: str  # the one Dynamo release this profile is
+    trtllm_version: str  # the TensorRT-LLM it pins
+    keyset: str  # the TensorRT-LLM key set that checks engine configs (the pin's, or the nearest: DYN707)
     # Worker flags
     agg_mode: str  # what `--disaggregation-mode` says for aggregated workers
     kv_event_flags: tuple[str, ...]
@@ -90,117 +74,162 @@ class Profile:
     # Worker `--dyn-tool-call-parser` / `--dyn-reasoning-parser` choices (the ai-dynamo-runtime registry).
     tool_call_parsers: tuple[str, ...] = ()
     reasoning_parsers: tuple[str, ...] = ()
+    endpoint_health_env: bool = False  # readiness needs DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS (0.x)
+    frontend_namespace_flag: bool = True  # the frontend takes `--namespace` (0.5.0+)
+    model_flag: str = "--model-path"  # the worker's model flag (1.0 renamed it --model; the old name deprecated)
+    encode_endpoint: str | None = None  # the encode worker's default endpoint; `{namespace}` filled in
+    # The release data every fact above was read from (not part of a profile's identity).
+    release: Release | None = dataclasses.field(default=None, compare=False, hash=False, repr=False)
 
     @property
     def keys(self) -> dict[str, Any]:
-        """The key set of the TRT-LLM this profile deploys."""
-        return accepted_keys(self.trtllm_version)
+        """The key set that checks this profile's engine configs."""
+        return accepted_keys(self.keyset)
 
     @property
     def label(self) -> str:
         return f"Dynamo {self.dynamo_version} (TensorRT-LLM {self.trtllm_version})"
 
+    @property
+    def keyset_exact(self) -> bool:
+        return self.keyset == self.trtllm_version
+
     def transceiver_backend(self, backend: str) -> str:
         """The spelling this version's TRT-LLM accepts; an unknown backend is kept for DYN108 to report."""
-        accepted = enum_values(self.trtllm_version, "cache_transceiver_config.backend")
+        accepted = enum_values(self.keyset, "cache_transceiver_config.backend")
         return next((b for b in accepted if b.upper() == backend.upper()), backend)
 
 
-DYNAMO_1 = Profile(
-    family="1.x",
-    dynamo_version="1.6.1",
-    trtllm_version="1.3.0rc29",
-    agg_mode="agg",
-    kv_event_flags=("--publish-kv-events",),
-    migration_on="frontend",
-    disaggregation_strategy=False,
-    worker_namespace_flag=True,
-    conditional_disagg=True,
-    approximate_kv_routing_flag="--no-router-kv-events",
-    mocker_disaggregation=True,
-    mocker_timing_file=True,
-    discovery="file",
-    worker_env=(),
-    frontend_after_workers=False,
-    planner_image="dynamo-planner",  # Dynamo >= 1.1 ships the planner in its own image
-    dgd_api_version="v1beta1",
-    k8s_command_style="argv",
-    transfer_default="NIXL",
-    request_plane_flag=True,
-    engine_limits_as_flags=False,
-    planner_modes=("sla", "load"),
-    kvbm_connector=True,
-    router_reset_flag=False,
-    overlap_score_credit=True,
-    router_policy_config=True,
-    chat_template_flag=True,
-    worker_revision_flag=True,
-    tool_call_parsers=(
-        "deepseek-v4", "deepseek_v3", "deepseek_v3_1", "deepseek_v3_2", "deepseek_v4", "deepseek_v41", "deepseekv4",
-        "default", "gemma-4", "gemma4", "glm45", "glm47", "harmony", "hermes", "inkling", "jamba", "kimi-k3",
-        "kimi_k2", "kimi_k25", "kimi_k3", "llama3_json", "minimax-m3", "minimax-m3-nom", "minimax_m2", "minimax_m3",
-        "minimax_m3_nom", "mistral", "muse", "muse_glimmer", "nemotron_deci", "nemotron_nano", "phi4", "pythonic",
-        "qwen25", "qwen3", "qwen3_coder",
-    ),
-    reasoning_parsers=(
-        "basic", "deepseek-v4", "deepseek_r1", "deepseek_v3", "deepseek_v3_1", "deepseek_v3_2", "deepseek_v4",
-        "deepseek_v41", "deepseekv4", "gemma-4", "gemma4", "glm45", "glm47", "gpt_oss", "granite", "inkling", "kimi",
-        "kimi-k3", "kimi_k2", "kimi_k25", "kimi_k3", "minimax-m3", "minimax_append_think", "minimax_m2",
-        "minimax_m3", "mistral", "muse", "muse_glimmer", "nemotron3", "nemotron_deci", "nemotron_nano",
-        "nemotron_v3", "qwen3", "qwen3_coder", "step3",
-    ),
-)  # fmt: skip
-
-DYNAMO_0 = Profile(
-    family="0.x",
-    dynamo_version="0.5.1",
-    trtllm_version="1.1.0rc5",
-    agg_mode="prefill_and_decode",
-    kv_event_flags=("--publish-events-and-metrics",),
-    migration_on="worker",
-    disaggregation_strategy=True,
-    worker_namespace_flag=False,
-    conditional_disagg=False,
-    approximate_kv_routing_flag="--no-kv-events",
-    mocker_disaggregation=False,
-    mocker_timing_file=False,
-    discovery="etcd+nats",
-    worker_env=(("DYN_SYSTEM_ENABLED", "true"),),
-    frontend_after_workers=True,
-    planner_image="tensorrtllm-runtime",
-    dgd_api_version="v1alpha1",
-    k8s_command_style="shell",
-    transfer_default="UCX",
-    request_plane_flag=False,
-    engine_limits_as_flags=True,
-    planner_modes=(),
-    kvbm_connector=False,
-    router_reset_flag=True,
-    router_policy_config=False,
-    chat_template_flag=False,
-    tool_call_parsers=(
-        "deepseek_v3_1", "default", "harmony", "hermes", "llama3_json", "mistral", "nemotron_deci", "phi4", "pythonic",
-    ),
-    reasoning_parsers=(
-        "basic", "deepseek_r1", "gpt_oss", "granite", "kimi", "mistral", "nemotron_deci", "qwen3", "step3",
-    ),
-)  # fmt: skip
-
-PROFILES = (DYNAMO_1, DYNAMO_0)
-SUPPORTED_VERSIONS = tuple(p.dynamo_version for p in PROFILES)
+def keyset_for(trtllm: str) -> str:
+    """The key set that checks engine configs for a TensorRT-LLM pin: the pin's own where dyncc carries it;
+    else the newest set of the same TRT-LLM line not newer than the pin (an older set may refuse a key the pin
+    added, which is said; a newer one could pass a key the pin lacks, which is not), else that line's oldest,
+    else the nearest set of another line. DYN707 warns whenever the set is not the pin's own."""
+    known = keys_versions()
+    if trtllm in known:
+        return trtllm
+    pin = Version(trtllm)
+    line = [v for v in known if Version(v).release[:2] == pin.release[:2]]
+    older = [v for v in line if Version(v) <= pin]
+    if older:
+        return max(older, key=Version)
+    if line:
+        return min(line, key=Version)
+    return min(known, key=lambda v: (abs(_line_number(Version(v)) - _line_number(pin)), Version(v)))
 
 
+def _line_number(version: Version) -> int:
+    major, minor = (version.release + (0, 0))[:2]
+    return major * 1000 + minor
+
+
+def _encode_endpoint(rel: Release) -> str | None:
+    """The endpoint the encode worker serves unless told otherwise, from the release's parser constants."""
+    constants = rel.constants
+    for name, value in constants.items():
+        if name.endswith(".DEFAULT_ENCODE_ENDPOINT"):
+            return str(value)  # 0.x: a fixed endpoint (its workers take no namespace flag)
+    for name, value in constants.items():
+        if name.endswith(".DEFAULT_ENCODE_COMPONENT"):
+            return f"dyn://{{namespace}}.{value}.generate"
+    return None
+
+
+def profile_of(rel: Release) -> Profile:
+    """What ``rel`` deploys, each fact read from its parsers' flags or its documented facts."""
+    worker, frontend, mocker = (rel.flags[c] for c in ("worker", "frontend", "mocker"))
+    keyset = keyset_for(rel.trtllm)
+    doc = rel.documented
+    discovery_backends = rel.choices("worker", "--discovery-backend")
+    discovery: Literal["file", "etcd+nats"] = "file" if "file" in discovery_backends else "etcd+nats"
+    connector = rel.option("worker", "--connector")
+    if rel.has("frontend", "--router-kv-events"):
+        approximate = "--no-router-kv-events"
+    else:
+        approximate = "--no-kv-events"
+    temperature = rel.option("frontend", "--router-temperature")
+    return Profile(
+        dynamo_version=rel.dynamo,
+        trtllm_version=rel.trtllm,
+        keyset=keyset,
+        agg_mode="agg" if "agg" in rel.choices("worker", "--disaggregation-mode") else "prefill_and_decode",
+        kv_event_flags=("--publish-kv-events",)
+        if "--publish-kv-events" in worker
+        else ("--publish-events-and-metrics",),
+        migration_on="frontend" if "--migration-limit" in frontend else "worker",
+        disaggregation_strategy="--disaggregation-strategy" in worker,
+        worker_namespace_flag="--namespace" in worker,
+        conditional_disagg="--router-conditional-disagg" in frontend,
+        approximate_kv_routing_flag=approximate,
+        mocker_disaggregation="--disaggregation-mode" in mocker,
+        mocker_timing_file="--planner-profile-data" in mocker,
+        discovery=discovery,
+        worker_env=tuple((k, v) for k, v in doc["worker_env"]),
+        # The frontend watches etcd for workers; one that registers while the watch is set up can be missed
+        # for good (seen on 0.5.1): with etcd discovery the frontend starts once the workers serve.
+        frontend_after_workers=discovery == "etcd+nats",
+        planner_image=doc["planner_image"],
+        dgd_api_version=doc["dgd_api_version"],
+        k8s_command_style=doc["k8s_command_style"],
+        transfer_default=doc["transfer_default"],
+        request_plane_flag="--request-plane" in worker and "--request-plane" in frontend,
+        # A worker that builds a BuildConfig from its limit flags, on a TensorRT-LLM whose llm_args still has
+        # build_config (copied over the YAML's top-level limits): the limits must be flags too.
+        engine_limits_as_flags="--max-batch-size" in worker and "build_config" in accepted_keys(keyset)["top"],
+        planner_modes=tuple(doc["planner_modes"]),
+        kvbm_connector=connector is not None and (connector.choices is None or "kvbm" in connector.choices),
+        router_reset_flag="--router-reset-states" in frontend,
+        overlap_score_credit="--router-kv-overlap-score-credit" in frontend,
+        # The weights go in the policy file where the release deprecates the flags in its favour.
+        router_policy_config="--router-policy-config" in frontend
+        and temperature is not None
+        and "--router-policy-config" in (temperature.deprecated or ""),
+        chat_template_flag="--custom-jinja-template" in worker,
+        worker_revision_flag="--revision" in worker,
+        tool_call_parsers=rel.choices("worker", "--dyn-tool-call-parser"),
+        reasoning_parsers=rel.choices("worker", "--dyn-reasoning-parser"),
+        endpoint_health_env=bool(doc["endpoint_health_env"]),
+        frontend_namespace_flag="--namespace" in frontend,
+        model_flag="--model" if "--model" in worker else "--model-path",
+        encode_endpoint=_encode_endpoint(rel),
+        release=rel,
+    )
+
+
+@functools.cache
 def profile_for(dynamo_version: str) -> Profile | None:
-    """The profile of exactly this Dynamo release, or None (no version is guessed from its family)."""
-    return next((p for p in PROFILES if p.dynamo_version == dynamo_version), None)
+    """The profile of exactly this Dynamo release, or None (no version is guessed from another)."""
+    rel = release(dynamo_version)
+    return None if rel is None else profile_of(rel)
+
+
+def profiles() -> tuple[Profile, ...]:
+    """Every release's profile, oldest first."""
+    return tuple(p for r in releases() if (p := profile_for(r.dynamo)) is not None)
+
+
+def newest_profile() -> Profile:
+    profile = profile_for(newest().dynamo)
+    assert profile is not None
+    return profile
 
 
 def supported_list() -> str:
-    return ", ".join(p.label for p in PROFILES)
+    """The releases dyncc has, as ranges of consecutive releases' lines (0.4.0 ... 1.6.1)."""
+    names = [r.dynamo for r in releases()]
+    return f"{len(names)} releases, {names[0]} to {names[-1]}: {', '.join(names)}"
 
 
 def profile_with(dotted: str, value: Any, but_not: Profile) -> Profile | None:
-    """Another supported profile whose TRT-LLM accepts ``dotted`` (with ``value``), to name in a hint."""
+    """The newest other release whose own key set accepts ``dotted`` (with ``value``), to name in a hint
+    (releases checked against a nearest set are not named: their TensorRT-LLM was not read)."""
     from dyncc.trtllm.keys import accepts
 
-    return next((p for p in PROFILES if p is not but_not and accepts(p.trtllm_version, dotted, value)), None)
+    seen: set[str] = {but_not.keyset}
+    for profile in reversed(profiles()):
+        if profile.keyset in seen or not profile.keyset_exact:
+            continue
+        seen.add(profile.keyset)
+        if accepts(profile.keyset, dotted, value):
+            return profile
+    return None

@@ -11,28 +11,47 @@ from importlib import resources
 
 from dyncc.compiler.plan import DeploymentPlan, PoolPlan, WorkerPlan
 from dyncc.diagnostics import Diagnostic
+from dyncc.targets.release_flags import command_problems, has_flag
 from dyncc.targets.shell import Raw
 
 MOCKER_MODES = {"agg", "prefill", "decode"}  # Dynamo's mocker has no encode mode
 TINY_MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json")
 
 
-def mock_problems(plan: DeploymentPlan) -> list[Diagnostic]:
-    """DYN503 when the plan runs the mock engine and the version's mock lacks a pool's mode."""
+def mock_modes(plan: DeploymentPlan) -> set[str]:
+    """The pool roles the release's mock engine can stand in for: its `--disaggregation-mode` choices, or
+    aggregated serving alone where it has no such flag."""
+    release = plan.profile.release
+    choices = release.choices("mocker", "--disaggregation-mode") if release is not None else ()
+    return (MOCKER_MODES & set(choices)) if choices else {"agg"}
+
+
+def mock_problems(plan: DeploymentPlan, target: str = "mock") -> list[Diagnostic]:
+    """DYN503 when the plan runs the mock engine and the version's mock lacks a pool's mode; DYN514 when
+    its parser lacks a flag the mock's command line needs."""
     if plan.worker_runtime != "mocker":
         return []
-    modes = MOCKER_MODES if plan.profile.mocker_disaggregation else {plan.profile.agg_mode}
-    unmockable = [p.role for p in plan.pools if p.disaggregation_mode not in modes]
+    # One command per pool says what the release's mock parser lacks (the pool's workers differ in ports only).
+    flag_problems = [
+        d
+        for pool in plan.pools
+        for d in command_problems(plan, "mocker", mocker_args(plan, pool, pool.workers[0], "model", 1), target)
+    ][:1]
+    unmockable = [p.role for p in plan.pools if p.role not in mock_modes(plan)]
     if not unmockable:
-        return kvbm_problems(plan)
-    return kvbm_problems(plan) + [
-        Diagnostic(
-            "DYN503",
-            f"Dynamo {plan.dynamo_version}'s mock engine has no {', '.join(unmockable)} mode",
-            path=("worker_runtime",),
-            hint="build this spec with worker_runtime trtllm, or drop the pool for a mock run",
-        )
-    ]
+        return kvbm_problems(plan) + flag_problems
+    return (
+        kvbm_problems(plan)
+        + flag_problems
+        + [
+            Diagnostic(
+                "DYN503",
+                f"Dynamo {plan.dynamo_version}'s mock engine has no {', '.join(unmockable)} mode",
+                path=("worker_runtime",),
+                hint="build this spec with worker_runtime trtllm, or drop the pool for a mock run",
+            )
+        ]
+    )
 
 
 def kvbm_problems(plan: DeploymentPlan) -> list[Diagnostic]:
@@ -117,7 +136,7 @@ def mocker_args(
     ]
     disaggregating = plan.profile.mocker_disaggregation
     if disaggregating:
-        args += ["--disaggregation-mode", pool.disaggregation_mode]
+        args += ["--disaggregation-mode", pool.role]
         if pool.role == "prefill" and bootstrap is not None:
             args += ["--bootstrap-ports", str(bootstrap)]
     if "--request-plane" in pool.flags:  # frontend and workers must agree on it; the mock takes the same flag
@@ -132,6 +151,7 @@ def mocker_args(
         ("max_num_tokens", "--max-num-batched-tokens"),
         ("max_seq_len", "--max-model-len"),
     ):
-        if engine.get(key) is not None and (disaggregating or flag != "--max-model-len"):
+        # --max-model-len came with the 1.4 mock engine; without it the mock bounds nothing by length.
+        if engine.get(key) is not None and has_flag(plan, "mocker", flag):
             args += [flag, str(engine[key])]
     return args

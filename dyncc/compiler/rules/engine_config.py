@@ -27,7 +27,7 @@ def engine_keys_accepted(graph: DeploymentGraph) -> Iterator[Diagnostic]:
                 extra_path + (key,),
                 f"set it with {OWNED_KEYS[key]}: every target and the placement read that one value",
             )
-        for problem in check_engine_config(p.engine.config, graph.profile.trtllm_version):
+        for problem in check_engine_config(p.engine.config, graph.profile.keyset):
             dotted = ".".join(problem.path)
             source = p.engine.sources.get(dotted)
             path = source.path if source and source.path else extra_path + problem.path
@@ -46,7 +46,7 @@ def _key_hint(graph: DeploymentGraph, problem: KeyProblem, value: object) -> str
     if other is not None:
         parts.append(f"{other.label} accepts it (`--dynamo-version {other.dynamo_version}`)")
     if not parts:
-        parts.append(f"see TensorRT-LLM {graph.profile.trtllm_version}'s llm_args for the accepted keys")
+        parts.append(f"see TensorRT-LLM {graph.profile.keyset}'s llm_args for the accepted keys")
     return "; ".join(parts)
 
 
@@ -78,7 +78,7 @@ def extra_value_types(graph: DeploymentGraph) -> Iterator[Diagnostic]:
         # Every other value against the type TensorRT-LLM declares for it (the key set's `types`, read from
         # its llm_args at the pinned release), coerced as its pydantic models coerce YAML ("8" is an int).
         # Values DYN108 already names (an unknown key, a value outside an enum) are not reported twice.
-        version = graph.profile.trtllm_version
+        version = graph.profile.keyset
         reported = {dotted for dotted, _, _ in p.engine.type_errors}
         reported |= {".".join(problem.path) for problem in check_engine_config(p.engine.config, version)}
         for path, reason in value_problems(version, p.engine.config):
@@ -107,7 +107,7 @@ def _source_path(p: PoolInfo, dotted: str) -> YamlPath:
 
 def _lost(graph: DeploymentGraph, kinds: tuple[str, ...]) -> Iterator[tuple[PoolInfo, LostValue, YamlPath]]:
     for p in graph.pools():
-        for lost in lost_values(p.engine.config, graph.profile.trtllm_version):
+        for lost in lost_values(p.engine.config, graph.profile.keyset):
             if lost.kind in kinds:
                 yield p, lost, _source_path(p, lost.pair.overrides)
 
@@ -115,7 +115,7 @@ def _lost(graph: DeploymentGraph, kinds: tuple[str, ...]) -> Iterator[tuple[Pool
 @rule("DYN128", "engine-key-overwritten")
 def engine_key_overwritten(graph: DeploymentGraph) -> Iterator[Diagnostic]:
     """An engine value the deployed TensorRT-LLM overwrites with another key's (the key sets' `overrides`)."""
-    version = graph.profile.trtllm_version
+    version = graph.profile.keyset
     for p, lost, path in _lost(graph, ("overwritten", "dropped")):
         pair = lost.pair
         if lost.kind == "dropped":
@@ -134,7 +134,7 @@ def engine_key_overwritten(graph: DeploymentGraph) -> Iterator[Diagnostic]:
 @rule("DYN129", "engine-key-deprecated-alias")
 def engine_key_deprecated_alias(graph: DeploymentGraph) -> Iterator[Diagnostic]:
     """An engine key the deployed TensorRT-LLM reads only as a deprecated alias of another."""
-    version = graph.profile.trtllm_version
+    version = graph.profile.keyset
     for _, lost, path in _lost(graph, ("deprecated",)):
         pair = lost.pair
         yield finding(

@@ -231,7 +231,7 @@ def cuda_graph_sizes_fit_the_token_budget(graph: DeploymentGraph) -> Iterator[Di
         top = max(sizes) if sizes else cfg.get("max_batch_size")
         if not isinstance(top, int):
             continue
-        draft = _draft_len(p.engine, graph.profile.trtllm_version)
+        draft = _draft_len(p.engine, graph.profile.keyset)
         cap = tokens // (1 + draft)
         batch = p.engine.get("max_batch_size")
         if isinstance(batch, int) and batch <= cap:
@@ -290,7 +290,7 @@ def two_model_eagle_is_honoured(graph: DeploymentGraph) -> Iterator[Diagnostic]:
     sp, profile = graph.spec.speculative, graph.profile
     if sp.mode not in ("eagle", "eagle3") or sp.one_model:
         return
-    if speculative_form(profile.trtllm_version, "eagle").get("two_model_honoured", True):
+    if speculative_form(profile.keyset, "eagle").get("two_model_honoured", True):
         return
     yield finding(
         f"one_model: false, but TensorRT-LLM {profile.trtllm_version} (Dynamo {profile.dynamo_version}) sets "

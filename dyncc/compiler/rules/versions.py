@@ -8,27 +8,43 @@ import re
 from collections.abc import Iterator
 
 from dyncc.compiler.graph import DeploymentGraph
-from dyncc.compiler.profiles import DYNAMO_1, TRTLLM_PINNED_BY_DYNAMO, profile_for, supported_list
+from dyncc.compiler.profiles import profile_for, profiles, supported_list
 from dyncc.compiler.rules.base import finding, rule
-from dyncc.diagnostics import Diagnostic
+from dyncc.diagnostics import Diagnostic, YamlPath
+from dyncc.releases import Component, availability, releases
 
 
 @rule("DYN701", "known-dynamo-version")
 def dynamo_version_has_a_profile(graph: DeploymentGraph) -> Iterator[Diagnostic]:
-    """The Dynamo version is one dyncc has a profile for: a release whose TensorRT-LLM key set it carries."""
+    """The Dynamo version is a release dyncc has a file for (its parsers' flags, the TensorRT-LLM it pins)."""
     version = graph.spec.dynamo.version
     if profile_for(version) is not None:
         return
-    pinned = TRTLLM_PINNED_BY_DYNAMO.get(version)
-    why = (
-        f"it ships TensorRT-LLM {pinned}, whose engine keys dyncc does not carry"
-        if pinned
-        else "dyncc does not know which TensorRT-LLM it ships"
-    )
+    close = difflib.get_close_matches(version, [r.dynamo for r in releases()], n=1, cutoff=0.6)
     yield finding(
-        f"no profile for Dynamo {version}: {why}, so no file could say exactly what it deploys",
+        f"no release file for Dynamo {version}: dyncc does not know the flags its parsers accept, so no file "
+        "could say exactly what it deploys",
         ("dynamo", "version"),
-        f"supported: {supported_list()}",
+        (f"did you mean `{close[0]}`? " if close else "")
+        + f"dyncc has {supported_list()}; a new release is one file (scripts/release_flags.py, then "
+        "scripts/gen_releases.py)",
+    )
+
+
+@rule("DYN707", "nearest-engine-key-set")
+def engine_keys_from_the_nearest_set(graph: DeploymentGraph) -> Iterator[Diagnostic]:
+    """Where dyncc has no key set of the pinned TensorRT-LLM, engine configs are checked against the nearest."""
+    profile = graph.profile
+    if profile_for(graph.spec.dynamo.version) is None or profile.keyset_exact or not graph.pools():
+        return
+    yield finding(
+        f"Dynamo {profile.dynamo_version} pins TensorRT-LLM {profile.trtllm_version}, whose engine keys dyncc "
+        f"does not carry: engine configs are checked against TensorRT-LLM {profile.keyset}'s key set, the "
+        "nearest it has; a key added or removed in between is not caught",
+        ("dynamo", "version"),
+        "check engine.extra keys against that release's llm_args; or deploy a release whose key set dyncc "
+        "carries exactly",
+        severity="warning",
     )
 
 
@@ -43,24 +59,45 @@ def trtllm_version_is_the_pinned_one(graph: DeploymentGraph) -> Iterator[Diagnos
         f"dynamo.trtllm {wanted}, but Dynamo {profile.dynamo_version} ships TensorRT-LLM {profile.trtllm_version}: "
         "its engine configs are written and checked for that one",
         ("dynamo", "trtllm"),
-        f"remove dynamo.trtllm, or set it to {profile.trtllm_version}; supported: {supported_list()}",
+        f"remove dynamo.trtllm, or set it to {profile.trtllm_version}",
+    )
+
+
+def _absent(
+    graph: DeploymentGraph, what: str, component: Component, option: str, path: YamlPath, value: str | None = None
+) -> Iterator[Diagnostic]:
+    """DYN703 for a spec feature whose flag (or flag value) the deployed release's parser lacks."""
+    profile = graph.profile
+    rel = profile.release
+    if rel is None:
+        return
+    flag = rel.option(component, option)
+    if flag is not None and (value is None or flag.choices is None or value in flag.choices):
+        return
+    when, deploy = availability(component, option, profile.dynamo_version, value)
+    spelled = f"`{option} {value}`" if value is not None else f"`{option}`"
+    yield finding(
+        f"{what} is not in Dynamo {profile.dynamo_version}: its {component} has no {spelled} ({when}); "
+        "the parser refuses it at start-up",
+        path,
+        f"remove it, or {deploy}" if deploy else "remove it",
     )
 
 
 @rule("DYN702", "disaggregation-strategy-removed")
 def disaggregation_strategy_needs_0x(graph: DeploymentGraph) -> Iterator[Diagnostic]:
-    """`decode_first`/`prefill_first` exist only in Dynamo 0.x; 1.0 removed them."""
+    """`decode_first`/`prefill_first` exist only in the releases whose worker has --disaggregation-strategy."""
     spec, profile = graph.spec, graph.profile
     strategy = spec.router.disaggregation_strategy
     if strategy is None:
         return
     if not profile.disaggregation_strategy:
+        when, deploy = availability("worker", "--disaggregation-strategy", profile.dynamo_version)
         yield finding(
-            f"router.disaggregation_strategy {strategy} is not in Dynamo {spec.dynamo.version}: "
-            "--disaggregation-strategy was removed in Dynamo 1.0 (Nov 2025); the frontend now drives "
-            "prefill, then decode",
+            f"router.disaggregation_strategy {strategy} is not in Dynamo {spec.dynamo.version}: its worker has no "
+            f"--disaggregation-strategy ({when}); the frontend now drives prefill, then decode",
             ("router", "disaggregation_strategy"),
-            "remove it, or deploy Dynamo 0.x (dynamo.version: 0.5.1) where it exists",
+            f"remove it, or {deploy}" if deploy else "remove it",
         )
     elif not graph.pair():
         yield finding(
@@ -70,21 +107,22 @@ def disaggregation_strategy_needs_0x(graph: DeploymentGraph) -> Iterator[Diagnos
 
 @rule("DYN703", "feature-needs-newer-dynamo")
 def feature_exists_in_version(graph: DeploymentGraph) -> Iterator[Diagnostic]:
-    """Features the chosen Dynamo version lacks are errors naming the version that has them."""
+    """Features the chosen Dynamo release lacks are errors naming the release that has them (its parsers' flags,
+    from the release files)."""
     spec, profile = graph.spec, graph.profile
-    newer = DYNAMO_1.dynamo_version
-    if spec.router.conditional_disagg and not profile.conditional_disagg:
-        yield finding(
-            f"router.conditional_disagg is not in Dynamo {spec.dynamo.version}: it came with Dynamo 1.x",
+    if spec.router.conditional_disagg:
+        yield from _absent(
+            graph,
+            "router.conditional_disagg",
+            "frontend",
+            "--router-conditional-disagg",
             ("router", "conditional_disagg"),
-            f"remove it, or deploy Dynamo {newer}",
         )
-    if spec.request_plane is not None and not profile.request_plane_flag:
-        yield finding(
-            f"request_plane is not in Dynamo {spec.dynamo.version}: `--request-plane` came with Dynamo 1.x "
-            "(0.x sends requests over NATS)",
-            ("request_plane",),
-            f"remove it, or deploy Dynamo {newer}",
+    if spec.request_plane is not None:
+        yield from _absent(graph, "request_plane", "worker", "--request-plane", ("request_plane",))
+    if spec.router.mode == "kv" and spec.router.replica_sync:
+        yield from _absent(
+            graph, "router.replica_sync", "frontend", "--router-replica-sync", ("router", "replica_sync")
         )
     if spec.planner.enabled and spec.planner.mode not in profile.planner_modes:
         has = (
@@ -92,47 +130,40 @@ def feature_exists_in_version(graph: DeploymentGraph) -> Iterator[Diagnostic]:
             if not profile.planner_modes
             else (f"only the {'/'.join(profile.planner_modes)} planner")
         )
+        first = next((p for p in profiles() if spec.planner.mode in p.planner_modes), None)
         yield finding(
             f"planner mode {spec.planner.mode} is not in Dynamo {spec.dynamo.version}: its image has {has}",
             ("planner", "enabled"),
-            f"remove the planner, or deploy Dynamo {newer}",
+            "remove the planner" + (f", or deploy Dynamo {first.dynamo_version} or later" if first else ""),
         )
-    if spec.kvbm.enabled and not profile.kvbm_connector:
-        yield finding(
-            f"kvbm is not in Dynamo {spec.dynamo.version}: its TensorRT-LLM worker has no `--connector kvbm` "
-            "(the parser refuses the flag)",
-            ("kvbm", "enabled"),
-            f"remove it, or deploy Dynamo {newer}",
+    if spec.kvbm.enabled:
+        yield from _absent(graph, "kvbm", "worker", "--connector", ("kvbm", "enabled"), "kvbm")
+    if spec.router.reset_states and spec.router.mode == "kv":
+        yield from _absent(
+            graph, "router.reset_states", "frontend", "--router-reset-states", ("router", "reset_states")
         )
-    if spec.router.reset_states and spec.router.mode == "kv" and not profile.router_reset_flag:
-        yield finding(
-            f"router.reset_states is not in Dynamo {spec.dynamo.version}: `--router-reset-states` existed in "
-            "Dynamo 0.5.0 to 1.3.1 and was removed in 1.4.0 with the router's durable state (a 1.4+ router "
-            "starts empty every time)",
-            ("router", "reset_states"),
-            "remove it: the router keeps no state to reset; or deploy a release from 0.5 to 1.3",
-        )
-    if spec.router.overlap_score_credit is not None and not profile.overlap_score_credit:
-        yield finding(
-            f"router.overlap_score_credit is not in Dynamo {spec.dynamo.version}: the KV router's overlap credit "
-            "came with Dynamo 1.2.0 (0.5's `--kv-overlap-score-weight` weighs overlap differently)",
+    if spec.router.overlap_score_credit is not None and spec.router.mode == "kv":
+        yield from _absent(
+            graph,
+            "router.overlap_score_credit",
+            "frontend",
+            "--router-kv-overlap-score-credit",
             ("router", "overlap_score_credit"),
-            f"remove it, or deploy Dynamo {newer}",
         )
-    if spec.model.chat_template is not None and not profile.chat_template_flag:
-        yield finding(
-            f"model.chat_template is not in Dynamo {spec.dynamo.version}: the worker's `--custom-jinja-template` "
-            "came with Dynamo 0.6.0",
-            ("model", "chat_template"),
-            f"remove it (the checkpoint's own template is used), or deploy Dynamo {newer}",
+    if spec.model.chat_template is not None:
+        yield from _absent(
+            graph, "model.chat_template", "worker", "--custom-jinja-template", ("model", "chat_template")
         )
-    if spec.mocker_timing != "builtin" and not profile.mocker_timing_file:
-        yield finding(
-            f"mocker_timing is not in Dynamo {spec.dynamo.version}: its mock engine has no "
-            "`--planner-profile-data` to read step times from (it came with Dynamo 1.x)",
-            ("mocker_timing",),
-            f"remove it, or deploy Dynamo {newer}",
-        )
+    for field, option in (
+        ("tool_call_parser", "--dyn-tool-call-parser"),
+        ("reasoning_parser", "--dyn-reasoning-parser"),
+    ):
+        if getattr(spec.model, field) is not None:
+            yield from _absent(graph, f"model.{field}", "worker", option, ("model", field))
+    if spec.pools.encode is not None:
+        yield from _absent(graph, "an encode pool", "worker", "--disaggregation-mode", ("pools", "encode"), "encode")
+    if spec.mocker_timing != "builtin":
+        yield from _absent(graph, "mocker_timing", "mocker", "--planner-profile-data", ("mocker_timing",))
 
 
 @rule("DYN125", "reply-parsers-known")

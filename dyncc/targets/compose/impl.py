@@ -21,6 +21,7 @@ from dyncc.compiler.plan import CHAT_TEMPLATE_FILE, ROUTER_POLICY_FILE, Deployme
 from dyncc.diagnostics import Diagnostic
 from dyncc.targets.compose.settings import ComposeSettings
 from dyncc.targets.mocker import worker_revision_problems
+from dyncc.targets.release_flags import frontend_host_args
 from dyncc.yaml_text import dump_yaml
 
 NAME = "compose"
@@ -123,7 +124,14 @@ def _model_mounts(plan: DeploymentPlan) -> list[str]:
 
 
 def _frontend(plan: DeploymentPlan, settings: ComposeSettings) -> dict[str, Any]:
-    command = ["python3", "-m", "dynamo.frontend", "--http-host", "0.0.0.0", "--http-port", str(FRONTEND_PORT)]
+    command = [
+        "python3",
+        "-m",
+        "dynamo.frontend",
+        *frontend_host_args(plan, "0.0.0.0"),
+        "--http-port",
+        str(FRONTEND_PORT),
+    ]
     host = f"[{settings.http_host}]" if ":" in settings.http_host else settings.http_host
     policy = plan.router_policy_args(f"{ENGINE_MOUNT}/{ROUTER_POLICY_FILE}")
     # The router policy file is in the engine directory: the frontend mounts it as the workers do.

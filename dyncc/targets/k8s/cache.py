@@ -91,7 +91,7 @@ def engine_yaml_for(plan: DeploymentPlan, k8s: K8sSettings, pool: PoolPlan) -> s
         return pool.engine_yaml
     rewritten = {k: draft.get(v, v) if k in DRAFT_KEYS and isinstance(v, str) else v for k, v in speculative.items()}
     config = {**pool.engine_config, "speculative_config": rewritten}
-    return engine_yaml(pool.role, config, plan.name, plan.trtllm_version)
+    return engine_yaml(pool.role, config, plan.name, plan.trtllm_version, plan.profile.keyset)
 
 
 def _markers(found: list[Download]) -> list[str]:

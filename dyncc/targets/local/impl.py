@@ -23,6 +23,7 @@ from importlib import resources
 
 from dyncc.compiler.plan import CHAT_TEMPLATE_FILE, ROUTER_POLICY_FILE, DeploymentPlan, Files, PoolPlan, WorkerPlan
 from dyncc.diagnostics import Diagnostic, DiagnosticError
+from dyncc.releases import first_with
 from dyncc.targets.bench import bench_script
 from dyncc.targets.local.settings import LocalSettings
 from dyncc.targets.mocker import (
@@ -33,6 +34,7 @@ from dyncc.targets.mocker import (
     worker_revision_problems,
 )
 from dyncc.targets.ports import port_problems, system_port
+from dyncc.targets.release_flags import command_problems, frontend_host_args, has_flag
 from dyncc.targets.shell import Raw, quote, ready_probe_text, shell_words, template_environment
 
 NAME = "local"
@@ -128,8 +130,30 @@ def check(plan: DeploymentPlan, settings: LocalSettings) -> list[Diagnostic]:
     launch script manages (DYN520)."""
     problems = port_problems(plan, "local", settings.http_port, settings.system_port_base)
     return (
-        problems + mock_problems(plan) + _managed_env_problems(plan, settings) + worker_revision_problems(plan, "local")
+        problems
+        + mock_problems(plan, "local")
+        + _managed_env_problems(plan, settings)
+        + worker_revision_problems(plan, "local")
+        + _host_problems(plan, settings)
+        + command_problems(plan, "frontend", frontend_command(plan, settings)[3:], "local")
     )
+
+
+def _host_problems(plan: DeploymentPlan, settings: LocalSettings) -> list[Diagnostic]:
+    """DYN514: a frontend without --http-host listens on every interface; the local target promises loopback."""
+    if has_flag(plan, "frontend", "--http-host") or settings.http_host in ("0.0.0.0", "::"):
+        return []
+    first = first_with("frontend", "--http-host")
+    deploy = f"deploy Dynamo {first.dynamo} or later, or " if first is not None else ""
+    return [
+        Diagnostic(
+            "DYN514",
+            f"Dynamo {plan.dynamo_version}'s frontend has no --http-host: it would listen on every interface, "
+            f"not on {settings.http_host} as local.http_host says",
+            path=("local", "http_host"),
+            hint=f"{deploy}set local.http_host: 0.0.0.0 to accept every interface",
+        )
+    ]
 
 
 def _managed_env_problems(plan: DeploymentPlan, settings: LocalSettings) -> list[Diagnostic]:
@@ -153,8 +177,7 @@ def frontend_command(plan: DeploymentPlan, settings: LocalSettings) -> list:
         Raw('"$PYTHON"'),
         "-m",
         "dynamo.frontend",
-        "--http-host",
-        settings.http_host,
+        *frontend_host_args(plan, settings.http_host),
         "--http-port",
         str(settings.http_port),
         *plan.frontend.flags,
@@ -215,9 +238,9 @@ def render(plan: DeploymentPlan, settings: LocalSettings) -> Files:
             workers=workers,
             runtime_label="mock-engine" if mocker else "TensorRT-LLM",
             restart=plan.on_worker_exit == "restart",
-            # Dynamo 0.x's system server reports endpoint health only when told to; 1.6.1 ignores the
-            # variable (and warns that it is deprecated): its /health follows the registered endpoints.
-            legacy_health_env=plan.profile.family == "0.x",
+            # Releases whose system server reports endpoint health only when told to (0.x); 1.6.1 ignores
+            # the variable (and warns that it is deprecated): its /health follows the registered endpoints.
+            legacy_health_env=plan.profile.endpoint_health_env,
             frontend_last=plan.profile.frontend_after_workers,
             dynamo_version=plan.dynamo_version,
             http_url=http_url(plan, settings),

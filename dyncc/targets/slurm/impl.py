@@ -30,6 +30,7 @@ from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.targets.bench import bench_script
 from dyncc.targets.mocker import bootstrap_port, mock_problems, mocker_args, timing_files, tiny_model_files
 from dyncc.targets.ports import port_problems, system_port
+from dyncc.targets.release_flags import frontend_host_args
 from dyncc.targets.shell import Raw, quote, ready_probe_text, shell_words, template_environment
 from dyncc.targets.slurm.groups import group_constraint, group_nodes, group_problems
 from dyncc.targets.slurm.settings import (
@@ -146,7 +147,7 @@ def check(plan: DeploymentPlan, settings: SlurmSettings) -> list[Diagnostic]:
     site's option lines (DYN560, DYN561) and a revision that cannot apply (DYN562)."""
     return (
         port_problems(plan, "slurm", settings.http_port, settings.system_port_base)
-        + mock_problems(plan)
+        + mock_problems(plan, "slurm")
         + option_problems("extra_sbatch", settings.extra_sbatch, MANAGED_SBATCH, "#SBATCH", SBATCH_OPTIONS)
         + option_problems("srun_options", settings.srun_options, MANAGED_SRUN, "srun", SRUN_OPTIONS)
         + revision_problems(plan)
@@ -418,8 +419,7 @@ def frontend_command(plan: DeploymentPlan, settings: SlurmSettings) -> list:
         _python(plan, settings),
         "-m",
         "dynamo.frontend",
-        "--http-host",
-        "0.0.0.0",
+        *frontend_host_args(plan, "0.0.0.0"),
         "--http-port",
         str(settings.http_port),
         *plan.frontend.flags,

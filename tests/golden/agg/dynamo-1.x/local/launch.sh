@@ -149,7 +149,7 @@ wait_ready() {
 start frontend "$PYTHON" -m dynamo.frontend --http-host 127.0.0.1 --http-port 8000 --router-mode round-robin --namespace dynamo
 # agg-0: 1 GPU(s) 0, system port 8081
 worker_0() {
-  exec env CUDA_VISIBLE_DEVICES=0 DYN_SYSTEM_PORT=8081 "$PYTHON" -m dynamo.trtllm --model-path Qwen/Qwen3-0.6B --served-model-name Qwen/Qwen3-0.6B --extra-engine-args "$HERE/engine/agg.yaml" --kv-block-size 32 --namespace dynamo
+  exec env CUDA_VISIBLE_DEVICES=0 DYN_SYSTEM_PORT=8081 "$PYTHON" -m dynamo.trtllm --model Qwen/Qwen3-0.6B --served-model-name Qwen/Qwen3-0.6B --extra-engine-args "$HERE/engine/agg.yaml" --kv-block-size 32 --namespace dynamo
 }
 start_worker agg-0 worker_0
 # ZMQ peers connect (and reconnect) whenever the broker comes up, so it may start after them.

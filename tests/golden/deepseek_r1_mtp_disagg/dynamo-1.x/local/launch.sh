@@ -150,12 +150,12 @@ wait_ready() {
 start frontend "$PYTHON" -m dynamo.frontend --http-host 127.0.0.1 --http-port 8000 --router-mode kv --kv-cache-block-size 32 --migration-limit 3 --namespace dynamo
 # prefill-0: 4 GPU(s) 0,1,2,3, system port 8081
 worker_0() {
-  exec env CUDA_VISIBLE_DEVICES=0,1,2,3 DYN_SYSTEM_PORT=8081 "$PYTHON" -m dynamo.trtllm --model-path deepseek-ai/DeepSeek-R1 --served-model-name deepseek-ai/DeepSeek-R1 --extra-engine-args "$HERE/engine/prefill.yaml" --disaggregation-mode prefill --publish-kv-events --kv-block-size 32 --namespace dynamo
+  exec env CUDA_VISIBLE_DEVICES=0,1,2,3 DYN_SYSTEM_PORT=8081 "$PYTHON" -m dynamo.trtllm --model deepseek-ai/DeepSeek-R1 --served-model-name deepseek-ai/DeepSeek-R1 --extra-engine-args "$HERE/engine/prefill.yaml" --disaggregation-mode prefill --publish-kv-events --kv-block-size 32 --namespace dynamo
 }
 start_worker prefill-0 worker_0
 # decode-0: 4 GPU(s) 4,5,6,7, system port 8082
 worker_1() {
-  exec env CUDA_VISIBLE_DEVICES=4,5,6,7 DYN_SYSTEM_PORT=8082 "$PYTHON" -m dynamo.trtllm --model-path deepseek-ai/DeepSeek-R1 --served-model-name deepseek-ai/DeepSeek-R1 --extra-engine-args "$HERE/engine/decode.yaml" --disaggregation-mode decode --kv-block-size 32 --namespace dynamo
+  exec env CUDA_VISIBLE_DEVICES=4,5,6,7 DYN_SYSTEM_PORT=8082 "$PYTHON" -m dynamo.trtllm --model deepseek-ai/DeepSeek-R1 --served-model-name deepseek-ai/DeepSeek-R1 --extra-engine-args "$HERE/engine/decode.yaml" --disaggregation-mode decode --kv-block-size 32 --namespace dynamo
 }
 start_worker decode-0 worker_1
 # ZMQ peers connect (and reconnect) whenever the broker comes up, so it may start after them.

@@ -150,12 +150,12 @@ wait_ready() {
 start frontend "$PYTHON" -m dynamo.frontend --http-host 127.0.0.1 --http-port 8000 --router-mode round-robin --namespace dynamo
 # prefill-0: 1 GPU(s) 0, system port 8081
 worker_0() {
-  exec env CUDA_VISIBLE_DEVICES=0 DYN_SYSTEM_PORT=8081 "$PYTHON" -m dynamo.trtllm --model-path Qwen/Qwen3-0.6B --served-model-name Qwen/Qwen3-0.6B --extra-engine-args "$HERE/engine/prefill.yaml" --disaggregation-mode prefill --kv-block-size 32 --namespace dynamo
+  exec env CUDA_VISIBLE_DEVICES=0 DYN_SYSTEM_PORT=8081 "$PYTHON" -m dynamo.trtllm --model Qwen/Qwen3-0.6B --served-model-name Qwen/Qwen3-0.6B --extra-engine-args "$HERE/engine/prefill.yaml" --disaggregation-mode prefill --kv-block-size 32 --namespace dynamo
 }
 start_worker prefill-0 worker_0
 # decode-0: 1 GPU(s) 1, system port 8082
 worker_1() {
-  exec env CUDA_VISIBLE_DEVICES=1 DYN_SYSTEM_PORT=8082 "$PYTHON" -m dynamo.trtllm --model-path Qwen/Qwen3-0.6B --served-model-name Qwen/Qwen3-0.6B --extra-engine-args "$HERE/engine/decode.yaml" --disaggregation-mode decode --kv-block-size 32 --namespace dynamo
+  exec env CUDA_VISIBLE_DEVICES=1 DYN_SYSTEM_PORT=8082 "$PYTHON" -m dynamo.trtllm --model Qwen/Qwen3-0.6B --served-model-name Qwen/Qwen3-0.6B --extra-engine-args "$HERE/engine/decode.yaml" --disaggregation-mode decode --kv-block-size 32 --namespace dynamo
 }
 start_worker decode-0 worker_1
 # ZMQ peers connect (and reconnect) whenever the broker comes up, so it may start after them.

@@ -48,7 +48,7 @@ fi
 rm -rf "$RUN_DIR/discovery"
 mkdir -p "$RUN_DIR/logs" "$RUN_DIR/discovery"
 
-# Dynamo 0.x needs etcd (discovery) and NATS (requests): used if reachable, else started here.
+# Dynamo 0.5.1 needs etcd (discovery) and NATS (requests): used if reachable, else started here.
 export ETCD_ENDPOINTS="${ETCD_ENDPOINTS:-http://127.0.0.1:2379}"
 export NATS_SERVER="${NATS_SERVER:-nats://127.0.0.1:4222}"
 # Every bind address Dynamo has a setting for: request plane, response streams, system (health) servers.

@@ -152,22 +152,22 @@ wait_ready() {
 start frontend "$PYTHON" -m dynamo.frontend --http-host 127.0.0.1 --http-port 8000 --router-mode kv --kv-cache-block-size 32 --migration-limit 3 --namespace dynamo
 # prefill-0: 1 GPU(s) 0, system port 8081
 worker_0() {
-  exec env CUDA_VISIBLE_DEVICES=0 DYN_SYSTEM_PORT=8081 "$PYTHON" -m dynamo.trtllm --model-path Qwen/Qwen3-0.6B --served-model-name Qwen/Qwen3-0.6B --extra-engine-args "$HERE/engine/prefill.yaml" --disaggregation-mode prefill --publish-kv-events --kv-block-size 32 --namespace dynamo
+  exec env CUDA_VISIBLE_DEVICES=0 DYN_SYSTEM_PORT=8081 "$PYTHON" -m dynamo.trtllm --model Qwen/Qwen3-0.6B --served-model-name Qwen/Qwen3-0.6B --extra-engine-args "$HERE/engine/prefill.yaml" --disaggregation-mode prefill --publish-kv-events --kv-block-size 32 --namespace dynamo
 }
 start_worker prefill-0 worker_0
 # prefill-1: 1 GPU(s) 1, system port 8082
 worker_1() {
-  exec env CUDA_VISIBLE_DEVICES=1 DYN_SYSTEM_PORT=8082 "$PYTHON" -m dynamo.trtllm --model-path Qwen/Qwen3-0.6B --served-model-name Qwen/Qwen3-0.6B --extra-engine-args "$HERE/engine/prefill.yaml" --disaggregation-mode prefill --publish-kv-events --kv-block-size 32 --namespace dynamo
+  exec env CUDA_VISIBLE_DEVICES=1 DYN_SYSTEM_PORT=8082 "$PYTHON" -m dynamo.trtllm --model Qwen/Qwen3-0.6B --served-model-name Qwen/Qwen3-0.6B --extra-engine-args "$HERE/engine/prefill.yaml" --disaggregation-mode prefill --publish-kv-events --kv-block-size 32 --namespace dynamo
 }
 start_worker prefill-1 worker_1
 # decode-0: 1 GPU(s) 2, system port 8083
 worker_2() {
-  exec env CUDA_VISIBLE_DEVICES=2 DYN_SYSTEM_PORT=8083 "$PYTHON" -m dynamo.trtllm --model-path Qwen/Qwen3-0.6B --served-model-name Qwen/Qwen3-0.6B --extra-engine-args "$HERE/engine/decode.yaml" --disaggregation-mode decode --kv-block-size 32 --namespace dynamo
+  exec env CUDA_VISIBLE_DEVICES=2 DYN_SYSTEM_PORT=8083 "$PYTHON" -m dynamo.trtllm --model Qwen/Qwen3-0.6B --served-model-name Qwen/Qwen3-0.6B --extra-engine-args "$HERE/engine/decode.yaml" --disaggregation-mode decode --kv-block-size 32 --namespace dynamo
 }
 start_worker decode-0 worker_2
 # decode-1: 1 GPU(s) 3, system port 8084
 worker_3() {
-  exec env CUDA_VISIBLE_DEVICES=3 DYN_SYSTEM_PORT=8084 "$PYTHON" -m dynamo.trtllm --model-path Qwen/Qwen3-0.6B --served-model-name Qwen/Qwen3-0.6B --extra-engine-args "$HERE/engine/decode.yaml" --disaggregation-mode decode --kv-block-size 32 --namespace dynamo
+  exec env CUDA_VISIBLE_DEVICES=3 DYN_SYSTEM_PORT=8084 "$PYTHON" -m dynamo.trtllm --model Qwen/Qwen3-0.6B --served-model-name Qwen/Qwen3-0.6B --extra-engine-args "$HERE/engine/decode.yaml" --disaggregation-mode decode --kv-block-size 32 --namespace dynamo
 }
 start_worker decode-1 worker_3
 # ZMQ peers connect (and reconnect) whenever the broker comes up, so it may start after them.

@@ -149,7 +149,7 @@ wait_ready() {
 start frontend "$PYTHON" -m dynamo.frontend --http-host 127.0.0.1 --http-port 8000 --router-mode kv --kv-cache-block-size 32 --namespace dynamo
 # agg-0: 8 GPU(s) 0,1,2,3,4,5,6,7, system port 8081
 worker_0() {
-  exec env CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 DYN_SYSTEM_PORT=8081 "$PYTHON" -m dynamo.trtllm --model-path meta-llama/Llama-4-Maverick-17B-128E-Instruct --served-model-name meta-llama/Llama-4-Maverick-17B-128E-Instruct --extra-engine-args "$HERE/engine/agg.yaml" --publish-kv-events --kv-block-size 32 --namespace dynamo
+  exec env CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 DYN_SYSTEM_PORT=8081 "$PYTHON" -m dynamo.trtllm --model meta-llama/Llama-4-Maverick-17B-128E-Instruct --served-model-name meta-llama/Llama-4-Maverick-17B-128E-Instruct --extra-engine-args "$HERE/engine/agg.yaml" --publish-kv-events --kv-block-size 32 --namespace dynamo
 }
 start_worker agg-0 worker_0
 # ZMQ peers connect (and reconnect) whenever the broker comes up, so it may start after them.

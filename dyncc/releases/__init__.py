@@ -1,0 +1,212 @@
+"""Dynamo releases as data: one file per release (``data/dynamo-<version>.json``, written by
+``scripts/gen_releases.py`` from the release wheels' own parsers), read here into typed records.
+
+A release file names the TensorRT-LLM the release pins and every flag its TensorRT-LLM worker, frontend and
+mock engine accept (aliases, kind, choices, deprecation), plus the few documented facts no parser shows.
+Adding a release is adding its file: nothing in dyncc names a release, and :func:`release` accepts any
+version that has one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any, Literal
+
+from packaging.version import InvalidVersion, Version
+
+Component = Literal["worker", "frontend", "mocker"]
+COMPONENTS: tuple[Component, ...] = ("worker", "frontend", "mocker")
+# argparse actions that take no value on the command line.
+_NO_VALUE = ("store_true", "store_false", "store_const", "count", "bool(--x/--no-x)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Flag:
+    name: str
+    kind: str = ""  # "" takes a value; store_true, bool(--x/--no-x) (BooleanOptionalAction), append, ...
+    aliases: tuple[str, ...] = ()
+    choices: tuple[str, ...] | None = None
+    nargs: str | int | None = None
+    default: Any = None
+    deprecated: str | None = None  # the parser's own deprecation text
+    deprecated_alias: str | None = None  # an alias the release calls deprecating
+
+    @property
+    def takes_value(self) -> bool:
+        return self.kind not in _NO_VALUE
+
+    def option_strings(self) -> tuple[str, ...]:
+        names = (self.name, *self.aliases)
+        if self.kind == "bool(--x/--no-x)":  # BooleanOptionalAction: --no-<flag> for every long name
+            names += tuple("--no-" + n.removeprefix("--") for n in names if not n.startswith("--no-"))
+        return names
+
+
+@dataclasses.dataclass(frozen=True)
+class Release:
+    dynamo: str
+    trtllm: str  # the TensorRT-LLM its wheel pins (`Requires-Dist: tensorrt-llm==X`)
+    flags: Mapping[Component, Mapping[str, Flag]]
+    documented: Mapping[str, Any]  # facts no parser shows: {name: value}
+    constants: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # parser module defaults
+
+    @property
+    def version(self) -> Version:
+        return Version(self.dynamo)
+
+    @functools.cached_property
+    def _options(self) -> dict[Component, dict[str, Flag]]:
+        return {c: {o: f for f in self.flags[c].values() for o in f.option_strings()} for c in COMPONENTS}
+
+    def option(self, component: Component, option: str) -> Flag | None:
+        """The flag an option string (a name, an alias or a --no- form) belongs to."""
+        return self._options[component].get(option)
+
+    def has(self, component: Component, option: str) -> bool:
+        return option in self._options[component]
+
+    def choices(self, component: Component, option: str) -> tuple[str, ...]:
+        flag = self.option(component, option)
+        return () if flag is None or flag.choices is None else flag.choices
+
+    def argv_problems(self, component: Component, argv: list[str]) -> list[str]:
+        """What this release's parser of ``component`` would refuse in ``argv`` (dyncc writes every option
+        in full, `--flag value` or `--flag=value`; nothing positional)."""
+        problems: list[str] = []
+        i = 0
+        while i < len(argv):
+            word = argv[i]
+            i += 1
+            if not word.startswith("--"):
+                problems.append(f"unexpected argument {word!r}")
+                continue
+            option, eq, inline = word.partition("=")
+            flag = self.option(component, option)
+            if flag is None:
+                problems.append(f"{option} is not a flag of Dynamo {self.dynamo}'s {component}")
+                continue
+            if not flag.takes_value:
+                if eq:
+                    problems.append(f"{option} takes no value")
+                continue
+            if eq:
+                values = [inline]
+            elif flag.nargs in ("*", "+"):
+                values = []
+                while i < len(argv) and not argv[i].startswith("--"):
+                    values.append(argv[i])
+                    i += 1
+            elif i < len(argv):
+                values = [argv[i]]
+                i += 1
+            else:
+                values = []
+            if not values and flag.nargs not in ("*", "?"):
+                problems.append(f"{option} needs a value")
+            for value in values:
+                if flag.choices is not None and value not in flag.choices:
+                    problems.append(f"{option} {value!r} is not one of {', '.join(flag.choices)}")
+        return problems
+
+    def deprecated_in(self, component: Component, argv: list[str]) -> list[str]:
+        """Options in ``argv`` this release marks deprecated (the flag, or the alias used)."""
+        found = []
+        for word in argv:
+            option = word.partition("=")[0]
+            flag = self.option(component, option) if option.startswith("--") else None
+            if flag is None:
+                continue
+            if flag.deprecated:
+                found.append(f"{option}: {flag.deprecated}")
+            elif flag.deprecated_alias is not None and option.removeprefix("--no-") in {
+                flag.deprecated_alias.removeprefix("--"),
+                flag.deprecated_alias,
+            }:
+                found.append(f"{option}: a deprecated alias of {flag.name}")
+        return found
+
+
+def _flag(name: str, facts: Mapping[str, Any]) -> Flag:
+    choices = facts.get("choices")
+    return Flag(
+        name=name,
+        kind=facts.get("kind", ""),
+        aliases=tuple(facts.get("aliases", ())),
+        choices=None if choices is None else tuple(str(c) for c in choices),
+        nargs=facts.get("nargs"),
+        default=facts.get("default"),
+        deprecated=facts.get("deprecated"),
+        deprecated_alias=facts.get("deprecated_alias"),
+    )
+
+
+def _version_or_none(name: str) -> Version | None:
+    try:
+        return Version(name)
+    except InvalidVersion:
+        return None
+
+
+@functools.cache
+def releases() -> tuple[Release, ...]:
+    """Every release dyncc has a file for, oldest first."""
+    folder = resources.files(__package__).joinpath("data")
+    found = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if not (name.startswith("dynamo-") and name.endswith(".json")):
+            continue
+        data = json.loads(entry.read_text("utf-8"))
+        flags = {c: {n: _flag(n, f) for n, f in data[c].items()} for c in COMPONENTS}
+        documented = {k: v["value"] for k, v in data.get("documented", {}).items()}
+        found.append(Release(data["dynamo"], data["trtllm"], flags, documented, data.get("constants", {})))
+    return tuple(sorted(found, key=lambda r: r.version))
+
+
+def release(version: str) -> Release | None:
+    """The release of exactly this version (no version is guessed from another)."""
+    return next((r for r in releases() if r.dynamo == version), None)
+
+
+def newest() -> Release:
+    return releases()[-1]
+
+
+def first_with(component: Component, option: str, value: str | None = None) -> Release | None:
+    """The oldest release whose ``component`` has ``option`` (accepting ``value``, when given)."""
+    for candidate in releases():
+        flag = candidate.option(component, option)
+        if flag is not None and (value is None or flag.choices is None or value in flag.choices):
+            return candidate
+    return None
+
+
+def last_with(component: Component, option: str, value: str | None = None) -> Release | None:
+    """The newest release whose ``component`` has ``option`` (accepting ``value``, when given)."""
+    for candidate in reversed(releases()):
+        flag = candidate.option(component, option)
+        if flag is not None and (value is None or flag.choices is None or value in flag.choices):
+            return candidate
+    return None
+
+
+def availability(component: Component, option: str, deployed: str, value: str | None = None) -> tuple[str, str]:
+    """(when the release line had ``option``, what to deploy instead), for a message about ``deployed``: the
+    first release that has it after the deployed one, else the last before it that had it."""
+    first = first_with(component, option, value)
+    last = last_with(component, option, value)
+    if first is not None and sorts_before(deployed, first.dynamo):
+        return f"it came with Dynamo {first.dynamo}", f"deploy Dynamo {first.dynamo} or later"
+    if last is not None:
+        return f"Dynamo {last.dynamo} was the last release with it", f"deploy a release up to Dynamo {last.dynamo}"
+    return "no release dyncc knows has it", ""
+
+
+def sorts_before(a: str, b: str) -> bool:
+    """Whether release ``a`` comes before ``b`` (PEP 440 order); unknown spellings sort nowhere."""
+    va, vb = _version_or_none(a), _version_or_none(b)
+    return va is not None and vb is not None and va < vb

@@ -1,0 +1,48 @@
+"""What a target writes on a command line, checked against the deployed release's own parser data.
+
+The compiler checks the spec's features against the release (DYN703); a target adds flags of its own (the
+frontend's host and port, the mock engine's limits). Here those command lines meet the release file: a flag
+the release's parser would refuse is DYN514 before anything starts, naming the release that has it.
+"""
+
+from __future__ import annotations
+
+from dyncc.compiler.plan import DeploymentPlan
+from dyncc.diagnostics import Diagnostic
+from dyncc.releases import Component, availability
+from dyncc.targets.shell import Raw
+
+
+def has_flag(plan: DeploymentPlan, component: Component, option: str) -> bool:
+    release = plan.profile.release
+    return release is None or release.has(component, option)
+
+
+def frontend_host_args(plan: DeploymentPlan, host: str) -> list[str]:
+    """`--http-host HOST` where the release's frontend has it (0.4.0 binds every interface, with no flag)."""
+    return ["--http-host", host] if has_flag(plan, "frontend", "--http-host") else []
+
+
+def command_problems(plan: DeploymentPlan, component: Component, argv: list, target: str) -> list[Diagnostic]:
+    """DYN514 for each option in ``argv`` (words after ``python3 -m dynamo.X``) the release's parser refuses.
+    Words the target fills in at run time (shell variables) are taken as the values they stand for."""
+    release = plan.profile.release
+    if release is None:
+        return []
+    words = ["0" if isinstance(w, Raw) else str(w) for w in argv]
+    problems = []
+    for option in dict.fromkeys(w.partition("=")[0] for w in words if w.startswith("--")):
+        if release.option(component, option) is None:
+            problems.append(f"{option} ({availability(component, option, release.dynamo)[0]})")
+    problems += [p for p in release.argv_problems(component, words) if "is not one of" in p]
+    if not problems:
+        return []
+    return [
+        Diagnostic(
+            "DYN514",
+            f"the {target} target's {component} command for Dynamo {release.dynamo} has what its parser refuses: "
+            + "; ".join(problems),
+            path=("dynamo", "version"),
+            hint="deploy a release that has it, or leave out the setting that needs it",
+        )
+    ]

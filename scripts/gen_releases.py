@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Writes dyncc/releases/data/dynamo-<version>.json, one file per Dynamo release, from the flag data of the
+release wheels.
+
+    python3 scripts/gen_releases.py [--flags FILE]
+
+FILE is ../shared/reference/dynamo-releases.json, or what `scripts/release_flags.py VERSION` prints for a new
+release (the same shape: {"<version>": {"trtllm_pin", "worker_flags", "frontend_flags", "mocker_flags"}}).
+The next release is therefore one command over its wheels, this script, and one reviewed file.
+
+What each file holds: the TensorRT-LLM the release pins, and the worker, frontend and mock-engine flags as the
+release's own parsers declare them (option strings, aliases, kind, type, nargs, choices, default, deprecation).
+Help text and env var names are left out: nothing in dyncc reads them. Facts the parsers do not show (the
+Kubernetes API version, the planner's image, the KV transfer default, ...) come from DOCUMENTED below, each
+with the first release it holds for and where it was read; a file gets the value of the newest boundary at or
+before its release.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "dyncc" / "releases" / "data"
+DEFAULT_FLAGS = ROOT.parent / "shared" / "reference" / "dynamo-releases.json"
+KEPT = (
+    "kind",
+    "aliases",
+    "deprecated_alias",
+    "type",
+    "nargs",
+    "choices",
+    "default",
+    "deprecated",
+    "hidden",
+    "router_advert",
+)
+COMPONENTS = (("worker", "worker_flags"), ("frontend", "frontend_flags"), ("mocker", "mocker_flags"))
+
+# Facts no parser shows, as (first release, value, source). Releases are ordered as PEP 440 orders them.
+DOCUMENTED: dict[str, list[tuple[str, object, str]]] = {
+    # A v1beta1 DGD is refused by the 1.0/1.1 operators; v1alpha1 stays served (deprecated) through 1.6.x.
+    "dgd_api_version": [
+        ("0.4.0", "v1alpha1", "2025 manifests (shared/reference/dynamo-2025-examples)"),
+        ("1.2.0", "v1beta1", "Dynamo deprecations page, v1.2.0: DGD/DGDR promoted to v1beta1 as the served API"),
+    ],
+    "k8s_command_style": [
+        ("0.4.0", "shell", "2025 manifests: command [/bin/sh, -c] with one args string"),
+        ("1.2.0", "argv", "v1beta1 manifests (Dynamo's 1.x examples): command + argv list"),
+    ],
+    "planner_image": [
+        ("0.4.0", "tensorrtllm-runtime", "before 1.1.0 the planner ran in the runtime image"),
+        ("1.1.0", "dynamo-planner", "Dynamo releases.json, 1.1.0: planner split into its own dynamo-planner image"),
+    ],
+    # dyncc runs `python3 -m dynamo.planner --config` (1.0.0+; before, planner_sla.py with other flags) with
+    # optimization_target and *_adjustment_interval_seconds: 1.0 ignores optimization_target and 1.0-1.1 read
+    # other interval names (renamed in 1.2), so the planner dyncc writes runs as written from 1.2; `load` 1.3.
+    "planner_modes": [
+        ("0.4.0", [], "no dynamo.planner entry point before 1.0.0 (wheel contents)"),
+        ("1.2.0", ["sla"], "planner_config.py of the wheels: optimization_target and *_seconds intervals"),
+        ("1.3.0", ["sla", "load"], "planner_config.py: optimization_target load from 1.3"),
+    ],
+    # Written explicitly either way (unset disables KV transfer); this is the one each release's image is
+    # built for. 0.7.0.post1 pins the same TensorRT-LLM (1.2.0rc3) as 0.7.1, whose upgrade made the switch.
+    "transfer_default": [
+        ("0.4.0", "UCX", "docs v0.7.0 kv-cache-transfer: default UCX"),
+        ("0.7.0.post1", "NIXL", "docs v0.7.1/v0.8.0 kv-cache-transfer: default NIXL (PR 4645, TRT-LLM 1.2.0rc3)"),
+    ],
+    # Whether /health waits for the generate endpoint only when DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS says so:
+    # set for every 0.x release (harmless where already the default); 1.x does it by itself (1.6.1 warns
+    # that the variable is deprecated).
+    "endpoint_health_env": [
+        ("0.4.0", True, "0.5.1 readiness, tested here; kept for 0.x"),
+        ("1.0.0", False, "1.6.1 warns the variable is deprecated; its /health follows registered endpoints"),
+    ],
+    # What turns on a worker's health (system) server besides DYN_SYSTEM_PORT.
+    "worker_env": [
+        ("0.4.0", [["DYN_SYSTEM_ENABLED", "true"]], "0.4-0.6.1 serve /health only with DYN_SYSTEM_ENABLED=true"),
+        ("0.7.0", [], "ai-dynamo-runtime 0.7.0: DYN_SYSTEM_ENABLED deprecated, DYN_SYSTEM_PORT alone decides"),
+    ],
+}
+
+
+def version_key(version: str) -> tuple:
+    from packaging.version import Version
+
+    return (Version(version),)
+
+
+def documented(version: str) -> dict[str, object]:
+    facts: dict[str, object] = {}
+    for name, steps in DOCUMENTED.items():
+        held = [step for step in steps if version_key(step[0]) <= version_key(version)]
+        first, value, source = held[-1]
+        facts[name] = {"value": value, "since": first, "source": source}
+    return facts
+
+
+def release_file(version: str, entry: dict, source: str) -> dict:
+    out: dict = {
+        "dynamo": version,
+        "trtllm": entry["trtllm_pin"],
+        "source": source,
+    }
+    for component, field in COMPONENTS:
+        flags = entry[field]
+        out[component] = {flag: {k: facts[k] for k in KEPT if k in facts} for flag, facts in sorted(flags.items())}
+    # Module constants the parsers default to (e.g. the encode worker's endpoint), as the extraction read them.
+    out["constants"] = dict(sorted(entry.get("notes", {}).get("default_constants", {}).items()))
+    out["documented"] = documented(version)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flags", type=Path, default=DEFAULT_FLAGS)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    data = json.loads(args.flags.read_text())
+    args.out.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for version, entry in data.items():
+        if version in ("source", "flag_help"):
+            continue
+        if not all(isinstance(entry.get(field), dict) for _, field in COMPONENTS):
+            print(f"skipped {version}: no flags extracted (not installable from PyPI here)", file=sys.stderr)
+            continue
+        source = f"{args.flags.name}: the ai-dynamo {version} wheel's own parsers; documented facts as named"
+        text = json.dumps(release_file(version, entry, source), indent=1, sort_keys=False) + "\n"
+        (args.out / f"dynamo-{version}.json").write_text(text)
+        written += 1
+    print(f"wrote {written} release files to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
