@@ -72,6 +72,9 @@ def accepts(version: str, dotted: str, value: Any = None) -> bool:
     if parent == "speculative_config" and leaf != "decoding_type":
         # Speculative keys depend on the decoding type: accepted if some type of this version takes the key.
         known = {k for keys in data["speculative_config"].values() for k in keys}
+        enum = data["enums"].get(dotted)
+        if value is not None and enum is not None and value not in enum:
+            return False  # e.g. eagle3_model_arch: a value outside its Literal
         return leaf in known or dotted in data.get("aliases", {})
     problems = check_engine_config(
         _nest(dotted, value if value is not None else _placeholder(version, dotted)), version
