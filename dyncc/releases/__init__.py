@@ -14,6 +14,7 @@ import functools
 import json
 from collections.abc import Mapping
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any, Literal
 
 from packaging.version import InvalidVersion, Version
@@ -151,10 +152,14 @@ def _version_or_none(name: str) -> Version | None:
         return None
 
 
+def _data_dir() -> Traversable:
+    return resources.files(__package__).joinpath("data")
+
+
 @functools.cache
 def releases() -> tuple[Release, ...]:
     """Every release dyncc has a file for, oldest first."""
-    folder = resources.files(__package__).joinpath("data")
+    folder = _data_dir()
     found = []
     for entry in folder.iterdir():
         name = entry.name

@@ -360,7 +360,8 @@ def worker_args(plan: DeploymentPlan, pool: PoolPlan, k8s: K8sSettings | None = 
     model = cache.served_model_path(plan, k8s) if k8s is not None else plan.model_path
     template = f"{ENGINE_MOUNT}/{CHAT_TEMPLATE_FILE}" if plan.chat_template is not None else None
     args = pool.worker_args(model, plan.served_name, f"{ENGINE_MOUNT}/{pool.engine_file}", template)
-    if k8s is not None and _worker_takes_revision(plan, k8s):
+    # Only where the release's worker has the flag (DYN549 warns where it has not: its parser would refuse it).
+    if k8s is not None and _worker_takes_revision(plan, k8s) and plan.profile.worker_revision_flag:
         args += ["--revision", plan.model_revision or ""]
     return _operator_encode_endpoint(_without_namespace(args))
 
