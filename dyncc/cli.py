@@ -363,6 +363,11 @@ def build(
     callback=_finite_seconds,
     help="Seconds to wait for readiness (default: the spec's; on Slurm pending time counts, 600 s more).",
 )
+@click.option(
+    "--dynamo-version",
+    default=None,
+    help="Deploy this Dynamo version instead of the spec's (as `dyncc build --dynamo-version`).",
+)
 def up(
     spec: str,
     target: str,
@@ -373,6 +378,7 @@ def up(
     detach: bool,
     bench: bool,
     timeout: float | None,
+    dynamo_version: str | None,
 ) -> None:
     """Build SPEC for TARGET and run it until Ctrl-C (which stops it), or as --smoke/--detach/--bench say."""
     from dyncc.lifecycle.commands import up_command
@@ -381,6 +387,7 @@ def up(
         status = up_command(
             spec, target, engine, timing, out_dir,
             smoke=smoke, detach=detach, bench=bench, timeout=timeout, progress=_aic_progress(), show=_print,
+            dynamo_version=dynamo_version,
         )  # fmt: skip
     except DiagnosticError as exc:  # a deployment already running there, a port taken, no cluster: nothing runs
         _fail(exc.diagnostics)
@@ -522,15 +529,40 @@ def init(template: str, name: str | None, output: str | None, **sla: Any) -> Non
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here (a new file).")
-def migrate(spec: str, output: str | None) -> None:
-    """Rewrite a spec's old forms as the current ones (comments kept); the changes go to stderr."""
+@click.option(
+    "--to",
+    "to",
+    default=None,
+    metavar="VERSION",
+    help="Rewrite it for this Dynamo release: dynamo.version set, what the release dropped rewritten, what it "
+    "refuses listed (exit 1, nothing written).",
+)
+def migrate(spec: str, output: str | None, to: str | None) -> None:
+    """Rewrite a spec's old forms as the current ones, and with --to for another Dynamo release (comments
+    kept); the changes (path, old -> new, why) go to stderr, the spec to stdout or --output."""
     from dyncc.migrate import migrate_file
     from dyncc.output import write_new_file
 
     try:
-        result = migrate_file(spec)
-        for change in result.changes or ("nothing to change: the spec is in the current form",):
-            _say(f"{spec}: {change}", err=True)
+        result = migrate_file(spec, to)
+    except DiagnosticError as exc:
+        _fail(exc.diagnostics)
+    unchanged = "nothing to change: the spec is in the current form" + (f", for Dynamo {to}" if to else "")
+    for change in result.changes or (unchanged,):
+        _say(f"{spec}: {change}", err=True)
+    if not result.ok:
+        if result.refused:
+            _say(f"{spec}: Dynamo {to} refuses, and no rewrite keeps the deployment's behaviour:", err=True)
+            _print(result.refused)
+        if result.invalid:
+            _say(f"{spec}: invalid at its own Dynamo version too:", err=True)
+            _print(result.invalid)
+        errors = len(result.refused) + len(result.invalid)
+        _say(f"dyncc: {errors} error(s); nothing written", err=True)
+        sys.exit(EXIT_INVALID)
+    if to:
+        _print(result.diagnostics)
+    try:
         if output:
             write_new_file(Path(output), result.text)
         else:
@@ -541,12 +573,32 @@ def migrate(spec: str, output: str | None) -> None:
 
 @main.command()
 @click.argument("old", type=click.Path(dir_okay=False))
-@click.argument("new", type=click.Path(dir_okay=False))
-def diff(old: str, new: str) -> None:
-    """What changes between two specs, and on the cluster: replicas, GPUs, flags, engine keys, files."""
-    from dyncc.diff import diff_compilations
+@click.argument("new", type=click.Path(dir_okay=False), required=False)
+@click.option(
+    "--old-version",
+    default=None,
+    metavar="VERSION",
+    help="Build OLD for this Dynamo release (as `dyncc migrate --to` rewrites it) instead of its own.",
+)
+@click.option(
+    "--new-version",
+    default=None,
+    metavar="VERSION",
+    help="Build NEW (OLD when NEW is not given) for this Dynamo release, as `dyncc migrate --to` rewrites it.",
+)
+def diff(old: str, new: str | None, old_version: str | None, new_version: str | None) -> None:
+    """What changes between two specs, and on the cluster: replicas, GPUs, flags, engine keys, files.
+    With one spec and --new-version: what changes when it is deployed on another Dynamo release."""
+    from dyncc.diff import compile_for_release, diff_compilations
 
-    for line in diff_compilations(_compile(old), _compile(new)):
+    if new is None and new_version is None:
+        raise click.UsageError("give NEW, or --new-version to compare OLD with itself on another Dynamo release")
+    try:
+        before = compile_for_release(old, old_version)
+        after = compile_for_release(new or old, new_version)
+    except DiagnosticError as exc:
+        _fail(exc.diagnostics)
+    for line in diff_compilations(before, after):
         _say(line)
 
 
@@ -569,6 +621,11 @@ def diff(old: str, new: str) -> None:
     callback=_finite_seconds,
     help="Readiness timeout per point (s).",
 )
+@click.option(
+    "--dynamo-version",
+    default=None,
+    help="Build every point for this Dynamo version instead of the spec's (as `dyncc build --dynamo-version`).",
+)
 def sweep(
     spec: str,
     out_dir: str,
@@ -577,13 +634,14 @@ def sweep(
     timing: str | None,
     run_points: bool,
     timeout: float,
+    dynamo_version: str | None,
 ) -> None:
     """Expand SPEC's `sweep:` lists into one spec per combination; validate and build each."""
     from dyncc import sweep as sweeps
 
     spec_path = Path(spec)
     try:
-        base, points = sweeps.load_sweep(spec_path)
+        base, points = sweeps.load_sweep(spec_path, dynamo_version)
     except DiagnosticError as exc:
         _fail(exc.diagnostics)
     out = Path(out_dir)

@@ -1,16 +1,34 @@
 """Semantic diff of two specs: what changed in the spec, and what changes on the cluster.
 
 Flags are compared as options (``--router-mode kv`` is one change, not two tokens), engine configs
-key by key, pools by replicas and GPUs, and each target's files by name.
+key by key, pools by replicas and GPUs, and each target's files by name. Either side can be a spec built
+for another Dynamo release (:func:`compile_for_release`), so one spec compares with itself across releases.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from dyncc.api import render_targets
-from dyncc.compiler import Compilation
+from dyncc.compiler import Compilation, compile_spec
 from dyncc.compiler.plan import DeploymentPlan
+from dyncc.deployment import load_spec, load_spec_text
+from dyncc.diagnostics import DiagnosticError
+
+
+def compile_for_release(spec: str | Path, version: str | None) -> Compilation:
+    """The spec compiled as written (``version`` None), or for Dynamo ``version`` as `dyncc migrate --to`
+    rewrites it: a setting the release dropped is removed the same way, so the diff shows that too. What the
+    release refuses is a :class:`DiagnosticError`, as `migrate` reports it."""
+    if version is None:
+        return compile_spec(load_spec(spec))
+    from dyncc.migrate import migrate_file
+
+    migration = migrate_file(spec, to=version)
+    if not migration.ok:
+        raise DiagnosticError([*migration.refused, *migration.invalid])
+    return compile_spec(load_spec_text(migration.text, str(spec), base_dir=Path(spec).parent))
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:

@@ -108,13 +108,12 @@ def smoke(base_url: str, model: str) -> list[SmokeResult]:
         reply = chat_completion(base_url, model, "Say hello to the smoke test.")
         usage = reply.get("usage") or {}
         ok = usage.get("prompt_tokens", 0) > 0 and 0 < usage.get("completion_tokens", 0) <= 16
-        results.append(
-            SmokeResult(
-                "chat completion",
-                ok,
-                f"usage {usage.get('prompt_tokens')} prompt + {usage.get('completion_tokens')} completion tokens",
-            )
-        )
+        detail = f"usage {usage.get('prompt_tokens')} prompt + {usage.get('completion_tokens')} completion tokens"
+        # Dynamo 0.x's frontend reports usage only when streaming: then the reply must say something.
+        if reply.get("usage") is None:
+            content = (reply.get("choices") or [{}])[0].get("message", {}).get("content") or ""
+            ok, detail = bool(content), f"{len(content)} characters (this frontend reports no usage without streaming)"
+        results.append(SmokeResult("chat completion", ok, detail))
     except (OSError, ValueError, RuntimeError) as exc:
         results.append(SmokeResult("chat completion", False, str(exc)))
     try:
@@ -290,8 +289,10 @@ def build_for_up(
     engine: str | None = None,
     timing: str | None = None,
     progress: Callable[[float, str], None] | None = None,
+    dynamo_version: str | None = None,
 ) -> BuildResult:
-    """Compile the spec for the local target and write it to ``OUT/up-<name>/`` (never ``OUT/local``).
+    """Compile the spec for the local target (for ``dynamo_version``, when given, instead of the spec's
+    release) and write it to ``OUT/up-<name>/`` (never ``OUT/local``).
     Refuses (DYN522) before writing anything when a deployment runs from that directory. Returns the
     :class:`dyncc.api.BuildResult` whose one output is that directory."""
     from dyncc.api import (
@@ -299,13 +300,15 @@ def build_for_up(
         TargetOutput,
         compile_timed,
         render_targets,
+        with_dynamo_version,
         with_mocker_timing,
         with_worker_runtime,
     )
     from dyncc.deployment import load_spec
     from dyncc.output import LOCK_TIMEOUT_S, write_trees
 
-    loaded = with_mocker_timing(with_worker_runtime(load_spec(spec_path), engine), timing)
+    loaded = with_worker_runtime(with_dynamo_version(load_spec(spec_path), dynamo_version), engine)
+    loaded = with_mocker_timing(loaded, timing)
     compilation = compile_timed(loaded, progress)
     missing = missing_engines(compilation.plan)
     if missing:  # before anything is written or started: the worker would only end in a traceback

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dyncc.api import compile_timed, render_targets, with_mocker_timing, with_worker_runtime
+from dyncc.api import compile_timed, render_targets, with_dynamo_version, with_mocker_timing, with_worker_runtime
 from dyncc.compiler import check_spec
 from dyncc.compiler.rules import sweep_problems
 from dyncc.deployment import load_spec_text
@@ -94,15 +94,19 @@ def expand(spec_path: Path) -> list[Point]:
     return load_sweep(spec_path)[1]
 
 
-def load_sweep(spec_path: Path) -> tuple[LoadedSpec, list[Point]]:
-    """The base spec (for locating diagnostics in it) and its points."""
+def load_sweep(spec_path: Path, dynamo_version: str | None = None) -> tuple[LoadedSpec, list[Point]]:
+    """The base spec (for locating diagnostics in it) and its points; with ``dynamo_version`` every point
+    deploys that Dynamo release instead of the spec's (``--dynamo-version``, as on `build`)."""
     raw = read_spec_bytes(spec_path)  # bounded: refuses non-regular files and oversized specs
     base = load_spec_text(raw, str(spec_path), base_dir=spec_path.parent)  # the sweep itself must be valid
-    return base, expand_loaded(raw, base)
+    base = with_dynamo_version(base, dynamo_version)  # DYN013 for a version that is not one
+    return base, expand_loaded(raw, base, dynamo_version)
 
 
-def expand_loaded(raw: bytes | str, base: LoadedSpec) -> list[Point]:
-    """The points of a spec already loaded (``base``) from ``raw``."""
+def expand_loaded(raw: bytes | str, base: LoadedSpec, dynamo_version: str | None = None) -> list[Point]:
+    """The points of a spec already loaded (``base``) from ``raw``; ``dynamo_version`` replaces each point's
+    `dynamo:` section, over a swept one too (as `build --dynamo-version` replaces the spec's), so the point's
+    spec file says the release it was built for."""
     # Counted before anything is expanded: a few lines of lists can multiply into millions of points.
     problems = sweep_problems(base.spec.sweep)
     if problems:
@@ -114,7 +118,10 @@ def expand_loaded(raw: bytes | str, base: LoadedSpec) -> list[Point]:
     for index, combination in enumerate(itertools.product(*(sweep[k] for k in keys))):
         values = dict(zip(keys, combination))
         name = point_name(base.spec.name, index)
-        points.append(Point(index, name, values, _with_values(data, values, name)))
+        point_data = _with_values(data, values, name)
+        if dynamo_version is not None:
+            point_data["dynamo"] = {"version": dynamo_version}
+        points.append(Point(index, name, values, point_data))
     return points
 
 

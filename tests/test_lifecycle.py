@@ -273,3 +273,52 @@ def test_bench_on_kubernetes_is_refused_before_anything_is_applied(tmp_path):
         env={**os.environ, "KUBECONFIG": str(tmp_path / "none"), "HOME": str(tmp_path)},
     )  # fmt: skip
     assert proc.returncode == 1 and "error DYN927" in proc.stderr, proc.stderr
+
+
+# --- up --dynamo-version ----------------------------------------------------------------------------------
+
+
+def test_k8s_up_for_another_release_builds_what_build_does_for_it(tmp_path):
+    """`up --dynamo-version` as `build --dynamo-version`: the directory `up` builds (before kubectl finds no
+    cluster) holds the files `build` writes for that release, not the spec's own release's."""
+    env = {**os.environ, "KUBECONFIG": str(tmp_path / "no-such-kubeconfig"), "HOME": str(tmp_path)}
+    spec = EXAMPLES / "disagg_router.yaml"
+    up = subprocess.run(
+        [sys.executable, "-m", "dyncc", "up", str(spec), "-t", "k8s", "--dynamo-version", "0.5.1", "-o",
+         str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert up.returncode == 1 and "error DYN586: no kubeconfig" in up.stderr, up.stdout + up.stderr
+    assert_no_traceback(up)
+    built = {}
+    for version in ("0.5.1", None):
+        out = tmp_path / f"build-{version}"
+        assert run_dyncc("build", spec, "-t", "k8s", "-o", out, *(["--dynamo-version", version] if version else []))
+        built[version] = {p.name: p.read_text() for p in (out / "k8s").iterdir()}
+    directory = tmp_path / "out" / "up-qwen3-disagg-router-k8s"
+    by_up = {p.name: p.read_text() for p in directory.iterdir() if p.is_file()}
+    assert by_up == built["0.5.1"] and by_up != built[None]
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_local_up_for_dynamo_0_5_1_serves_and_passes_its_smoke_test(tmp_path):
+    """`up --dynamo-version 0.5.1` on this machine with 0.5.1 itself (its venv): etcd and NATS, 0.5.1's
+    frontend and mock engine, the smoke test's two completions, then a clean stop."""
+    import shutil
+
+    from conftest import DYNAMO_05
+
+    assert DYNAMO_05.exists() and shutil.which("etcd") and shutil.which("nats-server"), "scripts/setup.sh"
+    spec, ports = example_on_free_ports("agg_router.yaml", "local", tmp_path, 3)
+    env = {**os.environ, "DYNCC_PYTHON": str(DYNAMO_05)}
+    up = subprocess.run(
+        [sys.executable, "-m", "dyncc", "up", str(spec), "--engine", "mocker", "--dynamo-version", "0.5.1",
+         "--smoke", "-o", str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "smoke: 2 passed, 0 failed" in up.stdout, up.stdout
+    launch = (tmp_path / "out" / "up-qwen3-agg-router" / "launch.sh").read_text()
+    assert "Dynamo 0.5.1" in launch and "etcd" in launch  # written for 0.5.1: its discovery is etcd + NATS
+    assert all(bind_error("127.0.0.1", p) is None for p in ports)  # stopped after the smoke test

@@ -159,3 +159,22 @@ def test_three_point_local_mocker_sweep_runs_for_real(tmp_path):
     assert "router.mode=kv" in (out / "results.md").read_text()
     png = (out / "results.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_dynamo_version_builds_every_point_for_that_release(tmp_path):
+    """`sweep --dynamo-version` as `build --dynamo-version`: each point's files are what building the point's
+    spec for that release gives, and its spec file names the release."""
+    spec = EXAMPLES / "sweep_local.yaml"
+    proc = cli("sweep", spec, "-o", tmp_path / "old", "--dynamo-version", "0.5.1")
+    assert proc.returncode == 0, proc.stderr
+    assert cli("sweep", spec, "-o", tmp_path / "new").returncode == 0
+    for point in sorted((tmp_path / "old" / "points").iterdir()):
+        point_spec = YAML(typ="safe").load((point / "spec.yaml").read_text())
+        assert point_spec["dynamo"] == {"version": "0.5.1"}
+        built = cli("build", point / "spec.yaml", "-t", "local", "-o", tmp_path / "rebuilt" / point.name)
+        assert built.returncode == 0, built.stderr
+        launch = (point / "local" / "launch.sh").read_text()
+        assert launch == (tmp_path / "rebuilt" / point.name / "local" / "launch.sh").read_text()
+        assert launch != (tmp_path / "new" / "points" / point.name / "local" / "launch.sh").read_text()
+    refused = cli("sweep", spec, "-o", tmp_path / "bad", "--dynamo-version", "latest")
+    assert refused.returncode == 1 and "error DYN013" in refused.stderr

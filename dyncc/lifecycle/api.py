@@ -12,7 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dyncc.api import BuildResult, TargetOutput, compile_timed, render_targets, with_mocker_timing, with_worker_runtime
+from dyncc.api import (
+    BuildResult,
+    TargetOutput,
+    compile_timed,
+    render_targets,
+    with_dynamo_version,
+    with_mocker_timing,
+    with_worker_runtime,
+)
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.lifecycle import gate as gates
 from dyncc.lifecycle.state import DeploymentState, Target, read_state, state_path
@@ -34,17 +42,21 @@ def build(
     engine: str | None = None,
     timing: str | None = None,
     progress: Callable[[float, str], None] | None = None,
+    dynamo_version: str | None = None,
 ) -> BuildResult:
-    """Compile and write the target's files to ``OUT/<up directory>``; DYN522 before writing anything when a
-    deployment `up` started there still runs."""
+    """Compile (for ``dynamo_version`` instead of the spec's release, when given) and write the target's files
+    to ``OUT/<up directory>``; DYN522 before writing anything when a deployment `up` started there still runs."""
     if target == "local":
         from dyncc.run import build_for_up
 
-        return build_for_up(spec, out_dir, engine=engine, timing=timing, progress=progress)
+        return build_for_up(
+            spec, out_dir, engine=engine, timing=timing, progress=progress, dynamo_version=dynamo_version
+        )
     from dyncc.deployment import load_spec
     from dyncc.output import LOCK_TIMEOUT_S, write_trees
 
-    compilation = compile_timed(with_mocker_timing(with_worker_runtime(load_spec(spec), engine), timing), progress)
+    loaded = with_worker_runtime(with_dynamo_version(load_spec(spec), dynamo_version), engine)
+    compilation = compile_timed(with_mocker_timing(loaded, timing), progress)
     name = up_directory(compilation.plan.name, target)
     out = Path(out_dir)
     refuse_if_running(out / name)

@@ -43,13 +43,17 @@ def up_command(
     timeout: float | None,
     progress: Callable[[float, str], None] | None,
     show: Callable[[Iterable[Diagnostic]], None],
+    dynamo_version: str | None = None,
 ) -> int:
-    """Build SPEC for ``target`` into its own directory, start it, and follow it as the flags say."""
+    """Build SPEC for ``target`` (for ``dynamo_version`` instead of the spec's release, when given) into its
+    own directory, start it, and follow it as the flags say."""
     from dyncc.lifecycle import api
     from dyncc.lifecycle.gate import GateOptions
 
     chosen = cast("Target", target)  # click's Choice: local, slurm or k8s
-    result = api.build(spec, out_dir, chosen, engine=engine, timing=timing, progress=progress)
+    result = api.build(
+        spec, out_dir, chosen, engine=engine, timing=timing, progress=progress, dynamo_version=dynamo_version
+    )
     show(result.diagnostics)
     (output,) = result.outputs
     loaded = result.compilation.loaded
