@@ -38,7 +38,7 @@ import tempfile
 import types
 import warnings
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -120,22 +120,31 @@ def unpacked(version: str, cache: Path = DEFAULT_CACHE) -> Path:
     if wheels is None:
         raise ReleaseError(f"no ai-dynamo {version} wheels in {cache}: run scripts/release_flags.py {version}")
     target = cache / "unpacked" / version
-    stamp = target / ".complete"
     names = "\n".join(w.name for w in wheels)
-    if stamp.exists() and stamp.read_text() == names:
+
+    def complete() -> bool:
+        stamp = target / ".complete"
+        return stamp.exists() and stamp.read_text() == names
+
+    if complete():
         return target
-    # Unpacked beside the target and renamed into place: an interrupted run leaves no half tree.
-    partial = Path(tempfile.mkdtemp(prefix=f"{version}.", dir=target.parent if target.parent.exists() else None))
+    # Unpacked beside the target and renamed into place: an interrupted run leaves no half tree, and of two
+    # processes unpacking at once (test workers) the first rename wins and the other's copy is dropped.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=target.parent))
     try:
         for wheel in wheels:
             with zipfile.ZipFile(wheel) as archive:
                 archive.extractall(partial)
         (partial / ".complete").write_text(names)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)
+        if target.exists() and not complete():  # unpacked from other wheels of that version
+            shutil.rmtree(target)
+        with contextlib.suppress(OSError):
+            partial.rename(target)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+    if not complete():
+        raise ReleaseError(f"could not unpack the ai-dynamo {version} wheels into {target}")
     return target
 
 
@@ -213,18 +222,16 @@ def changes_vs_previous(version: str, entry: dict[str, Any], releases: dict[str,
     """What differs from the newest release before `version` in `releases` (dynamo-releases.json)."""
     from packaging.version import InvalidVersion, Version
 
-    def key(v: str) -> Version | None:
+    def release(v: str) -> Version:  # "source", "flag_help" sort first and are never a release
         try:
             return Version(v)
         except InvalidVersion:
-            return None
+            return Version("0.0.0.dev0")
 
-    older = [
-        v for v in releases if key(v) is not None and key(v) < Version(version) and releases[v].get("worker_flags")
-    ]
+    older = [v for v in releases if release(v) < Version(version) and (releases[v] or {}).get("worker_flags")]
     if not older:
         return None
-    previous = max(older, key=Version)
+    previous = max(older, key=release)
     out: dict[str, Any] = {"previous": previous}
     for component in COMPONENTS:
         new, old = entry[f"{component}_flags"], releases[previous][f"{component}_flags"] or {}
@@ -406,7 +413,7 @@ def _capture_first_parser(call: Any) -> argparse.ArgumentParser:
         seen.append(self)
         raise _Captured
 
-    argparse.ArgumentParser.parse_known_args = capture  # type: ignore[assignment,method-assign]
+    argparse.ArgumentParser.parse_known_args = capture  # type: ignore[method-assign]
     try:
         call()
     except _Captured:
@@ -562,7 +569,7 @@ def _constants(module: types.ModuleType) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _stderr_to(path: str):  # type: ignore[no-untyped-def]
+def _stderr_to(path: str) -> Iterator[None]:
     """fd 2 into a file: argparse, logging handlers made at import, and Rust all write there."""
     sys.stderr.flush()
     saved = os.dup(2)
