@@ -1,0 +1,179 @@
+"""Every Dynamo release dyncc has a file for (issue 31): its profile is read from the data, every example it can
+express builds for every target, and every flag in every generated command line is one that release's parsers
+declare, with a value among its choices. What a release cannot express is refused with a code naming the
+release that has the missing flag. tests/test_release_parsers.py runs the real parsers of four releases."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from command_lines import build_command_lines
+from conftest import EXAMPLES, REFERENCE, ROOT, VALID_EXAMPLES, cli
+
+from dyncc.compiler.profiles import keyset_for, profile_for, profiles
+from dyncc.releases import first_with, last_with, release, releases
+
+RELEASES = [r.dynamo for r in releases()]
+REFUSED = re.compile(r"\berror (DYN\d{3})\b")
+
+
+def test_every_pypi_release_from_0_4_to_1_6_has_a_file():
+    assert len(RELEASES) == 33 and RELEASES[0] == "0.4.0" and RELEASES[-1] == "1.6.1"
+    assert RELEASES.index("0.8.1.post3") < RELEASES.index("0.9.0")  # PEP 440 order, not string order
+    assert len(profiles()) == 33
+
+
+@pytest.mark.reference
+def test_the_release_files_are_what_the_generator_makes_of_the_reference(tmp_path):
+    flags = REFERENCE / "dynamo-releases.json"
+    proc = subprocess.run(
+        [sys.executable, ROOT / "scripts" / "gen_releases.py", "--flags", flags, "--out", tmp_path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    shipped = ROOT / "dyncc" / "releases" / "data"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in shipped.iterdir() if p.suffix == ".json"
+    )
+    for made in tmp_path.iterdir():
+        assert made.read_text() == (shipped / made.name).read_text(), made.name
+
+
+@pytest.mark.parametrize("version", RELEASES)
+def test_a_release_file_and_nothing_else_makes_the_profile(version):
+    """The profile's facts are the release's parser data: each field checked against the flags it stands for."""
+    rel, profile = release(version), profile_for(version)
+    assert rel is not None and profile is not None and profile.release is rel
+    assert profile.trtllm_version == rel.trtllm and profile.keyset == keyset_for(rel.trtllm)
+    assert profile.agg_mode in rel.choices("worker", "--disaggregation-mode")
+    for flag in profile.kv_event_flags:
+        assert rel.has("worker", flag)
+    assert rel.has("frontend" if profile.migration_on == "frontend" else "worker", "--migration-limit")
+    assert rel.has("frontend", profile.approximate_kv_routing_flag)
+    assert rel.has("worker", profile.model_flag) and not rel.option("worker", profile.model_flag).deprecated
+    assert set(profile.tool_call_parsers) == set(rel.choices("worker", "--dyn-tool-call-parser"))
+
+
+def test_the_nearest_key_set_is_of_the_same_line_and_not_newer():
+    assert keyset_for("1.3.0rc29") == "1.3.0rc29"
+    assert keyset_for("1.3.0rc25") == "1.3.0rc22"  # Dynamo 1.5.x
+    assert keyset_for("1.3.0rc19") == "1.3.0rc14"  # Dynamo 1.3.x
+    assert keyset_for("1.2.0rc6.post3") == "1.2.0rc6.post1"
+    assert keyset_for("1.3.0rc1") == "1.3.0rc11"  # no older 1.3 set: that line's oldest
+    assert keyset_for("1.0.0rc4") == "1.1.0rc5"  # no 1.0 set at all: the nearest line
+
+
+def test_a_release_checked_against_another_key_set_says_so(tmp_path):
+    proc = cli("build", EXAMPLES / "agg.yaml", "--dynamo-version", "1.5.1", "-o", tmp_path / "o", "-t", "local")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning DYN707" in proc.stderr and "TensorRT-LLM 1.3.0rc22's key set" in proc.stderr
+    engine = (tmp_path / "o" / "local" / "engine" / "agg.yaml").read_text()
+    assert engine.startswith("# TensorRT-LLM 1.3.0rc25 engine config") and "1.3.0rc22's set" in engine
+    exact = cli("build", EXAMPLES / "agg.yaml", "--dynamo-version", "1.4.2", "-o", tmp_path / "e", "-t", "local")
+    assert exact.returncode == 0 and "DYN707" not in exact.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", RELEASES)
+def test_every_example_builds_and_every_flag_written_is_the_releases(version, tmp_path):
+    rel = release(version)
+    assert rel is not None
+    built = 0
+    for example in VALID_EXAMPLES:
+        for engine in ("trtllm", "mocker"):
+            out = tmp_path / f"{example.stem}-{engine}"
+            proc = cli("build", example, "-t", "all", "--dynamo-version", version, "--engine", engine, "-o", out)
+            if "at local.http_host" in proc.stderr:  # 0.4.0's frontend listens on every interface: not local
+                assert "DYN514" in proc.stderr and not rel.has("frontend", "--http-host")
+                targets = ("-t", "slurm") if engine == "mocker" else ("-t", "slurm", "-t", "compose", "-t", "k8s")
+                proc = cli("build", example, *targets, "--dynamo-version", version, "--engine", engine, "-o", out)
+            assert proc.returncode in (0, 1), proc.stderr
+            if proc.returncode == 1:
+                # Refused only for what the release lacks, with the code that says so.
+                assert set(REFUSED.findall(proc.stderr)) <= {"DYN514", "DYN503", "DYN703", "DYN702"}, proc.stderr
+                assert "came with Dynamo" in proc.stderr or "has no" in proc.stderr, proc.stderr
+                continue
+            built += 1
+            lines = build_command_lines(out)
+            assert {c.component for c in lines} >= {"frontend", "worker" if engine == "trtllm" else "mocker"}
+            for line in lines:
+                problems = rel.argv_problems(line.component, [_value(w) for w in line.argv])  # type: ignore[arg-type]
+                assert problems == [], f"{line.where}: {problems}"
+    # Only mock runs may be refused (modes or flags the release's mock engine lacks).
+    assert built >= len(VALID_EXAMPLES), f"Dynamo {version}: {built} builds"
+
+
+def _value(word: str) -> str:
+    """A shell word as the parser sees a value: variables stand for values, never for flags."""
+    return word if word.startswith("--") else (word or "x")
+
+
+@pytest.mark.parametrize("version", ["1.6.1", "1.6.0"])
+def test_output_for_1_6_holds_no_flag_its_parser_marks_deprecated(version, tmp_path):
+    rel = release(version)
+    assert rel is not None
+    for example in VALID_EXAMPLES:
+        out = tmp_path / example.stem
+        assert cli("build", example, "-t", "all", "--dynamo-version", version, "-o", out).returncode == 0
+        for line in build_command_lines(out):
+            deprecated = rel.deprecated_in(line.component, list(line.argv))  # type: ignore[arg-type]
+            # `--connector` is marked "[Deprecated for vLLM]": the TensorRT-LLM worker's KVBM connector is it.
+            assert [d for d in deprecated if "for vLLM" not in d] == [], f"{line.where}: {deprecated}"
+
+
+def test_a_feature_a_release_lacks_names_the_first_release_that_has_it(tmp_path):
+    spec = tmp_path / "s.yaml"
+    text = (EXAMPLES / "disagg_router.yaml").read_text()
+    spec.write_text(text.replace("  mode: kv\n", "  mode: kv\n  overlap_score_credit: 0.5\n"))
+    proc = cli("validate", spec, "-t", "local")
+    assert proc.returncode == 0, proc.stderr
+    first = first_with("frontend", "--router-kv-overlap-score-credit")
+    assert first is not None
+    before = RELEASES[RELEASES.index(first.dynamo) - 1]
+    refused = cli("build", spec, "--dynamo-version", before, "-o", tmp_path / "o")
+    assert refused.returncode == 1 and "DYN703" in refused.stderr
+    assert f"it came with Dynamo {first.dynamo}" in refused.stderr
+    assert cli("build", spec, "--dynamo-version", first.dynamo, "-o", tmp_path / "p").returncode == 0
+
+
+def test_a_feature_a_release_dropped_names_the_last_release_that_had_it(tmp_path):
+    spec = tmp_path / "s.yaml"
+    text = (EXAMPLES / "disagg_router.yaml").read_text()
+    spec.write_text(text.replace("  mode: kv\n", "  mode: kv\n  reset_states: true\n"))
+    last = last_with("frontend", "--router-reset-states")
+    assert last is not None and last.dynamo == "1.3.1"
+    proc = cli("build", spec, "--dynamo-version", "1.4.0", "-o", tmp_path / "o")
+    assert proc.returncode == 1 and "Dynamo 1.3.1 was the last release with it" in proc.stderr
+    built = cli("build", spec, "--dynamo-version", "1.3.1", "-o", tmp_path / "p", "-t", "local")
+    assert built.returncode == 0 and "--router-reset-states" in (tmp_path / "p" / "local" / "launch.sh").read_text()
+
+
+def test_a_release_file_added_is_a_release_dyncc_deploys(tmp_path, monkeypatch):
+    """The seam: a new file in dyncc/releases/data and nothing else (a fake 1.6.9, copied from 1.6.1)."""
+    import dyncc.compiler.profiles as profiles_module
+    import dyncc.releases as releases_module
+
+    data = ROOT / "dyncc" / "releases" / "data"
+    fake = json.loads((data / "dynamo-1.6.1.json").read_text())
+    fake["dynamo"] = "1.6.9"
+    fake_dir = tmp_path / "data"
+    fake_dir.mkdir()
+    for path in data.glob("*.json"):
+        (fake_dir / path.name).write_text(path.read_text())
+    (fake_dir / "dynamo-1.6.9.json").write_text(json.dumps(fake))
+    monkeypatch.setattr(releases_module, "_data_dir", lambda: fake_dir)
+    releases_module.releases.cache_clear()
+    profiles_module.profile_for.cache_clear()
+    try:
+        proc = cli("build", EXAMPLES / "agg.yaml", "--dynamo-version", "1.6.9", "-o", tmp_path / "o", "-t", "local")
+        assert proc.returncode == 0, proc.stderr
+        assert "Dynamo 1.6.9" in (tmp_path / "o" / "local" / "launch.sh").read_text()
+    finally:
+        releases_module.releases.cache_clear()
+        profiles_module.profile_for.cache_clear()
