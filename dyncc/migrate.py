@@ -200,11 +200,12 @@ def _to_release(
         changes.append(f"dynamo.version: {step.old} -> {to} (the release deployed)")
     layout = text  # the input's layout, which each dump keeps
     done: set[YamlPath] = set()
+    rewritten: dict[tuple[str, YamlPath], str] = {}  # (code, path) of a finding -> its change line
     found: tuple[Diagnostic, ...] = ()
     # Each rewrite can be due once; a rewrite can bring a finding of its own, so check again after each
     # round (at most one round per rewrite, and one to see the result).
     for _ in range(len(REWRITES) + 1):
-        text = _dump(tree, layout) if changes else text
+        text = _dump(tree, layout) if changes or rewritten else text
         found = validate_text(text, file, base_dir).diagnostics
         due = [d for d in found if d.path in REWRITES and d.path not in done and (d.code, d.path) not in known]
         if not due:
@@ -213,7 +214,11 @@ def _to_release(
             done.add(finding.path)
             change = REWRITES[finding.path](tree, finding, step)
             if change is not None:
-                changes.append(change)
+                rewritten[(finding.code, finding.path)] = change
+    # A rewrite that did not take (a key merged in from an anchor comes back on reading) is no change: its
+    # finding is still there, refused below.
+    remaining = {(d.code, d.path) for d in found}
+    changes += [change for finding, change in rewritten.items() if finding not in remaining]
     # Errors point into the file the user has; one each (several targets can refuse a setting alike).
     errors = list({(d.code, d.path, d.message): source.locate(d) for d in found if d.is_error}.values())
     return Migration(
@@ -276,7 +281,7 @@ def _dump(tree: CommentedMap, raw: bytes | str) -> str:
     best_kept = -1
     for sequence, offset in SEQUENCE_LAYOUTS:
         yaml = YAML(typ="rt")
-        yaml.width = 120
+        yaml.width = 4096  # never fold a long line the input kept on one
         yaml.preserve_quotes = True
         yaml.indent(mapping=2, sequence=sequence, offset=offset)
         stream = io.StringIO()

@@ -123,6 +123,23 @@ def test_a_setting_a_later_release_dropped_is_kept_going_down_and_refused_where_
     assert any(line.startswith("router.reset_states: true -> removed") for line in up.changes)
 
 
+def test_a_rewrite_that_cannot_take_is_refused_not_listed_and_a_pinned_digest_stays(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    digest = "sha256:" + "0123456789abcdef" * 4
+    spec.write_text(
+        "apiVersion: dyncc/v1\nname: m\ndynamo: {version: 0.5.1}\nmodel: {path: Qwen/Qwen3-0.6B, moe: false}\n"
+        "pools: {agg: {}}\nrouter:\n  <<: {mode: kv, reset_states: true}  # merged in: the key is not in router\n"
+        f"image: nvcr.io/nvidia/ai-dynamo/tensorrtllm-runtime:0.5.1@{digest}\n"
+    )
+    migration = migrate_file(spec, to="1.6.1")
+    assert [(d.code, d.path, d.location.line) for d in migration.refused] == [("DYN703", ("router", "reset_states"), 6)]
+    assert migration.changes == ("dynamo.version: 0.5.1 -> 1.6.1 (the release deployed)",)  # nothing else took
+    spec.write_text(spec.read_text().replace("  <<: {mode: kv, reset_states: true}", "  mode: kv"))
+    migration = migrate_file(spec, to="1.6.1")
+    assert migration.ok and f"tensorrtllm-runtime:0.5.1@{digest}" in migration.text  # the digest pins its bytes
+    assert [d.code for d in migration.diagnostics if d.path == ("image",)] == ["DYN704"]  # and stays warned
+
+
 RELEASES = [p.dynamo_version for p in profiles()]
 
 
