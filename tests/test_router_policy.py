@@ -290,3 +290,107 @@ def test_router_weights_must_be_finite(tmp_path, field):
     )
     proc = cli("validate", spec)
     assert proc.returncode == 1 and "DYN013" in proc.stdout + proc.stderr and "finite" in proc.stdout + proc.stderr
+
+
+# --- the same file on Dynamo 1.3.1, 1.4.2 and 1.5.1 (wheels from scripts/setup.sh) ------------------------
+# `--router-policy-config` exists from 1.3.0, but the document it reads changed: 1.3.x/1.4.x read only queue
+# policy families (no `worker_selection` section), and 1.5.x has `worker_selection` with one linked policy
+# type, dynamo-two-tier-cost-fn, whose parameters are thresholds, not the router's weights. So dyncc's file is
+# for 1.6.x alone, and on 1.3-1.5 the weights stay flags (not deprecated there). Each release's own frontend,
+# started from its wheels, says so.
+
+# What each release's frontend says at start-up when given the file dyncc writes for 1.6.1.
+POLICY_FILE_REFUSALS = {
+    "1.3.1": "unknown field `worker_selection`, expected one of `default_policy_family`, `policy_classes`",
+    "1.4.2": "unknown field `worker_selection`, expected one of `default_policy_family`, `policy_classes`",
+    "1.5.1": 'unknown worker-selection policy type "dynamo-default-cost-fn"; linked policy types: '
+    "dynamo-two-tier-cost-fn",
+}
+
+
+def _release_tree(version: str) -> Path:
+    scripts = str(Path(__file__).resolve().parent.parent / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    from conftest import in_ci
+    from release_flags import unpacked, wheels_for
+
+    if wheels_for(version) is None:
+        reason = f"the ai-dynamo {version} wheels are not in .cache/wheels/ (scripts/setup.sh downloads them)"
+        if in_ci():
+            pytest.fail(f"CI must run the real frontend: {reason}", pytrace=False)
+        pytest.skip(reason)
+    return unpacked(version)
+
+
+def _run_release_frontend(tmp_path: Path, version: str, argv: list[str], name: str) -> tuple[bool, int | None, str]:
+    """(served /v1/models, exit code if it stopped by itself, log) of `version`'s frontend from its wheels: a
+    fresh interpreter that finds that release's `dynamo` first, no DYN_*/ETCD*/NATS* variable of ours, file
+    discovery and every listener on loopback."""
+    tree = _release_tree(version)
+    discovery = tmp_path / f"discovery-{name}"
+    discovery.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DYN_", "ETCD", "NATS", "PYTHONPATH"))}
+    env.update(
+        PYTHONPATH=str(tree),
+        DYN_DISCOVERY_BACKEND="file",
+        DYN_FILE_KV=str(discovery),
+        **{f"DYN_{part}_HOST": "127.0.0.1" for part in ("TCP_RPC", "TCP_RESPONSE_STREAM", "SYSTEM", "EVENT_PLANE")},
+        DYN_HTTP_RPC_HOST="127.0.0.1",
+    )
+    port = free_port_block(1)
+    log = tmp_path / f"frontend-{name}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dynamo.frontend", "--http-host", "127.0.0.1", "--http-port", str(port), *argv],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while not (served := _serving(port)) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        code = proc.poll()
+    finally:
+        _stop(proc)
+    return served, code, log.read_text(errors="replace")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", list(POLICY_FILE_REFUSALS))
+def test_releases_before_1_6_refuse_the_policy_file_and_take_the_weight_flags_dyncc_writes(tmp_path, version):
+    # dyncc writes the weights as flags for this release, and no policy file.
+    plan = compile_spec(load_spec_text(_weights_spec("disagg", version, **WEIGHTS))).plan
+    assert plan.dynamo_version == version and plan.router_policy is None
+    flags = list(plan.frontend.flags)
+    assert flags[flags.index("--router-temperature") + 1] == "0.7"
+    assert flags[flags.index("--router-kv-overlap-score-credit") + 1] == "0.25"
+    # That release's frontend serves with them, and does not call them deprecated.
+    served, code, text = _run_release_frontend(tmp_path, version, flags, "flags")
+    assert served, text[-3000:]
+    assert "deprecated" not in text.lower(), text[-3000:]
+    # The file dyncc writes for 1.6.1 (which 1.6.1 serves with, above) stops this release's frontend at start-up.
+    new, policy = _policy_file(tmp_path, "disagg")
+    served, code, text = _run_release_frontend(
+        tmp_path, version, [*new.frontend.flags, *new.router_policy_args(str(policy))], "policy"
+    )
+    assert not served and code not in (None, 0), text[-3000:]
+    assert POLICY_FILE_REFUSALS[version] in text, text[-3000:]
+
+
+@pytest.mark.slow
+def test_dynamo_1_5_1_has_no_policy_type_that_takes_the_router_weights(tmp_path):
+    # 1.5.1's only linked type refuses the weights as parameters: the file cannot carry them on 1.5.x.
+    _new, policy = _policy_file(tmp_path, "agg")
+    text = policy.read_text().replace(DEFAULT_POLICY_TYPE, "dynamo-two-tier-cost-fn")
+    assert text != policy.read_text()
+    policy.write_text(text)
+    served, code, log = _run_release_frontend(
+        tmp_path, "1.5.1", ["--router-mode", "kv", "--router-policy-config", str(policy)], "two-tier"
+    )
+    assert not served and code not in (None, 0), log[-3000:]
+    assert (
+        'invalid parameters for worker-selection policy type "dynamo-two-tier-cost-fn": unknown field '
+        "`overlap_score_credit`, expected one of `cache_threshold`, `balance_abs_threshold`" in log
+    ), log[-3000:]
