@@ -76,6 +76,13 @@ DOCUMENTED: dict[str, list[tuple[str, object, str]]] = {
         ("0.4.0", True, "0.5.1 readiness, tested here; kept for 0.x"),
         ("1.0.0", False, "1.6.1 warns the variable is deprecated; its /health follows registered endpoints"),
     ],
+    # The KV router's overlap credit range its frontend enforces at start-up (null: none known). Measured with
+    # each release's own frontend (tests/test_router_policy.py); 1.2.x was not run, so nothing is claimed.
+    "router_credit_max": [
+        ("0.4.0", None, "no range check known"),
+        ("1.3.0", 1.0, "the 1.3.1 frontend refuses --router-kv-overlap-score-credit 1.5 (between 0.0 and 1.0)"),
+        ("1.4.0", None, "the 1.4.2, 1.5.1 and 1.6.1 frontends start with 1.5"),
+    ],
     # What turns on a worker's health (system) server besides DYN_SYSTEM_PORT.
     "worker_env": [
         ("0.4.0", [["DYN_SYSTEM_ENABLED", "true"]], "0.4-0.6.1 serve /health only with DYN_SYSTEM_ENABLED=true"),

@@ -177,3 +177,17 @@ def test_a_release_file_added_is_a_release_dyncc_deploys(tmp_path, monkeypatch):
     finally:
         releases_module.releases.cache_clear()
         profiles_module.profile_for.cache_clear()
+
+
+def test_an_overlap_credit_over_one_is_refused_only_where_the_frontend_refuses_it(tmp_path):
+    """1.3.1's frontend exits on a credit over 1.0; 1.4.2, 1.5.1 and 1.6.1 start with it (their own frontends,
+    tests/test_router_policy.py and a 1.6.1 run)."""
+    spec = tmp_path / "s.yaml"
+    text = (EXAMPLES / "disagg_router.yaml").read_text()
+    spec.write_text(text.replace("  mode: kv\n", "  mode: kv\n  overlap_score_credit: 1.5\n"))
+    assert cli("validate", spec, "-t", "local").returncode == 0  # the spec's own release: 1.6.1
+    for version, ok in (("1.3.1", False), ("1.3.0.post1", False), ("1.4.2", True), ("1.6.1", True)):
+        proc = cli("build", spec, "--dynamo-version", version, "-t", "local", "-o", tmp_path / version)
+        assert (proc.returncode == 0) is ok, proc.stderr
+        if not ok:
+            assert "DYN703" in proc.stderr and "over 1.0" in proc.stderr

@@ -74,6 +74,7 @@ class Profile:
     # Worker `--dyn-tool-call-parser` / `--dyn-reasoning-parser` choices (the ai-dynamo-runtime registry).
     tool_call_parsers: tuple[str, ...] = ()
     reasoning_parsers: tuple[str, ...] = ()
+    router_credit_max: float | None = None  # the frontend refuses a larger overlap credit at start-up (1.3.x)
     endpoint_health_env: bool = False  # readiness needs DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS (0.x)
     frontend_namespace_flag: bool = True  # the frontend takes `--namespace` (0.5.0+)
     model_flag: str = "--model-path"  # the worker's model flag (1.0 renamed it --model; the old name deprecated)
@@ -189,6 +190,7 @@ def profile_of(rel: Release) -> Profile:
         tool_call_parsers=rel.choices("worker", "--dyn-tool-call-parser"),
         reasoning_parsers=rel.choices("worker", "--dyn-reasoning-parser"),
         endpoint_health_env=bool(doc["endpoint_health_env"]),
+        router_credit_max=doc["router_credit_max"],
         frontend_namespace_flag="--namespace" in frontend,
         model_flag="--model" if "--model" in worker else "--model-path",
         encode_endpoint=_encode_endpoint(rel),

@@ -150,6 +150,14 @@ def feature_exists_in_version(graph: DeploymentGraph) -> Iterator[Diagnostic]:
             "--router-kv-overlap-score-credit",
             ("router", "overlap_score_credit"),
         )
+    credit, most = spec.router.overlap_score_credit, profile.router_credit_max
+    if credit is not None and spec.router.mode == "kv" and most is not None and credit > most:
+        yield finding(
+            f"router.overlap_score_credit {credit} is out of Dynamo {profile.dynamo_version}'s range: its frontend "
+            f"refuses a credit over {most} at start-up",
+            ("router", "overlap_score_credit"),
+            f"use a value from 0 to {most}, or deploy a release whose frontend takes it",
+        )
     if spec.model.chat_template is not None:
         yield from _absent(
             graph, "model.chat_template", "worker", "--custom-jinja-template", ("model", "chat_template")
