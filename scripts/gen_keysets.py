@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Regenerate dyncc's TensorRT-LLM key sets for the versions the reference transcribed but dyncc did not
-(dyncc/trtllm/data/trtllm_<version>_keys.json, the format dyncc/trtllm/keys.py reads).
+(dyncc/engines/trtllm/data/trtllm_<version>_keys.json, the format dyncc/engines/trtllm/keys.py reads).
 
 Input: ../shared/reference/trtllm-<version>-llm-args-keys.json (each version's llm_args.py, read from that
 version's rendered docs source) and the reference README's §10 table (which Dynamo releases pin it, how far
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "dyncc" / "trtllm" / "data"
+DATA = ROOT / "dyncc" / "engines" / "trtllm" / "data"
 REFERENCE = ROOT.parent / "shared" / "reference"
 VERSIONS = ("1.2.0rc2", "1.2.0rc3", "1.2.0rc6.post1", "1.3.0rc11", "1.3.0rc14", "1.3.0rc22")
 # dyncc's existing key set the curated claims are checked against: the older neighbour for 1.2 (1.1.0rc5 shares

@@ -138,8 +138,8 @@ def test_generated_scripts_pass_shellcheck(built_local):
 
 
 def _bundled_keys() -> dict:
-    """The key sets dyncc ships (dyncc/trtllm/data), which its own rules check engine values against."""
-    from dyncc.trtllm.keys import accepted_keys
+    """The key sets dyncc ships (dyncc/engines/trtllm/data), which its own rules check engine values against."""
+    from dyncc.engines.trtllm.keys import accepted_keys
 
     data = accepted_keys()
     return {

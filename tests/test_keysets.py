@@ -1,6 +1,6 @@
 """The TensorRT-LLM key sets scripts/gen_keysets.py generates from the reference (issue 31).
 
-Each file loads through dyncc.trtllm.keys and every key and enum value it lists is accepted through the same
+Each file loads through dyncc.engines.trtllm.keys and every key and enum value it lists is accepted through the same
 checks the compiler runs; the generator re-run writes the same bytes; the per-version facts the reference
 README and files state hold on the loaded data (build_config, WIDEEP/AUTO, MTP thinking-token case, Eagle vs
 Eagle3, the KV transfer backends); and the engine configs dyncc writes for a spec's MTP and Eagle sections,
@@ -21,9 +21,9 @@ from conftest import EXAMPLES, REFERENCE, ROOT, VALID_EXAMPLES
 
 import dyncc.compiler.profiles as profiles_module
 from dyncc.deployment import load_spec
-from dyncc.trtllm.engine_config import resolve_engine
-from dyncc.trtllm.keys import accepted_keys, accepts, check_engine_config, enum_values, keys_versions
-from dyncc.trtllm.overrides import effective_value
+from dyncc.engines.trtllm.engine_config import resolve_engine
+from dyncc.engines.trtllm.keys import accepted_keys, accepts, check_engine_config, enum_values, keys_versions
+from dyncc.engines.trtllm.overrides import effective_value
 
 GENERATED = ["1.2.0rc2", "1.2.0rc3", "1.2.0rc6.post1", "1.3.0rc11", "1.3.0rc14", "1.3.0rc22"]
 REFERENCE_FILES = [f"trtllm-{v}-llm-args-keys.json" for v in GENERATED]
@@ -42,7 +42,7 @@ def _problems(version: str, config: dict[str, Any]) -> list[str]:
     return [".".join(p.path) for p in check_engine_config(config, version)]
 
 
-# --- every file loads and is self-consistent through dyncc.trtllm.keys -------------------------------------
+# --- every file loads and is self-consistent through dyncc.engines.trtllm.keys -------------------------------------
 
 
 def test_every_generated_version_is_carried() -> None:
@@ -105,7 +105,9 @@ def test_an_enum_the_reference_calls_open_is_never_refused(version: str) -> None
 def test_the_generator_rewrites_every_file_byte_for_byte() -> None:
     gen = _generator()
     for version in GENERATED:
-        written = (ROOT / "dyncc" / "trtllm" / "data" / f"trtllm_{version}_keys.json").read_text(encoding="utf-8")
+        written = (ROOT / "dyncc" / "engines" / "trtllm" / "data" / f"trtllm_{version}_keys.json").read_text(
+            encoding="utf-8"
+        )
         assert gen.render(gen.build(version, REFERENCE)) == written, f"{version}: run scripts/gen_keysets.py"
     assert gen.main(["--check", "--reference", str(REFERENCE)]) == 0
 

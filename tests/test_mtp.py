@@ -22,9 +22,9 @@ from dyncc.api import render_targets, with_dynamo_version
 from dyncc.compiler import check_spec, compile_spec
 from dyncc.compiler.profiles import profile_for, profiles
 from dyncc.deployment import load_spec
-from dyncc.trtllm.engine_config import engine_yaml, resolve_engine
-from dyncc.trtllm.keys import accepted_keys, keys_versions, speculative_form
-from dyncc.trtllm.overrides import effective_value, lost_values, overrides
+from dyncc.engines.trtllm.engine_config import engine_yaml, resolve_engine
+from dyncc.engines.trtllm.keys import accepted_keys, keys_versions, speculative_form
+from dyncc.engines.trtllm.overrides import effective_value, lost_values, overrides
 
 DRAFT = "speculative_config.max_draft_len"
 MTP_EXAMPLE = EXAMPLES / "deepseek_r1_mtp_disagg.yaml"

@@ -1,7 +1,7 @@
 """Value types of every TensorRT-LLM engine key, per carried version (issue 28).
 
 The key-set files carry a ``types`` section transcribed from each version's ``llm_args.py``;
-``dyncc/trtllm/types.py`` parses those type strings (no eval) and checks values with pydantic in lax
+``dyncc/engines/trtllm/types.py`` parses those type strings (no eval) and checks values with pydantic in lax
 mode, as TensorRT-LLM's own models do. These tests hold the section to the key lists (every key has a
 type), to the grammar (every type parses and builds), to the reference's own field notes (spot checks
 of facts read independently), to the curated enum lists, and to NVIDIA's real engine configs (none
@@ -18,8 +18,8 @@ import pytest
 from conftest import REFERENCE
 from ruamel.yaml import YAML
 
-from dyncc.trtllm.keys import accepted_keys, keys_versions
-from dyncc.trtllm.types import TypeGrammarError, describe, parse, type_of, value_problem, value_problems
+from dyncc.engines.trtllm.keys import accepted_keys, keys_versions
+from dyncc.engines.trtllm.types import TypeGrammarError, describe, parse, type_of, value_problem, value_problems
 
 # The key sets whose value types were transcribed (1.1.0rc5, 1.3.0rc29); the generated ones (scripts/gen_keysets.py)
 # carry none and say so in their `uncertain` list.

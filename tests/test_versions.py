@@ -18,7 +18,7 @@ from dyncc.compiler.placement import PlacementError, place_ranks
 from dyncc.compiler.profiles import profile_for, profiles
 from dyncc.compiler.rules.versions import image_tag, release_of
 from dyncc.deployment import load_spec
-from dyncc.trtllm.keys import accepted_keys, check_engine_config, keys_versions
+from dyncc.engines.trtllm.keys import accepted_keys, check_engine_config, keys_versions
 
 # The two releases every example is checked under in depth (the oldest and newest exact key sets that
 # the tests also run for real); tests/test_releases.py covers every release file.

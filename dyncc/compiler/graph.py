@@ -26,9 +26,9 @@ import networkx as nx
 
 from dyncc.compiler.profiles import Profile, newest_profile, profile_for
 from dyncc.compiler.provenance import Provenance
+from dyncc.engines.trtllm.engine_config import ResolvedEngine, resolve_engine
 from dyncc.spec import CoreSpec, LoadedSpec, Pool, Role, SourceMap
 from dyncc.spec.loader import ModelFacts
-from dyncc.trtllm.engine_config import ResolvedEngine, resolve_engine
 
 FRONTEND = "frontend"
 DISCOVERY = "discovery"

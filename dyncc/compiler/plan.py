@@ -17,8 +17,8 @@ from dyncc.compiler.graph import DISAGGREGATION_MODE, DeploymentGraph, PoolInfo,
 from dyncc.compiler.placement import Placement, WorkerPlacement, nodes_per_worker
 from dyncc.compiler.profiles import Profile
 from dyncc.diagnostics import Diagnostic
+from dyncc.engines.trtllm.engine_config import engine_yaml
 from dyncc.spec.model import Benchmark, CoreSpec, Planner, WorkerRuntime
-from dyncc.trtllm.engine_config import engine_yaml
 
 # No generated file is larger than this: the biggest real ones (an sbatch of ~1,600 workers) are under
 # 1 MB, and input limits (DYN116, DYN406, DYN408) keep specs far below it. A backstop, so that a

@@ -4,7 +4,7 @@ A profile is the view of a release the compiler and the targets read: which flag
 features exist, and which TensorRT-LLM key set checks the engine configs. Every field is derived here from the
 release's own parser data (or a documented fact in its file); nothing compares version strings, so a new
 release is a new data file. The engine side — key set, enum spellings, aliases, speculative forms — is a
-TRT-LLM version's data file (``dyncc/trtllm/data/trtllm_<version>_keys.json``): the release's pin where
+TRT-LLM version's data file (``dyncc/engines/trtllm/data/trtllm_<version>_keys.json``): the release's pin where
 dyncc carries that set, else the nearest one (``keyset`` names it, DYN707 warns).
 
 Clusters run the container they were validated on, often for a year, and the 2025 stack (Dynamo
@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 from packaging.version import Version
 
+from dyncc.engines.trtllm.keys import accepted_keys, enum_values, keys_versions
 from dyncc.releases import Release, newest, release, releases
-from dyncc.trtllm.keys import accepted_keys, enum_values, keys_versions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,7 +225,7 @@ def supported_list() -> str:
 def profile_with(dotted: str, value: Any, but_not: Profile) -> Profile | None:
     """The newest other release whose own key set accepts ``dotted`` (with ``value``), to name in a hint
     (releases checked against a nearest set are not named: their TensorRT-LLM was not read)."""
-    from dyncc.trtllm.keys import accepts
+    from dyncc.engines.trtllm.keys import accepts
 
     seen: set[str] = {but_not.keyset}
     for profile in reversed(profiles()):

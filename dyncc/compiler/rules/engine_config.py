@@ -10,10 +10,10 @@ from dyncc.compiler.graph import DeploymentGraph, PoolInfo
 from dyncc.compiler.profiles import profile_with
 from dyncc.compiler.rules.base import finding, rule
 from dyncc.diagnostics import Diagnostic, YamlPath
-from dyncc.trtllm.engine_config import OWNED_KEYS
-from dyncc.trtllm.keys import KeyProblem, check_engine_config
-from dyncc.trtllm.overrides import LostValue, is_set, lookup, lost_values
-from dyncc.trtllm.types import value_problems
+from dyncc.engines.trtllm.engine_config import OWNED_KEYS
+from dyncc.engines.trtllm.keys import KeyProblem, check_engine_config
+from dyncc.engines.trtllm.overrides import LostValue, is_set, lookup, lost_values
+from dyncc.engines.trtllm.types import value_problems
 
 
 @rule("DYN108", "engine-keys-accepted")

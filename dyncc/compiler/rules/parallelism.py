@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from dyncc.compiler.graph import DeploymentGraph, PoolInfo
 from dyncc.compiler.rules.base import finding, rule
 from dyncc.diagnostics import Diagnostic
-from dyncc.trtllm.engine_config import ResolvedEngine
-from dyncc.trtllm.keys import speculative_form
-from dyncc.trtllm.overrides import effective_value
+from dyncc.engines.trtllm.engine_config import ResolvedEngine
+from dyncc.engines.trtllm.keys import speculative_form
+from dyncc.engines.trtllm.overrides import effective_value
 
 
 def _is_moe(graph: DeploymentGraph, info: PoolInfo) -> bool:
@@ -212,7 +212,7 @@ def load_balancer_slots_divisible_by_ep(graph: DeploymentGraph) -> Iterator[Diag
 
 def _draft_len(engine: ResolvedEngine, trtllm_version: str) -> int:
     """Draft tokens per request the engine config asks for, as the deployed TensorRT-LLM reads them (1.1.0rc5
-    copies MTP's num_nextn_predict_layers over max_draft_len: :mod:`dyncc.trtllm.overrides`)."""
+    copies MTP's num_nextn_predict_layers over max_draft_len: :mod:`dyncc.engines.trtllm.overrides`)."""
     if engine.get("speculative_config.decoding_type") is None:
         return 0
     value = effective_value(engine.config, "speculative_config.max_draft_len", trtllm_version)

@@ -16,9 +16,9 @@ import shlex
 from typing import Any
 
 from dyncc.compiler.plan import DeploymentPlan, PoolPlan
+from dyncc.engines.trtllm.engine_config import engine_yaml
 from dyncc.targets.k8s import pods
 from dyncc.targets.k8s.settings import K8sSettings, ModelCache
-from dyncc.trtllm.engine_config import engine_yaml
 
 DOWNLOAD_DONE = ".dyncc-download-complete"
 # The Hugging Face hub's repo id: `namespace/name` (a draft model in any other form is a path).

@@ -16,8 +16,8 @@ from typing import Any
 
 from dyncc.compiler.profiles import Profile
 from dyncc.compiler.provenance import Provenance
+from dyncc.engines.trtllm.keys import speculative_form
 from dyncc.spec.model import CoreSpec, Pool, Role
-from dyncc.trtllm.keys import speculative_form
 
 # Engine keys that drive placement, ranks and flags: they must come from the pool's first-class fields
 # so that every target (and the placement) reads one value.
@@ -253,7 +253,7 @@ def _resolve_speculative(b: _Builder, spec: CoreSpec, trtllm_version: str) -> No
     ``speculative_model_dir``. MTP's depth goes under the one key that version reads it from (its
     ``depth_key``): 1.1.0rc5 copies ``num_nextn_predict_layers`` (default 1) over ``max_draft_len``, 1.3.0rc29
     reads ``max_draft_len`` and takes ``num_nextn_predict_layers`` only as a deprecated alias
-    (:mod:`dyncc.trtllm.overrides`)."""
+    (:mod:`dyncc.engines.trtllm.overrides`)."""
     sp = spec.speculative
     if sp.mode == "none":
         return

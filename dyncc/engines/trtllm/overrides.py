@@ -25,7 +25,7 @@ import dataclasses
 import functools
 from typing import Any, Literal
 
-from dyncc.trtllm.keys import accepted_keys
+from dyncc.engines.trtllm.keys import accepted_keys
 
 How = Literal["always", "when_set", "alias"]
 
