@@ -237,8 +237,8 @@ def worker_python() -> str:
 
 
 def _has_module(python: str, module: str) -> bool:
-    """Whether ``python`` can import ``module``, found without importing it (TensorRT-LLM's import alone
-    takes seconds and needs CUDA)."""
+    """Whether ``python`` can import ``module``, found without importing it (an engine's import alone can
+    take seconds and need CUDA)."""
     if python == sys.executable:
         import importlib.util
 
@@ -253,23 +253,25 @@ def _has_module(python: str, module: str) -> bool:
 def missing_engines(plan: DeploymentPlan) -> list[Diagnostic]:
     """DYN524 for each package the deployment's processes import that the worker Python lacks."""
     python = worker_python()
-    needed = [("dynamo", "Dynamo (ai-dynamo)", "install it: ./scripts/setup.sh")]
-    if plan.worker_runtime == "trtllm":
-        needed.append(
-            (
-                "tensorrt_llm",
-                "TensorRT-LLM",
-                f"use --engine mocker, or install TensorRT-LLM {plan.trtllm_version} (NVIDIA GPUs) into {python}",
-            )
-        )
+    needed: list[tuple[str, str, str, tuple[str, ...]]] = [
+        ("dynamo", "Dynamo (ai-dynamo)", "install it: ./scripts/setup.sh", ())
+    ]
+    if plan.engine.python_package is not None:  # the workers' engine, where it is a Python package of its own
+        from dyncc.engines import engines
+
+        module, label = plan.engine.python_package
+        mock = next((e.name for e in engines() if e.mock), None)
+        instead = f"use --engine {mock}, or " if mock else ""
+        hint = f"{instead}install {label} {plan.engine_version} (NVIDIA GPUs) into {python}"
+        needed.append((module, label, hint, ("worker_runtime",)))
     return [
         Diagnostic(
             "DYN524",
             f"cannot start: {what} is not installed for {python} (no module `{module}`)",
-            path=("worker_runtime",) if module == "tensorrt_llm" else (),
+            path=path,
             hint=hint,
         )
-        for module, what, hint in needed
+        for module, what, hint, path in needed
         if not _has_module(python, module)
     ]
 

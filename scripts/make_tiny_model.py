@@ -1,4 +1,4 @@
-"""Regenerate dyncc/targets/local/tiny_model: a model directory the Dynamo frontend and mocker load
+"""Regenerate dyncc/engines/mocker/tiny_model: a model directory the Dynamo frontend and mocker load
 with no hub access — config.json, a small byte-level BPE tokenizer and a chat template.
 
 The mock engine never runs weights; the frontend only needs to tokenize prompts and detokenize the
@@ -12,7 +12,7 @@ import sys
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-OUT = pathlib.Path(__file__).resolve().parent.parent / "dyncc" / "targets" / "local" / "tiny_model"
+OUT = pathlib.Path(__file__).resolve().parent.parent / "dyncc" / "engines" / "mocker" / "tiny_model"
 VOCAB = 1024
 # The mock engine emits token ids across a Llama-sized range; ids past the trained vocabulary decode to
 # nothing and clients then see responses without text. Decode-only entries fill the range: plain ASCII

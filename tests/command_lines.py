@@ -110,3 +110,28 @@ def build_command_lines(out: Path) -> list[CommandLine]:
         elif any(path.match(g) for g in YAML_FILES) and "engine" not in path.parts:
             lines += yaml_command_lines(path.read_text(), where)
     return lines
+
+
+def plan_worker_args(
+    plan: Any,
+    pool: Any,
+    model: str = "/model",
+    engine_dir: str = "/engine",
+    data_dir: str = "/data",
+    bootstrap: int | None = None,
+    revision: str | None = None,
+) -> list[str]:
+    """A pool's worker arguments (after `-m <module>`) as a target putting its files at these paths writes
+    them: the plan's command line with its slots filled in."""
+
+    def slot(s: Any) -> str | None:
+        return {
+            "model": model,
+            "local_model": model,
+            "engine_file": f"{engine_dir}/{s.name}",
+            "data_file": f"{data_dir}/{s.name}",
+            "bootstrap_port": None if bootstrap is None else str(bootstrap),
+            "revision": revision,
+        }[s.kind]
+
+    return [str(w) for w in plan.worker_args(pool, slot)]

@@ -179,7 +179,7 @@ def test_slurm_http_port_on_a_worker_port_is_rejected():
 
 def test_mock_bootstrap_ports_skip_the_http_ports():
     from dyncc.api import with_engine
-    from dyncc.targets.mocker import bootstrap_port
+    from dyncc.targets.ports import bootstrap_port
 
     # Workers on 8081-8084; the HTTP port sits exactly where bootstrap ports would start.
     loaded = spec("slurm: {http_port: 8085}\n", "pools:\n  prefill: {replicas: 2}\n  decode: {replicas: 2}\n")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from command_lines import plan_worker_args
 from conftest import EXAMPLES, SINGLE_NODE_EXAMPLES, assert_no_traceback, cli
 
 from dyncc.api import render_targets, with_dynamo_version
@@ -84,9 +85,7 @@ def test_workers_get_the_placement_gpus_and_the_plan_command(tmp_out):
         seen += devices["device_ids"]
         # The same worker arguments as every other target, engine YAML at its read-only mount.
         assert service["command"] == worker_command(plan, pool)
-        assert service["command"][3:] == pool.worker_args(
-            plan.model_path, plan.served_name, f"/etc/dyncc/engine/{pool.engine_file}"
-        )
+        assert service["command"][3:] == plan_worker_args(plan, pool, plan.model_path, "/etc/dyncc/engine")
         assert "./engine:/etc/dyncc/engine:ro" in service["volumes"]
         assert service["depends_on"]["etcd"] == {"condition": "service_healthy"}
         assert "8081/health" in service["healthcheck"]["test"][-1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from command_lines import plan_worker_args
 from conftest import VALID_EXAMPLES
 from dynamo_parsers import DYNAMO_AVAILABLE, ArgvRejected, parse_frontend, parse_mocker, parse_trtllm
 
@@ -11,7 +12,7 @@ from dyncc.compiler import compile_spec
 from dyncc.spec import load_spec
 from dyncc.targets.local import frontend_command, worker_command
 from dyncc.targets.local.settings import LocalSettings
-from dyncc.targets.mocker import bootstrap_port, mocker_args
+from dyncc.targets.ports import bootstrap_port
 
 pytestmark = pytest.mark.skipif(not DYNAMO_AVAILABLE, reason="Dynamo 1.6.1 is installed by scripts/setup.sh")
 
@@ -26,7 +27,7 @@ def test_frontend_and_worker_flags_parse(example):
     frontend = parse_frontend(_args_after_module(frontend_command(plan, LocalSettings()), "dynamo.frontend"))
     assert frontend.router_mode == plan.frontend.router_mode
     for pool, _worker in plan.workers:
-        argv = pool.worker_args(plan.model_path, plan.served_name, "/engine/" + pool.engine_file)
+        argv = plan_worker_args(plan, pool, model=plan.model_path)
         config = parse_trtllm(argv)
         # Dynamo's enum keeps the 0.x spelling internally (AGGREGATED = "prefill_and_decode").
         expected = {"agg": "AGGREGATED"}.get(pool.disaggregation_mode, pool.disaggregation_mode.upper())
@@ -61,9 +62,7 @@ def test_parsers_reject_what_dynamo_1_6_removed():
 def test_mocker_flags_parse_and_keep_the_topology(example):
     plan = with_engine(compile_spec(load_spec(example)), "mocker").plan
     for pool, worker in plan.workers:
-        args = parse_mocker(
-            [str(a) for a in mocker_args(plan, pool, worker, "/model", bootstrap_port(plan, worker, 8081, 8000))]
-        )
+        args = parse_mocker(plan_worker_args(plan, pool, bootstrap=bootstrap_port(plan, worker, 8081, 8000)))
         assert args.model_name == plan.served_name
         assert args.block_size == pool.engine_config["kv_cache_config"]["tokens_per_block"]
         assert args.disaggregation_mode == pool.disaggregation_mode

@@ -19,11 +19,12 @@ from typing import Any
 import pytest
 from conftest import EXAMPLES, REFERENCE, ROOT, VALID_EXAMPLES
 
-import dyncc.compiler.profiles as profiles_module
 from dyncc.deployment import load_spec
 from dyncc.engines.trtllm.engine_config import resolve_engine
 from dyncc.engines.trtllm.keys import accepted_keys, accepts, check_engine_config, enum_values, keys_versions
 from dyncc.engines.trtllm.overrides import effective_value
+from dyncc.engines.trtllm.release import release_view
+from dyncc.releases import releases
 
 GENERATED = ["1.2.0rc2", "1.2.0rc3", "1.2.0rc6.post1", "1.3.0rc11", "1.3.0rc14", "1.3.0rc22"]
 REFERENCE_FILES = [f"trtllm-{v}-llm-args-keys.json" for v in GENERATED]
@@ -242,11 +243,10 @@ def test_mtp_depth_key_and_what_a_lone_max_draft_len_drafts(version: str, depth_
 
 
 def _profile(version: str) -> Any:
-    """A real profile whose key set (and TensorRT-LLM) is ``version``: only the engine side matters here."""
-    every = profiles_module.profiles() if hasattr(profiles_module, "profiles") else profiles_module.PROFILES
-    base = next(p for p in every if p.transfer_default == "NIXL")
-    names = {f.name for f in dataclasses.fields(base)} & {"trtllm_version", "keyset"}
-    return dataclasses.replace(base, **dict.fromkeys(names, version))
+    """A real release's TensorRT-LLM view whose key set (and TensorRT-LLM) is ``version``: only the engine
+    side matters here."""
+    base = next(v for v in map(release_view, releases()) if v.transfer_default == "NIXL")
+    return dataclasses.replace(base, version=version, keyset=version)
 
 
 SPECULATIVE = {

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
+from command_lines import plan_worker_args
 from conftest import EXAMPLES, ROOT, VALID_EXAMPLES, assert_no_traceback, cli
 from dynamo_parsers import DYNAMO_AVAILABLE, parse_frontend, parse_trtllm
 from ruamel.yaml import YAML
@@ -86,7 +87,7 @@ def test_the_migrated_spec_starts_under_1_6_1s_own_parsers():
     frontend = parse_frontend(command[command.index("dynamo.frontend") + 1 :])
     assert frontend.router_mode == "kv"
     for pool, _worker in plan.workers:
-        config = parse_trtllm(pool.worker_args(plan.model_path, plan.served_name, "/engine/" + pool.engine_file))
+        config = parse_trtllm(plan_worker_args(plan, pool, model=plan.model_path))
         assert config.disaggregation_mode.name == pool.disaggregation_mode.upper()
 
 

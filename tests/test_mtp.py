@@ -20,17 +20,18 @@ from ruamel.yaml import YAML
 
 from dyncc.api import render_targets, with_dynamo_version
 from dyncc.compiler import check_spec, compile_spec
-from dyncc.compiler.profiles import profile_for, profiles
 from dyncc.deployment import load_spec
 from dyncc.engines.trtllm.engine_config import engine_yaml, resolve_engine
 from dyncc.engines.trtllm.keys import accepted_keys, keys_versions, speculative_form
 from dyncc.engines.trtllm.overrides import effective_value, lost_values, overrides
+from dyncc.engines.trtllm.release import release_view
+from dyncc.releases import release, releases
 
 DRAFT = "speculative_config.max_draft_len"
 MTP_EXAMPLE = EXAMPLES / "deepseek_r1_mtp_disagg.yaml"
 # The MTP keys mean different things in different TensorRT-LLM releases: one Dynamo release per key set
 # dyncc carries exactly (the newest release pinning it).
-VERSIONS = list({p.keyset: p.dynamo_version for p in profiles() if p.keyset_exact}.values())
+VERSIONS = list({v.keyset: v.dynamo_version for v in map(release_view, releases()) if v.keyset_exact}.values())
 
 
 def _yaml(text: str) -> Any:
@@ -98,9 +99,9 @@ def test_engine_yaml_drafts_the_specs_draft_len(tmp_path: Path, key_set: str, dy
     before a profile names it): the YAML text read back, the key set's semantics applied."""
     loaded = load_spec(_spec(tmp_path, MTP_SPEC.replace("DRAFT_LEN", str(draft_len))))
     spec = with_dynamo_version(loaded, dynamo).spec
-    profile = profile_for(dynamo)
-    assert profile is not None
-    profile = dataclasses.replace(profile, trtllm_version=key_set, keyset=key_set)
+    rel = release(dynamo)
+    assert rel is not None
+    profile = dataclasses.replace(release_view(rel), version=key_set, keyset=key_set)
     for role, pool in spec.pools.declared():
         resolved = resolve_engine(spec, role, pool, True, profile)
         config = _yaml(engine_yaml(role, resolved.config, spec.name, key_set))
@@ -129,7 +130,7 @@ def test_deepseek_r1_mtp_example_drafts_3_under_every_profile(version: str) -> N
     configs = [(f"{t}/{n}", c) for t, files in rendered.items() for n, c in _engine_configs(files)]
     assert {t for t in rendered} >= {"local", "slurm", "compose", "k8s"}
     assert len(configs) >= 8, [n for n, _ in configs]  # prefill + decode on each of the four targets
-    trtllm = compiled.plan.trtllm_version
+    trtllm = compiled.plan.engine_version
     for name, config in configs:
         assert config["speculative_config"]["decoding_type"] == "MTP", name
         assert effective_value(config, DRAFT, trtllm) == 3, (version, name, config["speculative_config"])

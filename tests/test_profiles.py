@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+from command_lines import plan_worker_args
 from conftest import DYNAMO_05, EXAMPLES, REFERENCE, VALID_EXAMPLES, cli, parse_with_dynamo_0_5_1
 from dynamo_parsers import DYNAMO_AVAILABLE, parse_trtllm
 from k8s_schemas import CRD_ENTRY, dgd_errors
@@ -190,7 +191,7 @@ def test_0x_command_lines_parse_with_dynamo_0_5_1s_own_parsers(example):
     plan = compile_spec(loaded).plan
     items = [{"kind": "frontend", "argv": [str(a) for a in frontend_command(plan, loaded.spec.local)[3:]]}]
     items += [
-        {"kind": "trtllm", "argv": pool.worker_args(plan.model_path, plan.served_name, "/e.yaml")}
+        {"kind": "trtllm", "argv": plan_worker_args(plan, pool, model=plan.model_path, engine_dir="")}
         for pool, _ in plan.workers
     ]
     results = parse_with_dynamo_0_5_1(items)

@@ -14,7 +14,9 @@ import pytest
 from command_lines import build_command_lines
 from conftest import EXAMPLES, REFERENCE, ROOT, VALID_EXAMPLES, cli
 
-from dyncc.compiler.profiles import keyset_for, profile_for, profiles
+from dyncc.compiler.profiles import profile_for, profiles
+from dyncc.engines.mocker.impl import modes as mock_modes
+from dyncc.engines.trtllm.release import keyset_for, release_view
 from dyncc.releases import first_with, last_with, release, releases
 
 RELEASES = [r.dynamo for r in releases()]
@@ -50,14 +52,17 @@ def test_a_release_file_and_nothing_else_makes_the_profile(version):
     """The profile's facts are the release's parser data: each field checked against the flags it stands for."""
     rel, profile = release(version), profile_for(version)
     assert rel is not None and profile is not None and profile.release is rel
-    assert profile.trtllm_version == rel.trtllm and profile.keyset == keyset_for(rel.trtllm)
-    assert profile.agg_mode in rel.choices("worker", "--disaggregation-mode")
-    for flag in profile.kv_event_flags:
-        assert rel.has("worker", flag)
     assert rel.has("frontend" if profile.migration_on == "frontend" else "worker", "--migration-limit")
     assert rel.has("frontend", profile.approximate_kv_routing_flag)
-    assert rel.has("worker", profile.model_flag) and not rel.option("worker", profile.model_flag).deprecated
     assert set(profile.tool_call_parsers) == set(rel.choices("worker", "--dyn-tool-call-parser"))
+    # What the release means for its engines' workers is each engine's view of the same file.
+    view = release_view(rel)
+    assert view.version == rel.pins["trtllm"] and view.keyset == keyset_for(view.version)
+    assert view.agg_mode in rel.choices("worker", "--disaggregation-mode")
+    for flag in view.kv_event_flags:
+        assert rel.has("worker", flag)
+    assert rel.has("worker", view.model_flag) and not rel.option("worker", view.model_flag).deprecated
+    assert mock_modes(rel) <= {"agg", *rel.choices("mocker", "--disaggregation-mode")}
 
 
 def test_the_nearest_key_set_is_of_the_same_line_and_not_newer():

@@ -318,16 +318,16 @@ def test_timing_flag_parses_with_dynamos_mocker(tmp_path: Path) -> None:
 
     if not DYNAMO_AVAILABLE:
         pytest.skip("Dynamo 1.6.1 is installed by scripts/setup.sh")
+    from command_lines import plan_worker_args
+
     from dyncc.api import compile_timed, with_mocker_timing, with_worker_runtime
     from dyncc.deployment import load_spec
-    from dyncc.targets.mocker import mocker_args
 
     npz = recorded_npz(tmp_path / "t.npz")
     loaded = with_mocker_timing(with_worker_runtime(load_spec(EXAMPLES / "disagg.yaml"), "mocker"), str(npz))
     plan = compile_timed(loaded).plan
-    for pool, worker in plan.workers:
-        argv = [str(a) for a in mocker_args(plan, pool, worker, "/model", files_dir=str(tmp_path))]
-        parsed = parse_mocker([a.strip('"') for a in argv])  # the shell would strip the quotes
+    for pool in plan.pools:
+        parsed = parse_mocker(plan_worker_args(plan, pool, data_dir=str(tmp_path)))
         assert Path(parsed.planner_profile_data) == tmp_path / "timing" / f"{pool.role}.npz"
 
 

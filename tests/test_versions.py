@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from command_lines import plan_worker_args
 from conftest import EXAMPLES, REFERENCE, VALID_EXAMPLES, cli
 from dynamo_parsers import DYNAMO_AVAILABLE, parse_frontend, parse_trtllm
 from ruamel.yaml import YAML
@@ -15,10 +16,12 @@ from ruamel.yaml import YAML
 from dyncc.api import with_dynamo_version
 from dyncc.compiler import check_spec, compile_spec
 from dyncc.compiler.placement import PlacementError, place_ranks
-from dyncc.compiler.profiles import profile_for, profiles
+from dyncc.compiler.profiles import profile_for
 from dyncc.compiler.rules.versions import image_tag, release_of
 from dyncc.deployment import load_spec
 from dyncc.engines.trtllm.keys import accepted_keys, check_engine_config, keys_versions
+from dyncc.engines.trtllm.release import TrtllmRelease, release_view
+from dyncc.releases import release, releases
 
 # The two releases every example is checked under in depth (the oldest and newest exact key sets that
 # the tests also run for real); tests/test_releases.py covers every release file.
@@ -61,11 +64,17 @@ def effective_draft_len(speculative: dict, trtllm: str) -> int:
 
 
 def test_every_profile_checks_engine_configs_with_a_carried_key_set():
-    for profile in profiles():
-        assert profile.keyset in keys_versions()
-        data = accepted_keys(profile.keyset)
-        assert data["version"] == profile.keyset and data["checked_against"].startswith("TensorRT-LLM 1.")
-    assert profile_for("1.6.1").keyset == "1.3.0rc29" and profile_for("0.5.1").keyset == "1.1.0rc5"
+    for view in map(release_view, releases()):
+        assert view.keyset in keys_versions()
+        data = accepted_keys(view.keyset)
+        assert data["version"] == view.keyset and data["checked_against"].startswith("TensorRT-LLM 1.")
+    assert _view("1.6.1").keyset == "1.3.0rc29" and _view("0.5.1").keyset == "1.1.0rc5"
+
+
+def _view(version: str) -> TrtllmRelease:
+    rel = release(version)
+    assert rel is not None
+    return release_view(rel)
 
 
 def test_no_version_is_guessed_from_another():
@@ -91,14 +100,13 @@ def test_a_trtllm_version_other_than_the_pinned_one_is_refused(tmp_path):
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("example", VALID_EXAMPLES, ids=lambda p: p.name)
 def test_every_example_under_every_supported_version_passes_that_versions_key_set(example, version):
-    profile = profile_for(version)
-    assert profile is not None
+    pinned = _view(version).version
     plan = compile_spec(with_dynamo_version(load_spec(example), version)).plan
-    assert f"TensorRT-LLM {profile.trtllm_version}" in plan.header
+    assert f"TensorRT-LLM {pinned}" in plan.header
     for pool in plan.pools:
-        assert pool.engine_yaml.startswith(f"# TensorRT-LLM {profile.trtllm_version} engine config")
+        assert pool.engine_yaml.startswith(f"# TensorRT-LLM {pinned} engine config")
         config = YAML(typ="safe").load(pool.engine_yaml)
-        assert check_engine_config(config, profile.trtllm_version) == [], (example.name, pool.role)
+        assert check_engine_config(config, pinned) == [], (example.name, pool.role)
 
 
 def test_the_key_set_check_can_fail_the_1_3_forms_are_refused_by_1_1():
@@ -316,7 +324,7 @@ def test_request_plane_flags_pass_dynamo_1_6_1s_own_parsers(plane, tmp_path):
     spec = write_spec(tmp_path, f"request_plane: {plane}\nmodel: {{path: m, moe: false}}\npools: {{agg: {{}}}}\n")
     plan = compile_spec(load_spec(spec)).plan
     assert parse_frontend(list(plan.frontend.flags)).request_plane == plane
-    worker = parse_trtllm(plan.pools[0].worker_args(plan.model_path, plan.served_name, "/e.yaml"))
+    worker = parse_trtllm(plan_worker_args(plan, plan.pools[0], model=plan.model_path, engine_dir=""))
     assert plane in json.dumps(vars(worker), default=str)
 
 

@@ -25,10 +25,11 @@ from pathlib import Path
 import networkx as nx
 
 from dyncc.compiler.profiles import Profile, newest_profile, profile_for
-from dyncc.compiler.provenance import Provenance
-from dyncc.engines.trtllm.engine_config import ResolvedEngine, resolve_engine
+from dyncc.engines import configuring, engine
+from dyncc.engines.base import Engine, ResolvedConfig, WorkerLimits
 from dyncc.spec import CoreSpec, LoadedSpec, Pool, Role, SourceMap
 from dyncc.spec.loader import ModelFacts
+from dyncc.spec.provenance import Provenance
 
 FRONTEND = "frontend"
 DISCOVERY = "discovery"
@@ -56,10 +57,11 @@ class PoolInfo:
 
     role: Role
     spec: Pool
-    engine: ResolvedEngine
+    engine: ResolvedConfig  # the configuring engine's resolved config
     gpus_per_worker: int
     publish_kv_events: bool
     publish_kv_events_source: Provenance
+    limits: WorkerLimits  # the worker's size as the config says it (block size, batch limits, DP ranks)
 
     @property
     def replicas(self) -> int:
@@ -75,8 +77,7 @@ class PoolInfo:
 
     @property
     def tokens_per_block(self) -> int:
-        value: int = self.engine.get("kv_cache_config.tokens_per_block")
-        return value
+        return self.limits.block_size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,8 +108,9 @@ NodeData = FrontendNode | DiscoveryNode | PoolInfo | PlannerNode
 
 class DeploymentGraph:
     """The topology as ids and typed edges (networkx, for reachability and drawing) plus typed node records,
-    and the inputs every rule reads: the spec, the model facts, the version profile, and the directory the
-    spec's relative file paths are read from."""
+    and the inputs every rule reads: the spec, the model facts, the version profile, the engines (the one the
+    workers run, and the one whose config the pools resolve to), and the directory the spec's relative file
+    paths are read from."""
 
     def __init__(
         self, spec: CoreSpec, facts: ModelFacts, source: SourceMap, profile: Profile, spec_dir: Path | None = None
@@ -118,6 +120,16 @@ class DeploymentGraph:
         self.source = source
         self.profile = profile
         self.spec_dir = spec_dir
+        assert profile.release is not None
+        self.release = profile.release
+        self.runtime: Engine = engine(spec.worker_runtime)  # the engine the workers run
+        self.engine: Engine = configuring(self.runtime)  # the engine whose config the pools resolve to
+        # Each engine's view of the release (its pinned version, its parser's flags); one object when the
+        # workers run the configuring engine.
+        self.engine_release = self.engine.config_impl().release_view(self.release)
+        runtime_impl = self.runtime.module_impl()
+        same = self.runtime is self.engine
+        self.runtime_release = self.engine_release if same else runtime_impl.release_view(self.release)
         self.strategy: str | None = None  # Dynamo 0.x's disaggregation strategy, when disaggregated
         self.kv_scored_roles: tuple[Role, ...] = ("agg",)
         self.topology = nx.DiGraph()
@@ -204,7 +216,8 @@ def build_graph(loaded: LoadedSpec) -> DeploymentGraph:
     graph.add_edge(FRONTEND, DISCOVERY, EdgeKind.REGISTERS)
     infos = []
     for role, pool in declared:
-        engine = resolve_engine(spec, role, pool, loaded.facts.moe, profile)
+        config = graph.engine.config_impl()
+        engine = config.resolve_config(spec, role, pool, loaded.facts.moe, graph.engine_release)
         publish, why = _kv_event_publishing(role, pool, kv_router and spec.router.kv_events, entry)
         info = PoolInfo(
             role=role,
@@ -213,6 +226,7 @@ def build_graph(loaded: LoadedSpec) -> DeploymentGraph:
             gpus_per_worker=pool.tensor_parallel * pool.pipeline_parallel,
             publish_kv_events=publish,
             publish_kv_events_source=why,
+            limits=config.limits(engine),
         )
         infos.append(info)
         graph.add_node(info.node, info)

@@ -1,23 +1,25 @@
 """Lower the validated graph and its placement into a plan targets render from.
 
-The plan holds every value a target writes — frontend and worker flags, engine YAML text, GPUs per
-worker — so that local scripts, manifests and sbatch files are different spellings of one plan.
-Targets add only what is theirs (ports on one host, container paths, srun options), from their own
-settings, which reach them beside the plan, never through it.
+The plan holds every value a target writes — frontend flags, each pool's whole worker command line (the
+engine's module and arguments, from :mod:`dyncc.engines`), engine config text, GPUs per worker — so that
+local scripts, manifests and sbatch files are different spellings of one plan. Targets add only what is
+theirs (ports on one host, container paths, srun options), from their own settings, which reach them
+beside the plan, never through it: they fill the command line's slots (where they put the model and the
+engine files) and wrap it in a process, an srun step, a container or a component.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dyncc import __version__
-from dyncc.compiler.graph import DISAGGREGATION_MODE, DeploymentGraph, PoolInfo, RouterInfo
+from dyncc.compiler.graph import DeploymentGraph, PoolInfo, RouterInfo
 from dyncc.compiler.placement import Placement, WorkerPlacement, nodes_per_worker
 from dyncc.compiler.profiles import Profile
 from dyncc.diagnostics import Diagnostic
-from dyncc.engines.trtllm.engine_config import engine_yaml
+from dyncc.engines.base import Engine, PoolWorkers, Slot, WorkerCommand
 from dyncc.spec.model import Benchmark, CoreSpec, Planner, WorkerRuntime
 
 # No generated file is larger than this: the biggest real ones (an sbatch of ~1,600 workers) are under
@@ -29,6 +31,9 @@ MAX_OUTPUT_FILE_BYTES = 16 * 1024 * 1024
 # Placeholders a pool's env values may hold (targets that cannot fill them in refuse them: DYN585).
 WORKER_INDEX = "{worker_index}"
 RANK = "{rank}"
+
+# Where NGC publishes Dynamo's images: an engine's runtime image is `<registry>/<engine image>:<Dynamo version>`.
+IMAGE_REGISTRY = "nvcr.io/nvidia/ai-dynamo"
 
 # The custom chat template's name in the engine directory (pool engine YAMLs are named <role>.yaml).
 CHAT_TEMPLATE_FILE = "chat_template.jinja"
@@ -92,39 +97,30 @@ class PoolPlan:
     replicas: int
     gpus_per_worker: int
     nodes_per_worker: int
-    disaggregation_mode: str
-    engine_file: str  # file name of the engine YAML, e.g. "prefill.yaml"
+    engine_file: str  # file name of the engine config, e.g. "prefill.yaml"
     engine_config: dict[str, Any]
     engine_yaml: str
-    flags: tuple[str, ...]  # worker flags after `--extra-engine-args <file>`
+    command: WorkerCommand  # its workers' command line, slots and all: targets fill the slots and wrap it
     env: tuple[tuple[str, str], ...]
     workers: tuple[WorkerPlan, ...]
     publish_kv_events: bool
     launch_prefix: tuple[str, ...] = ()  # words each worker process starts under (numactl ...); Slurm only
-    model_flag: str = "--model-path"  # the release's worker flag for the model (1.0+: --model)
+    draft_model: str | None = None  # the speculative draft model its engine config names
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """The options that tune the pool's workers (part of the command line)."""
+        return self.command.flags
+
+    @property
+    def disaggregation_mode(self) -> str:
+        return self.command.disaggregation_mode
 
     def env_for(self, worker: WorkerPlan) -> tuple[tuple[str, str], ...]:
         """The pool's env with `{worker_index}` filled in for ``worker``; `{rank}` is the target's to fill in
         (one value per rank, known only where each rank starts)."""
         index = str(worker.index)
         return tuple((k, v.replace(WORKER_INDEX, index)) for k, v in self.env)
-
-    def worker_args(
-        self, model_path: Any, served_name: str, engine_config_path: Any, chat_template_path: Any = None
-    ) -> list[Any]:
-        """``python3 -m dynamo.trtllm`` arguments; identical on every target but for the paths (a target
-        passes the chat template's path when the plan has one: it ships it beside the engine configs)."""
-        template = ["--custom-jinja-template", chat_template_path] if chat_template_path is not None else []
-        return [
-            self.model_flag,
-            model_path,
-            "--served-model-name",
-            served_name,
-            "--extra-engine-args",
-            engine_config_path,
-            *self.flags,
-            *template,
-        ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +136,6 @@ class DeploymentPlan:
     namespace: str
     profile: Profile
     dynamo_version: str
-    trtllm_version: str
     model_path: str
     model_local_dir: str | None  # absolute path when model.path is a checkpoint directory on this machine
     served_name: str
@@ -151,7 +146,10 @@ class DeploymentPlan:
     placement: Placement
     planner: Planner | None  # None: no planner
     benchmark: Benchmark | None  # None: no load test
-    worker_runtime: WorkerRuntime  # trtllm, or Dynamo's mock engine in the same topology
+    worker_runtime: WorkerRuntime  # the spec's name for the engine the workers run
+    engine: Engine  # the engine the workers run (module, image, how ranks start: what targets wrap)
+    config_engine: Engine  # the engine the pools' configs are for (the same, or the one a mock stands in for)
+    engine_version: str  # the configuring engine's version the release pins
     mocker_speedup_ratio: float
     header: str  # "generated by" line every target writes
     request_plane: str | None = None  # `--request-plane` of frontend and workers (nats needs a NATS server)
@@ -165,13 +163,45 @@ class DeploymentPlan:
     # Each pool's mock-engine timing file (NPZ bytes), filled in by dyncc.twin before the targets render;
     # a pool without one keeps the mock's built-in timing.
     mock_timing: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
+    # What a target running these workers would fail on, as their engine says (a mode it lacks).
+    engine_problems: tuple[Diagnostic, ...] = ()
+    # The configuring engine's view of the release (what its config files are written for).
+    engine_view: Any = dataclasses.field(default=None, compare=False, repr=False)
 
-    def worker_revision_args(self) -> list[str]:
-        """`--revision` for workers that download the hub model themselves (local, compose): the revision the
-        spec names, where the release's worker takes it (targets refuse it elsewhere: DYN563)."""
-        if self.model_revision and self.model_local_dir is None and self.profile.worker_revision_flag:
-            return ["--revision", self.model_revision]
-        return []
+    def worker_args(self, pool: PoolPlan, fill: Callable[[Slot], Any]) -> list[Any]:
+        """The pool's worker arguments (after ``python3 -m <module>``) with the target's words in the slots
+        (``fill``). A data file the plan does not carry (no mock timing given) is left out with its option."""
+        data = self.data_files()
+
+        def value(slot: Slot) -> Any:
+            return None if slot.kind == "data_file" and slot.name not in data else fill(slot)
+
+        return pool.command.fill(value)
+
+    def worker_image(self) -> str | None:
+        """The image the workers run in: the spec's, else NGC's runtime image of their engine for this Dynamo
+        version (the spec's documented default); None for an engine that runs on the host, in no container."""
+        if self.engine.image is None:
+            return None
+        return self.image or f"{IMAGE_REGISTRY}/{self.engine.image}:{self.dynamo_version}"
+
+    def data_files(self) -> dict[str, bytes]:
+        """Files the workers read beside the target's scripts: each mock pool's timing file (the timed twin)."""
+        return {timing_file_name(p.role): self.mock_timing[p.role] for p in self.pools if p.role in self.mock_timing}
+
+    def model_files(self) -> dict[str, str]:
+        """The model directory an offline engine serves when the spec's model is no directory here (the small
+        model it ships), for a target to write as ``model/<file>``."""
+        if not self.engine.offline or self.model_local_dir is not None:
+            return {}
+        return self.engine.model_files()
+
+    def engine_text_with_draft(self, pool: PoolPlan, path: str) -> str:
+        """The pool's engine config text naming its draft model at ``path`` (where a target delivered it)."""
+        assert pool.draft_model is not None
+        config = self.config_engine.config_impl()
+        rewritten = config.with_draft_model(pool.engine_config, pool.draft_model, path)
+        return config.config_text(pool.role, rewritten, self.name, self.engine_view)
 
     def engine_files(self) -> dict[str, str]:
         """The files every target ships in the workers' engine directory: each pool's engine YAML, and the
@@ -202,20 +232,26 @@ class DeploymentPlan:
         return self.placement.nodes_used <= 1
 
 
+def timing_file_name(role: str) -> str:
+    return f"timing/{role}.npz"
+
+
 def lower(graph: DeploymentGraph, placement: Placement) -> DeploymentPlan:
     spec, facts, profile, router = graph.spec, graph.facts, graph.profile, graph.router
     dynamo_version = spec.dynamo.version
-    trtllm_version = profile.trtllm_version  # the one the release pins; DYN705 refuses another
-    pool_plans, first_worker = [], 0
+    config, runtime = graph.engine.config_impl(), graph.runtime.module_impl()
+    pool_plans, inputs, first_worker = [], [], 0
     for p in graph.pools():
-        pool_plans.append(_lower_pool(p, placement, spec, profile, graph.strategy, trtllm_version, first_worker))
+        workers = _pool_workers(p, spec, profile, graph.strategy, facts.chat_template is not None)
+        command = runtime.worker_command(workers, graph.runtime_release)
+        pool_plans.append(_lower_pool(graph, p, workers, command, placement, first_worker))
+        inputs.append(workers)
         first_worker += p.replicas
     return DeploymentPlan(
         name=spec.name,
         namespace=spec.namespace,
         profile=profile,
         dynamo_version=dynamo_version,
-        trtllm_version=trtllm_version,
         model_path=worker_model_path(spec.model.path, facts.local_dir),
         model_local_dir=facts.local_dir,
         served_name=spec.model.name,
@@ -227,9 +263,12 @@ def lower(graph: DeploymentGraph, placement: Placement) -> DeploymentPlan:
         planner=spec.planner if spec.planner.enabled else None,
         benchmark=spec.benchmark,
         worker_runtime=spec.worker_runtime,
+        engine=graph.runtime,
+        config_engine=graph.engine,
+        engine_version=graph.engine_release.version,
         mocker_speedup_ratio=spec.mocker_speedup_ratio,
         header=f"Generated by dyncc {__version__} from spec '{spec.name}' "
-        f"(Dynamo {dynamo_version}, TensorRT-LLM {trtllm_version}{_keyset_note(profile)}). Edit the spec, not this file.",
+        f"(Dynamo {dynamo_version}, {config.version_note(graph.engine_release)}). Edit the spec, not this file.",
         request_plane=spec.request_plane if profile.request_plane_flag else None,
         on_worker_exit=spec.on_worker_exit,
         model_revision=spec.model.revision,
@@ -238,11 +277,9 @@ def lower(graph: DeploymentGraph, placement: Placement) -> DeploymentPlan:
         mocker_timing=spec.mocker_timing,
         chat_template=facts.chat_template,
         router_policy=router_policy_yaml(spec, router, profile, tuple(p.role for p in pool_plans)),
+        engine_problems=tuple(runtime.problems(inputs, graph.runtime_release, graph.engine)),
+        engine_view=graph.engine_release,
     )
-
-
-def _keyset_note(profile: Profile) -> str:
-    return "" if profile.keyset_exact else f", engine keys of TensorRT-LLM {profile.keyset}"
 
 
 def worker_model_path(path: str, local_dir: str | None) -> str:
@@ -331,53 +368,40 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
-ENGINE_LIMIT_FLAGS = (
-    ("max_batch_size", "--max-batch-size"),
-    ("max_num_tokens", "--max-num-tokens"),
-    ("max_seq_len", "--max-seq-len"),
-)
-
-
-def _engine_limit_flags(p: PoolInfo) -> list[str]:
-    """The engine YAML's limits again as worker flags (see Profile.engine_limits_as_flags)."""
-    flags: list[str] = []
-    for key, flag in ENGINE_LIMIT_FLAGS:
-        value = p.engine.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            flags += [flag, str(value)]
-    return flags
+def _pool_workers(p: PoolInfo, spec: CoreSpec, profile: Profile, strategy: str | None, template: bool) -> PoolWorkers:
+    """What the compiler decided for the pool's workers, for their engine to spell."""
+    caller = "prefill" if spec.pools.prefill is not None else "agg"  # the pool that calls the encoder
+    migrates = profile.migration_on == "worker" and spec.migration.limit
+    return PoolWorkers(
+        role=p.role,
+        served_name=spec.model.name,
+        namespace=spec.namespace,
+        engine_file=f"{p.role}.yaml",
+        limits=p.limits,
+        publish_kv_events=p.publish_kv_events or _decode_publishes_for_conditional_disagg(p, spec),
+        disaggregation_strategy=strategy,
+        migration=(spec.migration.limit, spec.migration.max_seq_len) if migrates else None,
+        request_plane=spec.request_plane if profile.request_plane_flag else None,
+        kvbm=spec.kvbm.enabled,
+        tool_call_parser=spec.model.tool_call_parser,
+        reasoning_parser=spec.model.reasoning_parser,
+        multimodal=spec.pools.encode is not None,
+        calls_encoder=spec.pools.encode is not None and p.role == caller,
+        chat_template=CHAT_TEMPLATE_FILE if template else None,
+        timing_file=timing_file_name(p.role),
+        speedup_ratio=spec.mocker_speedup_ratio,
+    )
 
 
 def _lower_pool(
+    graph: DeploymentGraph,
     p: PoolInfo,
+    inputs: PoolWorkers,
+    command: WorkerCommand,
     placement: Placement,
-    spec: CoreSpec,
-    profile: Profile,
-    strategy: str | None,
-    trtllm_version: str,
     first_worker: int,
 ) -> PoolPlan:
-    flags: list[str] = []
-    mode = profile.agg_mode if p.role == "agg" else DISAGGREGATION_MODE[p.role]
-    if p.role != "agg" or profile.agg_mode != "agg":
-        flags += ["--disaggregation-mode", mode]
-    if strategy is not None and p.role in ("prefill", "decode"):
-        flags += ["--disaggregation-strategy", strategy]
-    publish_kv_events = p.publish_kv_events or _decode_publishes_for_conditional_disagg(p, spec)
-    if publish_kv_events:
-        flags += list(profile.kv_event_flags)
-    flags += _epd_flags(p, spec, profile)
-    if profile.migration_on == "worker":
-        flags += _migration_flags(spec)
-    flags += ["--kv-block-size", str(p.tokens_per_block)]
-    if profile.engine_limits_as_flags:
-        flags += _engine_limit_flags(p)
-    if spec.kvbm.enabled:
-        flags += ["--connector", "kvbm"]
-    if profile.worker_namespace_flag:
-        flags += ["--namespace", spec.namespace]
-    flags += _request_plane_flags(spec, profile)
-    flags += _parser_flags(spec)
+    config = graph.engine.config_impl()
     placed = placement.for_pool(p.role)
     workers = tuple(WorkerPlan(f"{p.role}-{w.replica}", w.replica, w, first_worker + w.replica) for w in placed)
     return PoolPlan(
@@ -385,46 +409,21 @@ def _lower_pool(
         replicas=p.replicas,
         gpus_per_worker=p.gpus_per_worker,
         nodes_per_worker=nodes_per_worker(p.gpus_per_worker, placement.gpus_per_node_for(p.role)),
-        disaggregation_mode=mode,
-        engine_file=f"{p.role}.yaml",
+        engine_file=inputs.engine_file,
         engine_config=p.engine.config,
-        engine_yaml=engine_yaml(p.role, p.engine.config, spec.name, trtllm_version, profile.keyset),
-        flags=tuple(flags),
+        engine_yaml=config.config_text(p.role, p.engine.config, graph.spec.name, graph.engine_release),
+        command=command,
         env=tuple(sorted(p.spec.env.items())),
         workers=workers,
-        publish_kv_events=publish_kv_events,
+        publish_kv_events=inputs.publish_kv_events,
         launch_prefix=tuple(p.spec.launch_prefix),
-        model_flag=profile.model_flag,
+        draft_model=config.draft_model(p.engine.config),
     )
 
 
-def _parser_flags(spec: CoreSpec) -> list[str]:
-    """Every worker parses replies the same way: the parsers are the model's, not a pool's (DYN125 checks
-    the names against the release's registry)."""
-    flags: list[str] = []
-    if spec.model.tool_call_parser:
-        flags += ["--dyn-tool-call-parser", spec.model.tool_call_parser]
-    if spec.model.reasoning_parser:
-        flags += ["--dyn-reasoning-parser", spec.model.reasoning_parser]
-    return flags
-
-
 def _decode_publishes_for_conditional_disagg(p: PoolInfo, spec: CoreSpec) -> bool:
-    """Conditional disaggregation decides from the decode workers' KV state too: Dynamo's TensorRT-LLM
-    backend needs --publish-kv-events on decode as well as prefill (unless the spec says otherwise)."""
+    """Conditional disaggregation decides from the decode workers' KV state too: Dynamo's workers publish
+    it only with --publish-kv-events on decode as well as prefill (unless the spec says otherwise)."""
     router = spec.router
     conditional = router.conditional_disagg and router.mode == "kv" and router.kv_events
     return conditional and p.role == "decode" and p.spec.publish_kv_events is None
-
-
-def _epd_flags(p: PoolInfo, spec: CoreSpec, profile: Profile) -> list[str]:
-    """An encode pool is wired as Dynamo's EPD launch scripts do: every worker multimodal, and the pool
-    that calls the encoder (prefill, else agg) told its endpoint — without it the encode pool idles."""
-    if spec.pools.encode is None:
-        return []
-    flags = ["--modality", "multimodal"]
-    caller = "prefill" if spec.pools.prefill is not None else "agg"
-    if p.role == caller:
-        assert profile.encode_endpoint is not None  # DYN703 refuses an encode pool where the worker has none
-        flags += ["--encode-endpoint", profile.encode_endpoint.format(namespace=spec.namespace)]
-    return flags

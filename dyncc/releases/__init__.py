@@ -1,8 +1,9 @@
 """Dynamo releases as data: one file per release (``data/dynamo-<version>.json``, written by
 ``scripts/gen_releases.py`` from the release wheels' own parsers), read here into typed records.
 
-A release file names the TensorRT-LLM the release pins and every flag its TensorRT-LLM worker, frontend and
-mock engine accept (aliases, kind, choices, deprecation), plus the few documented facts no parser shows.
+A release file names the engine versions the release pins (by engine name) and every flag its engine worker,
+frontend and mock engine accept (aliases, kind, choices, deprecation), plus the few documented facts no parser
+shows.
 Adding a release is adding its file: nothing in dyncc names a release, and :func:`release` accepts any
 version that has one.
 """
@@ -50,7 +51,7 @@ class Flag:
 @dataclasses.dataclass(frozen=True)
 class Release:
     dynamo: str
-    trtllm: str  # the TensorRT-LLM its wheel pins (`Requires-Dist: tensorrt-llm==X`)
+    pins: Mapping[str, str]  # engine name -> the version its wheel pins (`Requires-Dist: <engine>==X`)
     flags: Mapping[Component, Mapping[str, Flag]]
     documented: Mapping[str, Any]  # facts no parser shows: {name: value}
     constants: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # parser module defaults
@@ -168,8 +169,16 @@ def releases() -> tuple[Release, ...]:
         data = json.loads(entry.read_text("utf-8"))
         flags = {c: {n: _flag(n, f) for n, f in data[c].items()} for c in COMPONENTS}
         documented = {k: v["value"] for k, v in data.get("documented", {}).items()}
-        found.append(Release(data["dynamo"], data["trtllm"], flags, documented, data.get("constants", {})))
+        found.append(Release(data["dynamo"], _pins(data), flags, documented, data.get("constants", {})))
     return tuple(sorted(found, key=lambda r: r.version))
+
+
+def _pins(data: Mapping[str, Any]) -> dict[str, str]:
+    """The engine versions a release file names: every other top-level string but its own version and source."""
+    return {k: v for k, v in data.items() if isinstance(v, str) and k not in _NOT_PINS}
+
+
+_NOT_PINS = ("dynamo", "source")
 
 
 def release(version: str) -> Release | None:

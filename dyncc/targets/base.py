@@ -28,7 +28,7 @@ class Capability(enum.Enum):
     MULTI_NODE = "multi-node"  # workers on several nodes, or one worker spanning nodes
     GPU_TYPES = "GPU type per pool"  # pools on node groups of different GPU types, nodes selected per pool
     PLANNER = "planner"  # runs Dynamo's planner when the spec enables it
-    MOCK_ENGINE = "mock engine"  # `worker_runtime: mocker`: Dynamo's mock engine instead of TensorRT-LLM
+    MOCK_ENGINE = "mock engine"  # `worker_runtime: mocker`: Dynamo's mock engine instead of the real one
     BENCHMARK = "benchmark"  # writes the spec's `benchmark:` as a runnable aiperf load test
     FRONTEND_REPLICAS = "frontend replicas"  # runs several frontends (KV routers), which replica sync joins up
     NATS_SERVER = "NATS server"  # every process gets a NATS server (NATS_SERVER) from the platform
@@ -117,7 +117,7 @@ def _mock_engine_refusal(plan: DeploymentPlan, target: Target) -> Diagnostic:
         "DYN530",
         f"the {target.name} target cannot run Dynamo's mock engine (worker_runtime: mocker)",
         path=("worker_runtime",),
-        hint="use worker_runtime: trtllm for this target",
+        hint=f"use worker_runtime: {plan.config_engine.name} for this target",
     )
 
 
@@ -229,7 +229,7 @@ FEATURES: tuple[Feature, ...] = (
         ("worker_runtime",),
         Capability.MOCK_ENGINE,
         "DYN530",
-        lambda p: p.worker_runtime == "mocker",
+        lambda p: p.engine.mock,
         _mock_engine_refusal,
     ),
     Feature(
@@ -329,7 +329,7 @@ def left_out(plan: DeploymentPlan, target: Target, others: Iterable[Target]) -> 
     ]
 
 
-# What Dynamo's mock engine cannot stand in for, whatever the target (checked by dyncc.targets.mocker).
+# What Dynamo's mock engine cannot stand in for, whatever the target (checked by dyncc.engines.mocker).
 MOCK_ENGINE_LIMITS: tuple[tuple[str, str, str], ...] = (
     ("an encode pool (EPD)", "DYN503", "the mock engine has no encode mode"),
     ("kvbm.enabled", "DYN582", "the mock engine has no KV block manager connector"),

@@ -3,6 +3,8 @@ discovery): one port per worker from a target's ``system_port_base``, numbered b
 
 from __future__ import annotations
 
+import itertools
+
 from dyncc.compiler.plan import DeploymentPlan, WorkerPlan
 from dyncc.diagnostics import Diagnostic
 
@@ -12,6 +14,13 @@ MAX_SYSTEM_PORT = 32767
 
 def system_port(base: int, worker: WorkerPlan) -> int:
     return base + worker.index
+
+
+def bootstrap_port(plan: DeploymentPlan, worker: WorkerPlan, system_port_base: int, http_port: int) -> int:
+    """A worker's prefill->decode handoff port: past the workers' system ports, skipping the HTTP port."""
+    last_system_port = system_port_base + max(w.index for _, w in plan.workers)
+    free = (port for port in itertools.count(last_system_port + 1) if port != http_port)
+    return next(itertools.islice(free, worker.index, None))
 
 
 def port_problems(plan: DeploymentPlan, section: str, http_port: int, base: int) -> list[Diagnostic]:

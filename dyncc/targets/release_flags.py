@@ -1,13 +1,14 @@
 """What a target writes on a command line, checked against the deployed release's own parser data.
 
 The compiler checks the spec's features against the release (DYN703); a target adds flags of its own (the
-frontend's host and port, the mock engine's limits). Here those command lines meet the release file: a flag
-the release's parser would refuse is DYN514 before anything starts, naming the release that has it.
+frontend's host and port) and engines write options the spec does not name (the mock engine's limits). Here
+those command lines meet the release file: a flag the release's parser would refuse is DYN514 before anything
+starts, naming the release that has it.
 """
 
 from __future__ import annotations
 
-from dyncc.compiler.plan import DeploymentPlan
+from dyncc.compiler.plan import DeploymentPlan, Slot
 from dyncc.diagnostics import Diagnostic
 from dyncc.releases import Component, availability
 from dyncc.targets.shell import Raw
@@ -44,5 +45,41 @@ def command_problems(plan: DeploymentPlan, component: Component, argv: list, tar
             + "; ".join(problems),
             path=("dynamo", "version"),
             hint="deploy a release that has it, or leave out the setting that needs it",
+        )
+    ]
+
+
+def _probe(slot: Slot) -> object:
+    """A stand-in for each slot, to check a command line before any target fills it: the parser checks options
+    and choices, never paths; an optional slot (a revision) is left out."""
+    return {"bootstrap_port": "1", "revision": None}.get(slot.kind, "x")
+
+
+def worker_command_problems(plan: DeploymentPlan, target: str) -> list[Diagnostic]:
+    """DYN514 for the first pool whose worker command has what the release's parser of its engine refuses
+    (the pools' workers differ in ports and paths only)."""
+    found = [
+        d
+        for pool in plan.pools
+        for d in command_problems(plan, plan.engine.component, plan.worker_args(pool, _probe), target)
+    ]
+    return found[:1]
+
+
+def worker_revision_problems(plan: DeploymentPlan, target: str) -> list[Diagnostic]:
+    """DYN563: workers that download the hub model themselves (local, compose) need the release's worker
+    `--revision` to serve model.revision; without it they would serve the main branch."""
+    if not plan.model_revision or plan.model_local_dir is not None or plan.engine.offline:
+        return []
+    if all(pool.command.uses("revision") for pool in plan.pools):
+        return []
+    return [
+        Diagnostic(
+            "DYN563",
+            f"model.revision {plan.model_revision!r}: Dynamo {plan.dynamo_version}'s worker has no --revision, so "
+            f"the {target} target's workers would download and serve the main branch instead",
+            path=("model", "revision"),
+            hint="download that revision yourself and give model.path as its directory, or build for -t k8s "
+            "(model_cache) or -t slurm (its download step fetches the revision)",
         )
     ]

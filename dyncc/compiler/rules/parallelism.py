@@ -1,5 +1,6 @@
-"""Parallelism and speculation (DYN101-107, DYN110-112, DYN119-123): TP x PP, MoE expert/tensor splits,
-attention DP, MTP/Eagle drafts, CUDA-graph sizes, the MoE load balancer."""
+"""Parallelism and speculation (DYN101-107, DYN110-112, DYN123, DYN124): TP x PP, MoE expert/tensor splits,
+attention DP, MTP/Eagle drafts, CUDA-graph sizes, the MoE load balancer. What depends on the engine version
+deployed (DYN119-122) is the engine's own (``RULES`` of its implementation)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,6 @@ from collections.abc import Iterator
 from dyncc.compiler.graph import DeploymentGraph, PoolInfo
 from dyncc.compiler.rules.base import finding, rule
 from dyncc.diagnostics import Diagnostic
-from dyncc.engines.trtllm.engine_config import ResolvedEngine
-from dyncc.engines.trtllm.keys import speculative_form
-from dyncc.engines.trtllm.overrides import effective_value
 
 
 def _is_moe(graph: DeploymentGraph, info: PoolInfo) -> bool:
@@ -44,7 +42,7 @@ def tensor_parallel_divides_heads(graph: DeploymentGraph) -> Iterator[Diagnostic
             yield finding(
                 f"tensor_parallel {tp} does not divide the model's {heads} attention heads",
                 p.path + ("tensor_parallel",),
-                f"TensorRT-LLM refuses to start such a worker: choose one of {divisors}, or attention_dp: true",
+                f"{graph.engine.label} refuses to start such a worker: choose one of {divisors}, or attention_dp: true",
             )
 
 
@@ -208,96 +206,6 @@ def load_balancer_slots_divisible_by_ep(graph: DeploymentGraph) -> Iterator[Diag
                 else p.path + ("engine", "extra", "moe_config", "load_balancer", "num_slots"),
                 f"use a multiple of {ep} (e.g. {((slots // ep) + 1) * ep})",
             )
-
-
-def _draft_len(engine: ResolvedEngine, trtllm_version: str) -> int:
-    """Draft tokens per request the engine config asks for, as the deployed TensorRT-LLM reads them (1.1.0rc5
-    copies MTP's num_nextn_predict_layers over max_draft_len: :mod:`dyncc.engines.trtllm.overrides`)."""
-    if engine.get("speculative_config.decoding_type") is None:
-        return 0
-    value = effective_value(engine.config, "speculative_config.max_draft_len", trtllm_version)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-@rule("DYN119", "cuda-graph-sizes-over-token-budget")
-def cuda_graph_sizes_fit_the_token_budget(graph: DeploymentGraph) -> Iterator[Diagnostic]:
-    """CUDA-graph batch sizes fit min(max_batch_size, max_num_tokens / (1 + draft_len)); TRT-LLM drops the rest."""
-    for p in graph.pools():
-        cfg = p.engine.get("cuda_graph_config")
-        tokens = p.engine.get("max_num_tokens")
-        if not isinstance(cfg, dict) or not isinstance(tokens, int):
-            continue
-        sizes = cfg.get("batch_sizes")
-        top = max(sizes) if sizes else cfg.get("max_batch_size")
-        if not isinstance(top, int):
-            continue
-        draft = _draft_len(p.engine, graph.profile.keyset)
-        cap = tokens // (1 + draft)
-        batch = p.engine.get("max_batch_size")
-        if isinstance(batch, int) and batch <= cap:
-            continue  # max_batch_size binds first: DYN110 speaks of that
-        if top > cap:
-            per_request = f"(1 + {draft} draft tokens per request)" if draft else "(one token per request)"
-            yield finding(
-                f"CUDA graphs captured up to batch {top}, but max_num_tokens {tokens} {per_request} allows "
-                f"batches of {cap} at most: TensorRT-LLM drops the larger graphs at start-up (with padding on, "
-                f"it pads to {cap} instead)",
-                p.path + ("engine", "cuda_graphs"),
-                f"capture sizes up to {cap}, or raise max_num_tokens to {top * (1 + draft)}",
-                severity="warning",
-            )
-
-
-@rule("DYN120", "moe-backend-has-load-balancer")
-def load_balancer_needs_a_backend_that_has_one(graph: DeploymentGraph) -> Iterator[Diagnostic]:
-    """The MoE load balancer runs only on backends of the deployed TensorRT-LLM that implement it."""
-    without = graph.profile.keys.get("moe_backends_without_load_balancer", [])
-    for p in graph.pools():
-        backend = p.engine.get("moe_config.backend")
-        if backend not in without or p.engine.get("moe_config.load_balancer") is None:
-            continue
-        source = p.engine.sources.get("moe_config.backend")
-        yield finding(
-            f"the MoE load balancer does not run on the {backend} backend of TensorRT-LLM "
-            f"{graph.profile.trtllm_version}",
-            source.path if source and source.path else p.path + ("moe", "backend"),
-            "use CUTLASS, TRTLLM, CUTEDSL or DEEPGEMM with a load balancer, or remove load_balancer",
-        )
-
-
-@rule("DYN121", "cuda-graph-sizes-or-max")
-def cuda_graph_sizes_or_max_for_1_1(graph: DeploymentGraph) -> Iterator[Diagnostic]:
-    """TensorRT-LLM 1.1.0rc5 refuses CUDA-graph batch_sizes together with a max_batch_size it did not generate."""
-    why = graph.profile.keys.get("cuda_graph_sizes_and_max_exclusive")
-    if not why:
-        return
-    for p in graph.pools():
-        cfg = p.engine.get("cuda_graph_config")
-        if isinstance(cfg, dict) and cfg.get("batch_sizes") and cfg.get("max_batch_size"):
-            source = p.engine.sources.get("cuda_graph_config.max_batch_size")
-            yield finding(
-                f"CUDA-graph batch_sizes and max_batch_size both set: TensorRT-LLM "
-                f"{graph.profile.trtllm_version} (Dynamo {graph.profile.dynamo_version}) fails at start-up unless "
-                "batch_sizes is exactly the list it generates",
-                source.path if source and source.path else p.path + ("engine", "cuda_graphs"),
-                "give batch_sizes alone (max_batch_size becomes their largest), or max_batch_size alone",
-            )
-
-
-@rule("DYN122", "two-model-eagle-honoured")
-def two_model_eagle_is_honoured(graph: DeploymentGraph) -> Iterator[Diagnostic]:
-    """`speculative.one_model: false` (two-model Eagle) only where the deployed TensorRT-LLM honours it."""
-    sp, profile = graph.spec.speculative, graph.profile
-    if sp.mode not in ("eagle", "eagle3") or sp.one_model:
-        return
-    if speculative_form(profile.keyset, "eagle").get("two_model_honoured", True):
-        return
-    yield finding(
-        f"one_model: false, but TensorRT-LLM {profile.trtllm_version} (Dynamo {profile.dynamo_version}) sets "
-        "eagle3_one_model back to true with only a log warning: two-model Eagle would not run",
-        ("speculative", "one_model"),
-        "remove one_model (one-model Eagle3), or deploy Dynamo 0.5.1 (TensorRT-LLM 1.1.0rc5), which honours it",
-    )
 
 
 @rule("DYN123", "moe-section-needs-moe")

@@ -1,5 +1,5 @@
-"""Version profiles (DYN701-706): the Dynamo version has a profile, the TensorRT-LLM named is the one it ships,
-the image is that version's, and the version has the features the spec uses."""
+"""Version profiles (DYN701-706): the Dynamo version has a release file, the image is that version's, and the
+version has the features the spec uses (the engine version it pins is the engine's to check: DYN705, DYN707)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from dyncc.releases import Component, availability, releases
 
 @rule("DYN701", "known-dynamo-version")
 def dynamo_version_has_a_profile(graph: DeploymentGraph) -> Iterator[Diagnostic]:
-    """The Dynamo version is a release dyncc has a file for (its parsers' flags, the TensorRT-LLM it pins)."""
+    """The Dynamo version is a release dyncc has a file for (its parsers' flags, the engine versions it pins)."""
     version = graph.spec.dynamo.version
     if profile_for(version) is not None:
         return
@@ -28,38 +28,6 @@ def dynamo_version_has_a_profile(graph: DeploymentGraph) -> Iterator[Diagnostic]
         (f"did you mean `{close[0]}`? " if close else "")
         + f"dyncc has {supported_list()}; a new release is one file (scripts/release_flags.py, then "
         "scripts/gen_releases.py)",
-    )
-
-
-@rule("DYN707", "nearest-engine-key-set")
-def engine_keys_from_the_nearest_set(graph: DeploymentGraph) -> Iterator[Diagnostic]:
-    """Where dyncc has no key set of the pinned TensorRT-LLM, engine configs are checked against the nearest."""
-    profile = graph.profile
-    if profile_for(graph.spec.dynamo.version) is None or profile.keyset_exact or not graph.pools():
-        return
-    yield finding(
-        f"Dynamo {profile.dynamo_version} pins TensorRT-LLM {profile.trtllm_version}, whose engine keys dyncc "
-        f"does not carry: engine configs are checked against TensorRT-LLM {profile.keyset}'s key set, the "
-        "nearest it has; a key added or removed in between is not caught",
-        ("dynamo", "version"),
-        "check engine.extra keys against that release's llm_args; or deploy a release whose key set dyncc "
-        "carries exactly",
-        severity="warning",
-    )
-
-
-@rule("DYN705", "trtllm-version-is-pinned")
-def trtllm_version_is_the_pinned_one(graph: DeploymentGraph) -> Iterator[Diagnostic]:
-    """`dynamo.trtllm`, when given, is the TensorRT-LLM the Dynamo version ships (its key set is the one checked)."""
-    spec, profile = graph.spec, graph.profile
-    wanted = spec.dynamo.trtllm
-    if wanted is None or profile_for(spec.dynamo.version) is None or wanted == profile.trtllm_version:
-        return
-    yield finding(
-        f"dynamo.trtllm {wanted}, but Dynamo {profile.dynamo_version} ships TensorRT-LLM {profile.trtllm_version}: "
-        "its engine configs are written and checked for that one",
-        ("dynamo", "trtllm"),
-        f"remove dynamo.trtllm, or set it to {profile.trtllm_version}",
     )
 
 
@@ -192,23 +160,6 @@ def reply_parsers_are_known(graph: DeploymentGraph) -> Iterator[Diagnostic]:
             ("model", field),
             (f"did you mean `{close[0]}`? " if close else "") + f"Dynamo {spec.dynamo.version} has: {', '.join(known)}",
         )
-
-
-@rule("DYN127", "reply-parsing-under-mock")
-def reply_parsing_under_the_mock_engine(graph: DeploymentGraph) -> Iterator[Diagnostic]:
-    """The mock engine takes no parser or chat-template options: a mock run is built without them, said once."""
-    spec = graph.spec
-    if spec.worker_runtime != "mocker":
-        return
-    for field in ("tool_call_parser", "reasoning_parser", "chat_template"):
-        if getattr(spec.model, field) is not None:
-            yield finding(
-                f"model.{field}: Dynamo {spec.dynamo.version}'s mock engine has no such option; the mock run "
-                "serves unparsed replies with its tiny model's template",
-                ("model", field),
-                "expected for a mock run; the TensorRT-LLM workers (worker_runtime: trtllm) apply it",
-                severity="warning",
-            )
 
 
 # DYN706 (a NATS request plane where nothing provides NATS) depends on the target: it is a target feature

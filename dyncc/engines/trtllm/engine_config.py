@@ -10,14 +10,14 @@ overrides is reported (DYN109) so nothing changes silently.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from dyncc.compiler.profiles import Profile
-from dyncc.compiler.provenance import Provenance
+from dyncc.engines.base import ResolvedConfig, WorkerLimits
 from dyncc.engines.trtllm.keys import speculative_form
+from dyncc.engines.trtllm.release import TrtllmRelease
 from dyncc.spec.model import CoreSpec, Pool, Role
+from dyncc.spec.provenance import Provenance
 
 # Engine keys that drive placement, ranks and flags: they must come from the pool's first-class fields
 # so that every target (and the placement) reads one value.
@@ -97,23 +97,6 @@ TYPED_EXTRA_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
-@dataclasses.dataclass
-class ResolvedEngine:
-    config: dict[str, Any]
-    sources: dict[str, Provenance]
-    overrides: list[tuple[str, Any, Any]]  # (dotted key, first-class value, extra's value)
-    owned_conflicts: list[str]
-    type_errors: list[tuple[str, Any, str]] = dataclasses.field(default_factory=list)  # (dotted, value, expected)
-
-    def get(self, dotted: str, default: Any = None) -> Any:
-        node: Any = self.config
-        for part in dotted.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return default
-            node = node[part]
-        return node
-
-
 class _Builder:
     def __init__(self, role: Role):
         self.role = role
@@ -133,7 +116,7 @@ def _user(path: tuple) -> Provenance:
     return Provenance("user", ".".join(str(p) for p in path), path)
 
 
-def resolve_engine(spec: CoreSpec, role: Role, pool: Pool, moe: bool | None, profile: Profile) -> ResolvedEngine:
+def resolve_engine(spec: CoreSpec, role: Role, pool: Pool, moe: bool | None, profile: TrtllmRelease) -> ResolvedConfig:
     base = ("pools", role)
     eng = pool.engine
     b = _Builder(role)
@@ -219,7 +202,7 @@ def resolve_engine(spec: CoreSpec, role: Role, pool: Pool, moe: bool | None, pro
         b.set("trust_remote_code", True, _user(("model", "trust_remote_code")))
 
     overrides, conflicts, type_errors = _merge_extra(b, eng.extra, base + ("engine", "extra"))
-    return ResolvedEngine(b.config, b.sources, overrides, conflicts, type_errors)
+    return ResolvedConfig(b.config, b.sources, overrides, conflicts, type_errors)
 
 
 def _resolve_cuda_graphs(b: _Builder, role: Role, eng, base: tuple) -> None:
@@ -365,4 +348,42 @@ def engine_yaml(
             if keyset not in (None, trtllm_version)
             else ""
         ),
+    )
+
+
+# Where the engine config names the Eagle draft model: TensorRT-LLM 1.3 and 1.1 spell it differently.
+DRAFT_KEYS = ("speculative_model", "speculative_model_dir")
+
+
+def draft_model(config: Mapping[str, Any]) -> str | None:
+    """The Eagle draft model an engine config names."""
+    speculative = config.get("speculative_config")
+    if isinstance(speculative, dict):
+        for key in DRAFT_KEYS:
+            if isinstance(speculative.get(key), str):
+                return str(speculative[key])
+    return None
+
+
+def with_draft_model(config: Mapping[str, Any], model: str, path: str) -> dict[str, Any]:
+    """``config`` naming the draft model ``model`` at ``path`` instead (a target delivered it there)."""
+    speculative = config.get("speculative_config")
+    if not isinstance(speculative, dict):
+        return dict(config)
+    rewritten = {k: path if k in DRAFT_KEYS and v == model else v for k, v in speculative.items()}
+    return {**config, "speculative_config": rewritten}
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def limits(engine: ResolvedConfig) -> WorkerLimits:
+    """A worker's size as its engine config says it, for engines that stand in for this one."""
+    return WorkerLimits(
+        block_size=engine.get("kv_cache_config.tokens_per_block"),
+        max_batch_size=_int_or_none(engine.get("max_batch_size")),
+        max_num_tokens=_int_or_none(engine.get("max_num_tokens")),
+        max_seq_len=_int_or_none(engine.get("max_seq_len")),
+        data_parallel=engine.get("tensor_parallel_size") if engine.get("enable_attention_dp") else None,
     )

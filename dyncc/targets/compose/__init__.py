@@ -12,7 +12,7 @@ TARGET = Target(
     name="compose",
     settings_key="compose",
     settings_model=ComposeSettings,
-    capabilities=frozenset(),  # one server, TensorRT-LLM workers only: no planner, mock engine or load test
+    capabilities=frozenset(),  # one server, workers in containers only: no planner, mock engine or load test
     implementation="dyncc.targets.compose.impl",
     summary="docker compose file for one GPU server (NVIDIA Container Toolkit)",
 )

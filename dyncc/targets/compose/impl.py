@@ -17,15 +17,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from dyncc.compiler.plan import CHAT_TEMPLATE_FILE, ROUTER_POLICY_FILE, DeploymentPlan, PoolPlan, WorkerPlan
+from dyncc.compiler.plan import ROUTER_POLICY_FILE, DeploymentPlan, PoolPlan, Slot, WorkerPlan
 from dyncc.diagnostics import Diagnostic
 from dyncc.targets.compose.settings import ComposeSettings
-from dyncc.targets.mocker import worker_revision_problems
-from dyncc.targets.release_flags import frontend_host_args
+from dyncc.targets.release_flags import frontend_host_args, worker_command_problems, worker_revision_problems
 from dyncc.yaml_text import dump_yaml
 
 NAME = "compose"
-IMAGE_REGISTRY = "nvcr.io/nvidia/ai-dynamo"
 ENGINE_MOUNT = "/etc/dyncc/engine"
 HF_HOME = "/root/.cache/huggingface"
 FRONTEND_PORT = 8000  # inside the frontend's container; published on compose.http_port
@@ -34,14 +32,18 @@ NATS_URL = "nats://nats:4222"
 
 
 def check(plan: DeploymentPlan, settings: ComposeSettings) -> list[Diagnostic]:
-    """Beyond the capabilities (one node, TensorRT-LLM workers; each worker owns its container's ports): the
-    workers download the hub model themselves, so model.revision needs the worker's --revision."""
-    return worker_revision_problems(plan, "compose")
+    """Beyond the capabilities (one node, workers in containers; each worker owns its container's ports): what
+    the workers' engine cannot run or its release lacks, and, since the workers download the hub model
+    themselves, model.revision needs the worker's --revision."""
+    return list(plan.engine_problems) + worker_command_problems(plan, NAME) + worker_revision_problems(plan, NAME)
 
 
 def image(plan: DeploymentPlan) -> str:
-    """The spec's image, else the Dynamo version's TensorRT-LLM runtime from NGC (as the k8s target does)."""
-    return plan.image or f"{IMAGE_REGISTRY}/tensorrtllm-runtime:{plan.dynamo_version}"
+    """The spec's image, else NGC's runtime image of the workers' engine for the Dynamo version (as the k8s
+    target does)."""
+    found = plan.worker_image()
+    assert found is not None  # an engine that runs on the host is refused first (the mock engine: DYN530)
+    return found
 
 
 def _literal(value: object) -> str:
@@ -149,10 +151,18 @@ def _frontend(plan: DeploymentPlan, settings: ComposeSettings) -> dict[str, Any]
 
 
 def worker_command(plan: DeploymentPlan, pool: PoolPlan) -> list[str]:
-    """The plan's worker command line, with the engine YAML at its read-only mount."""
-    template = f"{ENGINE_MOUNT}/{CHAT_TEMPLATE_FILE}" if plan.chat_template is not None else None
-    args = pool.worker_args(plan.model_path, plan.served_name, f"{ENGINE_MOUNT}/{pool.engine_file}", template)
-    return ["python3", "-m", "dynamo.trtllm", *args, *plan.worker_revision_args()]
+    """The plan's worker command line, with the engine files at their read-only mount."""
+    return ["python3", "-m", pool.command.module, *map(str, plan.worker_args(pool, lambda s: _slot(plan, s)))]
+
+
+def _slot(plan: DeploymentPlan, slot: Slot) -> str | None:
+    if slot.kind in ("model", "local_model"):  # a local checkpoint is mounted at its own path
+        return plan.model_path
+    if slot.kind == "engine_file":
+        return f"{ENGINE_MOUNT}/{slot.name}"
+    if slot.kind == "revision":  # the workers download a hub model themselves
+        return plan.model_revision if plan.model_revision and plan.model_local_dir is None else None
+    return None
 
 
 def _worker(plan: DeploymentPlan, settings: ComposeSettings, pool: PoolPlan, worker: WorkerPlan) -> dict[str, Any]:
@@ -171,7 +181,7 @@ def _worker(plan: DeploymentPlan, settings: ComposeSettings, pool: PoolPlan, wor
         "command": [_literal(w) for w in worker_command(plan, pool)],
         "environment": env,
         "volumes": [f"./engine:{ENGINE_MOUNT}:ro", _hf_cache_mount(settings), *_model_mounts(plan)],
-        # TensorRT-LLM's ranks and the KV transfer between workers use shared memory and pinned memory.
+        # The engine's ranks and the KV transfer between workers use shared memory and pinned memory.
         "ipc": "host",
         "ulimits": {"memlock": -1, "stack": 67108864},
         "deploy": {

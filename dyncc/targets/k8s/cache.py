@@ -16,15 +16,12 @@ import shlex
 from typing import Any
 
 from dyncc.compiler.plan import DeploymentPlan, PoolPlan
-from dyncc.engines.trtllm.engine_config import engine_yaml
 from dyncc.targets.k8s import pods
 from dyncc.targets.k8s.settings import K8sSettings, ModelCache
 
 DOWNLOAD_DONE = ".dyncc-download-complete"
 # The Hugging Face hub's repo id: `namespace/name` (a draft model in any other form is a path).
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
-# Where the engine YAML names the Eagle draft model: TensorRT-LLM 1.3 and 1.1 spell it differently.
-DRAFT_KEYS = ("speculative_model", "speculative_model_dir")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,13 +46,7 @@ def model_is_hub_id(plan: DeploymentPlan) -> bool:
 
 def draft_model(plan: DeploymentPlan) -> str | None:
     """The Eagle draft model the engine configs name (the same in every pool: DYN205)."""
-    for pool in plan.pools:
-        speculative = pool.engine_config.get("speculative_config")
-        if isinstance(speculative, dict):
-            for key in DRAFT_KEYS:
-                if isinstance(speculative.get(key), str):
-                    return str(speculative[key])
-    return None
+    return next((pool.draft_model for pool in plan.pools if pool.draft_model is not None), None)
 
 
 def downloads(plan: DeploymentPlan, k8s: K8sSettings) -> list[Download]:
@@ -86,12 +77,9 @@ def engine_yaml_for(plan: DeploymentPlan, k8s: K8sSettings, pool: PoolPlan) -> s
     """The pool's engine YAML as the ConfigMap carries it: a downloaded draft model named by its cache
     directory; otherwise exactly the YAML every target writes."""
     draft = {d.repo: d.directory for d in downloads(plan, k8s) if d.repo == draft_model(plan)}
-    speculative = pool.engine_config.get("speculative_config")
-    if not draft or not isinstance(speculative, dict):
+    if pool.draft_model is None or pool.draft_model not in draft:
         return pool.engine_yaml
-    rewritten = {k: draft.get(v, v) if k in DRAFT_KEYS and isinstance(v, str) else v for k, v in speculative.items()}
-    config = {**pool.engine_config, "speculative_config": rewritten}
-    return engine_yaml(pool.role, config, plan.name, plan.trtllm_version, plan.profile.keyset)
+    return plan.engine_text_with_draft(pool, draft[pool.draft_model])
 
 
 def _markers(found: list[Download]) -> list[str]:

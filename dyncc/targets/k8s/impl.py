@@ -20,10 +20,10 @@ import shlex
 from typing import Any
 
 from dyncc.compiler.plan import (
-    CHAT_TEMPLATE_FILE,
     ROUTER_POLICY_FILE,
     DeploymentPlan,
     PoolPlan,
+    Slot,
     oversized_files,
     text_bytes,
 )
@@ -33,6 +33,7 @@ from dyncc.spec.model import Benchmark, Planner
 from dyncc.targets.k8s import cache, checking, env_checks, pods
 from dyncc.targets.k8s.gpus import select_gpu_nodes
 from dyncc.targets.k8s.settings import ComponentSettings, K8sSettings, ModelCache, PodSettings
+from dyncc.targets.release_flags import worker_command_problems
 from dyncc.yaml_text import dump_yaml
 
 NAME = "k8s"
@@ -42,14 +43,8 @@ ENGINE_MOUNT = "/etc/dyncc/engine"
 HTTP_PORT = 8000
 COMPONENT_TYPE = {"agg": "worker", "prefill": "prefill", "decode": "decode", "encode": "worker"}
 COMPONENT_NAME = {"agg": "worker", "prefill": "prefill", "decode": "decode", "encode": "encode"}
-V1ALPHA1_SERVICE = {
-    "agg": "TRTLLMWorker",
-    "prefill": "TRTLLMPrefillWorker",
-    "decode": "TRTLLMDecodeWorker",
-    "encode": "TRTLLMEncodeWorker",
-}
-# Multi-node TRT-LLM runs under mpirun as root in Dynamo's images.
-MULTINODE_ENV = (("OMPI_ALLOW_RUN_AS_ROOT", "1"), ("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"))
+# v1alpha1 service names after the engine's prefix (Engine.dgd_service_prefix).
+V1ALPHA1_SERVICE = {"agg": "Worker", "prefill": "PrefillWorker", "decode": "DecodeWorker", "encode": "EncodeWorker"}
 # Objects the operator derives from the DGD are named "<dgd>-<component>": DNS labels, 63 characters.
 MAX_DERIVED_NAME = 63
 COMPUTE_DOMAIN_GPUS = ("GB200", "GB300")
@@ -67,8 +62,14 @@ DYN_ENDPOINT = re.compile(r"^dyn://[^.]+\.(?P<rest>[^.]+\.[^.]+)$")
 
 
 def check(plan: DeploymentPlan, k8s: K8sSettings) -> list[Diagnostic]:
-    """Derived names, settings that need each other, and the whole DGD (patches applied) against the CRD."""
-    problems = _name_problems(plan, k8s) + _settings_problems(plan, k8s)
+    """Derived names, settings that need each other, what the workers' engine cannot run or its release lacks,
+    and the whole DGD (patches applied) against the CRD."""
+    problems = (
+        _name_problems(plan, k8s)
+        + _settings_problems(plan, k8s)
+        + list(plan.engine_problems)
+        + worker_command_problems(plan, NAME)
+    )
     if problems:
         return problems
     _, problems = _checked_dgd(plan, k8s)
@@ -169,7 +170,7 @@ def _revision_problems(plan: DeploymentPlan, k8s: K8sSettings) -> list[Diagnosti
                 hint="remove model.revision, or give model.path as a hub id",
             )
         ]
-    if _worker_takes_revision(plan, k8s) and not plan.profile.worker_revision_flag:  # 0.x: warn, build
+    if _worker_takes_revision(plan, k8s) and not _revision_slot(plan):  # 0.x: warn, build
         return [
             Diagnostic(
                 "DYN549",
@@ -284,7 +285,9 @@ def _metadata(plan: DeploymentPlan, k8s: K8sSettings, name: str) -> dict:
 
 
 def _image(plan: DeploymentPlan) -> str:
-    return plan.image or f"{IMAGE_REGISTRY}/tensorrtllm-runtime:{plan.dynamo_version}"
+    image = plan.worker_image()
+    assert image is not None  # an engine that runs on the host is refused first (the mock engine: DYN530)
+    return image
 
 
 def _planner_image(plan: DeploymentPlan, k8s: K8sSettings) -> str:
@@ -320,7 +323,7 @@ def _env(pairs) -> list[dict]:
 def _worker_env(plan: DeploymentPlan, k8s: K8sSettings, pool: PoolPlan) -> list[tuple[str, str]]:
     env = list(pool.env) + [kv for kv in plan.profile.worker_env if kv[0] not in dict(pool.env)]
     if pool.nodes_per_worker > 1:
-        env += [kv for kv in MULTINODE_ENV if kv[0] not in dict(env)]
+        env += [kv for kv in plan.engine.multinode_env if kv[0] not in dict(env)]
     if k8s.model_cache is not None:
         env.append(("HF_HOME", k8s.model_cache.mount_path))
     return env
@@ -357,13 +360,24 @@ def frontend_args(plan: DeploymentPlan, k8s: K8sSettings | None = None) -> list[
 
 
 def worker_args(plan: DeploymentPlan, pool: PoolPlan, k8s: K8sSettings | None = None) -> list[str]:
+    """The plan's worker arguments with the model and engine files where the pod has them."""
     model = cache.served_model_path(plan, k8s) if k8s is not None else plan.model_path
-    template = f"{ENGINE_MOUNT}/{CHAT_TEMPLATE_FILE}" if plan.chat_template is not None else None
-    args = pool.worker_args(model, plan.served_name, f"{ENGINE_MOUNT}/{pool.engine_file}", template)
-    # Only where the release's worker has the flag (DYN549 warns where it has not: its parser would refuse it).
-    if k8s is not None and _worker_takes_revision(plan, k8s) and plan.profile.worker_revision_flag:
-        args += ["--revision", plan.model_revision or ""]
+
+    def slot(s: Slot) -> str | None:
+        if s.kind in ("model", "local_model"):
+            return model
+        if s.kind == "engine_file":
+            return f"{ENGINE_MOUNT}/{s.name}"
+        if s.kind == "revision":  # a slot only where the release's worker has the flag (DYN549 warns elsewhere)
+            return plan.model_revision or "" if k8s is not None and _worker_takes_revision(plan, k8s) else None
+        return None
+
+    args = [str(word) for word in plan.worker_args(pool, slot)]
     return _operator_encode_endpoint(_without_namespace(args))
+
+
+def _revision_slot(plan: DeploymentPlan) -> bool:
+    return all(pool.command.uses("revision") for pool in plan.pools)
 
 
 def _operator_encode_endpoint(args: list[str]) -> list[str]:
@@ -388,7 +402,7 @@ def planner_config(plan: DeploymentPlan, planner: Planner) -> str:
     roles = {p.role for p in plan.pools}
     config: dict[str, Any] = {
         "environment": "kubernetes",
-        "backend": "trtllm",
+        "backend": plan.engine.dgd_backend,
         "mode": "disagg" if "prefill" in roles else "agg",
         "optimization_target": planner.mode,
         "pre_deployment_sweeping_mode": "none",
@@ -661,7 +675,7 @@ def _worker_container(plan: DeploymentPlan, k8s: K8sSettings, pool: PoolPlan, mo
         plan,
         k8s,
         _image(plan),
-        "dynamo.trtllm",
+        pool.command.module,
         worker_args(plan, pool, k8s),
         _worker_env(plan, k8s, pool),
         mounts,
@@ -719,7 +733,7 @@ def _dgd_v1beta1(plan: DeploymentPlan, k8s: K8sSettings) -> tuple[dict, list[tup
     if plan.planner is not None:
         components.append(_planner_component(plan, k8s, plan.planner))
         sections.append(("planner",))
-    spec: dict[str, Any] = {"backendFramework": "trtllm", "components": components}
+    spec: dict[str, Any] = {"backendFramework": plan.engine.dgd_backend, "components": components}
     if k8s.topology is not None:
         spec["topologyConstraint"] = {"clusterTopologyName": k8s.topology.cluster_topology_name}
         if k8s.topology.pack_domain:
@@ -821,9 +835,9 @@ def _v1alpha1_resources(resources: dict[str, Any], gpus: int | None) -> dict[str
     return out
 
 
-def _v1alpha1_service_name(k8s: K8sSettings, role: str) -> str:
+def _v1alpha1_service_name(plan: DeploymentPlan, k8s: K8sSettings, role: str) -> str:
     own = getattr(k8s.pools, role)
-    return own.name if own is not None and own.name else V1ALPHA1_SERVICE[role]
+    return own.name if own is not None and own.name else plan.engine.dgd_service_prefix + V1ALPHA1_SERVICE[role]
 
 
 def _dgd_v1alpha1(plan: DeploymentPlan, k8s: K8sSettings) -> tuple[dict, list[tuple[str, ...]]]:
@@ -870,7 +884,7 @@ def _dgd_v1alpha1(plan: DeploymentPlan, k8s: K8sSettings) -> tuple[dict, list[tu
         own = getattr(k8s.pools, pool.role)
         if own is not None and own.scaling_adapter:
             service["scalingAdapter"] = {"enabled": True}
-        services[_v1alpha1_service_name(k8s, pool.role)] = service
+        services[_v1alpha1_service_name(plan, k8s, pool.role)] = service
         sections.append(("pools", pool.role))
     if plan.planner is not None:
         container = _container(
@@ -887,7 +901,7 @@ def _dgd_v1alpha1(plan: DeploymentPlan, k8s: K8sSettings) -> tuple[dict, list[tu
         sections.append(("planner",))
     if k8s.frontend.name:
         services = {(k8s.frontend.name if k == "Frontend" else k): v for k, v in services.items()}
-    spec: dict[str, Any] = {"backendFramework": "trtllm", "services": services}
+    spec: dict[str, Any] = {"backendFramework": plan.engine.dgd_backend, "services": services}
     if k8s.topology is not None:  # v1alpha1 names the ClusterTopology `topologyProfile`
         spec["topologyConstraint"] = {"topologyProfile": k8s.topology.cluster_topology_name}
         if k8s.topology.pack_domain:

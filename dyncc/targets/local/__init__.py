@@ -1,4 +1,4 @@
-"""Local target: one node, one bash launch script, one TensorRT-LLM engine YAML per pool.
+"""Local target: one node, one bash launch script, one engine config per pool.
 
 The declaration only; the script is written by :mod:`.impl`, imported when the target checks or renders.
 """

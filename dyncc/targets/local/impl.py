@@ -1,14 +1,14 @@
-"""Local target's rendering: one node, one bash launch script, one TensorRT-LLM engine YAML per pool.
+"""Local target's rendering: one node, one bash launch script, one engine config per pool.
 
-With ``worker_runtime: mocker`` (or ``--engine mocker``) the topology stays identical — frontend flags,
-router, discovery, ports, disaggregation modes, replicas, DP size — and only each worker runs
-Dynamo's mock engine instead of TensorRT-LLM, so a deployment can be started on a machine without
-GPUs. The mock loads a tiny offline model dir shipped with dyncc unless the spec's model is a local
-checkpoint directory.
+Each worker runs the plan's command line for its pool (``python3 -m <engine module> ...``, from the
+engine the spec's ``worker_runtime`` names); with ``--engine mocker`` the topology stays identical —
+frontend flags, router, discovery, ports, disaggregation modes, replicas, DP size — and only the program
+differs, so a deployment can be started on a machine without GPUs. An offline engine (the mock) loads the
+small model dir it ships unless the spec's model is a local checkpoint directory.
 
-The script does what Dynamo 1.6.1's own ``examples/backends/trtllm/launch/*.sh`` do — frontend plus
-``python3 -m dynamo.trtllm`` workers, file-based discovery, one ``CUDA_VISIBLE_DEVICES`` and one
-``DYN_SYSTEM_PORT`` per worker — and adds what they lack: readiness by polling instead of sleeping,
+The script does what Dynamo 1.6.1's own backend launch scripts (``examples/backends/*/launch/*.sh``) do —
+frontend plus workers, file-based discovery, one ``CUDA_VISIBLE_DEVICES`` and one ``DYN_SYSTEM_PORT`` per
+worker — and adds what they lack: readiness by polling instead of sleeping,
 a log per process, a supervisor (``on_worker_exit``: restart a dead worker with bounded backoff while the
 others serve, or stop everything; the frontend dying always stops everything), one deployment per run
 directory, its ports checked free before anything starts, and every socket on loopback but the
@@ -21,20 +21,19 @@ import dataclasses
 import itertools
 from importlib import resources
 
-from dyncc.compiler.plan import CHAT_TEMPLATE_FILE, ROUTER_POLICY_FILE, DeploymentPlan, Files, PoolPlan, WorkerPlan
+from dyncc.compiler.plan import ROUTER_POLICY_FILE, DeploymentPlan, Files, PoolPlan, Slot, WorkerPlan
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.releases import first_with
 from dyncc.targets.bench import bench_script
 from dyncc.targets.local.settings import LocalSettings
-from dyncc.targets.mocker import (
-    mock_problems,
-    mocker_args,
-    timing_files,
-    tiny_model_files,
+from dyncc.targets.ports import port_problems, system_port
+from dyncc.targets.release_flags import (
+    command_problems,
+    frontend_host_args,
+    has_flag,
+    worker_command_problems,
     worker_revision_problems,
 )
-from dyncc.targets.ports import port_problems, system_port
-from dyncc.targets.release_flags import command_problems, frontend_host_args, has_flag
 from dyncc.targets.shell import Raw, quote, ready_probe_text, shell_words, template_environment
 
 NAME = "local"
@@ -120,18 +119,18 @@ def port_uses(plan: DeploymentPlan, settings: LocalSettings) -> list[PortUse]:
 def managed_env(plan: DeploymentPlan, settings: LocalSettings) -> dict[str, str]:
     managed = {**MANAGED_ENV, **(FILE_DISCOVERY_ENV if event_broker(plan) else SERVER_DISCOVERY_ENV)}
     managed.update({name: "what the Dynamo version's workers need" for name, _ in plan.profile.worker_env})
-    if plan.worker_runtime == "mocker":
-        managed["HF_HUB_OFFLINE"] = "the mock engine's offline tokenizer"
+    managed.update({name: why for name, _, why in plan.engine.env})
     return managed
 
 
 def check(plan: DeploymentPlan, settings: LocalSettings) -> list[Diagnostic]:
-    """Ports on this host (DYN402), the mock engine's modes (DYN503), and no pool env setting what the
-    launch script manages (DYN520)."""
+    """Ports on this host (DYN402), what the workers' engine cannot run (the mock's modes: DYN503), flags its
+    release lacks (DYN514), and no pool env setting what the launch script manages (DYN520)."""
     problems = port_problems(plan, "local", settings.http_port, settings.system_port_base)
     return (
         problems
-        + mock_problems(plan, "local")
+        + list(plan.engine_problems)
+        + worker_command_problems(plan, "local")
         + _managed_env_problems(plan, settings)
         + worker_revision_problems(plan, "local")
         + _host_problems(plan, settings)
@@ -192,29 +191,25 @@ def worker_command(plan: DeploymentPlan, settings: LocalSettings, pool: PoolPlan
         f"DYN_SYSTEM_PORT={_port(settings, worker)}",
         *(f"{k}={v}" for k, v in (*plan.profile.worker_env, *pool.env)),
     ]
-    if plan.worker_runtime == "mocker":
-        model = plan.model_local_dir or Raw('"$HERE/model"')
-        # No prefill->decode bootstrap rendezvous: Dynamo 1.6.1's mock engine binds its bootstrap port on
-        # 0.0.0.0 with no setting to change it; without the port the handoff is simply not simulated.
-        return [
-            "env",
-            *env,
-            Raw('"$PYTHON"'),
-            "-m",
-            "dynamo.mocker",
-            *mocker_args(plan, pool, worker, model, bootstrap=None),
-        ]
-    engine_path = Raw(f'"$HERE/engine/{pool.engine_file}"')
-    template = Raw(f'"$HERE/engine/{CHAT_TEMPLATE_FILE}"') if plan.chat_template is not None else None
-    return [
-        "env",
-        *env,
-        Raw('"$PYTHON"'),
-        "-m",
-        "dynamo.trtllm",
-        *pool.worker_args(plan.model_path, plan.served_name, engine_path, template),
-        *plan.worker_revision_args(),
-    ]
+    args = plan.worker_args(pool, lambda slot: _slot(plan, slot))
+    return ["env", *env, Raw('"$PYTHON"'), "-m", pool.command.module, *args]
+
+
+def _slot(plan: DeploymentPlan, slot: Slot) -> object:
+    """Where this target put what a worker's command line names (files relative to the script, $HERE)."""
+    if slot.kind == "model":
+        return plan.model_path
+    if slot.kind == "local_model":
+        return plan.model_local_dir or Raw('"$HERE/model"')
+    if slot.kind == "engine_file":
+        return Raw(f'"$HERE/engine/{slot.name}"')
+    if slot.kind == "data_file":
+        return Raw(f'"$HERE/{slot.name}"')
+    if slot.kind == "revision":  # the workers download a hub model themselves
+        return plan.model_revision if plan.model_revision and plan.model_local_dir is None else None
+    # No prefill->decode bootstrap rendezvous: Dynamo 1.6.1's mock engine binds its bootstrap port on
+    # 0.0.0.0 with no setting to change it; without the port the handoff is simply not simulated.
+    return None
 
 
 def event_broker_text() -> str:
@@ -225,7 +220,6 @@ def render(plan: DeploymentPlan, settings: LocalSettings) -> Files:
     problems = check(plan, settings)
     if problems:
         raise DiagnosticError(problems)
-    mocker = plan.worker_runtime == "mocker"
     workers = plan.workers
     broker = event_broker_ports(plan, settings) if event_broker(plan) else None
     launch = (
@@ -236,7 +230,7 @@ def render(plan: DeploymentPlan, settings: LocalSettings) -> Files:
             settings=settings,
             ports={w.name: system_port(settings.system_port_base, w) for _, w in workers},
             workers=workers,
-            runtime_label="mock-engine" if mocker else "TensorRT-LLM",
+            runtime_label=plan.engine.worker_label,
             restart=plan.on_worker_exit == "restart",
             # Releases whose system server reports endpoint health only when told to (0.x); 1.6.1 ignores
             # the variable (and warns that it is deprecated): its /health follows the registered endpoints.
@@ -247,8 +241,8 @@ def render(plan: DeploymentPlan, settings: LocalSettings) -> Files:
             loopback=LOOPBACK,
             broker=broker,
             port_words=[quote(f"{use.label}={use.host}:{use.port}") for use in port_uses(plan, settings)],
-            # The mock tokenizes with a local model dir: nothing may be fetched from a hub.
-            extra_env=[("HF_HUB_OFFLINE", "1")] if mocker else [],
+            # An offline engine tokenizes with a local model dir: nothing may be fetched from a hub.
+            extra_env=[(name, value) for name, value, _ in plan.engine.env],
             frontend_cmd=shell_words(frontend_command(plan, settings)),
             worker_cmds={w.name: shell_words(worker_command(plan, settings, p, w)) for p, w in workers},
         )
@@ -259,9 +253,8 @@ def render(plan: DeploymentPlan, settings: LocalSettings) -> Files:
     for name, text in plan.engine_files().items():
         files[f"engine/{name}"] = text
     if plan.benchmark is not None:
-        tokenizer = plan.model_local_dir or (Raw('"$HERE/model"') if mocker else plan.model_path)
+        tokenizer = plan.model_local_dir or (Raw('"$HERE/model"') if plan.engine.offline else plan.model_path)
         files["bench.sh"] = bench_script(plan, plan.benchmark, tokenizer, "$HERE/run/bench")
-    if mocker and plan.model_local_dir is None:
-        files.update({f"model/{name}": text for name, text in tiny_model_files().items()})
-    files.update(timing_files(plan))
+    files.update({f"model/{name}": text for name, text in plan.model_files().items()})
+    files.update(plan.data_files())
     return files

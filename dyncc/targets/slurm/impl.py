@@ -1,13 +1,13 @@
 """Slurm target's rendering: one sbatch job whose srun steps start the frontend and every worker replica.
 
 Follows Dynamo's multi-node pattern (frontend on the head node; each worker an ``srun`` over its
-nodes with one rank per GPU, under ``trtllm-llmapi-launch`` when it has several ranks) and adds what
+nodes with one rank per GPU, under the engine's rank launcher when it has several ranks) and adds what
 hand-written scripts lack: steps placed on the nodes dyncc's placement chose, ``--exact`` GPU
 requests so no two steps share a GPU, readiness polling, the container imported once per node, the
 model downloaded once per job into a shared cache before any worker starts, the site's options
 (checked one by one), and the spec's ``on_worker_exit`` policy (restart a dead worker step with
-backoff, or fail the job). With ``worker_runtime: mocker`` the same job runs Dynamo's mock engine,
-without containers.
+backoff, or fail the job). Each step runs the plan's command line for its pool; an engine that runs on
+the host (``worker_runtime: mocker``: Dynamo's mock engine) runs without containers, one process per worker.
 """
 
 from __future__ import annotations
@@ -17,20 +17,19 @@ import re
 from importlib import resources
 
 from dyncc.compiler.plan import (
-    CHAT_TEMPLATE_FILE,
     ROUTER_POLICY_FILE,
     DeploymentPlan,
     Files,
     PoolPlan,
+    Slot,
     WorkerPlan,
     oversized_files,
     text_bytes,
 )
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.targets.bench import bench_script
-from dyncc.targets.mocker import bootstrap_port, mock_problems, mocker_args, timing_files, tiny_model_files
-from dyncc.targets.ports import port_problems, system_port
-from dyncc.targets.release_flags import frontend_host_args
+from dyncc.targets.ports import bootstrap_port, port_problems, system_port
+from dyncc.targets.release_flags import frontend_host_args, worker_command_problems
 from dyncc.targets.shell import Raw, quote, ready_probe_text, shell_words, template_environment
 from dyncc.targets.slurm.groups import group_constraint, group_nodes, group_problems
 from dyncc.targets.slurm.settings import (
@@ -105,9 +104,6 @@ MANAGED_SRUN = {
 }
 
 
-# The image `image:` defaults to (spec reference), as on every target.
-DEFAULT_IMAGE = "nvcr.io/nvidia/ai-dynamo/tensorrtllm-runtime:{version}"
-
 # Where a local checkpoint directory is mounted (read-only) in the container and served from.
 CHECKPOINT_MOUNT = "/model"
 # Host paths written into pyxis' comma- and colon-separated --container-mounts, inside double quotes.
@@ -134,20 +130,18 @@ class StepView:
     command: str
 
 
-def _mocker(plan: DeploymentPlan) -> bool:
-    return plan.worker_runtime == "mocker"
-
-
 def _port(settings: SlurmSettings, worker: WorkerPlan) -> int:
     return system_port(settings.system_port_base, worker)
 
 
 def check(plan: DeploymentPlan, settings: SlurmSettings) -> list[Diagnostic]:
-    """The frontend's port and the workers' system ports (DYN402), the mock engine's modes (DYN503), the
-    site's option lines (DYN560, DYN561) and a revision that cannot apply (DYN562)."""
+    """The frontend's port and the workers' system ports (DYN402), what the workers' engine cannot run (the
+    mock's modes: DYN503) or its release lacks (DYN514), the site's option lines (DYN560, DYN561) and a
+    revision that cannot apply (DYN562)."""
     return (
         port_problems(plan, "slurm", settings.http_port, settings.system_port_base)
-        + mock_problems(plan, "slurm")
+        + list(plan.engine_problems)
+        + worker_command_problems(plan, "slurm")
         + option_problems("extra_sbatch", settings.extra_sbatch, MANAGED_SBATCH, "#SBATCH", SBATCH_OPTIONS)
         + option_problems("srun_options", settings.srun_options, MANAGED_SRUN, "srun", SRUN_OPTIONS)
         + revision_problems(plan)
@@ -291,10 +285,12 @@ def revision_problems(plan: DeploymentPlan) -> list[Diagnostic]:
 
 def _image(plan: DeploymentPlan, settings: SlurmSettings) -> str | None:
     """The container the steps run in: the site's squashfs file, else the spec's image, else the documented
-    default (NGC's tensorrtllm-runtime of the Dynamo version), in pyxis' form; none for the mock engine."""
-    if _mocker(plan):
+    default (NGC's runtime image of the engine for the Dynamo version), in pyxis' form; none for an engine that
+    runs on the host (the mock engine)."""
+    image = plan.worker_image()
+    if image is None:
         return None
-    return settings.container_image or pyxis_image(plan.image or DEFAULT_IMAGE.format(version=plan.dynamo_version))
+    return settings.container_image or pyxis_image(image)
 
 
 def pyxis_image(image: str) -> str:
@@ -321,7 +317,7 @@ def _mounts(plan: DeploymentPlan, settings: SlurmSettings) -> str:
 
 
 def container_options(plan: DeploymentPlan, settings: SlurmSettings) -> list[str]:
-    """pyxis options for every step, when there is an image (never for the mock engine)."""
+    """pyxis options for every step, when there is an image (never for an engine that runs on the host)."""
     image = _image(plan, settings)
     if not image:
         return []
@@ -343,10 +339,10 @@ def container_import_options(plan: DeploymentPlan, settings: SlurmSettings) -> l
 
 
 def local_checkpoint(plan: DeploymentPlan) -> str | None:
-    """The host directory of a local checkpoint TensorRT-LLM workers serve (a directory on this machine, or an
-    absolute model.path on the cluster's filesystem): mounted read-only at CHECKPOINT_MOUNT, never
-    downloaded. None for a Hugging Face id, and for the mock engine (which runs outside any container)."""
-    if _mocker(plan):
+    """The host directory of a local checkpoint the workers serve (a directory on this machine, or an absolute
+    model.path on the cluster's filesystem): mounted read-only at CHECKPOINT_MOUNT, never downloaded. None
+    for a Hugging Face id, and for an engine that runs on the host (the mock engine: no container)."""
+    if plan.engine.image is None:
         return None
     if plan.model_local_dir is not None:
         return plan.model_local_dir
@@ -354,8 +350,8 @@ def local_checkpoint(plan: DeploymentPlan) -> str | None:
 
 
 def downloads_model(plan: DeploymentPlan) -> bool:
-    """A Hugging Face id served by real workers: fetched once per job into the shared cache."""
-    return not _mocker(plan) and local_checkpoint(plan) is None
+    """A Hugging Face id served by workers that do not run offline: fetched once per job into the shared cache."""
+    return not plan.engine.offline and local_checkpoint(plan) is None
 
 
 def checkpoint_problems(plan: DeploymentPlan) -> list[Diagnostic]:
@@ -397,7 +393,8 @@ def _scaled_memory(amount: str, factor: int) -> str:
 def _resources(settings: SlurmSettings, tasks_per_node: int, ranks_per_task: int) -> str:
     """srun's CPUs and memory of a worker step. CPUs per rank: slurm.cpus_per_task, else the job's CPUs per
     node shared among the node's GPUs (CPUS_PER_RANK, computed by the job from SLURM_JOB_CPUS_PER_NODE): with
-    --exact and no --cpus-per-task, Slurm gives each rank one CPU. A mock worker is one task for all its ranks."""
+    --exact and no --cpus-per-task, Slurm gives each rank one CPU. A worker of an engine that runs one process
+    per worker (the mock) is one task for all its ranks."""
     if settings.cpus_per_task is not None:
         options = [f"--cpus-per-task={settings.cpus_per_task}"]
     elif ranks_per_task == 1:
@@ -434,51 +431,36 @@ def worker_command(plan: DeploymentPlan, settings: SlurmSettings, pool: PoolPlan
         *(f"{k}={v}" for k, v in (*plan.profile.worker_env, *pool.env_for(worker))),
     ]
     prefix = list(pool.launch_prefix)
-    if _mocker(plan):
-        model: str = plan.model_local_dir or Raw('"$DYNCC_DIR/model"')
-        return [
-            "env",
-            *env,
-            *prefix,
-            Raw('"$PYTHON"'),
-            "-m",
-            "dynamo.mocker",
-            *mocker_args(
-                plan,
-                pool,
-                worker,
-                model,
-                bootstrap_port(plan, worker, settings.system_port_base, settings.http_port),
-                files_dir="$DYNCC_DIR",
-            ),
-        ]
-    # Several ranks: each rank runs under trtllm-llmapi-launch, which makes rank 0 the Dynamo worker.
-    launcher = ["trtllm-llmapi-launch"] if worker.gpus > 1 else []
-    engine_path = Raw(f'"$DYNCC_DIR/engine/{pool.engine_file}"')
-    template = Raw(f'"$DYNCC_DIR/engine/{CHAT_TEMPLATE_FILE}"') if plan.chat_template is not None else None
-    python = _python(plan, settings)
-    # The snapshot the job's download step fetched (its path is known at run time only), served offline; a
-    # local checkpoint from its read-only mount.
-    model_path = Raw('"$MODEL_PATH"') if downloads_model(plan) else plan.model_path
-    if local_checkpoint(plan) is not None:
-        model_path = CHECKPOINT_MOUNT
-    return [
-        "env",
-        *env,
-        *prefix,
-        *launcher,
-        python,
-        "-m",
-        "dynamo.trtllm",
-        *pool.worker_args(model_path, plan.served_name, engine_path, template),
-    ]
+    # Several ranks: each starts under the engine's launcher (which makes rank 0 the Dynamo worker).
+    launcher = list(plan.engine.rank_launcher) if worker.gpus > 1 else []
+    args = plan.worker_args(pool, lambda slot: _slot(plan, settings, worker, slot))
+    return ["env", *env, *prefix, *launcher, _python(plan, settings), "-m", pool.command.module, *args]
+
+
+def _slot(plan: DeploymentPlan, settings: SlurmSettings, worker: WorkerPlan, slot: Slot) -> object:
+    """Where this target put what a worker's command line names (files under the job's $DYNCC_DIR)."""
+    if slot.kind == "model":
+        # A local checkpoint from its read-only mount; else the snapshot the job's download step fetched (its
+        # path is known at run time only), served offline.
+        if local_checkpoint(plan) is not None:
+            return CHECKPOINT_MOUNT
+        return Raw('"$MODEL_PATH"') if downloads_model(plan) else plan.model_path
+    if slot.kind == "local_model":
+        return plan.model_local_dir or Raw('"$DYNCC_DIR/model"')
+    if slot.kind == "engine_file":
+        return Raw(f'"$DYNCC_DIR/engine/{slot.name}"')
+    if slot.kind == "data_file":
+        return Raw(f'"$DYNCC_DIR/{slot.name}"')
+    if slot.kind == "bootstrap_port":
+        return str(bootstrap_port(plan, worker, settings.system_port_base, settings.http_port))
+    return None  # revision: the job's download step fetches the model at its revision
 
 
 def _step(plan: DeploymentPlan, settings: SlurmSettings, pool: PoolPlan, worker: WorkerPlan) -> StepView:
     nodes = worker.placement.nodes
     ranks_per_node = len(worker.placement.gpus_on(nodes[0]))
-    # The mock is one process whatever its GPU count; TRT-LLM runs one rank per GPU.
-    tasks_per_node = 1 if _mocker(plan) else ranks_per_node
+    # One rank per GPU, or one process whatever the worker's GPU count (the mock).
+    tasks_per_node = ranks_per_node if plan.engine.rank_per_gpu else 1
     mpi = f" --mpi={settings.mpi}" if tasks_per_node * len(nodes) > 1 else ""
     nodelist = ",".join(f"${{NODES[{n}]}}" for n in nodes)
     return StepView(
@@ -496,7 +478,6 @@ def _step(plan: DeploymentPlan, settings: SlurmSettings, pool: PoolPlan, worker:
 
 
 def render_sbatch(plan: DeploymentPlan, settings: SlurmSettings) -> str:
-    mocker = _mocker(plan)
     return (
         template_environment(__package__)
         .get_template("job.sbatch.j2")
@@ -511,9 +492,9 @@ def render_sbatch(plan: DeploymentPlan, settings: SlurmSettings) -> str:
             infra_node=plan.placement.nodes_used if dedicated_infra_node(plan, settings) else None,
             infra_ports=[port for port, on in ((2379, runs_etcd(plan, settings)), (4222, runs_nats(plan))) if on],
             gpus_per_node=plan.placement.gpus_per_node,
-            runtime_label="Dynamo's mock engine" if mocker else "TensorRT-LLM",
+            runtime_label=plan.engine.label,
             container=container_options(plan, settings),
-            extra_env=[("HF_HUB_OFFLINE", "1")] if mocker else [],
+            extra_env=[(name, value) for name, value, _ in plan.engine.env],
             frontend_cmd=shell_words(frontend_command(plan, settings)),
             workers=[_step(plan, settings, p, w) for p, w in plan.workers],
             benchmark=plan.benchmark is not None,
@@ -570,14 +551,13 @@ def render(plan: DeploymentPlan, settings: SlurmSettings) -> Files:
     for name, text in plan.engine_files().items():
         files[f"engine/{name}"] = text
     if plan.benchmark is not None:
-        tokenizer = plan.model_local_dir or (Raw('"$HERE/model"') if _mocker(plan) else plan.model_path)
+        tokenizer = plan.model_local_dir or (Raw('"$HERE/model"') if plan.engine.offline else plan.model_path)
         files["bench.sh"] = bench_script(plan, plan.benchmark, tokenizer, "$HERE/run/bench")
-    if _mocker(plan) and plan.model_local_dir is None:
-        files.update({f"model/{name}": text for name, text in tiny_model_files().items()})
+    files.update({f"model/{name}": text for name, text in plan.model_files().items()})
     problems = oversized_files(NAME, files)
     if text_bytes(files["job.sbatch"]) > MAX_SBATCH_BYTES:
         problems.append(_too_large(plan, text_bytes(files["job.sbatch"])))
     if problems:
         raise DiagnosticError(problems)
-    files.update(timing_files(plan))
+    files.update(plan.data_files())
     return files
