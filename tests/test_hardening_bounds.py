@@ -401,10 +401,10 @@ def test_relative_model_path_is_written_absolute(tmp_path):
     assert proc.returncode == 0, proc.stderr
     absolute = str((tmp_path / "models" / "tiny").resolve())
     local = (tmp_path / "out" / "local/launch.sh").read_text()
-    assert f"--model-path {absolute}" in local and "--model-path models/tiny" not in local
+    assert f"--model {absolute}" in local and "--model models/tiny" not in local
     # Slurm mounts the checkpoint read-only into the container and serves it from there.
     job = (tmp_path / "out" / "slurm/job.sbatch").read_text()
-    assert f",{absolute}:/model:ro" in job and "--model-path /model " in job and ",models/tiny:" not in job
+    assert f",{absolute}:/model:ro" in job and "--model /model " in job and ",models/tiny:" not in job
 
 
 # --- D-10: the template cache trusts only what its owner wrote -------------------------------------------

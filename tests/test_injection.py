@@ -151,7 +151,7 @@ def _assert_carried_as_data(record: Path, canaries: Path, hostile: str, env_valu
     assert len(workers) == 2
     for worker in workers:
         argv = worker["argv"]
-        assert argv[argv.index("--model-path") + 1] == model_path
+        assert argv[argv.index("--model") + 1] == model_path
         assert argv[argv.index("--served-model-name") + 1] == hostile
         assert worker["env"]["INJECT_ME"] == env_value
 
@@ -218,7 +218,7 @@ def test_k8s_manifests_keep_hostile_strings_as_strings(tmp_path):
     dgd = YAML(typ="safe").load((tmp_path / "out" / "k8s" / "dynamographdeployment.yaml").read_text())
     prefill = next(c for c in dgd["spec"]["components"] if c["type"] == "prefill")
     (main,) = prefill["podTemplate"]["spec"]["containers"]
-    assert main["args"][main["args"].index("--model-path") + 1] == hostile[0]
+    assert main["args"][main["args"].index("--model") + 1] == hostile[0]
     env = {e["name"]: e["value"] for e in main["env"]}
     assert env["INJECT_ME"] == "1" and isinstance(env["INJECT_ME"], str)
 

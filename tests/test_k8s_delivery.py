@@ -84,7 +84,7 @@ def test_an_absolute_model_path_is_served_as_is_with_no_download_job(tmp_path, a
     assert "initContainers" not in pod  # nothing to wait for
     assert {"name": "model-cache", "mountPath": "/model-cache"} in main["volumeMounts"]
     argv = main["args"][0].split() if main["command"] == ["/bin/sh", "-c"] else main["args"]
-    assert arg(argv, "--model-path") == "/model-cache/deepseek-r1-fp4"
+    assert arg(argv, "--model") == "/model-cache/deepseek-r1-fp4"
     if DYNAMO_AVAILABLE and api == "v1beta1":
         assert parse_trtllm(main["args"]).model == "/model-cache/deepseek-r1-fp4"
 
@@ -132,7 +132,7 @@ def test_the_download_job_fetches_the_eagle_draft_model_too(tmp_path, version, k
     if "components" in dgd["spec"]:
         worker = components(dgd)["worker"]
         wait = worker["podTemplate"]["spec"]["initContainers"][0]
-        assert arg(main_of(worker)["args"], "--model-path") == target
+        assert arg(main_of(worker)["args"], "--model") == target
         check_dgd(dgd)
     else:
         wait = dgd["spec"]["services"]["TRTLLMWorker"]["extraPodSpec"]["initContainers"][0]
@@ -149,7 +149,7 @@ def test_with_an_absolute_model_only_the_draft_is_downloaded(tmp_path):
     script = docs["model-download-job.yaml"]["spec"]["template"]["spec"]["containers"][0]["args"][0]
     assert "hf download nvidia/Llama-4-Maverick-17B-128E-Eagle3 " in script and "llama4 " not in script
     worker = components(docs["dynamographdeployment.yaml"])["worker"]
-    assert arg(main_of(worker)["args"], "--model-path") == "/model-cache/llama4"
+    assert arg(main_of(worker)["args"], "--model") == "/model-cache/llama4"
     assert "Eagle3/.dyncc-download-complete" in worker["podTemplate"]["spec"]["initContainers"][0]["args"][0]
 
 

@@ -90,7 +90,7 @@ def test_recipe_worker_pods_carry_the_recipes_settings(recipe):
         assert env["NCCL_MNNVL_ENABLE"] == "1" and env["TRTLLM_MOE_ENABLE_ALLTOALL_WITHOUT_ALLGATHER"] == "1"
         # served from the cache PVC the download Job fills, after the Job has finished
         assert {"name": "model-cache", "mountPath": "/model-cache"} in main["volumeMounts"]
-        model = main["args"][main["args"].index("--model-path") + 1]
+        model = main["args"][main["args"].index("--model") + 1]
         assert model == "/model-cache/hub-models/nvidia--DeepSeek-R1-FP4"
         assert main["args"][main["args"].index("--served-model-name") + 1] == "deepseek-ai/DeepSeek-R1"
         (wait,) = pod["initContainers"]
@@ -534,7 +534,7 @@ def test_download_job_script_downloads_once_then_marks_the_cache(tmp_path):
     docs = build(write_spec(tmp_path, EXAMPLES / "agg.yaml", model=model, k8s=k8s), tmp_path / "o")
     container = docs["model-download-job.yaml"]["spec"]["template"]["spec"]["containers"][0]
     worker = components(docs["dynamographdeployment.yaml"])["worker"]
-    model_dir = Path(main_container(worker)["args"][main_container(worker)["args"].index("--model-path") + 1])
+    model_dir = Path(main_container(worker)["args"][main_container(worker)["args"].index("--model") + 1])
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / "calls"

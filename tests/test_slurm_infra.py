@@ -90,7 +90,7 @@ def test_an_absolute_checkpoint_is_mounted_read_only_and_served_with_no_download
     sbatch = (directory / "job.sbatch").read_text()
     mounts = re.search(r'"--container-mounts=([^"]+)"', sbatch).group(1).split(",")  # type: ignore[union-attr]
     assert "/shared/models/qwen3-0.6b:/model:ro" in mounts
-    assert "--model-path /model " in _step(sbatch, "agg-0")
+    assert "--model /model " in _step(sbatch, "agg-0")
     assert "model-download" not in sbatch and "MODEL_PATH" not in sbatch and not (directory / "download.py").exists()
 
 
@@ -99,7 +99,7 @@ def test_a_checkpoint_directory_here_is_mounted_at_its_absolute_path(tmp_path: P
     (tmp_path / "ckpt" / "config.json").write_text('{"architectures": ["Qwen3ForCausalLM"]}')
     sbatch = _sbatch(tmp_path, model={"path": "ckpt", "moe": False})
     assert f"{tmp_path / 'ckpt'}:/model:ro" in sbatch and "model-download" not in sbatch
-    assert "--model-path /model " in _step(sbatch, "agg-0")
+    assert "--model /model " in _step(sbatch, "agg-0")
 
 
 def test_a_checkpoint_path_pyxis_cannot_mount_is_refused(tmp_path: Path) -> None:

@@ -104,7 +104,7 @@ def test_model_downloaded_once_before_any_worker(site_sbatch: str) -> None:
     assert download < frontend < first_worker
     assert "Qwen/Qwen3-0.6B main" in " ".join(lines[download : download + 3])  # the model's revision
     worker = next(line for line in lines if line.strip().startswith("step decode-0"))
-    assert '--model-path "$MODEL_PATH"' in worker and "--served-model-name Qwen/Qwen3-0.6B" in worker
+    assert '--model "$MODEL_PATH"' in worker and "--served-model-name Qwen/Qwen3-0.6B" in worker
 
 
 def test_squashfs_image_and_per_step_import(tmp_path: Path) -> None:
