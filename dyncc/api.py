@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from dyncc.compiler import Compilation, check_spec, compile_spec, locate
 from dyncc.compiler.plan import Files, lower
+from dyncc.compiler.rules.mock_timing import BUILTIN
 from dyncc.deployment import load_spec, load_spec_text
 from dyncc.diagnostics import Diagnostic, DiagnosticError, has_errors
 from dyncc.spec import LoadedSpec
@@ -204,9 +205,12 @@ def with_mocker_timing(loaded: LoadedSpec, timing: str | None) -> LoadedSpec:
 def compile_timed(loaded: LoadedSpec, progress: Callable[[float, str], None] | None = None) -> Compilation:
     """Compile, then give the mock pools their timing files (AIConfigurator runs here, or its cache is read,
     when the spec's mocker_timing says `aiconfigurator`; nothing happens for real engines)."""
+    compilation = compile_spec(loaded)
+    if compilation.plan.mocker_timing == BUILTIN:
+        return compilation  # nothing to time: the twin (and AIConfigurator's runner) is not even imported
     from dyncc.twin.resolve import with_timing
 
-    return with_timing(compile_spec(loaded), progress=progress)
+    return with_timing(compilation, progress=progress)
 
 
 def with_dynamo_version(loaded: LoadedSpec, version: str | None) -> LoadedSpec:

@@ -21,9 +21,6 @@ import click
 
 from dyncc import __version__
 from dyncc.diagnostics import Diagnostic, DiagnosticError, Location, printable
-from dyncc.lifecycle.commands import register as register_lifecycle_commands
-from dyncc.sla.commands import register as register_sla_commands
-from dyncc.sla.commands import with_from_sla_options
 
 if TYPE_CHECKING:
     from dyncc.api import Validation
@@ -155,7 +152,17 @@ class DynccCommand(click.Command):
 
 
 class DynccGroup(click.Group):
+    """The command group; the commands of other modules are imported when one of them is run or listed."""
+
     command_class = DynccCommand
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            LAZY_COMMANDS[cmd_name](self)
+        return self.commands.get(cmd_name)
 
 
 def _finite_seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -209,9 +216,18 @@ def _runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _aic_progress() -> Callable[[float, str], None]:
-    from dyncc.sla.runner import stderr_progress
+    """Progress lines while AIConfigurator times the mock engine; its runner is imported only when it runs
+    (a build of real engines or builtin timing never does)."""
+    shown: list[Callable[[float, str], None]] = []
 
-    return stderr_progress("dyncc: AIConfigurator estimating the mock engine's timing")
+    def progress(elapsed: float, note: str) -> None:
+        if not shown:
+            from dyncc.sla.runner import stderr_progress
+
+            shown.append(stderr_progress("dyncc: AIConfigurator estimating the mock engine's timing"))
+        shown[0](elapsed, note)
+
+    return progress
 
 
 @main.command()
@@ -489,44 +505,6 @@ def schema(output: str | None) -> None:
 
 
 @main.command()
-@click.option(
-    "--template",
-    type=click.Choice(["agg", "disagg", "disagg-router", "wide-ep", "mtp", "eagle"]),
-    default="agg",
-    show_default=True,
-)
-@click.option("-n", "--name", default=None, help="The deployment's name (a DNS label).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
-@with_from_sla_options
-def init(template: str, name: str | None, output: str | None, **sla: Any) -> None:
-    """A commented starter spec that validates as written; --from-sla: the topology AIConfigurator picks."""
-    if sla.get("from_sla"):
-        from dyncc.sla.commands import init_from_sla_command
-
-        try:
-            init_from_sla_command(name=name, output=output, **sla)
-        except DiagnosticError as exc:
-            _fail(exc.diagnostics)
-        return
-    from dyncc.spec.schema import starter_text
-
-    try:
-        text = starter_text(template, name)
-    except DiagnosticError as exc:
-        _fail(exc.diagnostics)
-    if output:
-        from dyncc.output import write_new_file
-
-        try:
-            write_new_file(Path(output), text)  # never over an existing file, nor through a (dangling) symlink
-        except DiagnosticError as exc:
-            _fail(exc.diagnostics)
-        click.echo(f"wrote {output}: edit it, then `dyncc validate {output}`", err=True)
-    else:
-        click.echo(text, nl=False)
-
-
-@main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here (a new file).")
 @click.option(
@@ -671,10 +649,6 @@ def sweep(
         sys.exit(EXIT_INVALID)
 
 
-if __name__ == "__main__":
-    main()
-
-
 @main.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write the spec here (a new file).")
@@ -713,5 +687,68 @@ def lsp() -> None:
     serve()
 
 
-register_sla_commands(main)
-register_lifecycle_commands(main)
+# --- commands built on demand ---------------------------------------------------------------------------
+# Their modules (AIConfigurator's runner, the deployment lifecycle) are imported only when one of these
+# commands is run or `--help` lists them: `dyncc build` and `dyncc validate` never import them.
+
+
+def _add_init(group: click.Group) -> None:
+    """Add ``init``: its --from-sla options come from :mod:`dyncc.sla.commands`."""
+    from dyncc.sla.commands import init_from_sla_command, with_from_sla_options
+
+    @group.command()
+    @click.option(
+        "--template",
+        type=click.Choice(["agg", "disagg", "disagg-router", "wide-ep", "mtp", "eagle"]),
+        default="agg",
+        show_default=True,
+    )
+    @click.option("-n", "--name", default=None, help="The deployment's name (a DNS label).")
+    @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+    @with_from_sla_options
+    def init(template: str, name: str | None, output: str | None, **sla: Any) -> None:
+        """A commented starter spec that validates as written; --from-sla: the topology AIConfigurator picks."""
+        if sla.get("from_sla"):
+            try:
+                init_from_sla_command(name=name, output=output, **sla)
+            except DiagnosticError as exc:
+                _fail(exc.diagnostics)
+            return
+        from dyncc.spec.schema import starter_text
+
+        try:
+            text = starter_text(template, name)
+        except DiagnosticError as exc:
+            _fail(exc.diagnostics)
+        if output:
+            from dyncc.output import write_new_file
+
+            try:
+                write_new_file(Path(output), text)  # never over an existing file, nor through a (dangling) symlink
+            except DiagnosticError as exc:
+                _fail(exc.diagnostics)
+            click.echo(f"wrote {output}: edit it, then `dyncc validate {output}`", err=True)
+        else:
+            click.echo(text, nl=False)
+
+
+def _add_sla_commands(group: click.Group) -> None:
+    from dyncc.sla.commands import register
+
+    register(group)  # estimate
+
+
+def _add_lifecycle_commands(group: click.Group) -> None:
+    from dyncc.lifecycle.commands import register
+
+    register(group)  # status, logs, down, bench
+
+
+LAZY_COMMANDS: dict[str, Callable[[click.Group], None]] = {
+    "init": _add_init,
+    "estimate": _add_sla_commands,
+    **dict.fromkeys(("status", "logs", "down", "bench"), _add_lifecycle_commands),
+}
+
+if __name__ == "__main__":
+    main()
