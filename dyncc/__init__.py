@@ -1,3 +1,3 @@
-"""dyncc: one topology spec in, consistent Dynamo + TensorRT-LLM deployments out."""
+"""dyncc: one topology spec in, consistent NVIDIA Dynamo deployments out."""
 
 __version__ = "0.1.0"

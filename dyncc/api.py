@@ -179,7 +179,7 @@ def _render(compilation: Compilation, target: Target) -> tuple[Files, list[Diagn
 
 
 def with_engine(compilation: Compilation, engine: str | None) -> Compilation:
-    """The same spec compiled with the worker runtime (trtllm or mocker) chosen from outside it (``--engine``)."""
+    """The same spec compiled with the worker runtime (an engine's name) chosen from outside it (``--engine``)."""
     if engine is None:
         return compilation
     return compile_spec(with_worker_runtime(compilation.loaded, engine))

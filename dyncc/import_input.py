@@ -1,8 +1,8 @@
-"""What ``dyncc import`` reads: Kubernetes manifests and TensorRT-LLM engine configs, through the input gate.
+"""What ``dyncc import`` reads: Kubernetes manifests and the engine configs they mount, through the input gate.
 
 Every file goes through :mod:`dyncc.spec.input_gate` (regular files only, size, node, nesting and alias
-bounds; YAML 1.1, as Kubernetes and TensorRT-LLM's PyYAML read it). Every document the import uses is then
-checked for the shape the Kubernetes API and TensorRT-LLM would accept (a DGD's replicas an integer, its
+bounds; YAML 1.1, as Kubernetes and the engine's PyYAML read it). Every document the import uses is then
+checked for the shape the Kubernetes API and the engine would accept (a DGD's replicas an integer, its
 env a list of name/value mappings, an engine config a mapping with integer parallel sizes, ...): a value
 of another shape is a coded error (DYN970) at the manifest's file:line:col, so the importer reads only
 values of the shapes it expects.
@@ -160,7 +160,7 @@ class _ConfigMap(_Shape):
 
 
 class _EngineConfig(_Shape):
-    """The keys the import turns into spec settings, typed as TensorRT-LLM's own (lax) pydantic fields are:
+    """The keys the import turns into spec settings, typed as the engine's own (lax) pydantic fields are:
     `"2"` is a tensor_parallel_size of 2 there too. The rest pass through to engine.extra as written."""
 
     tensor_parallel_size: int | None = None
@@ -220,7 +220,7 @@ def read_sources(files: Sequence[str | Path]) -> Sources:
                     for key, value in (config_map.get("data") or {}).items()
                 }
             elif kind is None and "apiVersion" not in doc:
-                engine_files[Path(file).name] = engine_values(doc, source)  # a TRT-LLM engine YAML
+                engine_files[Path(file).name] = engine_values(doc, source)  # an engine config YAML
             else:
                 others.append((str(file), str(kind), _name_of(doc)))
     if len(dgds) != 1:
@@ -245,13 +245,13 @@ def engine_config(text: EngineText) -> dict[str, Any]:
 
 
 def engine_values(values: Any, source: SourceMap) -> dict[str, Any]:
-    """An engine config document with the keys the import reads coerced as TensorRT-LLM would (DYN970 when
+    """An engine config document with the keys the import reads coerced as the engine would (DYN970 when
     it would refuse them); an empty document is an empty config."""
     if values is None:
         return {}
     if not isinstance(values, dict):
         raise manifest_error(
-            f"the engine config in {source.file} is a {type(values).__name__}, not a mapping of TensorRT-LLM settings",
+            f"the engine config in {source.file} is a {type(values).__name__}, not a mapping of engine settings",
             (),
             source,
         )
@@ -283,7 +283,7 @@ _TYPE_NAMES = {"str", "int", "float", "bool", "constrained-str", "constrained-in
 
 
 def manifest_error(message: str, path: YamlPath, source: SourceMap | None) -> DiagnosticError:
-    """A DYN970 error: a manifest value the import cannot read as Kubernetes or TensorRT-LLM would."""
+    """A DYN970 error: a manifest value the import cannot read as Kubernetes or the engine would."""
     location = source.locate(path) if source is not None else None
     return DiagnosticError(
         [
@@ -291,7 +291,7 @@ def manifest_error(message: str, path: YamlPath, source: SourceMap | None) -> Di
                 "DYN970",
                 message,
                 path=path,
-                hint="fix the manifest: Kubernetes (or TensorRT-LLM, for an engine config) refuses this value too",
+                hint="fix the manifest: Kubernetes (or the engine, for an engine config) refuses this value too",
                 location=location if isinstance(location, Location) else None,
             )
         ]

@@ -2,7 +2,7 @@
 
 Diagnostics come from dyncc's own pipeline (the loader, then every graph rule and the placement), so the
 editor shows each DYN code at its range as the user types, not only what the JSON Schema catches. Hover
-gives a key's description from the spec's JSON Schema and, for values that reach a TRT-LLM engine config,
+gives a key's description from the spec's JSON Schema and, for values that reach an engine config,
 which engine keys they set and where each of those keys comes from. Completion offers the keys of the
 mapping under the cursor and the accepted values of an enum.
 
@@ -219,7 +219,7 @@ def hover_text(text: str, file: str, line: int, character: int) -> str | None:
 
 
 def engine_origins(text: str, file: str, path: YamlPath) -> list[str]:
-    """For a spec value that reaches TRT-LLM engine configs: each engine key it sets, its value and origin.
+    """For a spec value that reaches engine configs: each engine key it sets, its value and origin.
     On a pool's `engine` key: the pool's whole resolved engine config. Empty when the spec does not compile."""
     compiled = _pool_infos(text, file)
     if compiled is None:

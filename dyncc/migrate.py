@@ -7,9 +7,9 @@ Another release (``to``): ``dynamo.version`` is set, then the spec is checked fo
 finding the release brings (a diagnostic the spec did not have at its own version) whose setting has an
 honest rewrite is rewritten: going up, a setting the release dropped (the worker-side disaggregation
 strategy, whose order the frontend now drives; the router state reset, when the router keeps no state); in
-either direction, a TensorRT-LLM pin that is not the release's and an image tagged with the old release;
+either direction, an engine version pin that is not the release's and an image tagged with the old release;
 going down, `request_plane: nats` where the release has only NATS. What the release refuses and nothing
-rewrites (a feature it lacks, or going down may not have had yet; an engine key its TensorRT-LLM does not
+rewrites (a feature it lacks, or going down may not have had yet; an engine key the release's engine does not
 take) is returned as ``refused``, and nothing is written. No release is named here: the rules and profiles
 decide what a release refuses, and their messages say why, so a new release file needs no change here.
 
@@ -31,6 +31,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from dyncc.diagnostics import Diagnostic, DiagnosticError, YamlPath, format_yaml_path
+from dyncc.engines import engines
 from dyncc.spec import LoadedSpec
 from dyncc.spec.deprecations import upgrade
 from dyncc.spec.loader import SourceMap, load_spec_text, parse_yaml, read_spec_bytes
@@ -177,7 +178,9 @@ def _retag_image(tree: CommentedMap, finding: Diagnostic, step: Step) -> str | N
 # Keyed by the path of the finding: the rules name what a release refuses (and the code may be refined), the
 # setting that has an honest rewrite stays where it is.
 REWRITES: dict[YamlPath, Rewrite] = {
-    ("dynamo", "trtllm"): _remove,  # the release's own pin, which the version implies
+    # `dynamo.<engine>`: a pin of the engine whose configs are written other than the release's own, which
+    # the version implies.
+    **{("dynamo", e.name): _remove for e in engines() if e.configures},
     ("router", "disaggregation_strategy"): _remove_dropped,
     ("router", "reset_states"): _remove_dropped,
     ("request_plane",): _remove_nats_plane,

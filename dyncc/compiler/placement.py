@@ -1,7 +1,7 @@
 """Place every rank of every worker on a (node, GPU) of the declared cluster.
 
 A worker of TP x PP ranks that fits on one node gets GPUs of one node; a larger one takes
-``ceil(ranks / gpus_per_node)`` whole nodes (TRT-LLM wants the same ranks on each node, so a
+``ceil(ranks / gpus_per_node)`` whole nodes (the engine wants the same ranks on each node, so a
 spanning worker must fill its nodes — DYN404 checks that before we get here). Workers are placed
 largest first (multi-node ones on whole free nodes, the rest first-fit), which packs a cluster
 the way its operators would.

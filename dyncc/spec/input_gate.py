@@ -74,7 +74,7 @@ class InputKind:
     size_hint: str = "a spec is a few KB; point at the spec file, not a checkpoint or a device"
     count_hint: str = "a spec has hundreds of values, not tens of thousands; split or shorten it"
     # The YAML version a document without a %YAML directive is read as: 1.2 for a spec; 1.1 for what
-    # Kubernetes and TensorRT-LLM (PyYAML) read, where `on`, `yes` and `0777` mean what they meant there.
+    # Kubernetes and the engines (PyYAML) read, where `on`, `yes` and `0777` mean what they meant there.
     yaml_version: tuple[int, int] | None = None
 
 

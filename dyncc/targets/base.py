@@ -115,7 +115,7 @@ def _gpu_types_refusal(plan: DeploymentPlan, target: Target) -> Diagnostic:
 def _mock_engine_refusal(plan: DeploymentPlan, target: Target) -> Diagnostic:
     return Diagnostic(
         "DYN530",
-        f"the {target.name} target cannot run Dynamo's mock engine (worker_runtime: mocker)",
+        f"the {target.name} target cannot run {plan.engine.label} (worker_runtime: {plan.worker_runtime})",
         path=("worker_runtime",),
         hint=f"use worker_runtime: {plan.config_engine.name} for this target",
     )

@@ -49,7 +49,7 @@ def with_timing(
 ) -> Compilation:
     """The compilation with ``plan.mock_timing`` filled in (unchanged for real engines or builtin timing)."""
     plan = compilation.plan
-    if plan.worker_runtime != "mocker" or plan.mocker_timing == BUILTIN:
+    if not plan.engine.mock or plan.mocker_timing == BUILTIN:
         return compilation
     timing: dict[str, bytes] = {}
     if plan.mocker_timing == AICONFIGURATOR:

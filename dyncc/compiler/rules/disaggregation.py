@@ -41,7 +41,7 @@ def _pair_must_match(graph: DeploymentGraph, dotted: str, what: str, hint: str) 
         yield finding(
             f"prefill and decode disagree on {what}: prefill {a!r}, decode {b!r}",
             path,
-            hint + " (nothing in TRT-LLM checks the pair: a mismatch shows up as hangs or garbage)",
+            hint + f" (nothing in {graph.engine.label} checks the pair: a mismatch shows up as hangs or garbage)",
         )
 
 
@@ -95,12 +95,12 @@ def speculative_config_matches(graph: DeploymentGraph) -> Iterator[Diagnostic]:
 
 @rule("DYN206", "transfer-backend-default")
 def default_backend_is_ambiguous(graph: DeploymentGraph) -> Iterator[Diagnostic]:
-    """The DEFAULT transceiver backend means different things across TRT-LLM versions."""
+    """The DEFAULT transceiver backend means different things across engine versions."""
     spec = graph.spec
     if graph.pair() and spec.kv_transfer.backend == "DEFAULT":
         yield finding(
             "kv_transfer.backend DEFAULT resolves from environment variables and changed across "
-            "TRT-LLM versions (UCX before, NIXL in 1.3)",
+            f"{graph.engine.label} versions (UCX before, NIXL in 1.3)",
             ("kv_transfer", "backend"),
             "name the backend: NIXL (Dynamo 1.6's default) or UCX",
             severity="warning",

@@ -2,7 +2,7 @@
 
 Per pool, one GPU of one worker: the weights after tensor, expert, attention-data and pipeline
 parallelism, a working set for one iteration of ``max_num_tokens`` tokens, the runtime's overhead, and the
-KV cache TensorRT-LLM makes of the rest (:mod:`dyncc.facts.memory` has the figures and their sources).
+KV cache the engine makes of the rest (:mod:`dyncc.facts.memory` has the figures and their sources).
 A worker that cannot start, or whose KV cache cannot hold one request of ``max_seq_len`` tokens, is an
 error; one whose KV cache caps the batch below ``max_batch_size``, or whose weights leave little room,
 a warning. A model or GPU dyncc has no facts for skips the check with a note; a spec without a GPU type
@@ -40,7 +40,7 @@ def worker_shape(graph: DeploymentGraph, p: PoolInfo, tensor_parallel: int | Non
         kv_cache_dtype=dtype if isinstance(dtype, str) and dtype in _KV_DTYPES else None,
         free_gpu_memory_fraction=float(fraction) if isinstance(fraction, (int, float)) and 0 <= fraction <= 1 else None,
         kv_max_tokens=_int(engine.get("kv_cache_config.max_tokens")),
-        cuda_graphs=engine.get("cuda_graph_config", {}) is not None,  # TensorRT-LLM captures graphs by default
+        cuda_graphs=engine.get("cuda_graph_config", {}) is not None,  # graphs are captured unless turned off
         mtp=graph.spec.speculative.mode == "mtp",
     )
 

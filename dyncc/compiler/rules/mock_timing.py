@@ -169,7 +169,7 @@ def _npy_array(raw: bytes, np: Any) -> Any:
 def timing_needs_mock_workers(graph: DeploymentGraph) -> Iterator[Diagnostic]:
     """`mocker_timing` times Dynamo's mock engine: the workers must be mock workers."""
     spec = graph.spec
-    if spec.mocker_timing != BUILTIN and spec.worker_runtime != "mocker":
+    if spec.mocker_timing != BUILTIN and not graph.runtime.mock:
         yield finding(
             f"mocker_timing {spec.mocker_timing[:80]!r} times Dynamo's mock engine, but the workers run "
             f"{spec.worker_runtime}: real engines take the time they take",

@@ -60,7 +60,7 @@ def moe_parallel_covers_tp(graph: DeploymentGraph) -> Iterator[Diagnostic]:
                 f"expert_parallel ({ep}) x moe_tensor_parallel ({moe_tp}) = {ep * moe_tp}, "
                 f"but tensor_parallel is {p.spec.tensor_parallel}",
                 p.path + (field,),
-                "TRT-LLM splits the TP ranks between expert and tensor parallelism for MoE layers: "
+                f"{graph.engine.label} splits the TP ranks between expert and tensor parallelism for MoE layers: "
                 "choose expert_parallel dividing tensor_parallel",
             )
 

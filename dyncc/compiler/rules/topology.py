@@ -75,7 +75,7 @@ def total_gpus_bounded(graph: DeploymentGraph) -> Iterator[Diagnostic]:
         )
 
 
-# TRT-LLM engine configs are a few KB (the largest real ones list CUDA-graph batch sizes); YAML aliases
+# Real engine configs are a few KB (the largest real ones list CUDA-graph batch sizes); YAML aliases
 # in engine.extra can make a 500-byte spec expand into tens of MB, written once per target.
 MAX_ENGINE_CONFIG_BYTES = 262_144
 
@@ -106,7 +106,7 @@ def engine_config_bounded(graph: DeploymentGraph) -> Iterator[Diagnostic]:
         if written_size_at_least(p.engine.config, MAX_ENGINE_CONFIG_BYTES) > MAX_ENGINE_CONFIG_BYTES:
             yield finding(
                 f"the {p.role} pool's engine config would be over {MAX_ENGINE_CONFIG_BYTES // 1024} KiB as YAML "
-                "(real TensorRT-LLM configs are a few KB; YAML aliases in engine.extra multiply their targets)",
+                f"(real {graph.engine.label} configs are a few KB; YAML aliases in engine.extra multiply their targets)",
                 p.path + ("engine", "extra"),
                 "write the values out once; remove repeated aliases (*name) from engine.extra",
             )
