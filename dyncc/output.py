@@ -15,7 +15,6 @@ only directories with a matching marker are ever removed as leftovers of a kille
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import dataclasses
 import errno
 import fcntl
@@ -449,9 +448,9 @@ def _renameat2(a: Path, b: Path, flags: int) -> int:
 
 @functools.cache
 def _libc_renameat2() -> Callable[..., int] | None:
-    libc_name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(libc_name, use_errno=True) if libc_name else None
-    return getattr(libc, "renameat2", None) if libc else None
+    # The C library the process has loaded already (dlopen(NULL)); finding it by name (ctypes.util) ran
+    # `ldconfig -p` in a subprocess on every build.
+    return getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
 
 
 def _unsupported(err: int) -> bool:
