@@ -83,6 +83,39 @@ DOCUMENTED: dict[str, list[tuple[str, object, str]]] = {
         ("1.3.0", 1.0, "the 1.3.1 frontend refuses --router-kv-overlap-score-credit 1.5 (between 0.0 and 1.0)"),
         ("1.4.0", None, "the 1.4.2, 1.5.1 and 1.6.1 frontends start with 1.5"),
     ],
+    # What DYN_TCP_RESPONSE_STREAM_HOST names. Shown by running dyncc's local deployment on each release's own
+    # frontend and mock engine (tests/test_release_runs.py): with an address, an "interface" release fails
+    # every model registration with "Interface not found: 127.0.0.1"; `lo` serves.
+    "response_stream_host": [
+        ("0.4.0", "address", "0.5.1 serves with 127.0.0.1; the 0.8.1-1.0.2 runtimes do not read the variable"),
+        (
+            "1.1.0",
+            "interface",
+            "1.1.1, 1.2.1, 1.3.1, 1.4.2, 1.5.1 runs: 'Interface not found: 127.0.0.1', `lo` serves (1.0.2's runtime "
+            "has no such variable)",
+        ),
+        ("1.6.0", "address", "1.6.1 serves with 127.0.0.1 (tests/test_release_runs.py)"),
+    ],
+    # Whether a worker given a local model directory and --model-name records its files as hf://<name>/...,
+    # so that the frontend reads them from the Hugging Face cache by the served name (offline: "Model
+    # snapshots for '<name>' not found in cache", the model never listed). Runs as above.
+    "local_model_from_hub_cache": [
+        ("0.4.0", False, "0.5.1 serves the mock's model directory as written; 0.8.1 and 1.0.2 were not shown"),
+        (
+            "1.1.0",
+            True,
+            "1.1.1, 1.2.1, 1.3.1 runs: 'Model snapshots ... not found in cache' without the entry, served with it",
+        ),
+        ("1.4.0", False, "1.4.2, 1.5.1, 1.6.1: the frontend fetches the files from the worker's system port"),
+    ],
+    # DYN_EVENT_PLANE a one-node deployment with file discovery (no NATS) must set: 1.0-1.1 default the event
+    # plane to NATS (their parsers); 1.2.1's frontend, left to choose, fails model registration with "KV
+    # router's EventSubscriber requires NATS" (run as above); 1.3 picks ZMQ by itself.
+    "event_plane_env": [
+        ("0.4.0", None, "0.x discovers through etcd and publishes events on NATS, both run"),
+        ("1.0.0", "zmq", "1.0.2/1.1.1 parsers: --event-plane default nats; 1.1.1 and 1.2.1 serve with zmq set"),
+        ("1.3.0", None, "1.3.1's --event-plane: 'If unset, defaults to zmq for all discovery backends'; runs"),
+    ],
     # What turns on a worker's health (system) server besides DYN_SYSTEM_PORT.
     "worker_env": [
         ("0.4.0", [["DYN_SYSTEM_ENABLED", "true"]], "0.4-0.6.1 serve /health only with DYN_SYSTEM_ENABLED=true"),

@@ -58,6 +58,15 @@ class Profile:
     router_credit_max: float | None = None  # the frontend refuses a larger overlap credit at start-up (1.3.x)
     endpoint_health_env: bool = False  # readiness needs DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS (0.x)
     frontend_namespace_flag: bool = True  # the frontend takes `--namespace` (0.5.0+)
+    # What DYN_TCP_RESPONSE_STREAM_HOST names: an address, or (1.1-1.5) a network interface, whose address the
+    # response streams then bind ("Interface not found: 127.0.0.1" otherwise).
+    response_stream_host: Literal["address", "interface"] = "address"
+    # A worker serving a local model directory under a served name records its files as hf://<served name>/...
+    # (1.1-1.3): the frontend then reads them from the Hugging Face cache, where the directory must be entered.
+    local_model_from_hub_cache: bool = False
+    # DYN_EVENT_PLANE where file discovery runs no NATS: 1.0-1.1 default to NATS and 1.2 fails to choose;
+    # None where the release picks ZMQ by itself (1.3+) or runs NATS anyway (0.x).
+    event_plane_env: str | None = None
     # The release data every fact above was read from (not part of a profile's identity).
     release: Release | None = dataclasses.field(default=None, compare=False, hash=False, repr=False)
 
@@ -100,6 +109,9 @@ def profile_of(rel: Release) -> Profile:
         endpoint_health_env=bool(doc["endpoint_health_env"]),
         router_credit_max=doc["router_credit_max"],
         frontend_namespace_flag="--namespace" in frontend,
+        response_stream_host=doc["response_stream_host"],
+        local_model_from_hub_cache=bool(doc["local_model_from_hub_cache"]),
+        event_plane_env=doc["event_plane_env"],
         release=rel,
     )
 

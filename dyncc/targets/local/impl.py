@@ -25,6 +25,7 @@ from dyncc.compiler.plan import ROUTER_POLICY_FILE, DeploymentPlan, Files, PoolP
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.releases import first_with
 from dyncc.targets.bench import bench_script
+from dyncc.targets.hub_cache import LOCAL_MODEL, hub_cache_lines
 from dyncc.targets.local.settings import LocalSettings
 from dyncc.targets.ports import port_problems, system_port
 from dyncc.targets.release_flags import (
@@ -243,6 +244,7 @@ def render(plan: DeploymentPlan, settings: LocalSettings) -> Files:
             port_words=[quote(f"{use.label}={use.host}:{use.port}") for use in port_uses(plan, settings)],
             # An offline engine tokenizes with a local model dir: nothing may be fetched from a hub.
             extra_env=[(name, value) for name, value, _ in plan.engine.env],
+            hub_cache_lines=hub_cache_lines(plan, _slot(plan, LOCAL_MODEL), "$RUN_DIR"),
             frontend_cmd=shell_words(frontend_command(plan, settings)),
             worker_cmds={w.name: shell_words(worker_command(plan, settings, p, w)) for p, w in workers},
         )

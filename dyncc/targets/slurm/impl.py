@@ -28,6 +28,7 @@ from dyncc.compiler.plan import (
 )
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.targets.bench import bench_script
+from dyncc.targets.hub_cache import LOCAL_MODEL, hub_cache_lines
 from dyncc.targets.ports import bootstrap_port, port_problems, system_port
 from dyncc.targets.release_flags import frontend_host_args, worker_command_problems
 from dyncc.targets.shell import Raw, quote, ready_probe_text, shell_words, template_environment
@@ -495,6 +496,9 @@ def render_sbatch(plan: DeploymentPlan, settings: SlurmSettings) -> str:
             runtime_label=plan.engine.label,
             container=container_options(plan, settings),
             extra_env=[(name, value) for name, value, _ in plan.engine.env],
+            hub_cache_lines=hub_cache_lines(plan, _slot(plan, settings, plan.workers[0][1], LOCAL_MODEL), "$RUN_DIR")
+            if plan.workers
+            else [],
             frontend_cmd=shell_words(frontend_command(plan, settings)),
             workers=[_step(plan, settings, p, w) for p, w in plan.workers],
             benchmark=plan.benchmark is not None,
