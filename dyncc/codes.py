@@ -40,6 +40,14 @@ class CodeInfo:
     title: str
     explanation: str
     no_example_because: str | None  # set when no spec can show the code (it concerns files, not spec content)
+    # Severities it may also be raised at (a target's refusal becomes an info note when `-t all` skips it);
+    # ``severity`` is the one documented and given to SARIF.
+    also_raised_as: tuple[str, ...] = ()
+
+    @property
+    def severities(self) -> tuple[str, ...]:
+        """Every severity this code may be raised at."""
+        return (self.severity, *self.also_raised_as)
 
     @property
     def family(self) -> str:
@@ -60,6 +68,7 @@ def registry() -> dict[str, CodeInfo]:
             title=entry["title"],
             explanation=" ".join(entry["explain"].split()),
             no_example_because=example.split("—", 1)[-1].strip() if example else None,
+            also_raised_as=tuple(entry.get("also_raised_as", ())),
         )
     return out
 

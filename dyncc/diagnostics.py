@@ -8,6 +8,7 @@ can print any of them the same way, as text for people or JSON for CI.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Sequence
 from typing import Literal
@@ -56,6 +57,35 @@ class Location:
         return f"{self.file}:{self.line}:{self.column}"
 
 
+# With DYNCC_CHECK_CODES=1 (tests/conftest.py sets it, for the tests and every dyncc process they start) each
+# diagnostic is checked against the code registry (dyncc/codes.yaml) as it is made, and by
+# dataclasses.replace: an unregistered code, or a severity its entry does not list, raises at once. Without
+# it the class has no __post_init__ at all, so users pay nothing, not even the registry's load.
+CHECK_CODES = os.environ.get("DYNCC_CHECK_CODES") == "1"
+
+# The code of a rule's finding before the rule's decorator stamps its own on it (the stamp is checked).
+UNSTAMPED = ""
+
+
+class UnregisteredCode(AssertionError):
+    """A diagnostic raised with a code dyncc/codes.yaml does not register, or at a severity it does not list."""
+
+
+def check_registered(code: str, severity: str) -> None:
+    """Raise :class:`UnregisteredCode` unless ``code`` is registered at ``severity``."""
+    from dyncc.codes import registry
+
+    if code == UNSTAMPED:
+        return
+    info = registry().get(code)
+    if info is None:
+        raise UnregisteredCode(f"{code!r} is not registered in dyncc/codes.yaml")
+    if severity not in info.severities:
+        raise UnregisteredCode(
+            f"{code} is registered as {' or '.join(info.severities)} in dyncc/codes.yaml, raised as {severity}"
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class Diagnostic:
     code: str
@@ -64,6 +94,11 @@ class Diagnostic:
     hint: str | None = None
     severity: Severity = "error"
     location: Location | None = None
+
+    if CHECK_CODES:
+
+        def __post_init__(self) -> None:
+            check_registered(self.code, self.severity)
 
     @property
     def is_error(self) -> bool:

@@ -24,6 +24,10 @@ from typing import Protocol
 import pytest
 from hypothesis import HealthCheck, settings
 
+# Every diagnostic made in the tests, and in every dyncc process they start, is checked against the code
+# registry (dyncc/diagnostics.py, CHECK_CODES): set before dyncc is imported, as the class reads it then.
+os.environ["DYNCC_CHECK_CODES"] = "1"
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 DYNAMO_05 = ROOT / ".cache" / "dynamo-0.5.1" / "bin" / "python"  # ai-dynamo 0.5.1's venv (scripts/setup.sh)
