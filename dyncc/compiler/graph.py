@@ -29,6 +29,7 @@ from dyncc.engines import configuring, engine
 from dyncc.engines.base import Engine, ResolvedConfig, WorkerLimits
 from dyncc.spec import CoreSpec, LoadedSpec, Pool, Role, SourceMap
 from dyncc.spec.loader import ModelFacts
+from dyncc.spec.model import RouterMode
 from dyncc.spec.provenance import Provenance
 
 FRONTEND = "frontend"
@@ -82,7 +83,7 @@ class PoolInfo:
 
 @dataclasses.dataclass(frozen=True)
 class RouterInfo:
-    mode: str
+    mode: RouterMode
     block_size: int | None
     block_size_source: Provenance | None
     kv_events: bool

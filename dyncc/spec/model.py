@@ -29,6 +29,9 @@ ROLES: tuple[Role, ...] = ("agg", "prefill", "decode", "encode")
 RouterMode = Literal["round-robin", "random", "power-of-two", "kv", "direct", "least-loaded", "device-aware-weighted"]
 TransferBackend = Literal["UCX", "NIXL", "MPI", "MOONCAKE", "DEFAULT"]
 WorkerRuntime = Literal["trtllm", "mocker"]
+RequestPlane = Literal["tcp", "nats"]
+OnWorkerExit = Literal["restart", "stop"]
+InfraNode = Literal["head", "dedicated"]
 KvCacheDtype = Literal["auto", "fp8", "fp8_ds_mla", "nvfp4", "float16", "bfloat16", "float32"]
 
 
@@ -548,7 +551,7 @@ class Infrastructure(SpecModel):
     """Where etcd and NATS run when the deployment needs them (Dynamo 0.x's discovery and event plane,
     `request_plane: nats`, `slurm.discovery: etcd`)."""
 
-    node: Literal["head", "dedicated"] = Field(
+    node: InfraNode = Field(
         "head",
         description="head: on the frontend's node; dedicated: on a node of their own that no worker uses (the "
         "job asks for one more node: DYN567; nothing to run there is DYN566). Slurm only (DYN583).",
@@ -637,7 +640,7 @@ class CoreSpec(SpecModel):
     infrastructure: Infrastructure = Field(
         default_factory=Infrastructure, description="Where etcd and NATS run (Slurm: DYN583 elsewhere)."
     )
-    request_plane: Literal["tcp", "nats"] | None = Field(
+    request_plane: RequestPlane | None = Field(
         None,
         description="Dynamo >= 1.0 (DYN703): `--request-plane` of the frontend and workers (Dynamo's default: "
         "tcp); nats needs a NATS server (DYN706).",
@@ -669,7 +672,7 @@ class CoreSpec(SpecModel):
         "NPZ, relative to the spec file (DYN912). Needs worker_runtime mocker (DYN910) and Dynamo 1.x (DYN703). "
         "`--timing` overrides it.",
     )
-    on_worker_exit: Literal["restart", "stop"] = Field(
+    on_worker_exit: OnWorkerExit = Field(
         "restart",
         description="What the local and Slurm supervisors do when a worker process dies: `restart` it with "
         "bounded backoff while the others keep serving (what Kubernetes does; with migration on, in-flight "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import importlib
 
-from dyncc.targets.base import Capability, Target
+from dyncc.targets.base import AnyTarget, Capability, Target
 
 REGISTERED: tuple[str, ...] = (
     "dyncc.targets.local",
@@ -22,11 +22,11 @@ REGISTERED: tuple[str, ...] = (
     "dyncc.targets.compose",
 )
 
-__all__ = ["Capability", "REGISTERED", "Target", "load_target", "target_names", "targets"]
+__all__ = ["AnyTarget", "Capability", "REGISTERED", "Target", "load_target", "target_names", "targets"]
 
 
 @functools.lru_cache(maxsize=1)
-def targets() -> tuple[Target, ...]:
+def targets() -> tuple[AnyTarget, ...]:
     """Every registered target, by name."""
     declared = [importlib.import_module(module).TARGET for module in REGISTERED]
     return tuple(sorted(declared, key=lambda t: t.name))
@@ -36,7 +36,7 @@ def target_names() -> tuple[str, ...]:
     return tuple(t.name for t in targets())
 
 
-def load_target(name: str) -> Target:
+def load_target(name: str) -> AnyTarget:
     for target in targets():
         if target.name == name:
             return target

@@ -5,6 +5,11 @@ what it can run (:class:`Capability`), checks a plan against its own limits and 
 files. The compiler knows no target; a target knows the plan and its own settings, nothing of another
 target. Declarations are cheap to import (the spec model and ``dyncc schema`` need every target's
 settings); a target's implementation module is imported only when it checks or renders.
+
+The seam is typed by the settings model: ``Target(settings_model=K8sSettings, ...)`` is a
+``Target[K8sSettings]``, whose ``settings(spec)`` gives a ``K8sSettings`` and whose ``check``/``render`` take
+one; each target's ``__init__`` has mypy check its implementation module against
+``Implementation[<its settings>]``, and a test checks the same of every registered target.
 """
 
 from __future__ import annotations
@@ -12,14 +17,14 @@ from __future__ import annotations
 import dataclasses
 import enum
 import importlib
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from dyncc.diagnostics import Diagnostic
 from dyncc.spec.model import SpecModel
 
 if TYPE_CHECKING:
-    from dyncc.compiler.plan import DeploymentPlan, Files
+    from dyncc.compiler.plan import DeploymentPlan, FileContent, Files
 
 
 class Capability(enum.Enum):
@@ -37,19 +42,25 @@ class Capability(enum.Enum):
     ENV_TEMPLATES = "per-worker env"  # {worker_index} and {rank} filled into a pool's env values
 
 
-class Implementation(Protocol):
-    """The module behind a target: its checks and its rendering, both over the plan and the target's settings."""
+SettingsT = TypeVar("SettingsT", bound=SpecModel)
+SettingsT_contra = TypeVar("SettingsT_contra", bound=SpecModel, contravariant=True)
 
-    def check(self, plan: DeploymentPlan, settings: Any) -> list[Diagnostic]: ...
 
-    def render(self, plan: DeploymentPlan, settings: Any) -> Files: ...
+class Implementation(Protocol[SettingsT_contra]):
+    """The module behind a target: its checks and its rendering, both over the plan and the target's settings.
+    (Positional parameters: a module may name the settings after its target, ``k8s``.)"""
+
+    def check(self, plan: DeploymentPlan, settings: SettingsT_contra, /) -> list[Diagnostic]: ...
+
+    # A Mapping: a module may say it writes text only (dict[str, str]).
+    def render(self, plan: DeploymentPlan, settings: SettingsT_contra, /) -> Mapping[str, FileContent]: ...
 
 
 @dataclasses.dataclass(frozen=True)
-class Target:
+class Target(Generic[SettingsT]):
     name: str  # -t NAME and the output directory OUT/NAME
     settings_key: str  # the spec section it owns
-    settings_model: type[SpecModel]
+    settings_model: type[SettingsT]
     capabilities: frozenset[Capability]
     implementation: str  # module path of its check() and render()
     summary: str = ""
@@ -57,19 +68,27 @@ class Target:
     def can(self, capability: Capability) -> bool:
         return capability in self.capabilities
 
-    def module(self) -> Implementation:
-        module: Implementation = importlib.import_module(self.implementation)
+    def module(self) -> Implementation[SettingsT]:
+        # Imported by name so that declaring a target stays cheap; its __init__ has mypy check the module.
+        module: Implementation[SettingsT] = importlib.import_module(self.implementation)
         return module
 
-    def settings(self, spec: Any) -> Any:
-        """This target's section of a (composed) spec."""
-        return getattr(spec, self.settings_key)
+    def settings(self, spec: Any) -> SettingsT:
+        """This target's section of a spec composed by dyncc.deployment (its type is built at run time)."""
+        section = getattr(spec, self.settings_key)
+        if not isinstance(section, self.settings_model):
+            raise TypeError(f"spec.{self.settings_key} is a {type(section).__name__}, not the {self.name} settings")
+        return section
 
-    def check(self, plan: DeploymentPlan, settings: Any) -> list[Diagnostic]:
+    def check(self, plan: DeploymentPlan, settings: SettingsT) -> list[Diagnostic]:
         return self.module().check(plan, settings)
 
-    def render(self, plan: DeploymentPlan, settings: Any) -> Files:
-        return self.module().render(plan, settings)
+    def render(self, plan: DeploymentPlan, settings: SettingsT) -> Files:
+        return dict(self.module().render(plan, settings))
+
+
+# A target of any settings type: what the registry holds and what target-neutral code takes.
+AnyTarget = Target[Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,11 +103,11 @@ class Feature:
     capability: Capability
     code: str  # of the refusal
     used: Callable[[DeploymentPlan], bool]
-    refusal: Callable[[DeploymentPlan, Target], Diagnostic]
+    refusal: Callable[[DeploymentPlan, AnyTarget], Diagnostic]
     blocking: bool = True
 
 
-def _multi_node_refusal(plan: DeploymentPlan, target: Target) -> Diagnostic:
+def _multi_node_refusal(plan: DeploymentPlan, target: AnyTarget) -> Diagnostic:
     return Diagnostic(
         "DYN501",
         f"the {target.name} target runs one node; this spec places workers on {plan.placement.nodes_used} nodes",
@@ -101,7 +120,7 @@ def _gpu_types(plan: DeploymentPlan) -> list[str]:
     return sorted({g.gpu_type or "" for g in plan.placement.node_groups})
 
 
-def _gpu_types_refusal(plan: DeploymentPlan, target: Target) -> Diagnostic:
+def _gpu_types_refusal(plan: DeploymentPlan, target: AnyTarget) -> Diagnostic:
     groups = plan.placement.node_groups
     return Diagnostic(
         "DYN570",
@@ -112,7 +131,7 @@ def _gpu_types_refusal(plan: DeploymentPlan, target: Target) -> Diagnostic:
     )
 
 
-def _mock_engine_refusal(plan: DeploymentPlan, target: Target) -> Diagnostic:
+def _mock_engine_refusal(plan: DeploymentPlan, target: AnyTarget) -> Diagnostic:
     return Diagnostic(
         "DYN530",
         f"the {target.name} target cannot run {plan.engine.label} (worker_runtime: {plan.worker_runtime})",
@@ -121,7 +140,7 @@ def _mock_engine_refusal(plan: DeploymentPlan, target: Target) -> Diagnostic:
     )
 
 
-def _planner_refusal(plan: DeploymentPlan, target: Target) -> Diagnostic:
+def _planner_refusal(plan: DeploymentPlan, target: AnyTarget) -> Diagnostic:
     # Dynamo 1.6.1's planner scales only through the Kubernetes operator; outside Kubernetes its "virtual"
     # connector merely publishes decisions for another process to carry out, which no target here does.
     return Diagnostic(
@@ -133,7 +152,7 @@ def _planner_refusal(plan: DeploymentPlan, target: Target) -> Diagnostic:
     )
 
 
-def _benchmark_note(plan: DeploymentPlan, target: Target) -> Diagnostic:
+def _benchmark_note(plan: DeploymentPlan, target: AnyTarget) -> Diagnostic:
     return Diagnostic(
         "DYN581",
         f"the {target.name} target does not write the spec's benchmark: (aiperf load test); the deployment "
@@ -144,7 +163,7 @@ def _benchmark_note(plan: DeploymentPlan, target: Target) -> Diagnostic:
     )
 
 
-def _replica_sync_note(plan: DeploymentPlan, target: Target) -> Diagnostic:
+def _replica_sync_note(plan: DeploymentPlan, target: AnyTarget) -> Diagnostic:
     return Diagnostic(
         "DYN307",
         f"router.replica_sync synchronizes several KV-router (frontend) replicas, but the {target.name} target "
@@ -155,7 +174,7 @@ def _replica_sync_note(plan: DeploymentPlan, target: Target) -> Diagnostic:
     )
 
 
-def _nats_note(plan: DeploymentPlan, target: Target) -> Diagnostic:
+def _nats_note(plan: DeploymentPlan, target: AnyTarget) -> Diagnostic:
     return Diagnostic(
         "DYN706",
         "request_plane nats: the frontend and every worker send requests through a NATS server (NATS_SERVER), "
@@ -167,7 +186,7 @@ def _nats_note(plan: DeploymentPlan, target: Target) -> Diagnostic:
     )
 
 
-def _infra_node_note(plan: DeploymentPlan, target: Target) -> Diagnostic:
+def _infra_node_note(plan: DeploymentPlan, target: AnyTarget) -> Diagnostic:
     return Diagnostic(
         "DYN583",
         f"infrastructure.node: dedicated asks for etcd/NATS on a node of their own; the {target.name} target "
@@ -178,7 +197,7 @@ def _infra_node_note(plan: DeploymentPlan, target: Target) -> Diagnostic:
     )
 
 
-def _launch_prefix_refusal(plan: DeploymentPlan, target: Target) -> Diagnostic:
+def _launch_prefix_refusal(plan: DeploymentPlan, target: AnyTarget) -> Diagnostic:
     pool = next(p for p in plan.pools if p.launch_prefix)
     return Diagnostic(
         "DYN584",
@@ -196,7 +215,7 @@ def templated_env(plan: DeploymentPlan) -> list[tuple[str, str]]:
     return [(p.role, k) for p in plan.pools for k, v in p.env if WORKER_INDEX in v or RANK in v]
 
 
-def _env_templates_refusal(plan: DeploymentPlan, target: Target) -> Diagnostic:
+def _env_templates_refusal(plan: DeploymentPlan, target: AnyTarget) -> Diagnostic:
     role, name = templated_env(plan)[0]
     return Diagnostic(
         "DYN585",
@@ -295,12 +314,12 @@ FEATURES: tuple[Feature, ...] = (
 )
 
 
-def needed_capabilities(plan: DeploymentPlan) -> dict[Capability, Callable[[DeploymentPlan, Target], Diagnostic]]:
+def needed_capabilities(plan: DeploymentPlan) -> dict[Capability, Callable[[DeploymentPlan, AnyTarget], Diagnostic]]:
     """The capabilities a plan needs, each with the refusal a target lacking it gives."""
     return {f.capability: f.refusal for f in FEATURES if f.blocking and f.used(plan)}
 
 
-def _with_capable(diagnostic: Diagnostic, capability: Capability, others: Iterable[Target]) -> Diagnostic:
+def _with_capable(diagnostic: Diagnostic, capability: Capability, others: Iterable[AnyTarget]) -> Diagnostic:
     capable = [t.name for t in others if t.can(capability)]
     if diagnostic.severity != "error":
         named = f"; targets that realize it: {', '.join(capable)}" if capable else ""
@@ -311,7 +330,7 @@ def _with_capable(diagnostic: Diagnostic, capability: Capability, others: Iterab
     return dataclasses.replace(diagnostic, hint=hint)
 
 
-def cannot_run(plan: DeploymentPlan, target: Target, others: Iterable[Target]) -> Diagnostic | None:
+def cannot_run(plan: DeploymentPlan, target: AnyTarget, others: Iterable[AnyTarget]) -> Diagnostic | None:
     """Why ``target`` cannot run ``plan`` (the first capability it lacks, hint naming the targets that can)."""
     for capability, refusal in needed_capabilities(plan).items():
         if not target.can(capability):
@@ -319,7 +338,7 @@ def cannot_run(plan: DeploymentPlan, target: Target, others: Iterable[Target]) -
     return None
 
 
-def left_out(plan: DeploymentPlan, target: Target, others: Iterable[Target]) -> list[Diagnostic]:
+def left_out(plan: DeploymentPlan, target: AnyTarget, others: Iterable[AnyTarget]) -> list[Diagnostic]:
     """Warnings for the add-on features ``target`` builds ``plan`` without (naming the targets that write them)."""
     others = list(others)
     return [
@@ -336,7 +355,7 @@ MOCK_ENGINE_LIMITS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def capability_matrix(targets: Iterable[Target]) -> str:
+def capability_matrix(targets: Iterable[AnyTarget]) -> str:
     """docs/capabilities.md: which target realizes which feature, and the code of each refusal."""
     targets = sorted(targets, key=lambda t: t.name)
     head = ["| feature | capability | " + " | ".join(t.name for t in targets) + " |"]

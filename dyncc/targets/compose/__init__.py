@@ -5,10 +5,17 @@ The declaration only; the compose file is written by :mod:`.impl`.
 
 from __future__ import annotations
 
-from dyncc.targets.base import Target
+from typing import TYPE_CHECKING
+
+from dyncc.targets.base import Implementation, Target
 from dyncc.targets.compose.settings import ComposeSettings
 
-TARGET = Target(
+if TYPE_CHECKING:  # mypy checks the implementation takes these settings; imported lazily at run time
+    from dyncc.targets.compose import impl as _impl
+
+    _checked: Implementation[ComposeSettings] = _impl
+
+TARGET: Target[ComposeSettings] = Target(
     name="compose",
     settings_key="compose",
     settings_model=ComposeSettings,

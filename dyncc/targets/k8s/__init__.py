@@ -6,12 +6,17 @@ The declaration only; the manifests are written by :mod:`.impl`.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dyncc.targets.base import Capability, Target
+from dyncc.targets.base import Capability, Implementation, Target
 from dyncc.targets.k8s.settings import K8sSettings
 
-TARGET = Target(
+if TYPE_CHECKING:  # mypy checks the implementation takes these settings; imported lazily at run time
+    from dyncc.targets.k8s import impl as _impl
+
+    _checked: Implementation[K8sSettings] = _impl
+
+TARGET: Target[K8sSettings] = Target(
     name="k8s",
     settings_key="k8s",
     settings_model=K8sSettings,

@@ -6,12 +6,17 @@ The declaration only; the script is written by :mod:`.impl`, imported when the t
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dyncc.targets.base import Capability, Target
+from dyncc.targets.base import Capability, Implementation, Target
 from dyncc.targets.local.settings import LocalSettings
 
-TARGET = Target(
+if TYPE_CHECKING:  # mypy checks the implementation takes these settings; imported lazily at run time
+    from dyncc.targets.local import impl as _impl
+
+    _checked: Implementation[LocalSettings] = _impl
+
+TARGET: Target[LocalSettings] = Target(
     name="local",
     settings_key="local",
     settings_model=LocalSettings,

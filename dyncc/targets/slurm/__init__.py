@@ -6,12 +6,17 @@ The declaration only; the job script is written by :mod:`.impl`.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dyncc.targets.base import Capability, Target
+from dyncc.targets.base import Capability, Implementation, Target
 from dyncc.targets.slurm.settings import SlurmSettings
 
-TARGET = Target(
+if TYPE_CHECKING:  # mypy checks the implementation takes these settings; imported lazily at run time
+    from dyncc.targets.slurm import impl as _impl
+
+    _checked: Implementation[SlurmSettings] = _impl
+
+TARGET: Target[SlurmSettings] = Target(
     name="slurm",
     settings_key="slurm",
     settings_model=SlurmSettings,
