@@ -227,9 +227,7 @@ def test_only_the_finding_helpers_make_an_unstamped_diagnostic():
     # A rule's finding gets its code from @rule; anywhere else a Diagnostic without a code would escape both
     # checks (the run-time one lets the not-yet-stamped code through).
     _, unstamped = raises_in_dyncc()
-    assert sorted(unstamped) == ["dyncc/compiler/rules/base.py:43", "dyncc/engines/base.py:289"] or all(
-        _in_finding(where) for where in unstamped
-    ), unstamped
+    assert len(unstamped) >= 2 and all(_in_finding(where) for where in unstamped), unstamped
 
 
 def _in_finding(where: str) -> bool:
