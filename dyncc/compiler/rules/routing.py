@@ -30,7 +30,8 @@ def kv_router_gets_events(graph: DeploymentGraph) -> Iterator[Diagnostic]:
             )
         elif p.publish_kv_events_source.kind == "rule":
             yield finding(
-                f"KV events turned on for the {p.role} pool (--publish-kv-events): the KV router needs them",
+                # The flag is the engine's and the release's to spell (0.x: --publish-events-and-metrics).
+                f"KV events turned on for the {p.role} pool: the KV router needs them",
                 ("router", "mode"),
                 severity="info",
             )
