@@ -49,7 +49,7 @@ def test_planner_gets_metrics_edges():
 def test_kv_router_turns_on_events_and_says_so():
     result = compile_spec(spec("router: {mode: kv}\n"))
     notes = [d for d in result.diagnostics if d.code == "DYN301"]
-    assert notes and notes[0].severity == "info" and "--publish-kv-events" in notes[0].message
+    assert notes and notes[0].severity == "info" and "KV events turned on for the agg pool" in notes[0].message
     assert "--publish-kv-events" in result.plan.pools[0].flags
 
 
