@@ -42,7 +42,7 @@ async def _published(client: LanguageClient, uri: str, version: int) -> None:
 async def measure(specs: list[Path], edits: int) -> dict[str, list[float]]:
     client = make_test_lsp_client()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    await client.start_io(sys.executable, "-m", "dyncc.lsp", env=env)
+    await client.start_io(sys.executable, "-m", "dyncc.tools.lsp", env=env)
     await client.initialize_session(
         types.InitializeParams(capabilities=client_capabilities("visual-studio-code"), root_uri=ROOT.as_uri())
     )

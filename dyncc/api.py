@@ -52,7 +52,7 @@ def validate_text(raw: bytes | str, file: str, base_dir: Path, targets: Iterable
     wanted = tuple(targets)
     found = check(loaded, wanted)
     if loaded.spec.sweep and not has_errors(found):
-        from dyncc import sweep
+        from dyncc.tools import sweep
 
         points = sweep.expand_loaded(raw, loaded)
         sweep.check_points(points, loaded, wanted)

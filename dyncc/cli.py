@@ -231,7 +231,7 @@ def _aic_progress() -> Callable[[float, str], None]:
 
     def progress(elapsed: float, note: str) -> None:
         if not shown:
-            from dyncc.sla.runner import stderr_progress
+            from dyncc.aic.runner import stderr_progress
 
             shown.append(stderr_progress("dyncc: AIConfigurator estimating the mock engine's timing"))
         shown[0](elapsed, note)
@@ -254,7 +254,7 @@ def validate(specs: tuple[str, ...], fmt: str, targets: tuple[str, ...]) -> None
     """Check SPECS and the checks of the targets they are meant for; exit 1 if any has an error."""
     results = [_validate_one(path, targets) for path in specs]
     if fmt in ("github", "sarif", "junit"):
-        from dyncc.formats import render
+        from dyncc.tools.formats import render
 
         click.echo(render(fmt, results), nl=False)
     elif fmt == "json":
@@ -406,7 +406,7 @@ def up(
     dynamo_version: str | None,
 ) -> None:
     """Build SPEC for TARGET and run it until Ctrl-C (which stops it), or as --smoke/--detach/--bench say."""
-    from dyncc.lifecycle.commands import up_command
+    from dyncc.tools.lifecycle.commands import up_command
 
     try:
         status = up_command(
@@ -445,7 +445,7 @@ def graph(spec: str, fmt: str, output: str | None) -> None:
     import shutil
     import subprocess
 
-    from dyncc import views
+    from dyncc.tools import views
 
     compilation = _compile(spec)
     if fmt in ("svg", "png"):
@@ -471,7 +471,7 @@ def graph(spec: str, fmt: str, output: str | None) -> None:
 @click.argument("spec", type=click.Path(dir_okay=False))
 def explain(spec: str) -> None:
     """Placement (node x GPU -> pool, replica, rank) and each engine value's origin."""
-    from dyncc.views import explain as explain_compilation
+    from dyncc.tools.views import explain as explain_compilation
 
     _say(explain_compilation(_compile(spec)), nl=False)
 
@@ -527,8 +527,8 @@ def schema(output: str | None) -> None:
 def migrate(spec: str, output: str | None, to: str | None) -> None:
     """Rewrite a spec's old forms as the current ones, and with --to for another Dynamo release (comments
     kept); the changes (path, old -> new, why) go to stderr, the spec to stdout or --output."""
-    from dyncc.migrate import migrate_file
     from dyncc.output import write_new_file
+    from dyncc.tools.migrate import migrate_file
 
     try:
         result = migrate_file(spec, to)
@@ -576,7 +576,7 @@ def migrate(spec: str, output: str | None, to: str | None) -> None:
 def diff(old: str, new: str | None, old_version: str | None, new_version: str | None) -> None:
     """What changes between two specs, and on the cluster: replicas, GPUs, flags, engine keys, files.
     With one spec and --new-version: what changes when it is deployed on another Dynamo release."""
-    from dyncc.diff import compile_for_release, diff_compilations
+    from dyncc.tools.diff import compile_for_release, diff_compilations
 
     if new is None and new_version is None:
         raise click.UsageError("give NEW, or --new-version to compare OLD with itself on another Dynamo release")
@@ -624,7 +624,7 @@ def sweep(
     dynamo_version: str | None,
 ) -> None:
     """Expand SPEC's `sweep:` lists into one spec per combination; validate and build each."""
-    from dyncc import sweep as sweeps
+    from dyncc.tools import sweep as sweeps
 
     spec_path = Path(spec)
     try:
@@ -664,7 +664,7 @@ def sweep(
 def import_(files: tuple[str, ...], output: str | None) -> None:
     """A dyncc spec from a DynamoGraphDeployment (and its engine ConfigMap or files); what cannot be
     represented is listed as coded warnings."""
-    from dyncc.importer import import_dgd
+    from dyncc.tools.importer import import_dgd
 
     try:
         result = import_dgd(files, base_dir=Path(output).parent if output else Path.cwd())
@@ -691,7 +691,7 @@ def lsp() -> None:
     except ImportError:
         _say("dyncc lsp needs pygls: pip install 'dyncc[lsp]'", err=True)
         sys.exit(EXIT_INVALID)
-    from dyncc.lsp import main as serve
+    from dyncc.tools.lsp import main as serve
 
     serve()
 
@@ -702,8 +702,8 @@ def lsp() -> None:
 
 
 def _add_init(group: click.Group) -> None:
-    """Add ``init``: its --from-sla options come from :mod:`dyncc.sla.commands`."""
-    from dyncc.sla.commands import init_from_sla_command, with_from_sla_options
+    """Add ``init``: its --from-sla options come from :mod:`dyncc.tools.sla`."""
+    from dyncc.tools.sla import init_from_sla_command, with_from_sla_options
 
     @group.command()
     @click.option(
@@ -742,13 +742,13 @@ def _add_init(group: click.Group) -> None:
 
 
 def _add_sla_commands(group: click.Group) -> None:
-    from dyncc.sla.commands import register
+    from dyncc.tools.sla import register
 
     register(group)  # estimate
 
 
 def _add_lifecycle_commands(group: click.Group) -> None:
-    from dyncc.lifecycle.commands import register
+    from dyncc.tools.lifecycle.commands import register
 
     register(group)  # status, logs, down, bench
 

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"
 sys.path.insert(0, str(ROOT))
 
-from dyncc.golden import render_example_outputs  # noqa: E402
+from dyncc.tools.golden import render_example_outputs  # noqa: E402
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from dynamo_parsers import DYNAMO_AVAILABLE
 from ruamel.yaml import YAML
 
 from dyncc.api import build
-from dyncc.run import Deployment, chat_completion, streaming_chat_completion
+from dyncc.tools.lifecycle.run import Deployment, chat_completion, streaming_chat_completion
 
 pytestmark = [
     pytest.mark.e2e,

@@ -23,8 +23,8 @@ from conftest import free_port_block, startup_report
 from dynamo_parsers import DYNAMO_AVAILABLE
 
 from dyncc.api import build
-from dyncc.run import Deployment
 from dyncc.targets import ready_probe
+from dyncc.tools.lifecycle.run import Deployment
 
 READY_TIMEOUT = 90
 needs_dynamo = pytest.mark.skipif(not DYNAMO_AVAILABLE, reason="Dynamo 1.6.1 is installed by scripts/setup.sh")

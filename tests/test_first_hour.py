@@ -118,8 +118,8 @@ def test_init_writes_no_install_path_and_its_schema_note_works(tmp_path):
 
 
 def test_init_from_sla_writes_the_same_schema_note():
-    from dyncc.sla import commands
     from dyncc.spec.schema import SCHEMA_NOTE
+    from dyncc.tools import sla as commands
 
     source = Path(commands.__file__).read_text()
     assert "SCHEMA_NOTE" in source and "yaml-language-server: $schema=http" not in source
@@ -194,7 +194,7 @@ def test_up_checks_the_python_named_by_dyncc_python(tmp_path):
 
 
 def test_launch_scripts_run_dynamo_with_the_python_that_runs_dyncc(tmp_path, monkeypatch):
-    from dyncc.run import Deployment
+    from dyncc.tools.lifecycle.run import Deployment
 
     monkeypatch.delenv("DYNCC_PYTHON", raising=False)
     script = tmp_path / "launch.sh"

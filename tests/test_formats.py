@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from conftest import EXAMPLES, INVALID_EXAMPLES, ROOT, VALID_EXAMPLES, _working_directory, cli
 
-from dyncc import formats
 from dyncc.api import Validation
 from dyncc.api import validate as validate_spec
 from dyncc.codes import registry
 from dyncc.diagnostics import Diagnostic, Location
+from dyncc.tools import formats
 
 ALL_EXAMPLES = [*VALID_EXAMPLES, *INVALID_EXAMPLES]
 ANNOTATION = re.compile(r"::(error|warning|notice) (?P<props>[^:]*)::(?P<message>.*)")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import VALID_EXAMPLES
 
-from dyncc.golden import render_example_outputs
+from dyncc.tools.golden import render_example_outputs
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 

@@ -18,8 +18,8 @@ import yaml
 from conftest import assert_no_traceback, cli, run_dyncc
 
 from dyncc.diagnostics import DiagnosticError
-from dyncc.importer import comment_text, import_dgd
 from dyncc.spec.input_gate import load_yaml_data
+from dyncc.tools.importer import comment_text, import_dgd
 
 DGD = {
     "apiVersion": "nvidia.com/v1beta1",
@@ -202,7 +202,7 @@ def test_a_worker_without_a_model_flag_serves_dynamos_default(tmp_path):
 
 
 def round_trip_clean(result: Any, tmp_path: Path) -> bool:
-    from dyncc.importer import round_trip
+    from dyncc.tools.importer import round_trip
 
     unexplained = round_trip(result, tmp_path / "rt")
     assert unexplained == [], unexplained

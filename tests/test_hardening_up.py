@@ -30,9 +30,9 @@ from dynamo_parsers import DYNAMO_AVAILABLE
 
 from dyncc.api import build
 from dyncc.diagnostics import DiagnosticError
-from dyncc.run import build_for_up
 from dyncc.targets import ready_probe
 from dyncc.targets.local import port_uses
+from dyncc.tools.lifecycle.run import build_for_up
 
 READY_TIMEOUT = 90
 UP_DIR = "up-hardening-up"  # where `dyncc up -o OUT` builds the spec below: OUT/up-<spec name>
@@ -241,7 +241,7 @@ def test_launch_script_refuses_to_start_over_a_running_one(tmp_path):
 
 
 def test_up_refuses_in_process_before_starting(tmp_path):
-    from dyncc.lifecycle import local
+    from dyncc.tools.lifecycle import local
 
     result = build(write_spec(tmp_path, AGG, free_port_block(8)), ["local"], tmp_path / "out")
     fd = hold_lock(result.outputs[0].directory / "run")

@@ -18,7 +18,7 @@ from conftest import REFERENCE
 
 from dyncc.codes import registry
 from dyncc.diagnostics import DiagnosticError
-from dyncc.importer import Difference, compare, covered, facts, import_dgd, read_sources, round_trip
+from dyncc.tools.importer import Difference, compare, covered, facts, import_dgd, read_sources, round_trip
 
 DEPLOY_DIRS = ("dynamo-examples/deploy", "dynamo-2025-examples/deploy")
 MANIFESTS = sorted(p for d in DEPLOY_DIRS for p in (REFERENCE / d).glob("*.yaml")) or [REFERENCE / "missing"]

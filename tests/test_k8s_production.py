@@ -444,7 +444,7 @@ def test_every_yaml_output_reads_as_meant_with_a_yaml_1_1_loader(monkeypatch):
     """Every object dyncc dumps (all examples, all targets, both version profiles) reads back with PyYAML's
     YAML 1.1 SafeLoader to the same values of the same types; and every .yaml file reads the same under
     YAML 1.1 (PyYAML) and YAML 1.2 (ruamel), so no reader can take a string for something else."""
-    from dyncc.golden import render_example_outputs
+    from dyncc.tools.golden import render_example_outputs
 
     dumped: list[tuple[object, str]] = []
     real_dump = yaml.dump

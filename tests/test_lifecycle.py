@@ -17,10 +17,10 @@ from conftest import EXAMPLES, ROOT, assert_no_traceback, free_port_block, run_d
 from dynamo_parsers import DYNAMO_AVAILABLE
 from ruamel.yaml import YAML
 
-from dyncc.lifecycle import k8s
-from dyncc.lifecycle.local import lock_holders
-from dyncc.lifecycle.state import DeploymentState, LocalRun, boot_id, start_ticks, state_path, write_state
 from dyncc.targets.ready_probe import bind_error
+from dyncc.tools.lifecycle import k8s
+from dyncc.tools.lifecycle.local import lock_holders
+from dyncc.tools.lifecycle.state import DeploymentState, LocalRun, boot_id, start_ticks, state_path, write_state
 
 # Deployments started and stopped for real: the full suite runs them, the inner loop does not.
 pytestmark = pytest.mark.slow

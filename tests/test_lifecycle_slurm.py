@@ -17,7 +17,7 @@ from conftest import ROOT, run_dyncc, sh
 from dynamo_parsers import DYNAMO_AVAILABLE
 from test_lifecycle import example_on_free_ports
 
-from dyncc.lifecycle.state import DeploymentState, SlurmRun, write_state
+from dyncc.tools.lifecycle.state import DeploymentState, SlurmRun, write_state
 
 pytestmark = [
     pytest.mark.e2e,

@@ -32,7 +32,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities  
 pytestmark = pytest.mark.slow
 
 SERVER = ClientServerConfig(
-    server_command=[sys.executable, "-m", "dyncc.lsp"],
+    server_command=[sys.executable, "-m", "dyncc.tools.lsp"],
     server_env={**os.environ, "PYTHONPATH": str(ROOT)},
 )
 
@@ -326,7 +326,7 @@ def test_an_absurd_content_length_is_skipped_with_a_coded_error(raw: RawClient):
 
 
 def test_a_message_over_the_cap_is_read_past_not_into_memory(raw: RawClient):
-    from dyncc.lsp import MAX_MESSAGE_BYTES
+    from dyncc.tools.lsp import MAX_MESSAGE_BYTES
 
     raw.initialize()
     # Really sent this time: a didOpen one byte over the cap. It is skipped (its bytes dropped as they come),

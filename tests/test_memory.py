@@ -272,7 +272,7 @@ def test_existing_cluster_form_keeps_validating_and_a_pool_gpu_type_must_match_i
 
 
 def test_estimate_asks_aiconfigurator_for_each_pool_on_its_own_gpu():
-    from dyncc.sla.commands import estimate_args
+    from dyncc.tools.sla import estimate_args
 
     args = estimate_args(MIXED, None, None, None)
     assert args["mode"] == "disagg" and args["system"] == "h100_sxm" and args["decode_system_name"] == "h200_sxm"

@@ -22,7 +22,7 @@ from dyncc.api import render_targets, validate_text
 from dyncc.compiler import compile_spec
 from dyncc.compiler.profiles import newest_profile, profiles
 from dyncc.deployment import load_spec, load_spec_text
-from dyncc.migrate import migrate_file, migrate_text
+from dyncc.tools.migrate import migrate_file, migrate_text
 
 DATA = Path(__file__).parent / "data"
 SPEC_2025 = DATA / "migrate" / "disagg_router@0.5.1.yaml"  # a 0.5.1 deployment with the settings 1.x dropped
@@ -239,7 +239,7 @@ def test_migrate_code_names_no_release():
     """The release facts are the profiles' and the rules': migrate and diff compare no version string, so a
     new release file needs no change there."""
     for module in ("migrate.py", "diff.py"):
-        source = (ROOT / "dyncc" / module).read_text()
+        source = (ROOT / "dyncc" / "tools" / module).read_text()
         assert not re.findall(r"\d+\.\d+\.\d+", source), module
 
 

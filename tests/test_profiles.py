@@ -235,7 +235,7 @@ def test_0x_agg_router_runs_for_real_on_dynamo_0_5_1(tmp_path):
 
     from conftest import free_port_block, startup_report
 
-    from dyncc.run import Deployment, chat_completion, streaming_chat_completion
+    from dyncc.tools.lifecycle.run import Deployment, chat_completion, streaming_chat_completion
 
     assert shutil.which("etcd") and shutil.which("nats-server"), "scripts/setup.sh installs etcd-server and nats-server"
     base = free_port_block(8)

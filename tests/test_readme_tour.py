@@ -21,7 +21,7 @@ from conftest import EXAMPLES, ROOT, assert_no_traceback, cli, free_port_block
 from dynamo_parsers import DYNAMO_AVAILABLE
 from ruamel.yaml import YAML
 
-from dyncc.sla import runner
+from dyncc.aic import runner
 
 README = (ROOT / "README.md").read_text()
 

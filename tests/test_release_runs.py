@@ -37,7 +37,7 @@ import pytest
 from conftest import ROOT, in_ci
 from test_lifecycle import example_on_free_ports
 
-from dyncc import run
+from dyncc.tools.lifecycle import run
 from dyncc.targets.ready_probe import bind_error
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]

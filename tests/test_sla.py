@@ -18,10 +18,11 @@ import pytest
 from click.testing import CliRunner
 from conftest import process_stats
 
+from dyncc.aic import mapping, runner
+from dyncc.aic.mapping import Request
 from dyncc.api import build
 from dyncc.diagnostics import DiagnosticError
-from dyncc.sla import commands, mapping, runner
-from dyncc.sla.mapping import Request
+from dyncc.tools import sla as commands
 
 DATA = Path(__file__).parent / "data" / "aic"
 AIC_PYTHON = runner.VENV_PYTHON

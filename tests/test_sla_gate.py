@@ -22,9 +22,9 @@ from ruamel.yaml import YAML
 from test_sla import recorded
 
 from dyncc.api import build
-from dyncc.lifecycle import facts
-from dyncc.lifecycle.gate import percentile
-from dyncc.sla import commands
+from dyncc.tools import sla as commands
+from dyncc.tools.lifecycle import facts
+from dyncc.tools.lifecycle.gate import percentile
 
 needs_dynamo = pytest.mark.skipif(not DYNAMO_AVAILABLE, reason="Dynamo 1.6.1 is installed by scripts/setup.sh")
 SMALL_BENCHMARK = {"isl": 64, "osl": 16, "concurrency": [2], "request_count": 8}

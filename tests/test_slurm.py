@@ -15,8 +15,8 @@ from conftest import DYNAMO_05, EXAMPLES, VALID_EXAMPLES, cli, free_port_block, 
 from dynamo_parsers import DYNAMO_AVAILABLE
 from ruamel.yaml import YAML
 
-from dyncc.run import chat_completion, streaming_chat_completion
 from dyncc.targets.ready_probe import not_ready_worker
+from dyncc.tools.lifecycle.run import chat_completion, streaming_chat_completion
 
 
 def build_slurm(

@@ -16,8 +16,8 @@ import yaml
 from conftest import SlurmCluster, cli, free_port_block, sh
 from dynamo_parsers import DYNAMO_AVAILABLE
 
-from dyncc.run import chat_completion
 from dyncc.targets.slurm.impl import pyxis_image
+from dyncc.tools.lifecycle.run import chat_completion
 
 BASE: dict[str, Any] = {
     "apiVersion": "dyncc/v1",

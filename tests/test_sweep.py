@@ -76,7 +76,8 @@ def test_some_invalid_points_are_a_warning_from_validate_and_sweep(tmp_path):
 def test_points_checked_from_the_validated_base_match_points_loaded_from_their_text(tmp_path):
     # validate checks a point by setting its values on the base's validated data (parsing 512 points' YAML
     # would cost 512 parses); a point the model refuses falls back to its text, for the loader's code.
-    from dyncc import api, sweep
+    from dyncc import api
+    from dyncc.tools import sweep
     from dyncc.deployment import load_spec_text
 
     spec = _spec_with(

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
+from dyncc.aic.mapping import Worker
 from dyncc.diagnostics import DiagnosticError
-from dyncc.sla.mapping import Worker
-from dyncc.twin import report, timing
+from dyncc.tools.twin import report
+from dyncc.twin import timing
 from dyncc.twin.timing import Grid, PoolTiming
 
 DATA = Path(__file__).parent / "data" / "twin"
@@ -377,8 +378,8 @@ def test_mock_worker_follows_the_timing_file(tmp_path: Path) -> None:
     if not DYNAMO_AVAILABLE:
         pytest.skip("Dynamo 1.6.1 is installed by scripts/setup.sh")
     from dyncc.api import build
-    from dyncc.run import Deployment, chat_completion
-    from dyncc.twin.run import stream_timing
+    from dyncc.tools.lifecycle.run import Deployment, chat_completion
+    from dyncc.tools.twin.run import stream_timing
 
     npz = recorded_npz(tmp_path / "timing.npz")
     base = free_port_block(16)

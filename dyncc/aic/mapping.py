@@ -258,3 +258,14 @@ def prediction(c: Candidate) -> dict[str, float]:
         "tokens_per_s_per_user": "tokens/s/user",
     }
     return {name: float(c.row.get(col) or 0.0) for name, col in keys.items()}
+
+
+def aic_worker_args(pool: Any, is_moe: bool) -> dict[str, int]:
+    """A dyncc pool's parallelism in AIConfigurator's terms (the inverse of :func:`_pool`)."""
+    ranks = pool.tensor_parallel
+    tp, dp = (1, ranks) if pool.attention_dp else (ranks, 1)
+    args = {"tp_size": tp, "pp_size": pool.pipeline_parallel, "attention_dp_size": dp}
+    if is_moe:
+        moe_tp = pool.moe_tensor_parallel or max(1, ranks // pool.expert_parallel)
+        args.update(moe_tp_size=moe_tp, moe_ep_size=pool.expert_parallel)
+    return args

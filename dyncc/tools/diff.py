@@ -23,7 +23,7 @@ def compile_for_release(spec: str | Path, version: str | None) -> Compilation:
     release refuses is a :class:`DiagnosticError`, as `migrate` reports it."""
     if version is None:
         return compile_spec(load_spec(spec))
-    from dyncc.migrate import migrate_file
+    from dyncc.tools.migrate import migrate_file
 
     migration = migrate_file(spec, to=version)
     if not migration.ok:

@@ -21,8 +21,8 @@ from typing import Any
 import yaml
 
 from dyncc.diagnostics import Diagnostic, DiagnosticError, YamlPath, format_yaml_path, printable
-from dyncc.import_input import EngineText, Sources, engine_config, manifest_error, read_sources
 from dyncc.spec.input_gate import SourceMap
+from dyncc.tools.import_input import EngineText, Sources, engine_config, manifest_error, read_sources
 
 DiffKey = tuple[str, ...]  # (role, aspect[, item]): ("decode", "flag", "--modality"), ("agg", "engine", "*")
 WORKER_ROLES = ("agg", "prefill", "decode", "encode")

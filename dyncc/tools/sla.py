@@ -22,9 +22,9 @@ from typing import Any
 
 import click
 
+from dyncc.aic import mapping, runner
+from dyncc.aic.mapping import Candidate, ModelFacts, Request, aic_worker_args
 from dyncc.diagnostics import Diagnostic, DiagnosticError
-from dyncc.sla import mapping, runner
-from dyncc.sla.mapping import Candidate, ModelFacts, Request
 from dyncc.spec.schema import SCHEMA_NOTE
 
 DYNCC_TRTLLM = "1.3.0rc29"  # what dyncc's Dynamo 1.6.1 profile deploys (see dyncc/compiler/profiles.py)
@@ -244,17 +244,6 @@ class Estimate:
             f"{self.tokens_per_s_per_gpu:.3f} tokens/s/GPU, {self.tokens_per_s_per_user:.3f} tokens/s/user"
         ]
         return "\n".join(lines + [f"note: {n}" for n in self.notes]) + "\n"
-
-
-def aic_worker_args(pool: Any, is_moe: bool) -> dict[str, int]:
-    """A dyncc pool's parallelism in AIConfigurator's terms (the inverse of mapping._pool)."""
-    ranks = pool.tensor_parallel
-    tp, dp = (1, ranks) if pool.attention_dp else (ranks, 1)
-    args = {"tp_size": tp, "pp_size": pool.pipeline_parallel, "attention_dp_size": dp}
-    if is_moe:
-        moe_tp = pool.moe_tensor_parallel or max(1, ranks // pool.expert_parallel)
-        args.update(moe_tp_size=moe_tp, moe_ep_size=pool.expert_parallel)
-    return args
 
 
 def estimate_args(

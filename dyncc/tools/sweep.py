@@ -274,7 +274,7 @@ def run_points(
     """Start each built point, wait until ready, run its bench.sh, stop it; results per concurrency."""
     import subprocess
 
-    from dyncc.run import Deployment
+    from dyncc.tools.lifecycle.run import Deployment
 
     for point in points:
         if not point.valid or point.directory is None:
@@ -302,7 +302,7 @@ def run_points(
             progress(point)
     write_results(points, out_dir)
     if any(p.timed_by == "aiconfigurator" and p.results for p in points):
-        from dyncc.twin.report import aic_predictor, write_report
+        from dyncc.tools.twin.report import aic_predictor, write_report
 
         specs = {f"p{p.index}": p.directory / "spec.yaml" for p in points if p.directory is not None}
         write_report(out_dir, aic_predictor(specs.__getitem__))

@@ -30,10 +30,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from dyncc.aic import runner
+from dyncc.aic.mapping import Worker
 from dyncc.compiler.rules.mock_timing import npz_problem
 from dyncc.diagnostics import Diagnostic, DiagnosticError
-from dyncc.sla import runner
-from dyncc.sla.mapping import Worker
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dyncc.aic.mapping import SYSTEMS, system_for_gpu_type
 from dyncc.compiler.graph import DeploymentGraph
 from dyncc.compiler.groups import pool_groups
 from dyncc.compiler.rules.base import finding, rule
 from dyncc.diagnostics import Diagnostic
-from dyncc.sla.mapping import SYSTEMS, system_for_gpu_type
 from dyncc.spec.input_gate import UnreadableFile, read_regular
 
 BUILTIN = "builtin"

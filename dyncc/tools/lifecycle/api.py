@@ -22,9 +22,9 @@ from dyncc.api import (
     with_worker_runtime,
 )
 from dyncc.diagnostics import Diagnostic, DiagnosticError
-from dyncc.lifecycle import gate as gates
-from dyncc.lifecycle.state import DeploymentState, Target, read_state, state_path
 from dyncc.targets.ready_probe import not_ready_frontend, not_ready_worker
+from dyncc.tools.lifecycle import gate as gates
+from dyncc.tools.lifecycle.state import DeploymentState, Target, read_state, state_path
 
 Echo = Callable[[str], None]
 
@@ -47,7 +47,7 @@ def build(
     """Compile (for ``dynamo_version`` instead of the spec's release, when given) and write the target's files
     to ``OUT/<up directory>``; DYN522 before writing anything when a deployment `up` started there still runs."""
     if target == "local":
-        from dyncc.run import build_for_up
+        from dyncc.tools.lifecycle.run import build_for_up
 
         return build_for_up(
             spec, out_dir, engine=engine, timing=timing, progress=progress, dynamo_version=dynamo_version
@@ -87,11 +87,11 @@ def refuse_if_running(directory: Path) -> None:
 
 def is_running(state: DeploymentState) -> bool:
     if state.local is not None:
-        from dyncc.lifecycle import local
+        from dyncc.tools.lifecycle import local
 
         return local.is_running(state)
     if state.slurm is not None:
-        from dyncc.lifecycle import slurm
+        from dyncc.tools.lifecycle import slurm
 
         return slurm.is_running(state)
     return state.k8s is not None and state.ended_at is None
@@ -110,16 +110,16 @@ def up(
     """Start what ``build`` wrote and follow it as the flags say (see `dyncc up --help`); the exit status."""
     run_gate = None if bench is None else _gate_runner(bench, echo)
     if target == "local":
-        from dyncc.lifecycle import local
+        from dyncc.tools.lifecycle import local
 
         return local.up(result, timeout, smoke=smoke, detach=detach, bench=run_gate, echo=echo)
     if target == "slurm":
-        from dyncc.lifecycle import slurm
+        from dyncc.tools.lifecycle import slurm
 
         return slurm.up(result, timeout, smoke=smoke, detach=detach, bench=run_gate, echo=echo)
     if bench is not None:
         raise DiagnosticError([_no_gate_on_k8s()])
-    from dyncc.lifecycle import k8s
+    from dyncc.tools.lifecycle import k8s
 
     return k8s.up(result, timeout, smoke=smoke, detach=detach, echo=echo)
 
@@ -167,14 +167,14 @@ def not_running(state: DeploymentState) -> Diagnostic:
 def down(directory: str | Path, echo: Echo) -> list[Diagnostic]:
     state = read_state(directory)
     if state.local is not None:
-        from dyncc.lifecycle import local
+        from dyncc.tools.lifecycle import local
 
         return local.down(state, echo)
     if state.slurm is not None:
-        from dyncc.lifecycle import slurm
+        from dyncc.tools.lifecycle import slurm
 
         return slurm.cancel(state, echo)
-    from dyncc.lifecycle import k8s
+    from dyncc.tools.lifecycle import k8s
 
     return k8s.delete(state, echo)
 
@@ -225,7 +225,7 @@ def status(directory: str | Path) -> Status:
         return _local_status(state)
     if state.slurm is not None:
         return _slurm_status(state)
-    from dyncc.lifecycle import k8s
+    from dyncc.tools.lifecycle import k8s
 
     ready, listing = k8s.status_text(state)
     headline = f"{state.name}: Kubernetes DynamoGraphDeployment " + ("Ready" if ready else "not Ready")
@@ -246,7 +246,7 @@ def _health(state: DeploymentState, kind: str, host: str | None, port: int | Non
 
 
 def _local_status(state: DeploymentState) -> Status:
-    from dyncc.lifecycle import local
+    from dyncc.tools.lifecycle import local
 
     assert state.local is not None
     holders = set(local.lock_holders(Path(state.local.run_dir) / "deployment.lock"))
@@ -267,7 +267,7 @@ def _local_status(state: DeploymentState) -> Status:
 
 
 def _slurm_status(state: DeploymentState) -> Status:
-    from dyncc.lifecycle import slurm
+    from dyncc.tools.lifecycle import slurm
 
     assert state.slurm is not None
     job, env = state.slurm.job_id, slurm.slurm_env(state.slurm.slurm_conf)

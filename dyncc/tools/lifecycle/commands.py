@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 from dyncc.diagnostics import Diagnostic, DiagnosticError, printable
-from dyncc.lifecycle.options import BENCH_TIMEOUT_S, K8S_DEFAULT_WAIT_S, SLURM_PENDING_ALLOWANCE_S, STATISTICS
+from dyncc.tools.lifecycle.options import BENCH_TIMEOUT_S, K8S_DEFAULT_WAIT_S, SLURM_PENDING_ALLOWANCE_S, STATISTICS
 
 if TYPE_CHECKING:
-    from dyncc.lifecycle.state import DeploymentState, Prediction, Target
+    from dyncc.tools.lifecycle.state import DeploymentState, Prediction, Target
 
 # Colour and other SGR sequences of the processes' logs are dropped; any other control character is shown
 # escaped (printable), so no log line can drive the terminal.
@@ -47,8 +47,8 @@ def up_command(
 ) -> int:
     """Build SPEC for ``target`` (for ``dynamo_version`` instead of the spec's release, when given) into its
     own directory, start it, and follow it as the flags say."""
-    from dyncc.lifecycle import api
-    from dyncc.lifecycle.gate import GateOptions
+    from dyncc.tools.lifecycle import api
+    from dyncc.tools.lifecycle.gate import GateOptions
 
     chosen = cast("Target", target)  # click's Choice: local, slurm or k8s
     result = api.build(
@@ -109,7 +109,7 @@ def register(group: click.Group) -> None:
         Exit 0 when it runs and every component is ready, 1 otherwise."""
         import json
 
-        from dyncc.lifecycle import api
+        from dyncc.tools.lifecycle import api
 
         report = api.status(directory)
         if fmt == "json":
@@ -134,7 +134,7 @@ def register(group: click.Group) -> None:
     def logs_command(directory: str, component: str | None, follow: bool, lines: int | None) -> None:
         """COMPONENT's log (a process such as decode-0 or frontend, or a pool: each replica's), or the
         launch script's / the job's own output without it."""
-        from dyncc.lifecycle import api, logs
+        from dyncc.tools.lifecycle import api, logs
 
         state = api.read_state(directory)
         chosen = logs.select(state, component)
@@ -153,7 +153,7 @@ def register(group: click.Group) -> None:
     def down_command(directory: str) -> None:
         """Stop the deployment `dyncc up` started in DIRECTORY: its processes, its Slurm job (scancel), or
         its Kubernetes objects (kubectl delete -k); wait until they are gone."""
-        from dyncc.lifecycle import api
+        from dyncc.tools.lifecycle import api
 
         problems = api.down(directory, say)
         if problems:
@@ -179,8 +179,8 @@ def register(group: click.Group) -> None:
     def bench_command(directory: str, estimate: bool, results: str | None, **options: Any) -> None:
         """The SLA gate: run the compiled aiperf benchmark against the deployment in DIRECTORY; exit 1 (coded)
         when a request failed, a reply was empty or short, or TTFT/ITL break the SLA. Report: gate.json, gate.md."""
-        from dyncc.lifecycle import api
-        from dyncc.lifecycle.gate import GateOptions
+        from dyncc.tools.lifecycle import api
+        from dyncc.tools.lifecycle.gate import GateOptions
 
         state = api.read_state(directory)
         prediction = _estimate(state) if estimate else None
@@ -194,9 +194,9 @@ def register(group: click.Group) -> None:
 
 
 def _estimate(state: DeploymentState) -> Prediction | None:
-    from dyncc.lifecycle.state import Prediction
-    from dyncc.sla.commands import estimate
-    from dyncc.sla.runner import stderr_progress
+    from dyncc.aic.runner import stderr_progress
+    from dyncc.tools.lifecycle.state import Prediction
+    from dyncc.tools.sla import estimate
 
     bench = state.benchmark
     try:

@@ -14,11 +14,20 @@ from pathlib import Path
 
 from dyncc.compiler import Compilation
 from dyncc.diagnostics import DiagnosticError
-from dyncc.lifecycle.state import BenchmarkState, Component, DeploymentState, Prediction, Sla, Target, absolute, now
 from dyncc.spec.loader import read_spec_bytes
 from dyncc.targets.ports import system_port
+from dyncc.tools.lifecycle.state import (
+    BenchmarkState,
+    Component,
+    DeploymentState,
+    Prediction,
+    Sla,
+    Target,
+    absolute,
+    now,
+)
 
-# What `dyncc init --from-sla` writes in its header (dyncc.sla.commands.render).
+# What `dyncc init --from-sla` writes in its header (dyncc.tools.sla.render).
 FROM_SLA_TARGETS = re.compile(
     r"^# Chosen by AIConfigurator .*TTFT <= (?P<ttft>[0-9.eE+]+) ms, TPOT <= (?P<tpot>[0-9.eE+]+) ms"
 )
@@ -71,7 +80,7 @@ def sla(compilation: Compilation) -> Sla | None:
 
 
 def prediction(compilation: Compilation) -> Prediction | None:
-    from dyncc.sla.commands import header_prediction
+    from dyncc.tools.sla import header_prediction
 
     found = header_prediction(_spec_text(compilation))
     if found is None:

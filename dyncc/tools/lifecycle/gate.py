@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from dyncc.diagnostics import Diagnostic, DiagnosticError
-from dyncc.lifecycle.logs import Tail, last_lines
-from dyncc.lifecycle.options import BENCH_TIMEOUT_S
-from dyncc.lifecycle.state import DeploymentState, Prediction, Sla
+from dyncc.tools.lifecycle.logs import Tail, last_lines
+from dyncc.tools.lifecycle.options import BENCH_TIMEOUT_S
+from dyncc.tools.lifecycle.state import DeploymentState, Prediction, Sla
 
 Echo = Callable[[str], None]
 MAX_RECORD_LINE = 4 * 1024 * 1024  # a per-request record: a few KB (its chunk latencies)
@@ -266,7 +266,7 @@ def bench_command(state: DeploymentState, results: Path) -> tuple[list[str], dic
     script = str(Path(state.directory) / "bench.sh")
     assert state.url is not None
     if state.slurm is not None:
-        from dyncc.lifecycle.slurm import slurm_env
+        from dyncc.tools.lifecycle.slurm import slurm_env
 
         step = ["srun", f"--jobid={state.slurm.job_id}", "--overlap", "--nodes=1", "--ntasks=1", "--gres=none"]
         return [*step, "--job-name=bench", "bash", script, state.url, str(results)], slurm_env(state.slurm.slurm_conf)

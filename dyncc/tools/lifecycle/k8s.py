@@ -23,12 +23,11 @@ from types import FrameType
 
 import yaml
 
-from dyncc import run
 from dyncc.api import BuildResult
 from dyncc.diagnostics import Diagnostic, DiagnosticError
-from dyncc.lifecycle import facts
-from dyncc.lifecycle.state import DeploymentState, K8sRun, now, read_state, update_state, write_state
 from dyncc.targets.k8s.pods import FRONTEND_HTTP_PORT
+from dyncc.tools.lifecycle import facts, run
+from dyncc.tools.lifecycle.state import DeploymentState, K8sRun, now, read_state, update_state, write_state
 
 Echo = Callable[[str], None]
 CHECK_TIMEOUT_S = 10  # kubectl --request-timeout of the reachability check
@@ -173,7 +172,7 @@ def up(result: BuildResult, timeout: float, *, smoke: bool, detach: bool, echo: 
         if not stopping.is_set():
             with _port_forward(kc["port-forward"]) as url:
                 state = update_state(state, url=url)
-                from dyncc.lifecycle.local import smoke_test
+                from dyncc.tools.lifecycle.local import smoke_test
 
                 if not smoke_test(url, compilation.plan.served_name, echo):
                     return 1

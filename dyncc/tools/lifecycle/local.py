@@ -24,12 +24,11 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from dyncc import run
 from dyncc.api import BuildResult
 from dyncc.diagnostics import Diagnostic, DiagnosticError
-from dyncc.lifecycle import facts
-from dyncc.lifecycle.logs import Tail
-from dyncc.lifecycle.state import (
+from dyncc.tools.lifecycle import facts, run
+from dyncc.tools.lifecycle.logs import Tail
+from dyncc.tools.lifecycle.state import (
     DeploymentState,
     LocalRun,
     boot_id,

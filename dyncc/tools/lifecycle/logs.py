@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dyncc.diagnostics import Diagnostic, DiagnosticError
-from dyncc.lifecycle.state import DeploymentState
+from dyncc.tools.lifecycle.state import DeploymentState
 
 MAX_READ = 1024 * 1024  # per read: a huge log is printed in steps, never held whole
 MAX_LINE = 64 * 1024  # a longer "line" (binary output, no newline) is printed in pieces
@@ -91,7 +91,7 @@ def main_log(state: DeploymentState) -> Path:
     """The launch script's output (local) or the job's (Slurm)."""
     if state.slurm is not None:
         return Path(state.slurm.output)
-    from dyncc.lifecycle.local import LAUNCH_LOG
+    from dyncc.tools.lifecycle.local import LAUNCH_LOG
 
     return Path(log_dir(state)).parent / LAUNCH_LOG
 

@@ -22,13 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from dyncc import run
 from dyncc.api import BuildResult
 from dyncc.diagnostics import Diagnostic, DiagnosticError
-from dyncc.lifecycle import facts
-from dyncc.lifecycle.logs import Tail, end_offset, last_lines
-from dyncc.lifecycle.state import DeploymentState, SlurmRun, now, read_state, update_state, write_state
 from dyncc.targets.ready_probe import not_ready_worker
+from dyncc.tools.lifecycle import facts, run
+from dyncc.tools.lifecycle.logs import Tail, end_offset, last_lines
+from dyncc.tools.lifecycle.state import DeploymentState, SlurmRun, now, read_state, update_state, write_state
 
 Echo = Callable[[str], None]
 Bench = Callable[[DeploymentState, threading.Event], int]
@@ -207,7 +206,7 @@ def up(result: BuildResult, timeout: float, *, smoke: bool, detach: bool, bench:
             return 0
         state = update_state(state, url=url)
         echo(f"dyncc up: job {job_id} serves {compilation.plan.served_name} at {url}/v1")
-        from dyncc.lifecycle.local import smoke_test
+        from dyncc.tools.lifecycle.local import smoke_test
 
         if not smoke_test(url, compilation.plan.served_name, echo):
             return 1

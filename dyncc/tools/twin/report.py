@@ -133,7 +133,7 @@ def aic_predictor(spec_for_point: Callable[[str], Path]) -> Predictor:
     """AIConfigurator's estimate for each point's spec at each concurrency, memoised per (point,
     concurrency). The concurrency is spread over the replicas of the pool that decodes, which gives the
     batch size each worker runs at; a point AIConfigurator cannot estimate has no prediction."""
-    from dyncc.sla.commands import estimate
+    from dyncc.tools.sla import estimate
 
     memo: dict[tuple[str, int], Predicted | None] = {}
 
@@ -153,7 +153,7 @@ def aic_predictor(spec_for_point: Callable[[str], Path]) -> Predictor:
 
 
 def _decode_replicas(path: Path) -> int:
-    from dyncc.sla.commands import _loader
+    from dyncc.tools.sla import _loader
 
     spec = _loader("load_spec")(path).spec
     pools = dict(spec.pools.declared())

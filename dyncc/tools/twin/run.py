@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from dyncc.run import chat_request
+from dyncc.tools.lifecycle.run import chat_request
 
 
 def stream_timing(url: str, model: str, prompt: str, max_tokens: int, timeout: float = 120) -> tuple[float, float, int]:
