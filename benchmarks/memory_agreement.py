@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 from dyncc.compiler.graph import build_graph  # noqa: E402
 from dyncc.compiler.rules.memory import pool_budgets  # noqa: E402
+from dyncc.deployment import load_spec  # noqa: E402
 from dyncc.diagnostics import DiagnosticError  # noqa: E402
 from dyncc.facts.memory import gib  # noqa: E402
-from dyncc.spec.loader import load_spec  # noqa: E402
 from dyncc.tools.sla import estimate  # noqa: E402
 
 MOE = {

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from dyncc.compiler import check_spec  # noqa: E402
 from dyncc.compiler.graph import pools  # noqa: E402
 from dyncc.compiler.placement import place_ranks  # noqa: E402
-from dyncc.spec import load_spec_text  # noqa: E402
+from dyncc.deployment import load_spec_text  # noqa: E402
 
 SIZES = (1250, 2500, 5000, 10000, 20000)  # system ports (<= 32767) cap a spec near 32k workers
 GPUS_PER_NODE = 3

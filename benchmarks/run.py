@@ -85,7 +85,7 @@ import click; mark("import click")
 import networkx; mark("import networkx")
 import pydantic, ruamel.yaml, yaml; from pydantic import BaseModel; mark("import pydantic, ruamel.yaml, PyYAML")
 import dyncc.api; mark("import dyncc (spec models, compiler)")
-from dyncc.spec import load_spec; loaded = load_spec("examples/disagg_router.yaml"); mark("load + validate spec")
+from dyncc.deployment import load_spec; loaded = load_spec("examples/disagg_router.yaml"); mark("load + validate spec")
 from dyncc.compiler import compile_spec; compilation = compile_spec(loaded); mark("graph, rules, placement, plan")
 rendered, _ = dyncc.api.render_targets(compilation, ["all"]); mark("render every target (imports jinja2)")
 from pathlib import Path; from dyncc.output import write_tree; out = Path(tempfile.mkdtemp())
@@ -235,7 +235,7 @@ def main() -> None:
     # The 10k-GPU figure without process start-up: the compiler itself.
     code = (
         "import time,sys; t=time.perf_counter(); from dyncc.api import render_targets; "
-        "from dyncc.compiler import compile_spec; from dyncc.spec import load_spec; i=time.perf_counter(); "
+        "from dyncc.compiler import compile_spec; from dyncc.deployment import load_spec; i=time.perf_counter(); "
         f"c=compile_spec(load_spec({str(tmp / 'scale-10240.yaml')!r})); render_targets(c,['k8s','slurm']); "
         "print(f'{(time.perf_counter()-i)*1000:.0f}')"
     )

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from dyncc.compiler import Compilation, check_spec, compile_spec, locate
 from dyncc.compiler.plan import Files, lower
-from dyncc.compiler.rules.mock_timing import BUILTIN
+from dyncc.compiler.timing_file import BUILTIN
 from dyncc.deployment import load_spec, load_spec_text
 from dyncc.diagnostics import Diagnostic, DiagnosticError, has_errors
 from dyncc.spec import LoadedSpec
@@ -52,11 +52,11 @@ def validate_text(raw: bytes | str, file: str, base_dir: Path, targets: Iterable
     wanted = tuple(targets)
     found = check(loaded, wanted)
     if loaded.spec.sweep and not has_errors(found):
-        from dyncc.tools import sweep
+        from dyncc import sweep_points
 
-        points = sweep.expand_loaded(raw, loaded)
-        sweep.check_points(points, loaded, wanted)
-        found = locate(loaded, found + sweep.summary(points))
+        points = sweep_points.expand_loaded(raw, loaded)
+        sweep_points.check_points(points, loaded, wanted, check)
+        found = locate(loaded, found + sweep_points.summary(points))
     return Validation(file, tuple(found))
 
 

@@ -49,11 +49,11 @@ def _section_doc(target: Target) -> str:
 
 
 def load_spec(path: str | Path) -> LoadedSpec:
-    return _loader.load_spec(path, deployment_model())
+    return _loader.load_spec(path, model=deployment_model())
 
 
 def load_spec_text(raw: bytes | str, file: str = "<string>", base_dir: Path | None = None) -> LoadedSpec:
-    return _loader.load_spec_text(raw, file, base_dir, deployment_model())
+    return _loader.load_spec_text(raw, file, base_dir, model=deployment_model())
 
 
 def schema() -> dict:

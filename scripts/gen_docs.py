@@ -1,7 +1,10 @@
 """Regenerate docs/spec-reference.md and the bundled dyncc/spec/dyncc-v1.schema.json (from the spec's JSON
-Schema), docs/error-codes.md with its table of every code (from the code registry, dyncc/codes.yaml), and
-docs/disagg_router.svg (the topology picture in the README). tests/test_views.py, tests/test_codes.py and
-tests/test_spec_docs.py fail when any is stale; tests/test_docs_site.py builds the site they are part of.
+Schema), docs/error-codes.md with its table of every code (from the code registry, dyncc/codes.yaml),
+docs/capabilities.md (from the registered targets' declared capabilities) and docs/disagg_router.svg (the
+topology picture in the README): every generated doc, in one command. tests/test_views.py,
+tests/test_codes.py, tests/test_capabilities.py and tests/test_spec_docs.py fail when any is stale;
+tests/test_docs_site.py builds the site they are part of. (The golden tree is not a doc:
+scripts/update_golden.py.)
 
 The reference's codes column lists the DYNnnn codes a key's description names: the description is the one
 place a key's rules are written down, so the column cannot drift from it (tests/test_spec_docs.py checks
@@ -186,8 +189,11 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from dyncc.codes import registry
     from dyncc.deployment import schema, schema_text
+    from dyncc.targets import targets
+    from dyncc.targets.base import capability_matrix
 
     (ROOT / "docs" / "spec-reference.md").write_text(spec_reference(schema()))
+    (ROOT / "docs" / "capabilities.md").write_text(capability_matrix(targets()), encoding="utf-8")
     (ROOT / "dyncc" / "spec" / "dyncc-v1.schema.json").write_text(schema_text())
     (ROOT / "docs" / "error-codes.md").write_text(error_codes_doc(registry(), ROOT / "examples" / "invalid"))
     dot = subprocess.run(

@@ -58,7 +58,7 @@ def write(tmp_path: Path, **top: object) -> Path:
 def test_docs_capabilities_md_is_generated_from_the_declarations():
     doc = (ROOT / "docs" / "capabilities.md").read_text()
     assert doc == capability_matrix(targets()), (
-        "docs/capabilities.md is stale: python3 -c 'import dyncc.targets.base as b; b.write_capability_doc()'"
+        "docs/capabilities.md is stale: python3 scripts/gen_docs.py"
     )
 
 

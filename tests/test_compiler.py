@@ -10,8 +10,8 @@ from conftest import EXAMPLES, VALID_EXAMPLES
 
 from dyncc.compiler import check_spec, compile_spec
 from dyncc.compiler.graph import FRONTEND, edges_of_kind
+from dyncc.deployment import load_spec, load_spec_text
 from dyncc.diagnostics import DiagnosticError
-from dyncc.spec import load_spec, load_spec_text
 
 
 def spec(body: str, pools: str = "pools:\n  agg: {}\n", model: str = "model: {path: Qwen/Qwen3-0.6B, moe: false}\n"):

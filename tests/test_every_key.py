@@ -23,8 +23,8 @@ from hypothesis_jsonschema import from_schema
 
 from dyncc.api import check, render_targets
 from dyncc.compiler import compile_spec
+from dyncc.deployment import load_spec_text
 from dyncc.diagnostics import DiagnosticError
-from dyncc.spec import load_spec_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "dyncc" / "spec" / "dyncc-v1.schema.json").read_text())

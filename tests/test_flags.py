@@ -9,7 +9,7 @@ from dynamo_parsers import DYNAMO_AVAILABLE, ArgvRejected, parse_frontend, parse
 
 from dyncc.api import with_engine
 from dyncc.compiler import compile_spec
-from dyncc.spec import load_spec
+from dyncc.deployment import load_spec
 from dyncc.targets.local import frontend_command, worker_command
 from dyncc.targets.local.settings import LocalSettings
 from dyncc.targets.ports import bootstrap_port

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from dyncc.api import render_targets
 from dyncc.compiler import check_spec, compile_spec
+from dyncc.deployment import load_spec_text
 from dyncc.diagnostics import DiagnosticError, has_errors
-from dyncc.spec import load_spec_text
 
 TOTAL = int(os.environ.get("DYNCC_FUZZ_CASES", "10000"))
 STRUCTURED = TOTAL * 4 // 5

@@ -22,8 +22,8 @@ from dyncc.compiler.graph import pools
 from dyncc.compiler.placement import place_ranks
 from dyncc.compiler.plan import oversized_files
 from dyncc.compiler.rules import secret_shape, secret_words
+from dyncc.deployment import load_spec_text
 from dyncc.diagnostics import DiagnosticError
-from dyncc.spec import load_spec_text
 
 
 def _spec(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:

@@ -23,10 +23,6 @@ NOT_FOR_A_BUILD = (
     "dyncc.twin",  # the timed twin's timing files, likewise
     "pygls",
 )
-# What the build path still imports of those, and why. The compiler's mock-timing rule reads AIConfigurator's
-# system names (dyncc.aic.mapping, no subprocess, no AIConfigurator): a compiler matter, listed so that any
-# other module of these packages still fails.
-IMPORTED_BY_THE_COMPILER = {"dyncc.aic", "dyncc.aic.mapping"}
 
 MODULES_AFTER = """
 import json, sys
@@ -65,7 +61,7 @@ def test_a_build_imports_no_tool(example: str, tmp_path: Path) -> None:
     out = tmp_path / "out"
     modules = _modules_after(BUILD.format(spec=str(ROOT / "examples" / example), out=str(out)))
     assert {"k8s", "slurm"} <= {p.name for p in out.iterdir() if p.is_dir()}  # it did build
-    assert [m for m in _unused(modules) if m not in IMPORTED_BY_THE_COMPILER] == []
+    assert _unused(modules) == []
 
 
 def test_the_commands_of_other_modules_are_there_when_named() -> None:

@@ -17,9 +17,9 @@ from dyncc import facts
 from dyncc.compiler import compile_spec
 from dyncc.compiler.graph import build_graph
 from dyncc.compiler.rules.memory import pool_budgets
+from dyncc.deployment import load_spec
 from dyncc.facts.arch import NotEnoughFacts, arch_from_config
 from dyncc.facts.memory import WorkerShape, budget
-from dyncc.spec.loader import load_spec
 
 R1 = {"apiVersion": "dyncc/v1", "name": "r1", "model": {"path": "deepseek-ai/DeepSeek-R1"}}
 
@@ -307,6 +307,6 @@ def test_memory_verdicts_agree_with_aiconfigurator_on_the_committed_grid():
 
 
 def load_spec_text_from(data: dict):
-    from dyncc.spec.loader import load_spec_text
+    from dyncc.deployment import load_spec_text
 
     return load_spec_text(yaml.safe_dump(data, sort_keys=False), "grid.yaml")

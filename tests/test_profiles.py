@@ -184,7 +184,7 @@ def test_1_6_parser_rejects_what_the_0x_profile_writes(tmp_path):
 def test_0x_command_lines_parse_with_dynamo_0_5_1s_own_parsers(example):
     from dyncc.api import with_dynamo_version
     from dyncc.compiler import compile_spec
-    from dyncc.spec import load_spec
+    from dyncc.deployment import load_spec
     from dyncc.targets.local import frontend_command
 
     loaded = with_dynamo_version(load_spec(example), "0.5.1")

@@ -27,7 +27,7 @@ from dynamo_parsers import DYNAMO_AVAILABLE, parse_frontend
 from dyncc.api import with_engine
 from dyncc.compiler import compile_spec
 from dyncc.compiler.plan import DEFAULT_POLICY_TYPE, ROUTER_POLICY_FILE, DeploymentPlan
-from dyncc.spec import load_spec, load_spec_text
+from dyncc.deployment import load_spec, load_spec_text
 from dyncc.targets.compose.impl import compose_file
 from dyncc.targets.k8s.impl import frontend_args as k8s_frontend_args
 from dyncc.targets.k8s.impl import worker_args as k8s_worker_args

@@ -18,10 +18,11 @@ import pytest
 from click.testing import CliRunner
 from conftest import process_stats
 
-from dyncc.aic import mapping, runner
+from dyncc.aic import runner
 from dyncc.aic.mapping import Request
 from dyncc.api import build
 from dyncc.diagnostics import DiagnosticError
+from dyncc.facts import aic_systems
 from dyncc.tools import sla as commands
 
 DATA = Path(__file__).parent / "data" / "aic"
@@ -48,7 +49,9 @@ def group() -> click.Group:
 
 
 def _load(text: str):
-    return commands._loader("load_spec_text")(text, "<test>")
+    from dyncc.deployment import load_spec_text
+
+    return load_spec_text(text, "<test>")
 
 
 # --- the mapping, on recorded rows ---------------------------------------------------------------
@@ -158,10 +161,10 @@ def test_worker_shape_inverts_for_estimate(tmp_path: Path) -> None:
 
 
 def test_gpu_type_names_map_to_systems() -> None:
-    assert mapping.system_for_gpu_type("H200") == "h200_sxm"
-    assert mapping.system_for_gpu_type("gb200") == "gb200"
-    assert mapping.system_for_gpu_type("h200_sxm") == "h200_sxm"
-    assert mapping.system_for_gpu_type("TPUv5") is None
+    assert aic_systems.system_for_gpu_type("H200") == "h200_sxm"
+    assert aic_systems.system_for_gpu_type("gb200") == "gb200"
+    assert aic_systems.system_for_gpu_type("h200_sxm") == "h200_sxm"
+    assert aic_systems.system_for_gpu_type("TPUv5") is None
 
 
 # --- coded errors that need no AIConfigurator -----------------------------------------------------

@@ -77,8 +77,8 @@ def test_points_checked_from_the_validated_base_match_points_loaded_from_their_t
     # validate checks a point by setting its values on the base's validated data (parsing 512 points' YAML
     # would cost 512 parses); a point the model refuses falls back to its text, for the loader's code.
     from dyncc import api
-    from dyncc.tools import sweep
     from dyncc.deployment import load_spec_text
+    from dyncc.tools import sweep
 
     spec = _spec_with(
         tmp_path,

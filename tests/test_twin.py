@@ -53,7 +53,7 @@ def test_broken_npz_is_refused(tmp_path: Path) -> None:
 def test_timing_files_that_would_mislead_or_exhaust_are_refused(tmp_path: Path) -> None:
     import numpy as np
 
-    from dyncc.compiler.rules.mock_timing import npz_problem
+    from dyncc.compiler.timing_file import npz_problem
 
     good = recorded_npz(tmp_path / "good.npz")
     arrays = dict(np.load(good))
@@ -199,7 +199,7 @@ def test_every_timing_file_the_mock_engine_refuses_is_refused(tmp_path: Path) ->
     file dyncc refuses that the engine loads holds values it would misrun (STRICTER)."""
     from dynamo_parsers import DYNAMO_AVAILABLE
 
-    from dyncc.compiler.rules.mock_timing import npz_problem
+    from dyncc.compiler.timing_file import npz_problem
 
     if not DYNAMO_AVAILABLE:
         pytest.skip("Dynamo 1.6.1 is installed by scripts/setup.sh")

@@ -1,6 +1,9 @@
-"""The deployment spec: pydantic models and the YAML loader that keeps file:line:col."""
+"""The deployment spec: pydantic models and the YAML loader that keeps file:line:col.
 
-from dyncc.spec.loader import LoadedSpec, ModelFacts, SourceMap, load_spec, load_spec_text
+A spec is loaded through :mod:`dyncc.deployment` (the core model plus each target's section), which this
+package does not import: it knows what a deployment is, not which targets exist."""
+
+from dyncc.spec.loader import LoadedSpec, ModelFacts, SourceMap
 from dyncc.spec.model import API_VERSION, ROLES, CoreSpec, Pool, Role
 
 __all__ = [
@@ -12,6 +15,4 @@ __all__ = [
     "Pool",
     "Role",
     "SourceMap",
-    "load_spec",
-    "load_spec_text",
 ]

@@ -115,21 +115,13 @@ class LoadedSpec:
         return self.source.file
 
 
-def load_spec(path: str | Path, model: type[CoreSpec] | None = None) -> LoadedSpec:
+def load_spec(path: str | Path, *, model: type[CoreSpec]) -> LoadedSpec:
     """Read and validate one spec file against ``model``; raises :class:`DiagnosticError` with located
-    diagnostics."""
+    diagnostics. The model is the caller's: this package knows what a deployment is, not which targets'
+    sections a spec may hold, so the whole model (``dyncc.deployment.deployment_model``) is built above it and
+    ``dyncc.deployment.load_spec`` is what the rest of dyncc calls."""
     path = Path(path)
     return load_spec_text(read_spec_bytes(path), str(path), base_dir=path.parent, model=model)
-
-
-def default_model() -> type[CoreSpec]:
-    """The model specs are validated against when the caller names none: the core spec composed with the
-    registered targets' sections. It is built outside this package (``dyncc.deployment``), which knows the
-    targets; this package only knows what a deployment is."""
-    import importlib
-
-    composed: type[CoreSpec] = importlib.import_module("dyncc.deployment").deployment_model()
-    return composed
 
 
 def read_spec_bytes(path: Path) -> bytes:
@@ -139,9 +131,8 @@ def read_spec_bytes(path: Path) -> bytes:
 
 
 def load_spec_text(
-    raw: bytes | str, file: str = "<string>", base_dir: Path | None = None, model: type[CoreSpec] | None = None
+    raw: bytes | str, file: str = "<string>", base_dir: Path | None = None, *, model: type[CoreSpec]
 ) -> LoadedSpec:
-    model = model or default_model()
     data, source = load_yaml_data(raw, file)
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"

@@ -372,7 +372,7 @@ def capability_matrix(targets: Iterable[AnyTarget]) -> str:
             "# Capability matrix",
             "",
             "<!-- generated from the targets' declared capabilities and dyncc.targets.base.FEATURES;",
-            "     regenerate: python3 -c 'import dyncc.targets.base as b; b.write_capability_doc()' -->",
+            "     regenerate: python3 scripts/gen_docs.py -->",
             "",
             "Every spec feature that needs a capability is either realized by a target or refused there with a",
             "coded error whose hint names the targets that can realize it; `build -t all` skips (and names) the",
@@ -391,15 +391,3 @@ def capability_matrix(targets: Iterable[AnyTarget]) -> str:
             "",
         ]
     )
-
-
-CAPABILITY_DOC = "docs/capabilities.md"
-
-
-def write_capability_doc(root: str = ".") -> None:
-    """Regenerate docs/capabilities.md (the test that keeps it current says how)."""
-    from pathlib import Path
-
-    from dyncc.targets import targets as registered
-
-    Path(root, CAPABILITY_DOC).write_text(capability_matrix(registered()), encoding="utf-8")

@@ -1008,7 +1008,7 @@ def _check(spec: dict, base_dir: Path) -> tuple[list[Diagnostic], list[str]]:
     did not publish them (the KV router needs them: a flag the rebuilt DGD adds)."""
     from dyncc.compiler import check_spec
     from dyncc.compiler.graph import pools
-    from dyncc.spec import load_spec_text
+    from dyncc.deployment import load_spec_text
 
     text = yaml.safe_dump(spec, sort_keys=False)
     try:

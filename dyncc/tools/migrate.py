@@ -30,11 +30,12 @@ from packaging.version import InvalidVersion, Version
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
+from dyncc.deployment import load_spec_text
 from dyncc.diagnostics import Diagnostic, DiagnosticError, YamlPath, format_yaml_path
 from dyncc.engines import engines
 from dyncc.spec import LoadedSpec
 from dyncc.spec.deprecations import upgrade
-from dyncc.spec.loader import SourceMap, load_spec_text, parse_yaml, read_spec_bytes
+from dyncc.spec.loader import SourceMap, parse_yaml, read_spec_bytes
 
 VERSION_PATH: YamlPath = ("dynamo", "version")
 

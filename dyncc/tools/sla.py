@@ -25,6 +25,7 @@ import click
 from dyncc.aic import mapping, runner
 from dyncc.aic.mapping import Candidate, ModelFacts, Request, aic_worker_args
 from dyncc.diagnostics import Diagnostic, DiagnosticError
+from dyncc.facts import aic_systems
 from dyncc.spec.schema import SCHEMA_NOTE
 
 DYNCC_TRTLLM = "1.3.0rc29"  # what dyncc's Dynamo 1.6.1 profile deploys (see dyncc/compiler/profiles.py)
@@ -143,8 +144,7 @@ def _nothing_accepted(req: Request, rejected: list[Rejected], unreadable: list[D
 def _spec_errors(text: str) -> list[Diagnostic]:
     """dyncc's own verdict on the generated text: loading rules, graph rules and placement."""
     from dyncc.compiler import check_spec
-
-    load_spec_text = _loader("load_spec_text")
+    from dyncc.deployment import load_spec_text
 
     try:
         loaded = load_spec_text(text, "<from-sla>")
@@ -152,18 +152,6 @@ def _spec_errors(text: str) -> list[Diagnostic]:
         return [d for d in exc.diagnostics if d.is_error]
     _, _, diagnostics = check_spec(loaded)
     return [d for d in diagnostics if d.is_error]
-
-
-def _loader(name: str) -> Callable[..., Any]:
-    """The spec loader with every target's section (``dyncc.deployment``), or the core one where absent."""
-    try:
-        from dyncc import deployment
-
-        return getattr(deployment, name)  # type: ignore[no-any-return,unused-ignore]
-    except ImportError:
-        from dyncc import spec
-
-        return getattr(spec, name)  # type: ignore[no-any-return,unused-ignore]
 
 
 def prediction_line(c: Candidate) -> str:
@@ -250,7 +238,9 @@ def estimate_args(
     spec_path: Path, isl: int | None, osl: int | None, mtp_accepted: float | None, batch_size: int | None = None
 ) -> dict[str, Any]:
     """The cli_estimate arguments for the topology a spec describes; coded errors for what cannot be asked."""
-    loaded = _loader("load_spec")(spec_path)
+    from dyncc.deployment import load_spec
+
+    loaded = load_spec(spec_path)
     spec = loaded.spec
     source = loaded.source
 
@@ -271,15 +261,15 @@ def estimate_args(
                 "DYN903",
                 "cluster.gpu_type is not set: AIConfigurator needs the GPU the spec runs on",
                 ("cluster",),
-                f"set cluster.gpu_type to one of {', '.join(sorted({n for n, _ in mapping.SYSTEMS.values()}))}",
+                f"set cluster.gpu_type to one of {', '.join(sorted({n for n, _ in aic_systems.SYSTEMS.values()}))}",
             )
-        system = mapping.system_for_gpu_type(gpu_type)
+        system = aic_systems.system_for_gpu_type(gpu_type)
         if system is None:
             raise err(
                 "DYN903",
                 f"AIConfigurator has no system for gpu_type {gpu_type!r}",
                 where,
-                f"one of {', '.join(n for n, _ in mapping.SYSTEMS.values())}",
+                f"one of {', '.join(n for n, _ in aic_systems.SYSTEMS.values())}",
             )
         return system
 

@@ -12,12 +12,13 @@ import dataclasses
 from pathlib import Path
 
 from dyncc.aic import runner
-from dyncc.aic.mapping import Worker, aic_worker_args, system_for_gpu_type
+from dyncc.aic.mapping import Worker, aic_worker_args
 from dyncc.compiler import Compilation
 from dyncc.compiler.graph import PoolInfo
 from dyncc.compiler.groups import gpu_type_of
-from dyncc.compiler.rules.mock_timing import AICONFIGURATOR, BUILTIN, read_timing_file, timing_path
+from dyncc.compiler.timing_file import AICONFIGURATOR, BUILTIN, read_timing_file, timing_path
 from dyncc.diagnostics import Diagnostic, DiagnosticError
+from dyncc.facts.aic_systems import system_for_gpu_type
 from dyncc.twin.timing import Grid, PoolTiming, timing_file
 
 

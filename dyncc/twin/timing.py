@@ -2,7 +2,7 @@
 
 Dynamo 1.6.1's mocker (``python -m dynamo.mocker --planner-profile-data FILE``) reads an NPZ with five
 float64 arrays (``dynamo/mocker/utils/planner_profiler_perf_data_converter.py`` writes the same shape; what
-its loader accepts is checked by :func:`dyncc.compiler.rules.mock_timing.timing_problem`, for files given
+its loader accepts is checked by :func:`dyncc.compiler.timing_file.timing_problem`, for files given
 and files made here alike):
 
 - ``prefill_isl`` (n) and ``prefill_ttft_ms`` (n): the time of one prefill pass of that many new tokens;
@@ -32,7 +32,7 @@ from typing import Any
 
 from dyncc.aic import runner
 from dyncc.aic.mapping import Worker
-from dyncc.compiler.rules.mock_timing import npz_problem
+from dyncc.compiler.timing_file import npz_problem
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 
 

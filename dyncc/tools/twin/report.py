@@ -153,9 +153,9 @@ def aic_predictor(spec_for_point: Callable[[str], Path]) -> Predictor:
 
 
 def _decode_replicas(path: Path) -> int:
-    from dyncc.tools.sla import _loader
+    from dyncc.deployment import load_spec
 
-    spec = _loader("load_spec")(path).spec
+    spec = load_spec(path).spec
     pools = dict(spec.pools.declared())
     pool = pools.get("agg") or pools.get("decode")
     return pool.replicas if pool is not None else 1
