@@ -1,0 +1,512 @@
+"""Turning a DGD's facts into a spec, role by role: what the spec can say is carried over, and everything
+it cannot is an :class:`~dyncc.tools.importer.manifests.ImportNote` (DYN951-DYN969), never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from dyncc.diagnostics import Diagnostic, YamlPath, format_yaml_path
+from dyncc.tools.import_input import Sources, manifest_error
+from dyncc.tools.importer.manifests import (
+    DYNAMO_DEFAULT_MODEL,
+    ENV_FLAGS,
+    WORKER_ROLES,
+    Component,
+    DiffKey,
+    ImportNote,
+    assign_roles,
+    components,
+    engine_values,
+    global_env,
+    normalized_flags,
+    parse_flags,
+)
+
+# --- turning the facts into a spec ------------------------------------------------------------------
+
+
+class SpecBuilder:
+    def __init__(self, sources: Sources):
+        self.sources = sources
+        self.notes: list[ImportNote] = []
+        self.spec: dict[str, Any] = {}
+
+    def warn(self, code: str, message: str, hint: str, path: YamlPath, *covers: DiffKey) -> None:
+        self.notes.append(ImportNote(Diagnostic(code, message, path=path, hint=hint, severity="warning"), covers))
+
+    def run(self) -> dict[str, Any]:
+        dgd = self.sources.dgd
+        api = str(dgd.get("apiVersion", ""))
+        meta = dgd.get("metadata") or {}
+        spec = self.spec
+        spec.update({"apiVersion": "dyncc/v1", "name": str(meta.get("name", "imported"))})
+        if api.endswith("/v1alpha1"):
+            # The v1alpha1 manifests are the 2025 stack's: its flags (--publish-events-and-metrics,
+            # --disaggregation-strategy) exist only in the 0.x profile.
+            spec["dynamo"] = {"version": "0.5.1"}
+            spec["k8s"] = {"api_version": "v1alpha1"}
+        comps = components(dgd, self.sources.dgd_source)
+        assign_roles(comps)
+        spec["model"] = {}
+        spec["pools"] = {}
+        self._top_level(dgd)
+        for c in comps:
+            if c.role == "frontend":
+                self._frontend(c)
+            elif c.role == "planner":
+                self._planner(c)
+            elif c.role in WORKER_ROLES:
+                self._worker(c)
+            else:
+                self.warn(
+                    "DYN963",
+                    f"component {c.name} of type {c.kind or '?'} is not one dyncc deploys; it is not imported",
+                    "deploy it beside dyncc's manifests",
+                    c.path,
+                    (c.role, "*"),
+                )
+        self._image(comps)
+        self._secret(comps)
+        self._volumes(comps)
+        self._cluster(comps)
+        cache = (self.spec.get("k8s") or {}).get("model_cache") or {}
+        for file, kind, name in self.sources.others:
+            used = kind == "PersistentVolumeClaim" and name == cache.get("pvc")
+            self.warn(
+                "DYN958",
+                f"{kind} {name} ({file}) is not part of the DGD; it is not imported"
+                + (" (the workers mount it: k8s.model_cache with create: false)" if used else ""),
+                "keep applying it beside dyncc's manifests",
+                (),
+            )
+        return spec
+
+    def _top_level(self, dgd: dict) -> None:
+        spec = dgd.get("spec") or {}
+        framework = spec.get("backendFramework")
+        if framework not in (None, "trtllm"):
+            self.warn(
+                "DYN963", f"backendFramework {framework}: dyncc deploys TensorRT-LLM", "", ("spec", "backendFramework")
+            )
+        known = {"components", "services", "backendFramework", "env"}
+        for key in spec:
+            if key not in known:
+                self.warn("DYN956", f"spec.{key} is not something dyncc writes; not imported", "", ("spec", key))
+        self.global_env = global_env(dgd)
+
+    # frontend -----------------------------------------------------------------------------------
+    def _frontend(self, c: Component) -> None:
+        router: dict[str, Any] = {}
+        migration: dict[str, Any] = {}
+        for flag, value in normalized_flags(c).items():
+            if flag == "--router-mode":
+                router["mode"] = value
+            elif flag == "--kv-cache-block-size":
+                router["block_size"] = self._number(c, flag, value, int)
+            elif flag == "--router-temperature":
+                router["temperature"] = self._number(c, flag, value, float)
+            elif flag == "--router-kv-overlap-score-credit":
+                router["overlap_score_credit"] = self._number(c, flag, value, float)
+            elif flag in ("--no-kv-events", "--no-router-kv-events"):
+                router["kv_events"] = False
+            elif flag in ("--kv-events", "--router-kv-events"):
+                router["kv_events"] = True
+            elif flag == "--router-replica-sync":
+                router["replica_sync"] = True
+            elif flag == "--router-conditional-disagg":
+                router["conditional_disagg"] = True
+            elif flag == "--migration-limit":
+                migration["limit"] = self._number(c, flag, value, int)
+            elif flag == "--migration-max-seq-len":
+                migration["max_seq_len"] = self._number(c, flag, value, int)
+            elif flag == "--namespace":
+                self.spec["namespace"] = value
+            elif flag == "--http-port" and value == "8000":
+                pass
+            else:
+                self.warn(
+                    "DYN955",
+                    f"frontend flag {flag} {value}".rstrip() + " is not modelled by dyncc; dropped",
+                    "if it matters, ask for it in dyncc's spec; set it by hand after building meanwhile",
+                    c.path,
+                    ("frontend", "flag", flag),
+                )
+        if router:
+            self.spec["router"] = router
+        if migration:
+            self.spec["migration"] = migration
+        self._lost_env(c, set(ENV_FLAGS))
+        self._lost_pod_settings(c)
+        if c.replicas != 1:
+            self.warn(
+                "DYN963",
+                f"the frontend runs {c.replicas} replicas; dyncc deploys one",
+                "scale the frontend component after deploying",
+                c.path + ("replicas",),
+                ("frontend", "replicas"),
+            )
+
+    # planner ------------------------------------------------------------------------------------
+    def _planner(self, c: Component) -> None:
+        flags = dict(parse_flags(c.argv))
+        try:
+            config = json.loads(flags.get("--config", "{}"))
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
+            config = {}
+        if not isinstance(config, dict):  # the planner reads an object; anything else holds no targets
+            config = {}
+        ttft, itl = _milliseconds(config.get("ttft")), _milliseconds(config.get("itl"))
+        interval = config.get("throughput_adjustment_interval_seconds", 60)
+        if config.get("optimization_target", "sla") == "sla" and ttft and itl:
+            self.spec["planner"] = {
+                "enabled": True,
+                "mode": "sla",
+                "ttft_ms": ttft,
+                "itl_ms": itl,
+                # anything but a whole number of seconds is left for the spec's own check to refuse
+                "adjustment_interval_s": interval,
+            }
+            if c.image:
+                self.spec.setdefault("k8s", {})["planner_image"] = c.image
+            self.warn(
+                "DYN960",
+                "the planner's --config is rewritten by dyncc from planner.*; other settings in it are not kept",
+                "check planner.* against the original --config",
+                c.path,
+                ("planner", "flag", "--config"),
+            )
+            return
+        self.warn(
+            "DYN960",
+            "the planner is not imported: its --config has no SLA targets (ttft, itl) dyncc's planner needs",
+            "add planner: {enabled: true, ttft_ms: ..., itl_ms: ...} to the spec",
+            c.path,
+            ("planner", "*"),
+        )
+
+    # workers ------------------------------------------------------------------------------------
+    def _worker(self, c: Component) -> None:
+        role = c.role
+        if role in self.spec["pools"]:
+            self.warn(
+                "DYN963",
+                f"a second {role} component ({c.name}); dyncc has one pool per role; it is not imported",
+                "merge the components into one pool (replicas)",
+                c.path,
+            )
+            return
+        pool: dict[str, Any] = {"replicas": c.replicas}
+        self.spec["pools"][role] = pool
+        model = self.spec["model"]
+        for flag, value in parse_flags(c.argv):
+            if flag in ("--model-path", "--model"):
+                self._same(model, "path", value, c, flag)
+            elif flag == "--served-model-name":
+                self._same(model, "served_name", value, c, flag)
+            elif flag in ("--extra-engine-args", "--disaggregation-mode"):
+                pass
+            elif flag == "--disaggregation-strategy":
+                self.spec.setdefault("router", {})["disaggregation_strategy"] = value
+            elif flag in ("--publish-events-and-metrics", "--publish-kv-events"):
+                pool["publish_kv_events"] = True
+                if flag == "--publish-events-and-metrics" and "dynamo" not in self.spec:
+                    self.warn(
+                        "DYN954",
+                        f"{c.name}: --publish-events-and-metrics is Dynamo 0.x's flag; for 1.x dyncc writes "
+                        "--publish-kv-events",
+                        "nothing to do: the KV events are published as before",
+                        c.path,
+                        (role, "flag", flag),
+                        (role, "flag", "--publish-kv-events"),
+                    )
+            elif flag == "--migration-limit":
+                self.spec.setdefault("migration", {})["limit"] = self._number(c, flag, value, int)
+            elif flag == "--namespace":
+                self.spec["namespace"] = value
+            elif flag == "--kv-block-size":
+                pool.setdefault("engine", {})["tokens_per_block"] = self._number(c, flag, value, int)
+            else:
+                self.warn(
+                    "DYN954",
+                    f"worker flag {flag} {value}".rstrip() + f" ({c.name}) is not modelled by dyncc; dropped",
+                    "if TRT-LLM reads it from the engine config, put it under engine.extra",
+                    c.path,
+                    (role, "flag", flag),
+                )
+        if not any(flag in ("--model-path", "--model") for flag, _ in parse_flags(c.argv)):
+            self._default_model(c)
+        gpus = c.gpus * c.node_count
+        config = engine_values(c, self.sources)
+        if config is None:
+            pool["tensor_parallel"] = max(gpus, 1)
+            block = (self.spec.get("router") or {}).get("block_size")
+            if block is not None:  # the engine's block size must match the router's (DYN302)
+                pool.setdefault("engine", {}).setdefault("tokens_per_block", block)
+            where = dict(parse_flags(c.argv)).get("--extra-engine-args", "(none)")
+            self.warn(
+                "DYN953",
+                f"the engine config of {c.name} ({where}) is not in the files given (it lives in the image); "
+                f"dyncc writes its own, with tensor_parallel {max(gpus, 1)} from the GPU limit",
+                "pass the engine YAML file (or its ConfigMap) to dyncc import as well",
+                c.path,
+                (role, "engine", "*"),
+                (role, "flag", "--kv-block-size"),  # dyncc writes it from the engine's tokens_per_block
+            )
+        else:
+            self._engine(pool, role, config, c, gpus)
+        env = {**self.global_env, **c.env}
+        if env:
+            pool["env"] = env
+        self._lost_pod_settings(c)
+
+    def _default_model(self, c: Component) -> None:
+        """A worker that names no model serves Dynamo's: DYN_TRTLLM_MODEL (1.x) or its default model."""
+        env = {**self.global_env, **c.env}
+        from_env = "dynamo" not in self.spec and env.get("DYN_TRTLLM_MODEL")
+        model = from_env or DYNAMO_DEFAULT_MODEL
+        self.warn(
+            "DYN971",
+            f"{c.name} names no --model-path: Dynamo serves {model} "
+            f"({'from DYN_TRTLLM_MODEL' if from_env else 'its default'}); dyncc writes --model-path {model}",
+            "check that this is the model the deployment serves; set model.path otherwise",
+            c.path,
+            (c.role, "flag", "--model-path"),
+            (c.role, "flag", "--served-model-name"),
+        )
+        self._same(self.spec["model"], "path", model, c, "--model-path")
+
+    def _number(self, c: Component, flag: str, value: str, kind: type[int] | type[float]) -> Any:
+        """A flag's value as Dynamo's argument parser reads it; a value it refuses is refused here (DYN970)."""
+        try:
+            return kind(value)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise manifest_error(
+                f"{format_yaml_path(c.path)} ({c.name}): {flag} {value!r:.80} is not {what}; Dynamo refuses it",
+                c.path,
+                self.sources.dgd_source,
+            ) from None
+
+    def _same(self, target: dict, key: str, value: str, c: Component, flag: str) -> None:
+        if target.get(key, value) != value:
+            self.warn(
+                "DYN965",
+                f"{c.name} uses {flag} {value}, another worker {target[key]}; dyncc serves one model",
+                "split the deployment",
+                c.path,
+                (c.role, "flag", flag),
+            )
+            return
+        target[key] = value
+
+    def _engine(self, pool: dict, role: str, config: dict, c: Component, gpus: int) -> None:
+        config = dict(config)
+        engine = pool.setdefault("engine", {})
+        extra: dict[str, Any] = {}
+        take = config.pop
+        # Coerced to int (or None: TensorRT-LLM's default) when the config was read (import_input).
+        pool["tensor_parallel"] = _given(take("tensor_parallel_size", None), 1)
+        pool["pipeline_parallel"] = _given(take("pipeline_parallel_size", None), 1)
+        ep = _given(take("moe_expert_parallel_size", None), 1)
+        if ep > 1:
+            pool["expert_parallel"] = ep
+        moe_tp = take("moe_tensor_parallel_size", None)
+        if moe_tp is not None:
+            pool["moe_tensor_parallel"] = moe_tp
+        pool["attention_dp"] = bool(take("enable_attention_dp", False))
+        if take("backend", "pytorch") not in ("pytorch", None):
+            self.warn("DYN966", f"{c.name}: engine backend other than pytorch", "", c.path, (role, "engine", "backend"))
+        if take("trust_remote_code", False):
+            self.spec["model"]["trust_remote_code"] = True
+        for key, field in (("max_batch_size",) * 2, ("max_num_tokens",) * 2, ("max_seq_len",) * 2):
+            if key in config:
+                engine[field] = take(key)
+        if "enable_chunked_prefill" in config:
+            engine["chunked_prefill"] = take("enable_chunked_prefill")
+        if "disable_overlap_scheduler" in config:
+            engine["overlap_scheduler"] = not take("disable_overlap_scheduler")
+        elif role == "prefill":
+            engine["overlap_scheduler"] = True  # dyncc's prefill default is off; the original left TRT-LLM's
+        kv = dict(take("kv_cache_config", None) or {})
+        for key, field in (
+            ("free_gpu_memory_fraction", "free_gpu_memory_fraction"),
+            ("dtype", "kv_cache_dtype"),
+            ("tokens_per_block", "tokens_per_block"),
+            ("enable_block_reuse", "enable_block_reuse"),
+        ):
+            if key in kv:
+                engine[field] = kv.pop(key)
+        if kv:
+            extra["kv_cache_config"] = kv
+        self._cuda_graphs(engine, extra, role, config)
+        transceiver = dict(take("cache_transceiver_config", None) or {})
+        self._transfer(transceiver, role, c)
+        if transceiver:
+            extra["cache_transceiver_config"] = transceiver
+        extra.update(config)  # the rest passes through to TRT-LLM verbatim, as dyncc's engine.extra does
+        if extra:
+            engine["extra"] = extra
+        if not engine:
+            pool.pop("engine")
+        used = pool["tensor_parallel"] * pool["pipeline_parallel"]
+        if gpus and used != gpus:
+            self.warn(
+                "DYN962",
+                f"{c.name} asks for {gpus} GPUs but its engine config uses TP x PP = {used}; dyncc gives it {used}",
+                "make the GPU limit match the parallelism",
+                c.path,
+                (role, "gpus"),
+            )
+
+    def _cuda_graphs(self, engine: dict, extra: dict, role: str, config: dict) -> None:
+        if "cuda_graph_config" not in config:
+            if role == "prefill":
+                engine["cuda_graphs"] = {"enabled": True}  # TRT-LLM's default; dyncc's prefill default is off
+            return
+        graphs = config.pop("cuda_graph_config")
+        if graphs is None:
+            engine["cuda_graphs"] = {"enabled": False}
+            return
+        graphs = dict(graphs)
+        out: dict[str, Any] = {}
+        for key, field in (
+            ("max_batch_size", "max_batch_size"),
+            ("batch_sizes", "batch_sizes"),
+            ("enable_padding", "padding"),
+        ):
+            if key in graphs:
+                out[field] = graphs.pop(key)
+        engine["cuda_graphs"] = out or {"enabled": True}
+        if graphs:
+            extra["cuda_graph_config"] = graphs
+
+    def _transfer(self, transceiver: dict, role: str, c: Component) -> None:
+        kvt = self.spec.setdefault("kv_transfer", {})
+        for key, field in (("backend", "backend"), ("max_tokens_in_buffer", "max_tokens_in_buffer")):
+            if key not in transceiver:
+                continue
+            value = transceiver.pop(key)
+            value = value.upper() if isinstance(value, str) else value
+            if kvt.get(field, value) != value:
+                self.warn(
+                    "DYN967",
+                    f"{c.name}: cache_transceiver_config.{key} {value} differs from the other pool's {kvt[field]}",
+                    "prefill and decode must agree (DYN202); dyncc writes one value to both",
+                    c.path,
+                    (role, "engine", f"cache_transceiver_config.{key}"),
+                )
+                continue
+            kvt[field] = value
+        if role in ("prefill", "decode") and "backend" not in kvt:
+            self.warn(
+                "DYN968",
+                f"{c.name}'s engine config sets no cache_transceiver_config.backend; dyncc writes the Dynamo "
+                "version's default explicitly (without one, every disaggregated request fails)",
+                "set kv_transfer.backend if another backend is meant",
+                c.path,
+                (role, "engine", "cache_transceiver_config.backend"),
+            )
+        if not kvt:
+            self.spec.pop("kv_transfer")
+
+    # the whole deployment -----------------------------------------------------------------------
+    def _image(self, comps: list[Component]) -> None:
+        images = [c.image for c in comps if c.image and c.role in ("frontend", *WORKER_ROLES)]
+        if not images:
+            return
+        image = max(set(images), key=images.count)
+        self.spec["image"] = image
+        for c in comps:
+            if c.image and c.image != image and c.role in ("frontend", *WORKER_ROLES):
+                self.warn(
+                    "DYN957",
+                    f"{c.name} runs image {c.image}, the others {image}; dyncc deploys one image",
+                    "use one image for the frontend and workers",
+                    c.path,
+                    (c.role, "image"),
+                )
+
+    def _secret(self, comps: list[Component]) -> None:
+        secrets = {c.secret for c in comps if c.role in WORKER_ROLES}
+        if secrets == {None}:
+            self.spec.setdefault("k8s", {})["hf_token_secret"] = None
+        elif len(secrets) == 1:
+            (secret,) = secrets
+            if secret != "hf-token-secret":
+                self.spec.setdefault("k8s", {})["hf_token_secret"] = secret
+
+    def _volumes(self, comps: list[Component]) -> None:
+        for c in comps:
+            volumes = {v.get("name"): v for v in c.volumes}
+            for mount in c.mounts:
+                volume = volumes.get(mount.get("name")) or {}
+                if "configMap" in volume:
+                    continue  # engine configs: imported as the engine settings
+                claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+                if claim and c.role in WORKER_ROLES:
+                    self.spec.setdefault("k8s", {})["model_cache"] = {
+                        "pvc": claim,
+                        "create": False,
+                        "mount_path": mount.get("mountPath", "/models"),
+                        # the original's workers fill the cache themselves (HF_HOME), with no download Job
+                        "download": False,
+                    }
+                    continue
+                self.warn(
+                    "DYN956",
+                    f"{c.name}: volume {mount.get('name')} at {mount.get('mountPath')} is not imported",
+                    "dyncc mounts the engine config and the model cache (k8s.model_cache) only",
+                    c.path,
+                )
+
+    def _cluster(self, comps: list[Component]) -> None:
+        workers = [c for c in comps if c.role in WORKER_ROLES and c.role in self.spec["pools"]]
+        per_pod = [c.gpus for c in workers if c.gpus]
+        multinode = [c.gpus for c in workers if c.node_count > 1 and c.gpus]
+        gpn = max(multinode) if multinode else max([8, *per_pod])
+        total = sum(self._gpus_per_worker(c) * c.replicas for c in workers)
+        self.spec["cluster"] = {"gpus_per_node": gpn, "nodes": max(1, math.ceil(total / gpn))}
+        self.worst_case_nodes = sum(math.ceil(self._gpus_per_worker(c) / gpn) * c.replicas for c in workers) or 1
+
+    def _gpus_per_worker(self, c: Component) -> int:
+        pool = self.spec["pools"][c.role]
+        return int(pool.get("tensor_parallel", 1)) * int(pool.get("pipeline_parallel", 1))
+
+    def _lost_env(self, c: Component, folded: set[str]) -> None:
+        lost = sorted(k for k in {**self.global_env, **c.env} if k not in folded)
+        if lost:
+            self.warn(
+                "DYN959",
+                f"{c.name}: environment {', '.join(lost)} is not imported (dyncc's spec sets worker environment only)",
+                "set it by hand after building",
+                c.path,
+                *[("frontend", "env", k) for k in lost],
+            )
+
+    def _lost_pod_settings(self, c: Component) -> None:
+        if c.unmodelled:
+            self.warn(
+                "DYN956",
+                f"{c.name}: {', '.join(sorted(c.unmodelled))} not imported (dyncc writes the pod itself)",
+                "dyncc's generated pods have their own probes, working directory and ports",
+                c.path,
+            )
+
+
+def _given(value: Any, default: Any) -> Any:
+    """An engine-config value, or TensorRT-LLM's default where the config gives none (or null)."""
+    return default if value is None else value
+
+
+def _milliseconds(value: Any) -> float | None:
+    """A planner target: a positive, finite number of milliseconds (a JSON number, or its text); else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if 0 < number < math.inf else None
