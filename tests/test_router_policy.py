@@ -29,8 +29,8 @@ from dyncc.compiler import compile_spec
 from dyncc.compiler.plan import DEFAULT_POLICY_TYPE, ROUTER_POLICY_FILE, DeploymentPlan
 from dyncc.deployment import load_spec, load_spec_text
 from dyncc.targets.compose.impl import compose_file
-from dyncc.targets.k8s.impl import frontend_args as k8s_frontend_args
-from dyncc.targets.k8s.impl import worker_args as k8s_worker_args
+from dyncc.targets.k8s.objects import frontend_args as k8s_frontend_args
+from dyncc.targets.k8s.objects import worker_args as k8s_worker_args
 from dyncc.targets.local import frontend_command as local_frontend
 from dyncc.targets.local import worker_command as local_worker
 from dyncc.targets.slurm.impl import frontend_command as slurm_frontend
