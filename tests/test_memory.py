@@ -18,8 +18,8 @@ from dyncc.compiler import compile_spec
 from dyncc.compiler.graph import build_graph
 from dyncc.compiler.rules.memory import pool_budgets
 from dyncc.deployment import load_spec
+from dyncc.engines.trtllm.memory import WorkerShape, budget
 from dyncc.facts.arch import NotEnoughFacts, arch_from_config
-from dyncc.facts.memory import WorkerShape, budget
 
 R1 = {"apiVersion": "dyncc/v1", "name": "r1", "model": {"path": "deepseek-ai/DeepSeek-R1"}}
 

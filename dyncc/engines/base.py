@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from dyncc.diagnostics import Diagnostic, Severity, YamlPath
 
 if TYPE_CHECKING:
+    from dyncc.facts.memory import Budget
     from dyncc.releases import Component, Release
     from dyncc.spec.loader import ModelFacts
     from dyncc.spec.model import CoreSpec, Pool, Role
@@ -216,6 +217,15 @@ class ConfigImplementation(Implementation, Protocol):
 
     def version_note(self, view: Any) -> str:
         """The engine and version the generated files' header names, e.g. ``Foo 1.2``."""
+        ...
+
+    def memory_budget(
+        self, graph: Graph, pool: GraphPool, capacity: int, tensor_parallel: int | None = None
+    ) -> Budget | None:
+        """One GPU of the pool's worker, by the engine's memory model, on a GPU of ``capacity`` bytes
+        (``tensor_parallel``: at another TP size); None where the model cannot say (an unknown architecture).
+        Asked of the configuring engine: a stand-in (the mock engine) is checked as the engine it stands in
+        for would run, since the spec's GPUs are sized for that one."""
         ...
 
 

@@ -2,7 +2,8 @@
 
 Per pool, one GPU of one worker: the weights after tensor, expert, attention-data and pipeline
 parallelism, a working set for one iteration of ``max_num_tokens`` tokens, the runtime's overhead, and the
-KV cache the engine makes of the rest (:mod:`dyncc.facts.memory` has the figures and their sources).
+KV cache the engine makes of the rest. The configuring engine's memory model estimates them (its
+implementation's ``memory_budget``, beside its figures and their sources) as a :class:`~dyncc.facts.memory.Budget`.
 A worker that cannot start, or whose KV cache cannot hold one request of ``max_seq_len`` tokens, is an
 error; one whose KV cache caps the batch below ``max_batch_size``, or whose weights leave little room,
 a warning. A model or GPU dyncc has no facts for skips the check with a note; a spec without a GPU type
@@ -18,48 +19,20 @@ from dyncc.compiler.graph import DeploymentGraph, PoolInfo
 from dyncc.compiler.groups import pool_groups
 from dyncc.compiler.rules.base import finding, rule
 from dyncc.diagnostics import Diagnostic
-from dyncc.facts.memory import TIGHT_SHARE, Budget, WorkerShape, budget, gib
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
-
-
-def worker_shape(graph: DeploymentGraph, p: PoolInfo, tensor_parallel: int | None = None) -> WorkerShape:
-    """The pool's worker as the memory model reads it (``tensor_parallel``: try another TP size)."""
-    engine = p.engine
-    fraction = engine.get("kv_cache_config.free_gpu_memory_fraction")
-    dtype = engine.get("kv_cache_config.dtype")
-    return WorkerShape(
-        tensor_parallel=tensor_parallel or p.spec.tensor_parallel,
-        pipeline_parallel=p.spec.pipeline_parallel,
-        attention_dp=p.spec.attention_dp,
-        max_num_tokens=_int(engine.get("max_num_tokens")),
-        max_batch_size=_int(engine.get("max_batch_size")),
-        max_seq_len=_int(engine.get("max_seq_len")),
-        kv_cache_dtype=dtype if isinstance(dtype, str) and dtype in _KV_DTYPES else None,
-        free_gpu_memory_fraction=float(fraction) if isinstance(fraction, (int, float)) and 0 <= fraction <= 1 else None,
-        kv_max_tokens=_int(engine.get("kv_cache_config.max_tokens")),
-        cuda_graphs=engine.get("cuda_graph_config", {}) is not None,  # graphs are captured unless turned off
-        mtp=graph.spec.speculative.mode == "mtp",
-    )
-
-
-_KV_DTYPES = ("auto", "fp8", "fp8_ds_mla", "nvfp4", "float16", "bfloat16", "float32")
+from dyncc.facts.memory import TIGHT_SHARE, Budget, gib
 
 
 def pool_budgets(graph: DeploymentGraph) -> dict[str, tuple[facts.GpuFacts, Budget]]:
     """Role -> (its GPU, one GPU's budget), for the pools whose model and GPU dyncc knows."""
-    arch = graph.facts.arch
-    if arch is None:
-        return {}
+    model = graph.engine.config_impl()  # a stand-in is sized as the engine it stands in for
     groups = pool_groups(graph.spec)
     found: dict[str, tuple[facts.GpuFacts, Budget]] = {}
     for p in graph.pools():
         group = groups.get(p.role)
         gpu = facts.gpu(group.gpu_type) if group is not None else None
-        if gpu is not None:
-            found[p.role] = (gpu, budget(arch, worker_shape(graph, p), gpu.memory_bytes))
+        b = model.memory_budget(graph, p, gpu.memory_bytes) if gpu is not None else None
+        if gpu is not None and b is not None:
+            found[p.role] = (gpu, b)
     return found
 
 
@@ -68,11 +41,12 @@ def _parts(b: Budget) -> str:
 
 
 def _smallest_fitting_tp(graph: DeploymentGraph, p: PoolInfo, gpu: facts.GpuFacts) -> int | None:
-    arch = graph.facts.arch
-    assert arch is not None
+    model = graph.engine.config_impl()
     for tp in (2, 4, 8, 16, 32, 64, 128):
-        if tp > p.spec.tensor_parallel and budget(arch, worker_shape(graph, p, tp), gpu.memory_bytes).fits:
-            return tp
+        if tp > p.spec.tensor_parallel:
+            b = model.memory_budget(graph, p, gpu.memory_bytes, tp)
+            if b is not None and b.fits:
+                return tp
     return None
 
 
