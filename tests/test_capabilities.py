@@ -57,9 +57,7 @@ def write(tmp_path: Path, **top: object) -> Path:
 
 def test_docs_capabilities_md_is_generated_from_the_declarations():
     doc = (ROOT / "docs" / "capabilities.md").read_text()
-    assert doc == capability_matrix(targets()), (
-        "docs/capabilities.md is stale: python3 scripts/gen_docs.py"
-    )
+    assert doc == capability_matrix(targets()), "docs/capabilities.md is stale: python3 scripts/gen_docs.py"
 
 
 def test_every_feature_has_a_spec_that_uses_it():
