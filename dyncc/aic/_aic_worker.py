@@ -8,7 +8,8 @@ stderr, so the one line on the real stdout is always the answer. Progress lines 
 
 Answer: ``{"ok": true, "result": ...}`` or ``{"ok": false, "kind": KIND, "message": ..., "choices": [...]}``
 with KIND one of not_installed, version_skew, unknown_model, unknown_system, unknown_backend_version,
-no_feasible, bad_input, failed.
+no_feasible, bad_input, failed. Every request's args name the engine asked about as AIConfigurator does
+(``backend``) and as messages do (``backend_label``); the runner adds both.
 """
 
 from __future__ import annotations
@@ -57,22 +58,28 @@ def _aic_version() -> str:
     return version("aiconfigurator")
 
 
-def _check_catalog(model: str, system: str, backend_version: str) -> None:
+def _check_catalog(args: dict, system: str) -> None:
     """Refuse what AIConfigurator lacks before it tries (an unknown model would be fetched from the hub)."""
+    model, backend, label, backend_version = (
+        args["model"],
+        args["backend"],
+        args["backend_label"],
+        args["backend_version"],
+    )
     from aiconfigurator.sdk.common import DefaultHFModels
     from aiconfigurator.sdk.perf_database import get_supported_databases
 
     if model not in DefaultHFModels and not os.path.isdir(model):
         raise Refusal("unknown_model", f"AIConfigurator has no data for model {model!r}", sorted(DefaultHFModels))
     databases = get_supported_databases()
-    systems = sorted(s for s, backends in databases.items() if backends.get("trtllm"))
+    systems = sorted(s for s, backends in databases.items() if backends.get(backend))
     if system not in systems:
-        raise Refusal("unknown_system", f"AIConfigurator has no TensorRT-LLM data for system {system!r}", systems)
-    versions = list(databases[system]["trtllm"])
+        raise Refusal("unknown_system", f"AIConfigurator has no {label} data for system {system!r}", systems)
+    versions = list(databases[system][backend])
     if backend_version not in versions:
         raise Refusal(
             "unknown_backend_version",
-            f"AIConfigurator's data for {system} covers TensorRT-LLM {', '.join(versions)}, not {backend_version}",
+            f"AIConfigurator's data for {system} covers {label} {', '.join(versions)}, not {backend_version}",
             versions,
         )
 
@@ -103,21 +110,22 @@ def op_catalog(args: dict) -> dict:
     from aiconfigurator.sdk.perf_database import get_supported_databases
 
     databases = get_supported_databases()
+    backend = args["backend"]
     return {
         "models": sorted(DefaultHFModels),
-        "systems": {s: list(b.get("trtllm") or []) for s, b in sorted(databases.items()) if b.get("trtllm")},
+        "systems": {s: list(b.get(backend) or []) for s, b in sorted(databases.items()) if b.get(backend)},
     }
 
 
 def op_search(args: dict) -> dict:
     from aiconfigurator.cli.api import cli_default
 
-    _check_catalog(args["model"], args["system"], args["backend_version"])
+    _check_catalog(args, args["system"])
     kwargs: dict[str, Any] = {
         "model_path": args["model"],
         "total_gpus": args["total_gpus"],
         "system": args["system"],
-        "backend": "trtllm",
+        "backend": args["backend"],
         "backend_version": args["backend_version"],
         "isl": args["isl"],
         "osl": args["osl"],
@@ -152,14 +160,14 @@ def _estimate(args: dict, **overrides: Any) -> Any:
     kwargs = {k: v for k, v in args.items() if k in ESTIMATE_KEYS}
     kwargs.update(overrides)
     return cli_estimate(
-        args["model"], args["system"], backend_name="trtllm", backend_version=args["backend_version"], **kwargs
+        args["model"], args["system"], backend_name=args["backend"], backend_version=args["backend_version"], **kwargs
     )
 
 
 def op_estimate(args: dict) -> dict:
-    _check_catalog(args["model"], args["system"], args["backend_version"])
+    _check_catalog(args, args["system"])
     if args.get("decode_system_name"):  # disaggregated pools on another GPU
-        _check_catalog(args["model"], args["decode_system_name"], args["backend_version"])
+        _check_catalog(args, args["decode_system_name"])
     result = _estimate(args)
     raw = _plain(result.get())
     return {
@@ -173,7 +181,7 @@ def op_estimate(args: dict) -> dict:
 
 def op_static_grid(args: dict) -> dict:
     """Per-step latencies of one worker: prefill TTFT per ISL (batch 1) and decode ITL per (context, batch)."""
-    _check_catalog(args["model"], args["system"], args["backend_version"])
+    _check_catalog(args, args["system"])
     prefill, decode = [], []
     total = len(args["prefill_isl"]) + len(args["decode_points"])
     done = 0

@@ -29,9 +29,30 @@ from typing import Any
 from dyncc.diagnostics import Diagnostic, DiagnosticError, YamlPath
 
 AIC_VERSION = "0.12.0"  # the pin of the `sla` extra: rows and estimates are checked against this version
-# The TensorRT-LLM version AIConfigurator 0.12.0's kernel data was measured on ("current" slot). dyncc
-# deploys Dynamo 1.6.1 with TensorRT-LLM 1.3.0rc29, for which it has no data: predictions say so.
-AIC_TRTLLM_VERSION = "1.3.0rc20"
+
+
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    """An engine as AIConfigurator models it: its backend name (an engine's ``aic_backend``), the version of
+    the engine its kernel data was measured on, and the engine's name in messages."""
+
+    name: str
+    version: str
+    label: str
+
+
+# The engines AIConfigurator 0.12.0 has data for, the first asked about when a caller names none (`dyncc
+# init --from-sla`, `dyncc estimate`). Its data is from 1.3.0rc20 ("current" slot); the Dynamo 1.6.1 dyncc
+# deploys runs 1.3.0rc29, for which it has no data: predictions say so.
+BACKENDS: tuple[Backend, ...] = (Backend("trtllm", "1.3.0rc20", "TensorRT-LLM"),)
+AIC_TRTLLM_VERSION = BACKENDS[0].version  # what tools/sla.py reads (its engine is the default)
+
+
+def backend(name: str) -> Backend:
+    """The backend AIConfigurator calls ``name``."""
+    return next(b for b in BACKENDS if b.name == name)
+
+
 DEFAULT_TIMEOUT_S = 900.0
 WORKER = Path(__file__).with_name("_aic_worker.py")
 VENV_PYTHON = Path(__file__).resolve().parents[2] / ".cache" / "aiconfigurator" / "bin" / "python"
@@ -142,9 +163,11 @@ def run(
     timeout: float = DEFAULT_TIMEOUT_S,
     progress: Progress | None = None,
     failure: Failure = Failure(),
+    engine: Backend = BACKENDS[0],
 ) -> dict[str, Any]:
-    """One request to AIConfigurator; its ``result`` dict, or a coded DiagnosticError."""
-    child = _Child(aic_python(), {"op": op, "args": args, "expect_version": AIC_VERSION})
+    """One request to AIConfigurator about ``engine``; its ``result`` dict, or a coded DiagnosticError."""
+    request = {"backend": engine.name, "backend_label": engine.label, **args}
+    child = _Child(aic_python(), {"op": op, "args": request, "expect_version": AIC_VERSION})
     started = time.monotonic()
     try:
         while True:
@@ -162,7 +185,7 @@ def run(
         child.stop()  # Ctrl-C (KeyboardInterrupt) or anything else: no orphan left computing
         raise
     child.finish()
-    return _answer(child, failure)
+    return _answer(child, failure, engine)
 
 
 def _timeout(op: str, timeout: float) -> Diagnostic:
@@ -173,7 +196,7 @@ def _timeout(op: str, timeout: float) -> Diagnostic:
     )
 
 
-def _answer(child: _Child, failure: Failure) -> dict[str, Any]:
+def _answer(child: _Child, failure: Failure, engine: Backend) -> dict[str, Any]:
     try:
         answer = json.loads(bytes(child.stdout).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -193,7 +216,7 @@ def _answer(child: _Child, failure: Failure) -> dict[str, Any]:
         result = answer.get("result")
         return result if isinstance(result, dict) else {}
     raise DiagnosticError(
-        [refusal(str(answer.get("kind")), str(answer.get("message")), answer.get("choices"), failure)]
+        [refusal(str(answer.get("kind")), str(answer.get("message")), answer.get("choices"), failure, engine)]
     )
 
 
@@ -204,7 +227,7 @@ def _nearest(word: str, choices: list[str], count: int = 8) -> str:
     return ", ".join(close or choices[:count])
 
 
-def refusal(kind: str, message: str, choices: Any, failure: Failure) -> Diagnostic:
+def refusal(kind: str, message: str, choices: Any, failure: Failure, engine: Backend) -> Diagnostic:
     """The worker's failure ``kind`` as a coded diagnostic."""
     options = [str(c) for c in choices] if isinstance(choices, list) else []
     if kind == "not_installed":
@@ -231,7 +254,7 @@ def refusal(kind: str, message: str, choices: Any, failure: Failure) -> Diagnost
         )
     if kind == "unknown_system":
         return Diagnostic(
-            "DYN903", message, failure.system_path, hint=f"systems with TensorRT-LLM data: {', '.join(options)}"
+            "DYN903", message, failure.system_path, hint=f"systems with {engine.label} data: {', '.join(options)}"
         )
     if kind == "no_feasible":
         return Diagnostic(

@@ -255,6 +255,9 @@ class Engine:
     dgd_backend: str = ""  # a DynamoGraphDeployment's backendFramework and its planner's backend
     dgd_service_prefix: str = ""  # v1alpha1 service names: <prefix>Worker, <prefix>PrefillWorker, ...
     python_package: tuple[str, str] | None = None  # (import name, label) a python must have to run it
+    # AIConfigurator's backend name for it (whose data the twin and `dyncc estimate` read); None: AIConfigurator
+    # cannot model it.
+    aic_backend: str | None = None
 
     def module_impl(self) -> Implementation:
         found: Implementation = importlib.import_module(self.implementation)

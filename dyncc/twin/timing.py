@@ -12,9 +12,9 @@ and files made here alike):
 
 Each value is AIConfigurator's static estimate for one worker of the pool's shape: ``static_ctx`` at
 batch 1 for prefill, ``static_gen`` at (context, batch) for decode. Files are cached by model, system,
-AIConfigurator and TensorRT-LLM data versions, parallelism and grid under ``$DYNCC_CACHE_DIR/twin``
-(default ``~/.cache/dyncc/twin``), only when that directory is ours alone (as the template cache), so a
-second run reads the file and starts no AIConfigurator.
+AIConfigurator's version and the engine version its data was measured on, parallelism and grid under
+``$DYNCC_CACHE_DIR/twin`` (default ``~/.cache/dyncc/twin``), only when that directory is ours alone (as the
+template cache), so a second run reads the file and starts no AIConfigurator.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from dyncc.aic import runner
 from dyncc.aic.mapping import Worker
 from dyncc.compiler.timing_file import npz_problem
 from dyncc.diagnostics import Diagnostic, DiagnosticError
+from dyncc.engines import configuring, engines
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +73,14 @@ def _spread(low: int, high: int, n: int) -> set[int]:
     return {int(round(low * ratio**i)) for i in range(n)}
 
 
+def stand_in_backend() -> str:
+    """AIConfigurator's backend name for the engine the mock workers stand in for: whose step times they take."""
+    mock = next(e for e in engines() if e.mock)
+    name = configuring(mock).aic_backend
+    assert name is not None, "the engine the mock engine stands in for declares no aic_backend"
+    return name
+
+
 @dataclasses.dataclass(frozen=True)
 class PoolTiming:
     """One pool's worker shape on one system: what a timing file is for."""
@@ -80,13 +89,14 @@ class PoolTiming:
     system: str
     worker: Worker
     is_moe: bool = False
+    backend: str = dataclasses.field(default_factory=stand_in_backend)  # the engine timed, as AIConfigurator names it
 
     def key(self, grid: Grid) -> dict[str, Any]:
         return {
             "model": self.model,
             "system": self.system,
             "aiconfigurator": runner.AIC_VERSION,
-            "trtllm_data": runner.AIC_TRTLLM_VERSION,
+            f"{self.backend}_data": runner.backend(self.backend).version,  # hashed into the file name
             "parallel": self.worker.key(),
             "grid": dataclasses.asdict(grid),
         }
@@ -184,16 +194,17 @@ def timing_file(
     name = pool.file_name(grid)
     if directory is not None and _cached(directory / name):
         return TimingFile(directory / name, True)
+    engine = runner.backend(pool.backend)
     args = {
         "model": pool.model,
         "system": pool.system,
-        "backend_version": runner.AIC_TRTLLM_VERSION,
+        "backend_version": engine.version,
         "prefill_isl": list(grid.prefill_isl),
         "decode_points": grid.decode_points(),
         **pool.estimate_args(),
     }
     where = runner.Failure(path=("pools",), what="AIConfigurator's static estimate")
-    result = runner.run("static_grid", args, timeout=timeout, progress=progress, failure=where)
+    result = runner.run("static_grid", args, timeout=timeout, progress=progress, failure=where, engine=engine)
     data = npz_bytes(grid, result["prefill_ttft_ms"], result["decode_itl_ms"])
     target_dir = directory or out_dir or Path(tempfile.mkdtemp(prefix="dyncc-twin-"))
     target = target_dir / name

@@ -27,4 +27,5 @@ ENGINE = Engine(
     dgd_service_prefix="TRTLLM",
     # Its import alone takes seconds and needs CUDA: `dyncc up` looks for it without importing it.
     python_package=("tensorrt_llm", "TensorRT-LLM"),
+    aic_backend="trtllm",
 )
