@@ -83,7 +83,7 @@ def test_the_commands_of_other_modules_are_there_when_named() -> None:
 
 
 def test_the_command_line_leaves_the_collector_on() -> None:
-    """cli.py pauses the garbage collector while its imports build the spec models; it must turn it back on."""
+    """dyncc.cli pauses the garbage collector while its imports build the spec models; it must turn it back on."""
     code = "import gc; import dyncc.cli; print(gc.isenabled(), gc.get_freeze_count() > 0)"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["True", "True"], done.stderr[-2000:]
