@@ -29,7 +29,7 @@ ENGINE_PACKAGE = "dyncc/engines/trtllm/"
 # one of these files fails too: raise the count only with a reason that still holds.
 ALLOWED: dict[str, tuple[int, str]] = {
     "dyncc/engines/__init__.py": (1, "the engine's registration line"),
-    "dyncc/spec/model.py": (
+    "dyncc/spec/": (
         26,
         "the spec contract: `worker_runtime: trtllm` (the default) and `dynamo.trtllm` keep validating, and the "
         "engine section's descriptions are what the schema and the spec reference are generated from",
