@@ -19,7 +19,7 @@ from conftest import EXAMPLES, ROOT, assert_no_traceback, run_dyncc
 
 from dyncc import api, output
 from dyncc.diagnostics import DiagnosticError
-from dyncc.output import LOCK, MANIFEST, drift, write_new_file, write_tree
+from dyncc.output import LOCK, MANIFEST, drift, swap, write_new_file, write_tree
 
 SPEC_A = EXAMPLES / "agg.yaml"
 SPEC_B = EXAMPLES / "disagg_router.yaml"  # other files than SPEC_A in every target: a mix would show
@@ -102,14 +102,14 @@ def test_50_rounds_of_two_concurrent_builds_leave_exactly_one_build(tmp_path, ex
 
 def _build_holding_the_lock(spec: Path, out: Path, holding, contended) -> None:  # runs in a forked child
     """Build ``spec``; once inside the lock, say so, and stay there until the other build found it taken."""
-    real_stage = output._stage
+    real_stage = output.stage
 
     def stage_once_contended(*args, **kwargs):
         holding.set()
         contended.wait(30)
         return real_stage(*args, **kwargs)
 
-    output._stage = stage_once_contended  # this forked child's copy only
+    output.stage = stage_once_contended  # this forked child's copy only
     _build_and_exit(spec, out)
 
 
@@ -189,7 +189,7 @@ def test_a_failed_exchange_is_reported_not_papered_over(tmp_path, monkeypatch):
     the second rename failed; now only a kernel without the flag takes the fallback."""
     dest = tmp_path / "k8s"
     write_tree(dest, {"a.yaml": "previous good output\n"})
-    monkeypatch.setattr(output, "_renameat2", lambda a, b, flags: errno.ENOENT)
+    monkeypatch.setattr(swap, "_renameat2", lambda a, b, flags: errno.ENOENT)
     with pytest.raises(DiagnosticError) as exc:
         write_tree(dest, {"a.yaml": "new output\n"})
     assert codes(exc) == ["DYN505"]
@@ -202,7 +202,7 @@ def test_the_two_rename_fallback_puts_the_old_output_back_when_the_second_rename
     write_tree(dest, {"a.yaml": "previous good output\n"})
     (dest / "run").mkdir()
     (dest / "run" / "frontend.log").write_text("log")
-    monkeypatch.setattr(output, "_renameat2", lambda a, b, flags: errno.ENOSYS)
+    monkeypatch.setattr(swap, "_renameat2", lambda a, b, flags: errno.ENOSYS)
     real_rename = os.rename
 
     def rename(src, dst):
@@ -226,7 +226,7 @@ def test_the_two_rename_fallback_puts_the_old_output_back_when_the_second_rename
 def test_old_output_parked_by_a_killed_fallback_swap_is_restored_by_the_next_build(tmp_path, monkeypatch):
     dest = tmp_path / "k8s"
     write_tree(dest, {"a.yaml": "previous good output\n"})
-    monkeypatch.setattr(output, "_renameat2", lambda a, b, flags: errno.ENOSYS)
+    monkeypatch.setattr(swap, "_renameat2", lambda a, b, flags: errno.ENOSYS)
     real_rename = os.rename
 
     def killed_after_first_rename(src, dst):
@@ -235,8 +235,8 @@ def test_old_output_parked_by_a_killed_fallback_swap_is_restored_by_the_next_bui
             raise SystemExit("killed")  # SIGKILL here: no cleanup runs
 
     monkeypatch.setattr(output.os, "rename", killed_after_first_rename)
-    monkeypatch.setattr(output, "_unpark", lambda item: None)
-    monkeypatch.setattr(output, "_remove_staging", lambda root: None)
+    monkeypatch.setattr(output, "unpark", lambda item: None)
+    monkeypatch.setattr(output, "remove_staging", lambda root: None)
     with pytest.raises(SystemExit):
         write_tree(dest, {"a.yaml": "new output\n"})
     assert not dest.exists() and len(leftovers(tmp_path)) == 1
@@ -252,7 +252,7 @@ def test_old_output_parked_by_a_killed_fallback_swap_is_restored_by_the_next_bui
 def test_a_failure_while_swapping_targets_rolls_every_target_back(tmp_path, monkeypatch, expected):
     out = tmp_path / "out"
     api.build(SPEC_A, ["all"], out)
-    real_exchange = output._exchange
+    real_exchange = swap._exchange
     swaps = []
 
     def fail_on_second_target(a, b, aside):
@@ -261,7 +261,7 @@ def test_a_failure_while_swapping_targets_rolls_every_target_back(tmp_path, monk
             raise OSError(errno.ENOSPC, "No space left on device", str(b))
         real_exchange(a, b, aside)
 
-    monkeypatch.setattr(output, "_exchange", fail_on_second_target)
+    monkeypatch.setattr(swap, "_exchange", fail_on_second_target)
     with pytest.raises(DiagnosticError) as exc:
         api.build(SPEC_B, ["all"], out)
     assert codes(exc) == ["DYN505"] and "No space left" in exc.value.diagnostics[0].message
@@ -283,9 +283,9 @@ def signals_as_from_a_shell() -> None:
 # machine is.
 SIGNALLED_BUILD = """
 import os, pathlib, signal, sys, time
-import dyncc.output as output
+import dyncc.output.swap as swap
 flag = pathlib.Path(sys.argv[1])
-real_exchange = output._exchange
+real_exchange = swap._exchange
 def slow_exchange(a, b, aside):
     real_exchange(a, b, aside)
     if not flag.exists():
@@ -293,7 +293,7 @@ def slow_exchange(a, b, aside):
         deadline = time.monotonic() + 60
         while not signal.sigpending() and time.monotonic() < deadline:
             time.sleep(0.01)
-output._exchange = slow_exchange
+swap._exchange = slow_exchange
 from dyncc.cli import main
 sys.argv = ["dyncc", *sys.argv[2:]]
 main()
