@@ -115,10 +115,11 @@ if [ ! -x .cache/dynamo-0.5.1/bin/python ]; then
   "$PY" -m venv .cache/dynamo-0.5.1
   .cache/dynamo-0.5.1/bin/python -m pip install --quiet --disable-pip-version-check ai-dynamo==0.5.1
 fi
-# The ai-dynamo + ai-dynamo-runtime wheels of six releases, unpacked (not installed) in .cache/wheels/: their
-# own parsers check what dyncc writes for each (tests/test_release_parsers.py), and the 1.3.1, 1.4.2 and 1.5.1
-# frontends show which router policy file each reads (tests/test_router_policy.py). Fetched once.
-for release in 0.5.1 0.8.1 1.3.1 1.4.2 1.5.1 1.6.1; do
+# The ai-dynamo + ai-dynamo-runtime wheels of nine releases, unpacked (not installed) in .cache/wheels/: their
+# own parsers check what dyncc writes for each (tests/test_release_parsers.py), the 1.3.1, 1.4.2 and 1.5.1
+# frontends show which router policy file each reads (tests/test_router_policy.py), and 1.0.2 to 1.5.1 run
+# dyncc's local deployment for real with their mock engine (tests/test_release_runs.py). Fetched once.
+for release in 0.5.1 0.8.1 1.0.2 1.1.1 1.2.1 1.3.1 1.4.2 1.5.1 1.6.1; do
   "$PY" scripts/release_flags.py "$release" --download >/dev/null
 done
 # AIConfigurator 0.12.0 in its own venv: `dyncc init --from-sla`, `dyncc estimate` and the timed twin run it

@@ -30,7 +30,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("build", ("dyncc.deployment", "dyncc.output", "dyncc.sweep_points", "dyncc.twin")),
     ("api", ("dyncc.api",)),
     ("tools", ("dyncc.tools",)),
-    ("cli", ("dyncc.cli", "dyncc.__main__")),
+    # dyncc.lsp: the language server's public import path (editor integrations import dyncc.lsp.lint).
+    ("cli", ("dyncc.cli", "dyncc.__main__", "dyncc.lsp")),
 )
 # The packages whose children are units of their own for the circle check: each target, engine and tool is
 # a part; a circle between two of them is as bad as one between two layers.
