@@ -6,6 +6,7 @@ The declaration only; the manifests are written by :mod:`.impl`.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from dyncc.targets.base import Capability, Implementation, Target
@@ -37,4 +38,8 @@ TARGET: Target[K8sSettings] = Target(
 
 
 def __getattr__(name: str) -> Any:
+    # A submodule (`from dyncc.targets.k8s import cache`) is imported as itself: asking the implementation
+    # for it would import the implementation first, and circle back through that submodule.
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")
     return getattr(importlib.import_module(TARGET.implementation), name)

@@ -6,6 +6,7 @@ The declaration only; the script is written by :mod:`.impl`, imported when the t
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from dyncc.targets.base import Capability, Implementation, Target
@@ -28,4 +29,8 @@ TARGET: Target[LocalSettings] = Target(
 
 def __getattr__(name: str) -> Any:
     # `from dyncc.targets.local import worker_command` keeps working without importing the renderer eagerly.
+    # A submodule (`from dyncc.targets.local import cache`) is imported as itself: asking the implementation
+    # for it would import the implementation first, and circle back through that submodule.
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")
     return getattr(importlib.import_module(TARGET.implementation), name)
