@@ -37,8 +37,8 @@ import pytest
 from conftest import ROOT, in_ci
 from test_lifecycle import example_on_free_ports
 
-from dyncc.tools.lifecycle import run
 from dyncc.targets.ready_probe import bind_error
+from dyncc.tools.lifecycle import run
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
