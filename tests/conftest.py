@@ -3,7 +3,8 @@ files' marker, the hypothesis profiles, the Slurm cluster fixture.
 
 Layers (markers registered in pyproject.toml): the inner loop is
 ``python3 -m pytest -m "not e2e and not slurm and not slow"``; ``e2e`` starts real Dynamo processes,
-``slurm`` needs the Slurm test cluster, ``slow`` is anything over ~5 s, ``reference`` needs
+``slurm`` needs the Slurm test cluster, ``slow`` is anything over ~5 s (and the tests tests/slow_tests.txt
+lists, each measured at 0.5 s or more: the inner loop stays under a minute), ``reference`` needs
 ``../shared/reference`` (skipped without it, except in CI where that is a failure).
 """
 
@@ -194,6 +195,14 @@ def missing_reference(*entries: str) -> str | None:
 DEPLOYING_MODULES = {"test_faults", "test_hardening_up"}
 
 
+# Tests measured at 0.5 s or more: the full suite runs them, the inner loop does not (tests/slow_tests.txt).
+SLOW_TESTS = frozenset(
+    line.strip()
+    for line in (Path(__file__).parent / "slow_tests.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+)
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist turns xdist_group markers into its @group node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Whatever uses the Slurm cluster is in the `slurm` layer, whether or not its file says so; whatever
@@ -201,6 +210,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     `--dist loadgroup` runs on a single worker, one test at a time: two deployments never run side by side
     (they would meet on etcd/NATS's fixed ports, port 8000, the Slurm cluster)."""
     for item in items:
+        if item.nodeid in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
         if "slurm" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slurm)
         module = item.module.__name__.rsplit(".", 1)[-1] if getattr(item, "module", None) else ""
