@@ -12,6 +12,7 @@ from dyncc import __version__
 from dyncc.cli.lazy_commands import LAZY_COMMANDS
 from dyncc.cli.report import fail, internal_error, os_error_diagnostic
 from dyncc.diagnostics import DiagnosticError
+from dyncc.engines import engine_names
 
 if TYPE_CHECKING:
     from dyncc.compiler import Compilation
@@ -91,7 +92,7 @@ def runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
     return click.option(
         "--engine",
-        type=click.Choice(["trtllm", "mocker"]),
+        type=click.Choice(list(engine_names())),
         default=None,
         help="Worker runtime, over the spec's `worker_runtime` (mocker: Dynamo's mock engine, no GPU).",
     )(command)
