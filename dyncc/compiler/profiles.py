@@ -50,7 +50,8 @@ class Profile:
     # The KV router's weights (temperature, overlap credit) go in a generated `--router-policy-config` file, as
     # the default policy's parameters under `worker_selection`, instead of the flags the release deprecates
     # (1.6.x: "removed in v1.7"). Checked against 1.6.1's frontend, which starts with the file and refuses
-    # an unknown or out-of-range parameter in it; 0.5.1 has neither the file nor the deprecation.
+    # an unknown or out-of-range parameter in it; 0.5.1 has neither the file nor the deprecation, and the
+    # 1.3.1/1.4.2/1.5.1 frontends refuse this file (tests/test_router_policy.py): they take the flags.
     router_policy_config: bool = False
     # Worker `--dyn-tool-call-parser` / `--dyn-reasoning-parser` choices (the ai-dynamo-runtime registry).
     tool_call_parsers: tuple[str, ...] = ()

@@ -373,7 +373,7 @@ class K8sSettings(SpecModel):
 
     api_version: Literal["v1beta1", "v1alpha1"] | None = Field(
         None,
-        description="Default: the Dynamo version's (v1beta1 for 1.x, v1alpha1 for 0.x). v1alpha1 is the "
+        description="Default: the Dynamo version's (v1beta1 from Dynamo 1.2.0, whose operator first serves it; v1alpha1 before). v1alpha1 is the "
         "2025 `services` format, for clusters on the old operator.",
     )
     namespace: str | None = Field(
