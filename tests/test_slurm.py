@@ -245,7 +245,7 @@ def test_0x_job_runs_on_dynamo_0_5_1_with_etcd_and_nats(slurm, tmp_path):
 def test_a_failing_worker_step_fails_the_job_with_on_worker_exit_stop(slurm, tmp_path):
     job = SubmittedJob("disagg.yaml", tmp_path, extra={"on_worker_exit": "stop"})
     assert "ON_WORKER_EXIT=stop" in (job.dir / "job.sbatch").read_text()
-    victim = sh("pgrep", "-f", f"dynamo.mocker.*{job.dir}.*--disaggregation-mode decode").stdout.split()
+    victim = _job_pids(job, f"dynamo.mocker.*{job.dir}.*--disaggregation-mode decode")
     assert victim, job.output()
     sh("kill", "-9", victim[0])
     state = _wait_for(
@@ -345,17 +345,25 @@ def test_a_killed_worker_mid_stream_loses_no_request_and_is_restarted(slurm, tmp
     _wait_for(lambda: _no_processes_of(job.dir), 20, "every step's process to exit")
 
 
-def _mocker_pid(job: SubmittedJob, index: int) -> str:
-    """The pid of worker ``index``'s mock engine (found by its system port), or ""."""
-    port = job.system_port_base + index
-    for pid in sh("pgrep", "-f", f"dynamo.mocker.*{job.dir}").stdout.split():
+def _job_pids(job: SubmittedJob, pattern: str, *env: str) -> list[str]:
+    """The pids of this test's own job whose command line matches ``pattern``: only processes whose environment
+    names the job (SLURM_JOB_ID) and holds every ``env`` entry, so a signal never reaches anything else."""
+    wanted = [f"SLURM_JOB_ID={job.job}".encode(), *(e.encode() for e in env)]
+    pids = []
+    for pid in sh("pgrep", "-f", pattern).stdout.split():
         try:
             environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if f"DYN_SYSTEM_PORT={port}".encode() in environ:
-            return pid
-    return ""
+        if all(entry in environ for entry in wanted):
+            pids.append(pid)
+    return pids
+
+
+def _mocker_pid(job: SubmittedJob, index: int) -> str:
+    """The pid of worker ``index``'s mock engine (found by its system port), or ""."""
+    pids = _job_pids(job, f"dynamo.mocker.*{job.dir}", f"DYN_SYSTEM_PORT={job.system_port_base + index}")
+    return pids[0] if pids else ""
 
 
 def _requests_seen(job: SubmittedJob, step: str) -> int:
@@ -391,7 +399,7 @@ def test_a_worker_that_keeps_dying_stops_the_job_after_five_restarts(slurm, tmp_
 @real_job
 def test_the_frontend_exiting_stops_the_job_even_with_restart(slurm, tmp_path):
     job = SubmittedJob("agg.yaml", tmp_path)
-    frontend = sh("pgrep", "-f", f"dynamo.frontend.*--http-port {job.http_port}").stdout.split()
+    frontend = _job_pids(job, f"dynamo.frontend.*--http-port {job.http_port}")
     assert frontend, job.output()
     sh("kill", "-9", frontend[0])
     state = _wait_for(
