@@ -49,6 +49,15 @@ class Flag:
 
 
 @dataclasses.dataclass(frozen=True)
+class Refusal:
+    """One thing a release's parser would refuse in a command line."""
+
+    option: str  # the option it is about ("" for a stray word)
+    kind: Literal["unknown", "value", "arity", "stray"]  # no such flag / a value outside its choices / ...
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Release:
     dynamo: str
     pins: Mapping[str, str]  # engine name -> the version its wheel pins (`Requires-Dist: <engine>==X`)
@@ -71,29 +80,40 @@ class Release:
     def has(self, component: Component, option: str) -> bool:
         return option in self._options[component]
 
+    def accepts(self, component: Component, option: str, value: str | None = None) -> bool:
+        """Whether ``component``'s parser has ``option`` (and takes ``value`` for it, when given)."""
+        flag = self.option(component, option)
+        return flag is not None and (value is None or flag.choices is None or value in flag.choices)
+
     def choices(self, component: Component, option: str) -> tuple[str, ...]:
         flag = self.option(component, option)
         return () if flag is None or flag.choices is None else flag.choices
 
     def argv_problems(self, component: Component, argv: list[str]) -> list[str]:
+        """What this release's parser of ``component`` would refuse in ``argv``, said in words."""
+        return [refusal.message for refusal in self.refusals(component, argv)]
+
+    def refusals(self, component: Component, argv: list[str]) -> list[Refusal]:
         """What this release's parser of ``component`` would refuse in ``argv`` (dyncc writes every option
         in full, `--flag value` or `--flag=value`; nothing positional)."""
-        problems: list[str] = []
+        problems: list[Refusal] = []
         i = 0
         while i < len(argv):
             word = argv[i]
             i += 1
             if not word.startswith("--"):
-                problems.append(f"unexpected argument {word!r}")
+                problems.append(Refusal("", "stray", f"unexpected argument {word!r}"))
                 continue
             option, eq, inline = word.partition("=")
             flag = self.option(component, option)
             if flag is None:
-                problems.append(f"{option} is not a flag of Dynamo {self.dynamo}'s {component}")
+                problems.append(
+                    Refusal(option, "unknown", f"{option} is not a flag of Dynamo {self.dynamo}'s {component}")
+                )
                 continue
             if not flag.takes_value:
                 if eq:
-                    problems.append(f"{option} takes no value")
+                    problems.append(Refusal(option, "arity", f"{option} takes no value"))
                 continue
             if eq:
                 values = [inline]
@@ -108,10 +128,11 @@ class Release:
             else:
                 values = []
             if not values and flag.nargs not in ("*", "?"):
-                problems.append(f"{option} needs a value")
+                problems.append(Refusal(option, "arity", f"{option} needs a value"))
             for value in values:
                 if flag.choices is not None and value not in flag.choices:
-                    problems.append(f"{option} {value!r} is not one of {', '.join(flag.choices)}")
+                    message = f"{option} {value!r} is not one of {', '.join(flag.choices)}"
+                    problems.append(Refusal(option, "value", message))
         return problems
 
     def deprecated_in(self, component: Component, argv: list[str]) -> list[str]:
@@ -188,6 +209,8 @@ _NOT_PINS = ("dynamo", "source")
 
 def release(version: str) -> Release | None:
     """The release of exactly this version (no version is guessed from another)."""
+    if _version_or_none(version) is None:  # only a version names a file: never a path built from other text
+        return None
     own = _data_dir().joinpath(f"dynamo-{version}.json")
     if own.is_file() and _read(own).dynamo == version:
         return _read(own)  # its file alone: a build needs one release, and reading every file took 30 ms
@@ -200,20 +223,12 @@ def newest() -> Release:
 
 def first_with(component: Component, option: str, value: str | None = None) -> Release | None:
     """The oldest release whose ``component`` has ``option`` (accepting ``value``, when given)."""
-    for candidate in releases():
-        flag = candidate.option(component, option)
-        if flag is not None and (value is None or flag.choices is None or value in flag.choices):
-            return candidate
-    return None
+    return next((r for r in releases() if r.accepts(component, option, value)), None)
 
 
 def last_with(component: Component, option: str, value: str | None = None) -> Release | None:
     """The newest release whose ``component`` has ``option`` (accepting ``value``, when given)."""
-    for candidate in reversed(releases()):
-        flag = candidate.option(component, option)
-        if flag is not None and (value is None or flag.choices is None or value in flag.choices):
-            return candidate
-    return None
+    return next((r for r in reversed(releases()) if r.accepts(component, option, value)), None)
 
 
 def availability(component: Component, option: str, deployed: str, value: str | None = None) -> tuple[str, str]:

@@ -31,11 +31,16 @@ def command_problems(plan: DeploymentPlan, component: Component, argv: list, tar
     if release is None:
         return []
     words = ["0" if isinstance(w, Raw) else str(w) for w in argv]
-    problems = []
-    for option in dict.fromkeys(w.partition("=")[0] for w in words if w.startswith("--")):
-        if release.option(component, option) is None:
-            problems.append(f"{option} ({availability(component, option, release.dynamo)[0]})")
-    problems += [p for p in release.argv_problems(component, words) if "is not one of" in p]
+    refusals = release.refusals(component, words)
+    # A flag the release lacks names the release that has it; a value outside the choices says the choices.
+    problems = list(
+        dict.fromkeys(
+            f"{r.option} ({availability(component, r.option, release.dynamo)[0]})"
+            for r in refusals
+            if r.kind == "unknown"
+        )
+    )
+    problems += [r.message for r in refusals if r.kind == "value"]
     if not problems:
         return []
     return [

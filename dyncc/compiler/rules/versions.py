@@ -39,8 +39,7 @@ def _absent(
     rel = profile.release
     if rel is None:
         return
-    flag = rel.option(component, option)
-    if flag is not None and (value is None or flag.choices is None or value in flag.choices):
+    if rel.accepts(component, option, value):
         return
     when, deploy = availability(component, option, profile.dynamo_version, value)
     spelled = f"`{option} {value}`" if value is not None else f"`{option}`"
