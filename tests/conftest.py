@@ -52,6 +52,24 @@ def parse_with_dynamo_0_5_1(items: list[dict]) -> list[dict]:
     return parsed
 
 
+def release_wheels(version: str, needed_for: str) -> Path:
+    """The unpacked ai-dynamo and ai-dynamo-runtime wheels of ``version`` (scripts/setup.sh fetches them, through
+    scripts/release_flags.py). Without them the test is skipped here and fails in CI, which must run the real
+    release (``needed_for`` says for what)."""
+    scripts = str(ROOT / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    from release_flags import unpacked, wheels_for
+
+    if wheels_for(version) is None:
+        reason = f"the ai-dynamo {version} wheels are not in .cache/wheels/ (scripts/setup.sh downloads them)"
+        if in_ci():
+            pytest.fail(f"CI must {needed_for}: {reason}", pytrace=False)
+        pytest.skip(reason)
+    tree: Path = unpacked(version)
+    return tree
+
+
 VALID_EXAMPLES = sorted(EXAMPLES.glob("*.yaml"))
 INVALID_EXAMPLES = sorted((EXAMPLES / "invalid").glob("*.yaml"))
 MULTI_NODE_EXAMPLES = {"wide_ep.yaml", "slurm_site.yaml", "gb200_wide_ep_recipe.yaml"}

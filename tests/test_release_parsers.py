@@ -24,10 +24,10 @@ from typing import Any
 
 import pytest
 from command_lines import CommandLine, build_command_lines
-from conftest import REFERENCE, ROOT, VALID_EXAMPLES, cli, in_ci
+from conftest import REFERENCE, ROOT, VALID_EXAMPLES, cli, release_wheels
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from release_flags import MODULES, parse_command_lines, wheels_for  # noqa: E402
+from release_flags import MODULES, parse_command_lines  # noqa: E402
 
 RELEASES = ["0.5.1", "0.8.1", "1.3.1", "1.6.1"]
 RELEASES_JSON = "dynamo-releases.json"
@@ -40,11 +40,7 @@ pytestmark = pytest.mark.slow
 
 
 def needs_wheels(version: str) -> None:
-    if wheels_for(version) is None:
-        reason = f"the ai-dynamo {version} wheels are not in .cache/wheels/ (scripts/setup.sh downloads them)"
-        if in_ci():
-            pytest.fail(f"CI must check the real parsers: {reason}", pytrace=False)
-        pytest.skip(reason)
+    release_wheels(version, "check the real parsers")
 
 
 def _reference(version: str) -> dict[str, Any]:

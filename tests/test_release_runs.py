@@ -34,7 +34,7 @@ import venv
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, in_ci
+from conftest import ROOT, release_wheels
 from test_lifecycle import example_on_free_ports
 
 from dyncc.targets.ready_probe import bind_error
@@ -51,17 +51,7 @@ RUNS = [
 
 
 def _release_tree(version: str) -> Path:
-    scripts = str(ROOT / "scripts")
-    if scripts not in sys.path:
-        sys.path.insert(0, scripts)
-    from release_flags import unpacked, wheels_for
-
-    if wheels_for(version) is None:
-        reason = f"the ai-dynamo {version} wheels are not in .cache/wheels/ (scripts/setup.sh downloads them)"
-        if in_ci():
-            pytest.fail(f"CI must run the real release: {reason}", pytrace=False)
-        pytest.skip(reason)
-    return unpacked(version)
+    return release_wheels(version, "run the real release")
 
 
 @pytest.fixture(scope="module")

@@ -309,18 +309,9 @@ POLICY_FILE_REFUSALS = {
 
 
 def _release_tree(version: str) -> Path:
-    scripts = str(Path(__file__).resolve().parent.parent / "scripts")
-    if scripts not in sys.path:
-        sys.path.insert(0, scripts)
-    from conftest import in_ci
-    from release_flags import unpacked, wheels_for
+    from conftest import release_wheels
 
-    if wheels_for(version) is None:
-        reason = f"the ai-dynamo {version} wheels are not in .cache/wheels/ (scripts/setup.sh downloads them)"
-        if in_ci():
-            pytest.fail(f"CI must run the real frontend: {reason}", pytrace=False)
-        pytest.skip(reason)
-    return unpacked(version)
+    return release_wheels(version, "run the real frontend")
 
 
 def _run_release_frontend(tmp_path: Path, version: str, argv: list[str], name: str) -> tuple[bool, int | None, str]:
