@@ -23,6 +23,8 @@ import json
 import sys
 from pathlib import Path
 
+from packaging.version import Version
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "dyncc" / "releases" / "data"
 DEFAULT_FLAGS = ROOT.parent / "shared" / "reference" / "dynamo-releases.json"
@@ -124,16 +126,11 @@ DOCUMENTED: dict[str, list[tuple[str, object, str]]] = {
 }
 
 
-def version_key(version: str) -> tuple:
-    from packaging.version import Version
-
-    return (Version(version),)
-
-
 def documented(version: str) -> dict[str, object]:
+    """Each documented fact as it holds for ``version``: the newest step at or before it (PEP 440 order)."""
     facts: dict[str, object] = {}
     for name, steps in DOCUMENTED.items():
-        held = [step for step in steps if version_key(step[0]) <= version_key(version)]
+        held = [step for step in steps if Version(step[0]) <= Version(version)]
         first, value, source = held[-1]
         facts[name] = {"value": value, "since": first, "source": source}
     return facts
