@@ -196,3 +196,23 @@ def test_an_overlap_credit_over_one_is_refused_only_where_the_frontend_refuses_i
         assert (proc.returncode == 0) is ok, proc.stderr
         if not ok:
             assert "DYN703" in proc.stderr and "over 1.0" in proc.stderr
+
+
+@pytest.mark.parametrize("text", ["1." + "9" * 5000, "1.2.3rc" + "9" * 5000, "01.06.01", "1.6.1.post"])
+def test_a_version_no_file_is_named_by_is_unknown_not_a_crash(text):
+    """A release segment over 4,300 digits is refused by int() itself, as ValueError, not InvalidVersion:
+    the CI of 2026-12 found `dynamo.version: 1.999...` (5,000 digits) reported as an internal error."""
+    assert release(text) is None and profile_for(text) is None
+
+
+def test_a_huge_dynamo_version_is_dyn701_at_its_line(tmp_path):
+    spec = tmp_path / "s.yaml"
+    text = (EXAMPLES / "agg.yaml").read_text()
+    spec.write_text(
+        text.replace(
+            "apiVersion: dyncc/v1\n", "apiVersion: dyncc/v1\ndynamo:\n  version: '1.6." + "9" * 5000 + "'\n", 1
+        )
+    )
+    proc = cli("validate", spec)
+    assert proc.returncode == 1 and "internal error" not in proc.stderr, proc.stderr[-500:]
+    assert re.search(r"s\.yaml:5:\d+: error DYN701", proc.stdout + proc.stderr), (proc.stdout + proc.stderr)[-800:]

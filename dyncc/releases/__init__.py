@@ -18,7 +18,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any, Literal
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 Component = Literal["worker", "frontend", "mocker"]
 COMPONENTS: tuple[Component, ...] = ("worker", "frontend", "mocker")
@@ -167,10 +167,12 @@ def _flag(name: str, facts: Mapping[str, Any]) -> Flag:
     )
 
 
-def _version_or_none(name: str) -> Version | None:
+def version_or_none(name: str) -> Version | None:
+    """``name`` as a PEP 440 version, or None when it is not one. ValueError, not only InvalidVersion: a
+    release segment of more than 4,300 digits is refused by int() itself (a spec can say anything)."""
     try:
         return Version(name)
-    except InvalidVersion:
+    except ValueError:
         return None
 
 
@@ -209,7 +211,7 @@ _NOT_PINS = ("dynamo", "source")
 
 def release(version: str) -> Release | None:
     """The release of exactly this version (no version is guessed from another)."""
-    if _version_or_none(version) is None:  # only a version names a file: never a path built from other text
+    if version_or_none(version) is None:  # only a version names a file: never a path built from other text
         return None
     own = _data_dir().joinpath(f"dynamo-{version}.json")
     if own.is_file() and _read(own).dynamo == version:
@@ -245,5 +247,5 @@ def availability(component: Component, option: str, deployed: str, value: str | 
 
 def sorts_before(a: str, b: str) -> bool:
     """Whether release ``a`` comes before ``b`` (PEP 440 order); unknown spellings sort nowhere."""
-    va, vb = _version_or_none(a), _version_or_none(b)
+    va, vb = version_or_none(a), version_or_none(b)
     return va is not None and vb is not None and va < vb

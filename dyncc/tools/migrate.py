@@ -26,13 +26,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from dyncc.deployment import load_spec_text
 from dyncc.diagnostics import Diagnostic, DiagnosticError, YamlPath, format_yaml_path
 from dyncc.engines import engines
+from dyncc.releases import version_or_none
 from dyncc.spec import LoadedSpec
 from dyncc.spec.deprecations import upgrade
 from dyncc.spec.loader import SourceMap, parse_yaml, read_spec_bytes
@@ -123,10 +123,8 @@ class Step:
     def upgrade(self) -> bool:
         """The release migrated to comes after the one migrated from (PEP 440 order); False when either is
         not a version that order knows."""
-        try:
-            return Version(self.new) > Version(self.old)
-        except InvalidVersion:
-            return False
+        new, old = version_or_none(self.new), version_or_none(self.old)
+        return new is not None and old is not None and new > old
 
 
 # A rewrite of the setting at a diagnostic's path: the change line (path, old -> new, why), or None when
