@@ -40,14 +40,6 @@ ALLOWED: dict[str, tuple[int, str]] = {
         "`dyncc import` reads DGDs written for the engine (`dynamo.trtllm`, backendFramework, DYN_TRTLLM_MODEL "
         "and its defaults); it is not to be edited in this change",
     ),
-    "dyncc/aic/": (
-        6,
-        "the AIConfigurator adaptor sits below the engines: its table of the backends AIConfigurator has data "
-        "for (name, measured version, label; engines point into it by Engine.aic_backend), AIC_TRTLLM_VERSION "
-        "that tools/sla.py reads (another change owns it), and mapping.py's account of the worker columns, "
-        "which follow TensorRT-LLM's meaning of batch size and attention DP",
-    ),
-    "dyncc/tools/sla.py": (7, "init --from-sla / estimate tell which TensorRT-LLM AIConfigurator's data measured"),
 }
 
 
@@ -106,18 +98,17 @@ def test_the_registry_and_the_spec_name_the_same_engines():
 def test_engines_name_the_aiconfigurator_backend_they_are():
     """An engine AIConfigurator models names its backend (None: it models none); the twin times the engine the
     mock engine stands in for, and its cache key keeps the `<backend>_data` spelling the cached files hash."""
-    from dyncc.aic import runner
     from dyncc.aic.mapping import Worker
     from dyncc.twin.timing import Grid, PoolTiming
 
-    known = {b.name for b in runner.BACKENDS}
-    assert all(e.aic_backend is None or e.aic_backend in known for e in engines())
-    assert engine("mocker").aic_backend is None
+    assert all((e.aic() is None) == (e.aic_backend is None) for e in engines())
+    assert engine("mocker").aic() is None
     timed = PoolTiming("m", "h200_sxm", Worker(tp=1, bs=1))
     stood_in_for = configuring(engine("mocker"))
     assert timed.backend == stood_in_for.aic_backend is not None
     key = timed.key(Grid.around(128, 32, 1))
-    assert key[f"{stood_in_for.aic_backend}_data"] == runner.backend(timed.backend).version
+    measured = stood_in_for.aic()
+    assert measured is not None and key[f"{stood_in_for.aic_backend}_data"] == measured.version
 
 
 def _imports(path) -> set[str]:

@@ -27,6 +27,7 @@ from dyncc.tools import sla as commands
 
 DATA = Path(__file__).parent / "data" / "aic"
 AIC_PYTHON = runner.VENV_PYTHON
+BACKEND = commands.modelled().backend  # the default engine, as AIConfigurator is asked about it
 needs_aic = pytest.mark.skipif(not AIC_PYTHON.exists(), reason="AIConfigurator venv (.cache/aiconfigurator) missing")
 
 
@@ -252,13 +253,13 @@ def test_estimate_mtp_acceptance_is_checked_against_the_spec(tmp_path: Path) -> 
 def test_missing_aiconfigurator_is_dyn901(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DYNCC_AIC_PYTHON", str(tmp_path / "no-python"))
     with pytest.raises(DiagnosticError) as exc:
-        runner.run("catalog", {})
+        runner.run("catalog", {}, engine=BACKEND)
     assert exc.value.diagnostics[0].code == "DYN901"
     monkeypatch.setenv("DYNCC_AIC_PYTHON", sys.executable)  # this python has no aiconfigurator
     if _has_aic(sys.executable):
         pytest.skip("this python has aiconfigurator")
     with pytest.raises(DiagnosticError) as exc:
-        runner.run("catalog", {})
+        runner.run("catalog", {}, engine=BACKEND)
     assert exc.value.diagnostics[0].code == "DYN901"
 
 
@@ -278,7 +279,7 @@ def test_other_aiconfigurator_version_is_dyn907(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("DYNCC_AIC_PYTHON", sys.executable)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     with pytest.raises(DiagnosticError) as exc:
-        runner.run("catalog", {})
+        runner.run("catalog", {}, engine=BACKEND)
     d = exc.value.diagnostics[0]
     assert d.code == "DYN907" and "0.11.0" in d.message and runner.AIC_VERSION in d.hint
 
@@ -296,7 +297,7 @@ def test_timeout_stops_the_child_and_is_dyn906(monkeypatch: pytest.MonkeyPatch, 
     seen: list[float] = []
     started = time.monotonic()
     with pytest.raises(DiagnosticError) as exc:
-        runner.run("search", {}, timeout=2, progress=lambda s, note: seen.append(s))
+        runner.run("search", {}, timeout=2, progress=lambda s, note: seen.append(s), engine=BACKEND)
     assert exc.value.diagnostics[0].code == "DYN906"
     assert time.monotonic() - started < 15 and seen  # progress was reported while it ran
     _assert_group_ends(int(pidfile.read_text()))  # the whole group (the shell and its sleep) is gone
@@ -305,7 +306,7 @@ def test_timeout_stops_the_child_and_is_dyn906(monkeypatch: pytest.MonkeyPatch, 
 def test_crashing_worker_is_dyn909(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DYNCC_AIC_PYTHON", str(_fake_python(tmp_path, "echo 'Segmentation fault' >&2; exit 139")))
     with pytest.raises(DiagnosticError) as exc:
-        runner.run("search", {})
+        runner.run("search", {}, engine=BACKEND)
     d = exc.value.diagnostics[0]
     assert d.code == "DYN909" and "Segmentation fault" in d.message and "139" in d.message
 
@@ -319,7 +320,7 @@ def test_ctrl_c_stops_the_child(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        runner.run("search", {}, timeout=30, progress=interrupt)
+        runner.run("search", {}, timeout=30, progress=interrupt, engine=BACKEND)
     _assert_group_ends(int(pidfile.read_text()))
 
 

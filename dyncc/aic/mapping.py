@@ -1,14 +1,15 @@
 """AIConfigurator's rows <-> dyncc spec data, both ways, without AIConfigurator.
 
 The rows are those of aiconfigurator 0.12.0's ``cli_default`` (``best_configs``), whose numbers were
-measured on TensorRT-LLM 1.3.0rc20; dyncc deploys Dynamo 1.6.1 with TensorRT-LLM 1.3.0rc29. Column
-meanings that differ from dyncc's:
+measured on the engine version the engine declares (``Engine.aic_data_version``), which need not be the one
+the spec deploys. Column meanings that differ from dyncc's:
 
 - ``tp`` is the *attention* tensor parallelism and ``dp`` the attention data parallelism; a worker has
   ``tp x dp`` ranks per pipeline stage, which is dyncc's ``tensor_parallel`` (attention DP runs inside the
-  TP ranks: ``attention_dp: true`` with ``tensor_parallel = dp``). TensorRT-LLM has no mix of attention
-  TP and DP, so a row with both above 1 is refused.
-- ``bs`` is per attention-DP rank, as TensorRT-LLM's ``max_batch_size`` is.
+  TP ranks: ``attention_dp: true`` with ``tensor_parallel = dp``). A spec's pool has no mix of attention
+  TP and DP (``attention_dp`` makes every TP rank a DP rank, as the engine does), so a row with both above 1
+  is refused.
+- ``bs`` is per attention-DP rank, as the spec's ``engine.max_batch_size`` is.
 - ``moe_tp`` x ``moe_ep`` split the same ranks for MoE layers: dyncc's ``moe_tensor_parallel`` and
   ``expert_parallel``.
 - ``num_total_gpus`` is one replica group (agg: one worker; disagg: ``(p)workers`` prefill plus
@@ -160,7 +161,7 @@ def candidates(search: dict[str, Any], mode: str, total_gpus: int) -> tuple[list
 def _pool(w: Worker, count: int, facts: ModelFacts, role: str) -> dict[str, Any]:
     if w.tp > 1 and w.dp > 1:
         raise mapping_error(
-            f"the {role} worker mixes attention TP {w.tp} with attention DP {w.dp}; TensorRT-LLM runs one or the other",
+            f"the {role} worker mixes attention TP {w.tp} with attention DP {w.dp}; the engine runs one or the other",
             "dyncc takes the next row",
         )
     pool: dict[str, Any] = {"replicas": count, "tensor_parallel": w.tp * w.dp}

@@ -33,24 +33,13 @@ AIC_VERSION = "0.12.0"  # the pin of the `sla` extra: rows and estimates are che
 
 @dataclasses.dataclass(frozen=True)
 class Backend:
-    """An engine as AIConfigurator models it: its backend name (an engine's ``aic_backend``), the version of
-    the engine its kernel data was measured on, and the engine's name in messages."""
+    """An engine as AIConfigurator models it: its backend name, the version of the engine its kernel data
+    was measured on, and the engine's name in messages. Each engine declares its own
+    (:meth:`dyncc.engines.base.Engine.aic`): what AIConfigurator has data for is a fact of the engine."""
 
     name: str
     version: str
     label: str
-
-
-# The engines AIConfigurator 0.12.0 has data for, the first asked about when a caller names none (`dyncc
-# init --from-sla`, `dyncc estimate`). Its data is from 1.3.0rc20 ("current" slot); the Dynamo 1.6.1 dyncc
-# deploys runs 1.3.0rc29, for which it has no data: predictions say so.
-BACKENDS: tuple[Backend, ...] = (Backend("trtllm", "1.3.0rc20", "TensorRT-LLM"),)
-AIC_TRTLLM_VERSION = BACKENDS[0].version  # what tools/sla.py reads (its engine is the default)
-
-
-def backend(name: str) -> Backend:
-    """The backend AIConfigurator calls ``name``."""
-    return next(b for b in BACKENDS if b.name == name)
 
 
 DEFAULT_TIMEOUT_S = 900.0
@@ -163,7 +152,7 @@ def run(
     timeout: float = DEFAULT_TIMEOUT_S,
     progress: Progress | None = None,
     failure: Failure = Failure(),
-    engine: Backend = BACKENDS[0],
+    engine: Backend,
 ) -> dict[str, Any]:
     """One request to AIConfigurator about ``engine``; its ``result`` dict, or a coded DiagnosticError."""
     request = {"backend": engine.name, "backend_label": engine.label, **args}

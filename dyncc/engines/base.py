@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from dyncc.diagnostics import Diagnostic, Severity, YamlPath
 
 if TYPE_CHECKING:
+    from dyncc.aic.runner import Backend
     from dyncc.facts.memory import Budget
     from dyncc.releases import Component, Release
     from dyncc.spec.loader import ModelFacts
@@ -255,9 +256,18 @@ class Engine:
     dgd_backend: str = ""  # a DynamoGraphDeployment's backendFramework and its planner's backend
     dgd_service_prefix: str = ""  # v1alpha1 service names: <prefix>Worker, <prefix>PrefillWorker, ...
     python_package: tuple[str, str] | None = None  # (import name, label) a python must have to run it
-    # AIConfigurator's backend name for it (whose data the twin and `dyncc estimate` read); None: AIConfigurator
-    # cannot model it.
+    # AIConfigurator's backend name for it (whose data the twin and `dyncc estimate` read) and the version of
+    # the engine that data was measured on; None: AIConfigurator cannot model it.
     aic_backend: str | None = None
+    aic_data_version: str | None = None
+
+    def aic(self) -> Backend | None:
+        """The engine as a request to AIConfigurator names it; None where AIConfigurator has no data for it."""
+        if self.aic_backend is None or self.aic_data_version is None:
+            return None
+        from dyncc.aic.runner import Backend  # the runner's own type; imported when AIConfigurator is asked
+
+        return Backend(self.aic_backend, self.aic_data_version, self.label)
 
     def module_impl(self) -> Implementation:
         found: Implementation = importlib.import_module(self.implementation)

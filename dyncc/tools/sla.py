@@ -25,10 +25,36 @@ import click
 from dyncc.aic import mapping, runner
 from dyncc.aic.mapping import Candidate, ModelFacts, Request, aic_worker_args
 from dyncc.diagnostics import Diagnostic, DiagnosticError
+from dyncc.engines import configuring, engine
 from dyncc.facts import aic_systems
+from dyncc.releases import newest, release
+from dyncc.spec.model import CoreSpec, Versions
 from dyncc.spec.schema import SCHEMA_NOTE
 
-DYNCC_TRTLLM = "1.3.0rc29"  # what dyncc's Dynamo 1.6.1 profile deploys (see dyncc/compiler/profiles.py)
+
+@dataclasses.dataclass(frozen=True)
+class Modelled:
+    """The engine AIConfigurator is asked about, and what the spec deploys (its data may be of another version)."""
+
+    backend: runner.Backend
+    deploys: str  # e.g. "Dynamo 1.6.1 with <engine> <version>"
+
+    def data_note(self) -> str:
+        return f"{self.backend.label} {self.backend.version}"
+
+
+def modelled(worker_runtime: str | None = None, dynamo_version: str | None = None) -> Modelled:
+    """What the spec deploys (its ``worker_runtime`` and ``dynamo.version``; a spec's defaults where None): the
+    engine its workers' config is for, as AIConfigurator names it, and that engine's version in the release."""
+    runtime = worker_runtime or CoreSpec.model_fields["worker_runtime"].default
+    version = dynamo_version or Versions.model_fields["version"].default
+    configured = configuring(engine(runtime))
+    backend = configured.aic()
+    if backend is None:
+        raise DiagnosticError([Diagnostic("DYN908", f"AIConfigurator has no data for {configured.label}")])
+    impl = configured.config_impl()
+    known = release(version) or newest()  # an unknown release is DYN701 for `validate`; the newest stands in
+    return Modelled(backend, f"Dynamo {known.dynamo} with {impl.version_note(impl.release_view(known))}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,13 +121,13 @@ def search(req: Request, timeout: float, progress: runner.Progress | None) -> di
         "osl": req.osl,
         "ttft": req.ttft,
         "tpot": req.tpot,
-        "backend_version": runner.AIC_TRTLLM_VERSION,
+        "backend_version": modelled().backend.version,
         "top_n": 5,
     }
     if req.mtp:
         args.update(nextn=req.mtp, nextn_accepted=req.mtp_accepted)
     where = runner.Failure(model_path=(), system_path=(), what="AIConfigurator's search")
-    return runner.run("search", args, timeout=timeout, progress=progress, failure=where)
+    return runner.run("search", args, timeout=timeout, progress=progress, failure=where, engine=modelled().backend)
 
 
 def choose(search_result: dict[str, Any], req: Request, name: str) -> tuple[str, Candidate, list[Rejected]]:
@@ -188,8 +214,7 @@ def render(
         f"# Prediction ({c.label()}, {c.groups} replica group(s) of {c.gpus_per_group} GPUs):",
         f"#   {prediction_line(c)}",
         f"#   at concurrency {concurrency} per replica group ({concurrency * c.groups} in all).",
-        f"# Its data was measured on TensorRT-LLM {runner.AIC_TRTLLM_VERSION}; this spec deploys Dynamo 1.6.1 with "
-        f"TensorRT-LLM {DYNCC_TRTLLM}.",
+        f"# Its data was measured on {modelled().data_note()}; this spec deploys {modelled().deploys}.",
         "# `dyncc estimate` on this file asks AIConfigurator again for the topology as edited.",
     ]
     others = [o for o in found if o is not c][:6]
@@ -238,6 +263,13 @@ def estimate_args(
     spec_path: Path, isl: int | None, osl: int | None, mtp_accepted: float | None, batch_size: int | None = None
 ) -> dict[str, Any]:
     """The cli_estimate arguments for the topology a spec describes; coded errors for what cannot be asked."""
+    return estimate_request(spec_path, isl, osl, mtp_accepted, batch_size)[0]
+
+
+def estimate_request(
+    spec_path: Path, isl: int | None, osl: int | None, mtp_accepted: float | None, batch_size: int | None = None
+) -> tuple[dict[str, Any], Modelled]:
+    """:func:`estimate_args`, and the engine they ask about."""
     from dyncc.deployment import load_spec
 
     loaded = load_spec(spec_path)
@@ -285,7 +317,8 @@ def estimate_args(
         raise err("DYN904", "no ISL/OSL to estimate for", ("benchmark",), "add benchmark: {isl, osl}, or --isl/--osl")
     is_moe = bool(loaded.facts.moe) or any(p.expert_parallel > 1 for _, p in spec.pools.declared())
     args: dict[str, Any] = {"model": spec.model.path, "system": system, "isl": isl, "osl": osl}
-    args["backend_version"] = runner.AIC_TRTLLM_VERSION
+    about = modelled(spec.worker_runtime, spec.dynamo.version)
+    args["backend_version"] = about.backend.version
     if spec.speculative.mode not in ("mtp", "none"):
         raise err(
             "DYN908",
@@ -328,7 +361,7 @@ def estimate_args(
         agg = pools["agg"]
         args.update(mode="agg", batch_size=batch_size or agg.engine.max_batch_size, **aic_worker_args(agg, is_moe))
         args.update(_memory_args(agg, ""))
-        return args
+        return args, about
     prefill, decode = pools["prefill"], pools["decode"]
     groups = math.gcd(prefill.replicas, decode.replicas)  # the spec as copies of AIConfigurator's replica group
     args.update(mode="disagg", prefill_num_workers=prefill.replicas // groups)
@@ -343,7 +376,7 @@ def estimate_args(
     decode_system = system_of("decode")
     if decode_system != system:  # the decode pool on another GPU: AIConfigurator estimates each on its own
         args["decode_system_name"] = decode_system
-    return args
+    return args, about
 
 
 def _memory_args(pool: Any, prefix: str) -> dict[str, Any]:
@@ -366,13 +399,12 @@ def estimate(
     timeout: float = runner.DEFAULT_TIMEOUT_S,
     progress: runner.Progress | None = None,
 ) -> Estimate:
-    args = estimate_args(spec_path, isl, osl, mtp_accepted, batch_size)
+    args, about = estimate_request(spec_path, isl, osl, mtp_accepted, batch_size)
     where = runner.Failure(path=("pools",), what="AIConfigurator's estimate")
-    result = runner.run("estimate", args, timeout=timeout, progress=progress, failure=where)
+    result = runner.run("estimate", args, timeout=timeout, progress=progress, failure=where, engine=about.backend)
     raw = result.get("raw") or {}
     notes = [
-        f"AIConfigurator's data was measured on TensorRT-LLM {runner.AIC_TRTLLM_VERSION}; "
-        f"the spec deploys TensorRT-LLM {DYNCC_TRTLLM}",
+        f"AIConfigurator's data was measured on {about.data_note()}; the spec deploys {about.deploys}",
         f"at ISL {args['isl']}, OSL {args['osl']}, batch size = engine.max_batch_size per attention-DP rank",
         _gpu_note(args),
     ]

@@ -73,6 +73,13 @@ def _spread(low: int, high: int, n: int) -> set[int]:
     return {int(round(low * ratio**i)) for i in range(n)}
 
 
+def aic_engine(name: str) -> runner.Backend:
+    """The registered engine AIConfigurator calls ``name``, as a request to it names the engine."""
+    found = next((b for b in (e.aic() for e in engines()) if b is not None and b.name == name), None)
+    assert found is not None, f"no registered engine is AIConfigurator's {name!r}"
+    return found
+
+
 def stand_in_backend() -> str:
     """AIConfigurator's backend name for the engine the mock workers stand in for: whose step times they take."""
     mock = next(e for e in engines() if e.mock)
@@ -96,7 +103,7 @@ class PoolTiming:
             "model": self.model,
             "system": self.system,
             "aiconfigurator": runner.AIC_VERSION,
-            f"{self.backend}_data": runner.backend(self.backend).version,  # hashed into the file name
+            f"{self.backend}_data": aic_engine(self.backend).version,  # hashed into the file name
             "parallel": self.worker.key(),
             "grid": dataclasses.asdict(grid),
         }
@@ -194,7 +201,7 @@ def timing_file(
     name = pool.file_name(grid)
     if directory is not None and _cached(directory / name):
         return TimingFile(directory / name, True)
-    engine = runner.backend(pool.backend)
+    engine = aic_engine(pool.backend)
     args = {
         "model": pool.model,
         "system": pool.system,

@@ -28,4 +28,7 @@ ENGINE = Engine(
     # Its import alone takes seconds and needs CUDA: `dyncc up` looks for it without importing it.
     python_package=("tensorrt_llm", "TensorRT-LLM"),
     aic_backend="trtllm",
+    # AIConfigurator 0.12.0's data for it is from 1.3.0rc20 (its "current" slot); Dynamo 1.6.1 pins 1.3.0rc29,
+    # for which it has none: predictions say which version they were measured on.
+    aic_data_version="1.3.0rc20",
 )
