@@ -35,11 +35,6 @@ ALLOWED: dict[str, tuple[int, str]] = {
         "engine section's descriptions are what the schema and the spec reference are generated from",
     ),
     "dyncc/cli/group.py": (1, "the group's one-line help, what `dyncc --help` says the tool is for (docs)"),
-    "dyncc/tools/importer/": (
-        14,
-        "`dyncc import` reads DGDs written for the engine (`dynamo.trtllm`, backendFramework, DYN_TRTLLM_MODEL "
-        "and its defaults); it is not to be edited in this change",
-    ),
 }
 
 

@@ -18,6 +18,7 @@ from conftest import REFERENCE
 
 from dyncc.codes import registry
 from dyncc.diagnostics import DiagnosticError
+from dyncc.engines import engines
 from dyncc.tools.importer import Difference, compare, covered, facts, import_dgd, read_sources, round_trip
 
 DEPLOY_DIRS = ("dynamo-examples/deploy", "dynamo-2025-examples/deploy")
@@ -196,6 +197,22 @@ def test_an_engine_key_dyncc_refuses_is_dropped_with_a_warning(manifests, tmp_pa
     engine = result.spec["pools"]["prefill"]["engine"]
     assert "max_batch_size" not in engine and "build_config" not in engine["extra"]
     assert round_trip(result, tmp_path) == []  # both keys are differences, both covered by the warnings
+
+
+def test_a_worker_is_found_and_read_by_the_engine_its_command_runs(manifests):
+    """The import asks the engine registry, not a list of its own: a component running an engine's module is
+    a worker whatever its type, that engine reads its config, and a backendFramework of no engine is named
+    against the engines dyncc deploys."""
+    readers = [e for e in engines() if e.configures]
+    assert readers
+    text = manifests[0].read_text().replace("spec:\n", "spec:\n  backendFramework: elsewhere\n", 1)
+    manifests[0].write_text(text.replace("type: decode", "type: other"))
+    result = import_dgd(manifests)
+    assert result.spec["pools"]["decode"]["engine"]["max_batch_size"] == 64
+    (framework,) = [w.message for w in result.warnings if w.path == ("spec", "backendFramework")]
+    assert framework == f"backendFramework elsewhere: dyncc deploys {' or '.join(e.label for e in readers)}"
+    manifests[0].write_text(text.replace("type: decode", "type: other").replace(readers[0].module, "dynamo.other"))
+    assert set(facts(read_sources(manifests)).roles) == {"frontend", "prefill", "other"}  # not a worker
 
 
 def test_not_one_dgd_or_not_yaml_is_a_coded_error(manifests, tmp_path):

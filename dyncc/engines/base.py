@@ -139,6 +139,28 @@ class ResolvedConfig:
         return node
 
 
+@dataclasses.dataclass(frozen=True)
+class ConfigReading:
+    """What ``dyncc import`` reads of the engine's workers beside their config (``read_config``)."""
+
+    defaults: Mapping[str, Any]  # flattened config key -> the engine's default: written or left out, the same
+    field_keys: Mapping[str, str]  # the spec's engine field -> the config key it is read from
+    transfer_keys: Mapping[str, str]  # the spec's kv_transfer field -> the config key it is read from
+    default_model: str  # the model a worker serves when its command names none
+    model_env: str  # where a Dynamo 1.x worker reads that model from first
+
+
+@dataclasses.dataclass
+class ReadConfig:
+    """A worker's engine config as the spec says it: the inverse of :meth:`ConfigImplementation.config_text`."""
+
+    pool: dict[str, Any]  # the pool's fields: tensor_parallel, pipeline_parallel, ..., attention_dp
+    engine: dict[str, Any]  # the pool's engine section; what it has no field for under `extra`
+    model: dict[str, Any]  # the spec's model settings the config holds
+    transfer: dict[str, Any]  # kv_transfer fields (their config keys: ConfigReading.transfer_keys)
+    unsupported: list[tuple[str, str]]  # (config key, what of it) the spec cannot hold: not carried over
+
+
 class Graph(Protocol):
     """What an engine's rules read of the compiler's deployment graph."""
 
@@ -215,6 +237,12 @@ class ConfigImplementation(Implementation, Protocol):
         ...
 
     def with_draft_model(self, config: Mapping[str, Any], model: str, path: str) -> dict[str, Any]: ...
+
+    READING: ConfigReading
+
+    def read_config(self, config: Mapping[str, Any], role: str) -> ReadConfig:
+        """A worker's engine config read back into the spec (``dyncc import``)."""
+        ...
 
     def version_note(self, view: Any) -> str:
         """The engine and version the generated files' header names, e.g. ``Foo 1.2``."""

@@ -12,6 +12,8 @@ from dyncc.engines.trtllm import ENGINE
 from dyncc.engines.trtllm import engine_config as _config
 from dyncc.engines.trtllm.engine_config import resolve_engine
 from dyncc.engines.trtllm.memory import memory_budget as memory_budget
+from dyncc.engines.trtllm.reading import READING as READING
+from dyncc.engines.trtllm.reading import read_config as read_config
 from dyncc.engines.trtllm.release import TrtllmRelease
 from dyncc.engines.trtllm.release import release_view as release_view
 from dyncc.engines.trtllm.rules import RULES as _RULES

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from dyncc.diagnostics import Diagnostic, YamlPath, format_yaml_path
+from dyncc.engines import Engine
+from dyncc.engines.base import ConfigReading
 from dyncc.tools.import_input import Sources, manifest_error
 from dyncc.tools.importer.manifests import (
-    DYNAMO_DEFAULT_MODEL,
     ENV_FLAGS,
     WORKER_ROLES,
     Component,
@@ -23,6 +25,8 @@ from dyncc.tools.importer.manifests import (
     global_env,
     normalized_flags,
     parse_flags,
+    readable_engines,
+    worker_engine,
 )
 
 # --- turning the facts into a spec ------------------------------------------------------------------
@@ -33,6 +37,7 @@ class SpecBuilder:
         self.sources = sources
         self.notes: list[ImportNote] = []
         self.spec: dict[str, Any] = {}
+        self.engines: dict[str, Engine] = {}  # role -> the engine its workers run
 
     def warn(self, code: str, message: str, hint: str, path: YamlPath, *covers: DiffKey) -> None:
         self.notes.append(ImportNote(Diagnostic(code, message, path=path, hint=hint, severity="warning"), covers))
@@ -87,9 +92,11 @@ class SpecBuilder:
     def _top_level(self, dgd: dict) -> None:
         spec = dgd.get("spec") or {}
         framework = spec.get("backendFramework")
-        if framework not in (None, "trtllm"):
+        readable = readable_engines()
+        if framework not in (None, *(e.dgd_backend for e in readable)):
+            deploys = " or ".join(e.label for e in readable)
             self.warn(
-                "DYN963", f"backendFramework {framework}: dyncc deploys TensorRT-LLM", "", ("spec", "backendFramework")
+                "DYN963", f"backendFramework {framework}: dyncc deploys {deploys}", "", ("spec", "backendFramework")
             )
         known = {"components", "services", "backendFramework", "env"}
         for key in spec:
@@ -200,6 +207,8 @@ class SpecBuilder:
             return
         pool: dict[str, Any] = {"replicas": c.replicas}
         self.spec["pools"][role] = pool
+        runtime = self.engines[role] = worker_engine(c.module)
+        reading = runtime.config_impl().READING
         model = self.spec["model"]
         for flag, value in parse_flags(c.argv):
             if flag in ("--model-path", "--model"):
@@ -232,12 +241,12 @@ class SpecBuilder:
                 self.warn(
                     "DYN954",
                     f"worker flag {flag} {value}".rstrip() + f" ({c.name}) is not modelled by dyncc; dropped",
-                    "if TRT-LLM reads it from the engine config, put it under engine.extra",
+                    f"if {runtime.label} reads it from the engine config, put it under engine.extra",
                     c.path,
                     (role, "flag", flag),
                 )
         if not any(flag in ("--model-path", "--model") for flag, _ in parse_flags(c.argv)):
-            self._default_model(c)
+            self._default_model(c, reading)
         gpus = c.gpus * c.node_count
         config = engine_values(c, self.sources)
         if config is None:
@@ -256,21 +265,22 @@ class SpecBuilder:
                 (role, "flag", "--kv-block-size"),  # dyncc writes it from the engine's tokens_per_block
             )
         else:
-            self._engine(pool, role, config, c, gpus)
+            self._engine(pool, config, c, gpus, runtime)
         env = {**self.global_env, **c.env}
         if env:
             pool["env"] = env
         self._lost_pod_settings(c)
 
-    def _default_model(self, c: Component) -> None:
-        """A worker that names no model serves Dynamo's: DYN_TRTLLM_MODEL (1.x) or its default model."""
+    def _default_model(self, c: Component, reading: ConfigReading) -> None:
+        """A worker that names no model serves its engine's: the one its environment names (1.x), else its
+        default model."""
         env = {**self.global_env, **c.env}
-        from_env = "dynamo" not in self.spec and env.get("DYN_TRTLLM_MODEL")
-        model = from_env or DYNAMO_DEFAULT_MODEL
+        from_env = "dynamo" not in self.spec and env.get(reading.model_env)
+        model = from_env or reading.default_model
         self.warn(
             "DYN971",
             f"{c.name} names no --model-path: Dynamo serves {model} "
-            f"({'from DYN_TRTLLM_MODEL' if from_env else 'its default'}); dyncc writes --model-path {model}",
+            f"({f'from {reading.model_env}' if from_env else 'its default'}); dyncc writes --model-path {model}",
             "check that this is the model the deployment serves; set model.path otherwise",
             c.path,
             (c.role, "flag", "--model-path"),
@@ -302,53 +312,18 @@ class SpecBuilder:
             return
         target[key] = value
 
-    def _engine(self, pool: dict, role: str, config: dict, c: Component, gpus: int) -> None:
-        config = dict(config)
+    def _engine(self, pool: dict, config: dict, c: Component, gpus: int, runtime: Engine) -> None:
+        """The worker's engine config, read back by its engine, as the pool's settings."""
+        role = c.role
         engine = pool.setdefault("engine", {})
-        extra: dict[str, Any] = {}
-        take = config.pop
-        # Coerced to int (or None: TensorRT-LLM's default) when the config was read (import_input).
-        pool["tensor_parallel"] = _given(take("tensor_parallel_size", None), 1)
-        pool["pipeline_parallel"] = _given(take("pipeline_parallel_size", None), 1)
-        ep = _given(take("moe_expert_parallel_size", None), 1)
-        if ep > 1:
-            pool["expert_parallel"] = ep
-        moe_tp = take("moe_tensor_parallel_size", None)
-        if moe_tp is not None:
-            pool["moe_tensor_parallel"] = moe_tp
-        pool["attention_dp"] = bool(take("enable_attention_dp", False))
-        if take("backend", "pytorch") not in ("pytorch", None):
-            self.warn("DYN966", f"{c.name}: engine backend other than pytorch", "", c.path, (role, "engine", "backend"))
-        if take("trust_remote_code", False):
-            self.spec["model"]["trust_remote_code"] = True
-        for key, field in (("max_batch_size",) * 2, ("max_num_tokens",) * 2, ("max_seq_len",) * 2):
-            if key in config:
-                engine[field] = take(key)
-        if "enable_chunked_prefill" in config:
-            engine["chunked_prefill"] = take("enable_chunked_prefill")
-        if "disable_overlap_scheduler" in config:
-            engine["overlap_scheduler"] = not take("disable_overlap_scheduler")
-        elif role == "prefill":
-            engine["overlap_scheduler"] = True  # dyncc's prefill default is off; the original left TRT-LLM's
-        kv = dict(take("kv_cache_config", None) or {})
-        for key, field in (
-            ("free_gpu_memory_fraction", "free_gpu_memory_fraction"),
-            ("dtype", "kv_cache_dtype"),
-            ("tokens_per_block", "tokens_per_block"),
-            ("enable_block_reuse", "enable_block_reuse"),
-        ):
-            if key in kv:
-                engine[field] = kv.pop(key)
-        if kv:
-            extra["kv_cache_config"] = kv
-        self._cuda_graphs(engine, extra, role, config)
-        transceiver = dict(take("cache_transceiver_config", None) or {})
-        self._transfer(transceiver, role, c)
-        if transceiver:
-            extra["cache_transceiver_config"] = transceiver
-        extra.update(config)  # the rest passes through to TRT-LLM verbatim, as dyncc's engine.extra does
-        if extra:
-            engine["extra"] = extra
+        impl = runtime.config_impl()
+        read = impl.read_config(config, role)
+        pool.update(read.pool)
+        for key, what in read.unsupported:
+            self.warn("DYN966", f"{c.name}: {what}", "", c.path, (role, "engine", key))
+        self.spec["model"].update(read.model)
+        engine.update(read.engine)
+        self._transfer(read.transfer, impl.READING.transfer_keys, c)
         if not engine:
             pool.pop("engine")
         used = pool["tensor_parallel"] * pool["pipeline_parallel"]
@@ -361,53 +336,30 @@ class SpecBuilder:
                 (role, "gpus"),
             )
 
-    def _cuda_graphs(self, engine: dict, extra: dict, role: str, config: dict) -> None:
-        if "cuda_graph_config" not in config:
-            if role == "prefill":
-                engine["cuda_graphs"] = {"enabled": True}  # TRT-LLM's default; dyncc's prefill default is off
-            return
-        graphs = config.pop("cuda_graph_config")
-        if graphs is None:
-            engine["cuda_graphs"] = {"enabled": False}
-            return
-        graphs = dict(graphs)
-        out: dict[str, Any] = {}
-        for key, field in (
-            ("max_batch_size", "max_batch_size"),
-            ("batch_sizes", "batch_sizes"),
-            ("enable_padding", "padding"),
-        ):
-            if key in graphs:
-                out[field] = graphs.pop(key)
-        engine["cuda_graphs"] = out or {"enabled": True}
-        if graphs:
-            extra["cuda_graph_config"] = graphs
-
-    def _transfer(self, transceiver: dict, role: str, c: Component) -> None:
+    def _transfer(self, transfer: dict[str, Any], keys: Mapping[str, str], c: Component) -> None:
+        """The pools' KV-transfer settings (``keys``: the engine-config key each is read from) as the spec's
+        one ``kv_transfer``: prefill and decode must agree."""
+        role = c.role
         kvt = self.spec.setdefault("kv_transfer", {})
-        for key, field in (("backend", "backend"), ("max_tokens_in_buffer", "max_tokens_in_buffer")):
-            if key not in transceiver:
-                continue
-            value = transceiver.pop(key)
-            value = value.upper() if isinstance(value, str) else value
+        for field, value in transfer.items():
             if kvt.get(field, value) != value:
                 self.warn(
                     "DYN967",
-                    f"{c.name}: cache_transceiver_config.{key} {value} differs from the other pool's {kvt[field]}",
+                    f"{c.name}: {keys[field]} {value} differs from the other pool's {kvt[field]}",
                     "prefill and decode must agree (DYN202); dyncc writes one value to both",
                     c.path,
-                    (role, "engine", f"cache_transceiver_config.{key}"),
+                    (role, "engine", keys[field]),
                 )
                 continue
             kvt[field] = value
         if role in ("prefill", "decode") and "backend" not in kvt:
             self.warn(
                 "DYN968",
-                f"{c.name}'s engine config sets no cache_transceiver_config.backend; dyncc writes the Dynamo "
+                f"{c.name}'s engine config sets no {keys['backend']}; dyncc writes the Dynamo "
                 "version's default explicitly (without one, every disaggregated request fails)",
                 "set kv_transfer.backend if another backend is meant",
                 c.path,
-                (role, "engine", "cache_transceiver_config.backend"),
+                (role, "engine", keys["backend"]),
             )
         if not kvt:
             self.spec.pop("kv_transfer")
@@ -494,11 +446,6 @@ class SpecBuilder:
                 "dyncc's generated pods have their own probes, working directory and ports",
                 c.path,
             )
-
-
-def _given(value: Any, default: Any) -> Any:
-    """An engine-config value, or TensorRT-LLM's default where the config gives none (or null)."""
-    return default if value is None else value
 
 
 def _milliseconds(value: Any) -> float | None:

@@ -11,7 +11,6 @@ from typing import Any
 
 from dyncc.tools.import_input import read_sources
 from dyncc.tools.importer.manifests import (
-    DEFAULT_ENGINE,
     DEFAULT_FLAGS,
     WORKER_ROLES,
     DgdFacts,
@@ -44,7 +43,7 @@ def compare(original: DgdFacts, rebuilt: DgdFacts) -> list[Difference]:
             if b.engine is not None and role in WORKER_ROLES:
                 diffs.append(Difference((role, "engine", "*"), None, "written by dyncc"))
         elif b.engine is not None:
-            diffs += _compare_maps((role, "engine"), a.engine, b.engine, DEFAULT_ENGINE)
+            diffs += _compare_maps((role, "engine"), a.engine, b.engine, a.engine_defaults)
     return diffs
 
 

@@ -14,12 +14,14 @@ from typing import Any
 import yaml
 
 from dyncc.diagnostics import Diagnostic, YamlPath, format_yaml_path
+from dyncc.engines import Engine, engines
 from dyncc.spec.input_gate import SourceMap
 from dyncc.tools.import_input import EngineText, Sources, engine_config, manifest_error
 
 DiffKey = tuple[str, ...]  # (role, aspect[, item]): ("decode", "flag", "--modality"), ("agg", "engine", "*")
 WORKER_ROLES = ("agg", "prefill", "decode", "encode")
-MODULES = {"dynamo.frontend": "frontend", "dynamo.planner": "planner", "dynamo.trtllm": "worker"}
+# Dynamo's own programs; a worker's is its engine's (Engine.module).
+DYNAMO_MODULES = {"dynamo.frontend": "frontend", "dynamo.planner": "planner"}
 OLD_DISAGG_MODE = {"prefill_and_decode": "agg"}
 # Frontend settings Dynamo also reads from the environment; folded into flags so both spellings compare equal.
 ENV_FLAGS = {
@@ -33,7 +35,8 @@ FLAG_ALIASES = {
     "--kv-events": "--router-kv-events",
     "--no-kv-events": "--no-router-kv-events",
 }
-# Values that are Dynamo's or TRT-LLM's own defaults: written or left out, they mean the same.
+# Values that are Dynamo's own defaults: written or left out, they mean the same (the engine's: its
+# ConfigReading.defaults).
 DEFAULT_FLAGS = {
     "frontend": {
         "--http-port": "8000",
@@ -45,20 +48,6 @@ DEFAULT_FLAGS = {
     },
     "worker": {"--namespace": "dynamo", "--kv-block-size": "32", "--disaggregation-mode": "agg"},
 }
-DEFAULT_ENGINE: dict[str, Any] = {
-    "tensor_parallel_size": 1,
-    "pipeline_parallel_size": 1,
-    "moe_expert_parallel_size": 1,
-    "enable_attention_dp": False,
-    "backend": "pytorch",
-    "disable_overlap_scheduler": False,
-    "kv_cache_config.tokens_per_block": 32,
-    "cuda_graph_config": {},
-    "trust_remote_code": False,
-}
-# The model a TensorRT-LLM worker serves when its command names none (dynamo.trtllm's DEFAULT_MODEL, in 0.5.1
-# and 1.6.1 alike).
-DYNAMO_DEFAULT_MODEL = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
 # Pod settings dyncc writes itself: not reported as lost.
 GENERATED_CONTAINER_KEYS = {"name", "image", "command", "args", "env", "envFrom", "resources", "volumeMounts"}
 
@@ -99,6 +88,8 @@ class RoleFacts:
     flags: dict[str, str]  # normalized flag -> value ("" for a switch)
     engine: dict[str, Any] | None  # flattened engine config; None when the manifests do not hold it
     env: dict[str, str] = dataclasses.field(default_factory=dict)  # the DGD's env, then the component's
+    # The worker's engine's own defaults (flattened): a config value equal to one is the same as none.
+    engine_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -128,6 +119,29 @@ class ImportResult:
     @property
     def warnings(self) -> tuple[Diagnostic, ...]:
         return tuple(n.diagnostic for n in self.notes)
+
+
+# --- the engines the workers run ---------------------------------------------------------------------
+
+
+def readable_engines() -> tuple[Engine, ...]:
+    """The engines whose workers the import reads back: those that read the spec's engine section (the
+    config a DGD mounts for them is what the spec's pool says)."""
+    return tuple(e for e in engines() if e.configures)
+
+
+def worker_engine(module: str | None) -> Engine:
+    """The engine a worker's ``python3 -m MODULE`` runs; a worker whose command names none of them (the
+    image's entrypoint, say) is read as the first one's."""
+    readable = readable_engines()
+    return next((e for e in readable if e.module == module), readable[0])
+
+
+def module_kind(module: str | None) -> str | None:
+    """frontend, planner or worker: what the Dynamo program a container runs is; None for another."""
+    if module in DYNAMO_MODULES:
+        return DYNAMO_MODULES[module]
+    return "worker" if any(e.module == module for e in readable_engines()) else None
 
 
 # --- reading manifests ------------------------------------------------------------------------------
@@ -265,7 +279,7 @@ def parse_flags(argv: Sequence[str]) -> list[tuple[str, str]]:
 def assign_roles(comps: list[Component]) -> None:
     for c in comps:
         flags = dict(parse_flags(c.argv))
-        kind = MODULES.get(c.module or "", c.kind)
+        kind = module_kind(c.module) or c.kind
         if kind == "worker" or c.kind in WORKER_ROLES:
             mode = flags.get("--disaggregation-mode") or (c.kind if c.kind in WORKER_ROLES else "agg")
             c.role = OLD_DISAGG_MODE.get(mode, mode)
@@ -357,12 +371,14 @@ def facts(sources: Sources) -> DgdFacts:
         flags = normalized_flags(c)
         if c.role == "frontend":
             _policy_flags(c, sources, flags)
-        config = engine_values(c, sources) if c.role in WORKER_ROLES else None
+        worker = c.role in WORKER_ROLES
+        config = engine_values(c, sources) if worker else None
         engine = flatten(config) if config is not None else None
+        defaults = worker_engine(c.module).config_impl().READING.defaults if worker else {}
         env = {**global_env(sources.dgd), **c.env}
         if c.role == "frontend":
             env = {k: v for k, v in env.items() if k not in ENV_FLAGS}  # compared as flags
-        roles[c.role] = RoleFacts(c.replicas, c.gpus * c.node_count, c.image, flags, engine, env)
+        roles[c.role] = RoleFacts(c.replicas, c.gpus * c.node_count, c.image, flags, engine, env, defaults)
     meta = sources.dgd.get("metadata") or {}
     return DgdFacts(str(sources.dgd.get("apiVersion", "")), str(meta.get("name", "")), roles)
 

@@ -53,7 +53,7 @@ def _validated(spec: dict, importer: SpecBuilder, base_dir: Path) -> tuple[dict,
         errors, added_events = _check(spec, base_dir)
         if not errors:
             return spec, dropped + [_kv_events_note(role) for role in added_events]
-        engine_errors = [(d, found) for d in errors if (found := _engine_key(d.path)) is not None]
+        engine_errors = [(d, found) for d in errors if (found := _engine_key(d.path, importer)) is not None]
         if engine_errors:
             for d, (role, below, key) in engine_errors:
                 _drop(spec["pools"][role]["engine"], below)
@@ -123,30 +123,18 @@ def _kv_events_note(role: str) -> ImportNote:
     )
 
 
-# The spec's engine fields and the engine-config keys the import took them from.
-ENGINE_FIELD_KEYS = {
-    "max_batch_size": "max_batch_size",
-    "max_num_tokens": "max_num_tokens",
-    "max_seq_len": "max_seq_len",
-    "chunked_prefill": "enable_chunked_prefill",
-    "overlap_scheduler": "disable_overlap_scheduler",
-    "free_gpu_memory_fraction": "kv_cache_config.free_gpu_memory_fraction",
-    "kv_cache_dtype": "kv_cache_config.dtype",
-    "tokens_per_block": "kv_cache_config.tokens_per_block",
-    "enable_block_reuse": "kv_cache_config.enable_block_reuse",
-    "cuda_graphs": "cuda_graph_config",
-}
-
-
-def _engine_key(path: YamlPath) -> tuple[str, tuple[str, ...], str] | None:
+def _engine_key(path: YamlPath, importer: SpecBuilder) -> tuple[str, tuple[str, ...], str] | None:
     """(role, the spec path below the pool's engine, the engine-config key) of an error in imported engine values."""
-    if len(path) < 4 or path[0] != "pools" or path[2] != "engine":
+    if len(path) < 4 or path[0] != "pools" or path[2] != "engine" or str(path[1]) not in importer.engines:
         return None
+    role = str(path[1])
     below = tuple(str(p) for p in path[3:])
     if below[0] == "extra" and len(below) > 1:
-        return str(path[1]), below, ".".join(below[1:])
-    if below[0] in ENGINE_FIELD_KEYS:
-        return str(path[1]), below[:1], ENGINE_FIELD_KEYS[below[0]]
+        return role, below, ".".join(below[1:])
+    # The spec's engine fields, by the engine-config key the import took each from.
+    field_keys = importer.engines[role].config_impl().READING.field_keys
+    if below[0] in field_keys:
+        return role, below[:1], field_keys[below[0]]
     return None
 
 
