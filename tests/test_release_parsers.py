@@ -26,6 +26,9 @@ import pytest
 from command_lines import CommandLine, build_command_lines
 from conftest import REFERENCE, ROOT, VALID_EXAMPLES, cli, release_wheels
 
+from dyncc.engines.mocker.impl import modes as mock_modes
+from dyncc.releases import release
+
 sys.path.insert(0, str(ROOT / "scripts"))
 from release_flags import MODULES, parse_command_lines  # noqa: E402
 
@@ -120,6 +123,10 @@ def test_every_generated_command_line_passes_the_releases_own_parsers(version, t
     built = [name for name, outcome in outcomes["trtllm"].items() if outcome == "built"]
     assert len(built) * 2 > len(VALID_EXAMPLES), outcomes  # most examples build for every release tested
     assert {line.component for line in lines} == {"frontend", "worker", "mocker"}
+    # Where the release's mock engine has prefill and decode workers (by --disaggregation-mode, or by the
+    # --is-prefill-worker/--is-decode-worker switches of 0.6.1-0.9.x), a disaggregated example runs on it.
+    if {"prefill", "decode"} <= mock_modes(release(version)):
+        assert outcomes["mocker"]["disagg_router.yaml"] == "built", outcomes["mocker"]
 
     unique = sorted({(line.component, line.argv) for line in lines})
     verdicts = dict(zip(unique, parse_command_lines(version, unique)))

@@ -17,7 +17,8 @@ data (scripts/gen_releases.py DOCUMENTED, read by profiles.py) that launch.sh fo
   launch.sh sets DYN_EVENT_PLANE=zmq (the broker's).
 Not running here: 1.0.2's mock worker connects to NATS at start-up whatever the event plane; 0.8.1's NATS
 client cannot read the JetStream reply of a nats-server older than 2.10 (Debian's is 2.9.10), so its workers
-exit at start-up; 0.8.1's mock engine has no disagg (dyncc refuses it with DYN503).
+exit at start-up (its mock prefill and decode workers, switched on by --is-prefill-worker and
+--is-decode-worker, are checked by its own parser in tests/test_release_parsers.py).
 """
 
 from __future__ import annotations

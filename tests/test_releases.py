@@ -62,7 +62,8 @@ def test_a_release_file_and_nothing_else_makes_the_profile(version):
     for flag in view.kv_event_flags:
         assert rel.has("worker", flag)
     assert rel.has("worker", view.model_flag) and not rel.option("worker", view.model_flag).deprecated
-    assert mock_modes(rel) <= {"agg", *rel.choices("mocker", "--disaggregation-mode")}
+    switched = {role for role in ("prefill", "decode") if rel.has("mocker", f"--is-{role}-worker")}
+    assert mock_modes(rel) <= {"agg", *rel.choices("mocker", "--disaggregation-mode"), *switched}
 
 
 def test_the_nearest_key_set_is_of_the_same_line_and_not_newer():

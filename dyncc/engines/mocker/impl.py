@@ -27,10 +27,22 @@ def release_view(release: Release) -> Release:
 
 
 def modes(release: Release | None) -> set[str]:
-    """The pool roles the release's mock engine can stand in for: its `--disaggregation-mode` choices, or
-    aggregated serving alone where it has no such flag."""
-    choices = release.choices("mocker", "--disaggregation-mode") if release is not None else ()
-    return (MODES & set(choices)) if choices else {"agg"}
+    """The pool roles the release's mock engine can stand in for: its `--disaggregation-mode` choices; where
+    it has no such option, prefill and decode where it has a switch for each (`--is-prefill-worker`,
+    `--is-decode-worker`: 0.6.1-0.9.x), else aggregated serving alone (0.4-0.6.0)."""
+    if release is None:
+        return {"agg"}
+    choices = release.choices("mocker", "--disaggregation-mode")
+    if choices:
+        return MODES & set(choices)
+    return set(MODES) if all(release.has("mocker", _switch(role)) for role in SWITCHED) else {"agg"}
+
+
+SWITCHED = ("prefill", "decode")  # the modes a mock engine without --disaggregation-mode turns on by a switch
+
+
+def _switch(role: str) -> str:
+    return f"--is-{role}-worker"
 
 
 def _has(release: Release | None, option: str) -> bool:
@@ -53,10 +65,14 @@ def worker_command(pool: PoolWorkers, release: Release) -> WorkerCommand:
         "--speedup-ratio",
         repr(float(pool.speedup_ratio)),
     ]
-    if "--disaggregation-mode" in release.flags["mocker"]:
+    if release.has("mocker", "--disaggregation-mode"):
         flags += ["--disaggregation-mode", pool.role]
-        if pool.role == "prefill":
-            flags.append(Slot("bootstrap_port", flag="--bootstrap-ports"))
+    elif pool.role in SWITCHED and release.has("mocker", _switch(pool.role)):
+        flags.append(_switch(pool.role))  # without the switch the mode is DYN503's, said once
+    # The prefill->decode rendezvous, where the release simulates it (0.8.0 on); without it the handoff is
+    # not simulated, as on a target that leaves the slot empty.
+    if pool.role == "prefill" and release.has("mocker", "--bootstrap-ports"):
+        flags.append(Slot("bootstrap_port", flag="--bootstrap-ports"))
     if pool.request_plane is not None:  # frontend and workers must agree on it; the mock takes the same flag
         flags += ["--request-plane", pool.request_plane]
     if limits.data_parallel is not None:
