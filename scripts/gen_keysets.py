@@ -516,7 +516,8 @@ def uncertain(v: Version, shape: dict, unchecked: dict, nearest: dict, data: dic
     if "types" in nearest:
         found.append(
             "value types (types, types_defaults, ...) were transcribed by hand for 1.1.0rc5 and 1.3.0rc29 only: "
-            "none here, so DYN114 checks no engine value's type for this version"
+            "none here, so DYN114 checks this version's engine values against the nearest typed key set's types, "
+            "as a warning naming that version"
         )
     for field in sorted(set(nearest) - carried - {"types_variants", "types_placeholders", "types_fallbacks"}):
         value = nearest[field]

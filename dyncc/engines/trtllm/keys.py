@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
+from packaging.version import Version
+
 # Keys TRT-LLM 1.x removed; named so the error can say "removed" rather than "unknown".
 REMOVED_KEYS = {
     "build_config": "removed with the TensorRT engine-build path; the PyTorch backend has no build step",
@@ -45,6 +47,28 @@ def keys_versions() -> list[str]:
     """The TRT-LLM versions dyncc has a key set for (one ``data/trtllm_<version>_keys.json`` each)."""
     names = [p.name for p in resources.files(__package__).joinpath("data").iterdir()]
     return sorted(n.removeprefix("trtllm_").removesuffix("_keys.json") for n in names if n.endswith("_keys.json"))
+
+
+def nearest_version(trtllm: str, known: list[str]) -> str:
+    """Of the TRT-LLM versions ``known`` (not empty), the one that stands for ``trtllm``: itself where known;
+    else the newest of the same TRT-LLM line not newer than it (an older set may refuse a key it added,
+    which is said; a newer one could pass a key it lacks, which is not), else that line's oldest, else the
+    nearest of another line."""
+    if trtllm in known:
+        return trtllm
+    pinned = Version(trtllm)
+    line = [v for v in known if Version(v).release[:2] == pinned.release[:2]]
+    older = [v for v in line if Version(v) <= pinned]
+    if older:
+        return max(older, key=Version)
+    if line:
+        return min(line, key=Version)
+    return min(known, key=lambda v: (abs(_line_number(Version(v)) - _line_number(pinned)), Version(v)))
+
+
+def _line_number(version: Version) -> int:
+    major, minor = (version.release + (0, 0))[:2]
+    return major * 1000 + minor
 
 
 @functools.lru_cache(maxsize=8)

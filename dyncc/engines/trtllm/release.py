@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from packaging.version import Version
-
-from dyncc.engines.trtllm.keys import accepted_keys, enum_values, keys_versions
+from dyncc.engines.trtllm.keys import accepted_keys, enum_values, keys_versions, nearest_version
 from dyncc.releases import Release
 
 # The key in a release file that names the TensorRT-LLM its wheel pins (`Requires-Dist: tensorrt-llm==X`).
@@ -57,26 +55,10 @@ def pin(rel: Release) -> str:
 
 
 def keyset_for(trtllm: str) -> str:
-    """The key set that checks engine configs for a TensorRT-LLM pin: the pin's own where dyncc carries it;
-    else the newest set of the same TRT-LLM line not newer than the pin (an older set may refuse a key the pin
-    added, which is said; a newer one could pass a key the pin lacks, which is not), else that line's oldest,
-    else the nearest set of another line. DYN707 warns whenever the set is not the pin's own."""
-    known = keys_versions()
-    if trtllm in known:
-        return trtllm
-    pinned = Version(trtllm)
-    line = [v for v in known if Version(v).release[:2] == pinned.release[:2]]
-    older = [v for v in line if Version(v) <= pinned]
-    if older:
-        return max(older, key=Version)
-    if line:
-        return min(line, key=Version)
-    return min(known, key=lambda v: (abs(_line_number(Version(v)) - _line_number(pinned)), Version(v)))
-
-
-def _line_number(version: Version) -> int:
-    major, minor = (version.release + (0, 0))[:2]
-    return major * 1000 + minor
+    """The key set that checks engine configs for a TensorRT-LLM pin: the pin's own where dyncc carries it,
+    else the nearest (:func:`~dyncc.engines.trtllm.keys.nearest_version`). DYN707 warns whenever the set is
+    not the pin's own."""
+    return nearest_version(trtllm, keys_versions())
 
 
 def _encode_endpoint(rel: Release) -> str | None:

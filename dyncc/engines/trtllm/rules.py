@@ -14,7 +14,7 @@ from dyncc.engines.trtllm.engine_config import OWNED_KEYS
 from dyncc.engines.trtllm.keys import KeyProblem, accepted_keys, accepts, check_engine_config, speculative_form
 from dyncc.engines.trtllm.overrides import LostValue, effective_value, is_set, lookup, lost_values
 from dyncc.engines.trtllm.release import TrtllmRelease, keyset_for, pin
-from dyncc.engines.trtllm.types import value_problems
+from dyncc.engines.trtllm.types import typed_version, value_problems
 from dyncc.releases import releases
 
 RULES: list[EngineRule] = []
@@ -102,21 +102,35 @@ def extra_value_types(graph: Graph) -> Iterator[Diagnostic]:
             )
         # Every other value against the type TensorRT-LLM declares for it (the key set's `types`, read from
         # its llm_args at the pinned release), coerced as its pydantic models coerce YAML ("8" is an int).
-        # Values DYN108 already names (an unknown key, a value outside an enum) are not reported twice.
+        # Values DYN108 already names (an unknown key, a value outside an enum) are not reported twice. A key
+        # set whose types were not read is checked against the nearest typed one, as a warning: the type of a
+        # key rarely changes between releases, but that version's own declaration was not read.
         version = graph.engine_release.keyset
+        typed = typed_version(version)
+        if typed is None:
+            continue
         reported = {dotted for dotted, _, _ in p.engine.type_errors}
         reported |= {".".join(problem.path) for problem in check_engine_config(p.engine.config, version)}
-        for path, reason in value_problems(version, p.engine.config):
+        for path, reason in value_problems(typed, p.engine.config):
             dotted = ".".join(path)
             if dotted in reported or any(dotted.startswith(r + ".") for r in reported):
                 continue
             shown = repr(p.engine.get(dotted))
             shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            if typed == version:
+                yield finding(
+                    f"engine `{dotted}: {shown}` is refused by TensorRT-LLM {version}: {reason}; "
+                    "the worker would exit at start-up",
+                    _source_path(p, dotted),
+                    "give the value the type TensorRT-LLM declares for this key",
+                )
+                continue
             yield finding(
-                f"engine `{dotted}: {shown}` is refused by TensorRT-LLM {version}: {reason}; "
-                "the worker would exit at start-up",
+                f"engine `{dotted}: {shown}`: TensorRT-LLM {typed} refuses it ({reason}); dyncc has not read "
+                f"the types of {version}, whose keys check this spec, and the worker would likely exit at start-up",
                 _source_path(p, dotted),
-                "give the value the type TensorRT-LLM declares for this key",
+                f"give the value the type TensorRT-LLM {typed} declares for this key",
+                severity="warning",
             )
 
 

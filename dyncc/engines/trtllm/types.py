@@ -40,7 +40,7 @@ from pydantic import (
     ValidationError,
 )
 
-from .keys import accepted_keys
+from .keys import accepted_keys, keys_versions, nearest_version
 
 _SCALARS: dict[str, Any] = {
     "int": int,
@@ -222,6 +222,13 @@ def describe(node: TypeNode) -> str:
 def _compiled(text: str) -> tuple[TypeNode, TypeAdapter[Any]]:
     node = parse(text)
     return node, TypeAdapter(to_python(node))
+
+
+def typed_version(version: str) -> str | None:
+    """The key set whose value types check ``version``'s engine configs: its own where it carries types
+    (read from that version's llm_args), else the nearest one that does; None where none does."""
+    typed = [v for v in keys_versions() if accepted_keys(v).get("types")]
+    return nearest_version(version, typed) if typed else None
 
 
 def type_of(version: str, dotted: str) -> str | None:
