@@ -5,9 +5,12 @@ In process (`cli`), except the tests of what a real interpreter's exit status is
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
-from conftest import EXAMPLES, assert_no_traceback, cli, run_dyncc
+from conftest import EXAMPLES, ROOT, assert_no_traceback, cli, run_dyncc
 
 JUNK = {
     "empty.yaml": b"",
@@ -69,6 +72,49 @@ def test_an_unwritable_output_is_exit_1_from_a_real_process(tmp_path):
     proc = run_dyncc("build", EXAMPLES / "agg.yaml", "-o", "/proc/dyncc-out")
     assert_no_traceback(proc)
     assert proc.returncode == 1 and "error DYN505" in proc.stderr
+
+
+def _with_reader_gone(*args: object) -> subprocess.CompletedProcess[str]:
+    """A real dyncc whose stdout is a pipe the reader has already closed, as `dyncc ... | head` ends."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "dyncc", *map(str, args)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("validate", *sorted(EXAMPLES.glob("*.yaml"))), ("explain-code", "DYN101"), ("schema",)],
+    ids=["validate", "explain-code", "schema"],
+)
+def test_a_reader_that_went_away_ends_dyncc_quietly_as_sigpipe_would(args):
+    """Not DYN505 "cannot write output" and exit 1 (which says "invalid"): the status coreutils give, 141."""
+    proc = _with_reader_gone(*args)
+    assert (proc.returncode, proc.stderr) == (141, "")
+
+
+def test_only_stdout_without_a_reader_counts_as_the_reader_gone(monkeypatch):
+    """A broken pipe elsewhere (to a child process) stays a coded error (DYN505): the boundary asks whether
+    stdout itself lost its reader, which a pipe with a live reader has not."""
+    from dyncc.cli import report
+
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "w") as stream:
+        monkeypatch.setattr(sys, "stdout", stream)
+        assert not report.stdout_reader_gone()
+        os.close(read_end)
+        assert report.stdout_reader_gone()
+        monkeypatch.undo()
+    assert report.os_error_diagnostic(BrokenPipeError(32, "Broken pipe"), {}).code == "DYN505"
 
 
 def test_text_errors_show_code_location_and_hint():

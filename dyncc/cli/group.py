@@ -10,7 +10,7 @@ import click
 
 from dyncc import __version__
 from dyncc.cli.lazy_commands import LAZY_COMMANDS
-from dyncc.cli.report import fail, internal_error, os_error_diagnostic
+from dyncc.cli.report import fail, internal_error, os_error_diagnostic, reader_gone, stdout_reader_gone
 from dyncc.diagnostics import DiagnosticError
 from dyncc.engines import engine_names
 
@@ -28,6 +28,10 @@ class DynccCommand(click.Command):
             raise
         except DiagnosticError as exc:
             fail(exc.diagnostics)
+        except BrokenPipeError as exc:
+            if stdout_reader_gone():
+                reader_gone()
+            fail([os_error_diagnostic(exc, ctx.params)])
         except OSError as exc:
             fail([os_error_diagnostic(exc, ctx.params)])
         except Exception as exc:  # noqa: BLE001 - the boundary: anything else is a bug, shown without a traceback

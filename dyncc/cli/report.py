@@ -4,6 +4,7 @@ or one internal-error line naming the file that holds the trace (exit 3)."""
 from __future__ import annotations
 
 import os
+import select
 import sys
 import tempfile
 import traceback
@@ -18,6 +19,9 @@ from dyncc.diagnostics import Diagnostic, printable
 
 EXIT_INVALID = 1
 EXIT_INTERNAL = 3
+# The reader of dyncc's output went away (`dyncc validate ... | head`): the status a process that SIGPIPE ended
+# has (128 + 13), as coreutils' have, not "invalid".
+EXIT_READER_GONE = 141
 # Parameters that name files a command writes; an OSError on any other file is a read error.
 OUTPUT_PARAMS = ("out_dir", "output")
 
@@ -89,6 +93,28 @@ def os_error_diagnostic(exc: OSError, params: dict[str, Any]) -> Diagnostic:
         f"cannot write {filename or 'output'}: {reason}",
         hint="choose an output path in a writable, existing directory",
     )
+
+
+def stdout_reader_gone() -> bool:
+    """Whether the pipe on stdout has no reader left (poll reports an error on its write end): a broken pipe
+    elsewhere, to a child process say, is not the user's reader going away."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no descriptor (captured output): not a pipe to a reader
+        return False
+
+
+def reader_gone() -> NoReturn:
+    """Stop quietly when the pipe dyncc writes its output to was closed: nothing more can be said there, and
+    the interpreter's own flush at exit must not fail on it (stdout is pointed at the null device)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no stdout descriptor to point elsewhere: nothing left to flush either
+        pass
+    sys.exit(EXIT_READER_GONE)
 
 
 def internal_error(exc: BaseException) -> NoReturn:
