@@ -30,23 +30,30 @@ class Validation:
         return not any(d.is_error for d in self.diagnostics)
 
 
-def validate(path: str | Path, targets: Iterable[str] = ("all",)) -> Validation:
+def validate(path: str | Path, targets: Iterable[str] = ("all",), dynamo_version: str | None = None) -> Validation:
     """Load and check one spec file (:func:`validate_text` on its bytes). Every problem comes back as a
     diagnostic, none as an exception."""
     try:
         raw = read_spec_bytes(Path(path))  # bounded: the loader's size cap
     except DiagnosticError as exc:
         return Validation(str(path), tuple(exc.diagnostics))
-    return validate_text(raw, str(path), Path(path).parent, targets)
+    return validate_text(raw, str(path), Path(path).parent, targets, dynamo_version)
 
 
-def validate_text(raw: bytes | str, file: str, base_dir: Path, targets: Iterable[str] = ("all",)) -> Validation:
+def validate_text(
+    raw: bytes | str,
+    file: str,
+    base_dir: Path,
+    targets: Iterable[str] = ("all",),
+    dynamo_version: str | None = None,
+) -> Validation:
     """Load and check one spec's text, run the checks of the targets it is meant for (``all``: every
     registered target that can run it; the others are named in an info diagnostic with their reason), and
     check every point of its `sweep:` the same way (DYN804/DYN805). `validate` and the language server
-    both call this, so the editor shows what CI will."""
+    both call this, so the editor shows what CI will. ``dynamo_version`` checks the spec as deploying that
+    release instead of its own (`validate --dynamo-version`, as `build --dynamo-version` builds it)."""
     try:
-        loaded = load_spec_text(raw, file, base_dir)
+        loaded = with_dynamo_version(load_spec_text(raw, file, base_dir), dynamo_version)
     except DiagnosticError as exc:
         return Validation(file, tuple(exc.diagnostics))
     wanted = tuple(targets)
@@ -54,7 +61,7 @@ def validate_text(raw: bytes | str, file: str, base_dir: Path, targets: Iterable
     if loaded.spec.sweep and not has_errors(found):
         from dyncc import sweep_points
 
-        points = sweep_points.expand_loaded(raw, loaded)
+        points = sweep_points.expand_loaded(raw, loaded, dynamo_version)
         sweep_points.check_points(points, loaded, wanted, check)
         found = locate(loaded, found + sweep_points.summary(points))
     return Validation(file, tuple(found))
@@ -220,10 +227,24 @@ def with_dynamo_version(loaded: LoadedSpec, version: str | None) -> LoadedSpec:
     try:
         versions = Versions(version=version)
     except ValidationError:
+        unprefixed = version[1:] if version[:1] in ("v", "V") else None
+        hint = (
+            f"did you mean `{unprefixed}`? (no `v`)"
+            if unprefixed and _is_version(unprefixed)
+            else "e.g. 1.6.1 or 0.5.1"
+        )
         raise DiagnosticError(
-            [Diagnostic("DYN013", f"--dynamo-version {version!r} is not a version", hint="e.g. 1.6.1 or 0.5.1")]
+            [Diagnostic("DYN013", f"--dynamo-version {version!r} is not a version", hint=hint)]
         ) from None
     return dataclasses.replace(loaded, spec=loaded.spec.model_copy(update={"dynamo": versions}))
+
+
+def _is_version(text: str) -> bool:
+    try:
+        Versions(version=text)
+    except ValidationError:
+        return False
+    return True
 
 
 def build(

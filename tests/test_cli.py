@@ -147,3 +147,23 @@ def test_unwritable_output_paths_are_coded_errors(tmp_path):
         proc = cli(*args)
         assert_no_traceback(proc)
         assert proc.returncode == 1 and "error DYN505" in proc.stderr, (args, proc.stderr)
+
+
+def test_explain_given_a_code_points_at_explain_code():
+    proc = cli("explain", "DYN014")
+    assert proc.returncode == 2 and "`dyncc explain-code DYN014`" in proc.stderr
+    assert "cannot read spec file" not in proc.stderr
+
+
+def test_validate_checks_a_spec_as_another_release_would_deploy_it(tmp_path):
+    """`validate --dynamo-version` refuses what that release cannot run, as `build --dynamo-version` does."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        (EXAMPLES / "disagg_router.yaml").read_text().replace("  mode: kv\n", "  mode: kv\n  reset_states: true\n")
+    )
+    own = cli("validate", spec)  # the spec's own release, 1.6.1, dropped --router-reset-states
+    assert own.returncode == 1 and "Dynamo 1.3.1 was the last release with it" in own.stderr
+    assert cli("validate", spec, "--dynamo-version", "1.3.1").returncode == 0
+    assert cli("build", spec, "--dynamo-version", "1.3.1", "-o", tmp_path / "o", "-t", "local").returncode == 0
+    prefixed = cli("validate", spec, "--dynamo-version", "v1.3.1")
+    assert prefixed.returncode == 1 and "did you mean `1.3.1`?" in prefixed.stderr

@@ -28,9 +28,14 @@ if TYPE_CHECKING:
     help="json: one machine-readable report; github: workflow annotations; sarif: SARIF 2.1.0; junit: JUnit XML.",
 )
 @target_option("Run this target's checks too; `all`: every target that can run the spec (the others are named).")
-def validate(specs: tuple[str, ...], fmt: str, targets: tuple[str, ...]) -> None:
+@click.option(
+    "--dynamo-version",
+    default=None,
+    help="Check the specs as deploying this Dynamo version instead of their own (as `dyncc build --dynamo-version`).",
+)
+def validate(specs: tuple[str, ...], fmt: str, targets: tuple[str, ...], dynamo_version: str | None) -> None:
     """Check SPECS and the checks of the targets they are meant for; exit 1 if any has an error."""
-    results = [_validate_one(path, targets) for path in specs]
+    results = [_validate_one(path, targets, dynamo_version) for path in specs]
     if fmt in ("github", "sarif", "junit"):
         from dyncc.tools.formats import render
 
@@ -51,14 +56,14 @@ def validate(specs: tuple[str, ...], fmt: str, targets: tuple[str, ...]) -> None
     sys.exit(0 if all(r.ok for r in results) else EXIT_INVALID)
 
 
-def _validate_one(path: str, targets: tuple[str, ...]) -> Validation:
+def _validate_one(path: str, targets: tuple[str, ...], dynamo_version: str | None) -> Validation:
     """One file's result; a file that cannot be read is a diagnostic of its own, so the others (and the
     JSON report) are still given."""
     from dyncc.api import Validation
     from dyncc.api import validate as validate_spec
 
     try:
-        return validate_spec(path, targets)
+        return validate_spec(path, targets, dynamo_version)
     except OSError as exc:
         diagnostic = os_error_diagnostic(exc, {})
         return Validation(path, (diagnostic.located(Location(path, 1, 1)),))

@@ -54,16 +54,22 @@ def graph(spec: str, fmt: str, output: str | None) -> None:
         sys.stdout.buffer.write(data)
 
 
-@main.command()
+@main.command(short_help="Placement (node x GPU -> pool, replica, rank) and each engine value's origin.")
 @click.argument("spec", type=click.Path(dir_okay=False))
 def explain(spec: str) -> None:
     """Placement (node x GPU -> pool, replica, rank) and each engine value's origin."""
+    from dyncc.codes import lookup
     from dyncc.tools.views import explain as explain_compilation
+
+    if not Path(spec).exists() and lookup(spec.upper()) is not None:  # `explain DYN014`: a code, not a spec
+        raise click.UsageError(
+            f"{spec} is a diagnostic code, not a spec file: `dyncc explain-code {spec.upper()}` says what it means"
+        )
 
     say(explain_compilation(compile_or_fail(spec)), nl=False)
 
 
-@main.command("explain-code")
+@main.command("explain-code", short_help="What a diagnostic code means, with a spec that triggers it.")
 @click.argument("code")
 def explain_code(code: str) -> None:
     """What diagnostic CODE (e.g. DYN205) means, and the example spec that triggers it."""
