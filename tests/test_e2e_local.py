@@ -177,6 +177,8 @@ def test_dyncc_up_smoke_on_disagg_router_exits_0(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "smoke: 2 passed, 0 failed" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
+    # Stopping the processes prints no job-control lines of the launch script's shell ("[4]+ Terminated ...").
+    assert not re.search(r"^\[\d+\][+-]? +Terminated", proc.stdout + proc.stderr, re.M), proc.stdout + proc.stderr
 
 
 def test_ctrl_c_on_dyncc_up_stops_the_deployment(tmp_path):

@@ -90,6 +90,9 @@ start_worker() {
 
 stop_all() {
   trap - INT TERM HUP EXIT
+  # Job control off: the processes keep the groups they were started in (the kills below need them), and
+  # bash stops printing a "[n]+ Terminated ..." line for each job these kills end.
+  set +m
   local pid deadline=$((SECONDS + 8))
   for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do
