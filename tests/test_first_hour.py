@@ -85,6 +85,21 @@ def test_diff_of_an_explicit_replica_count_is_a_change_not_an_addition(tmp_path)
     assert "pools.agg.replicas: 1 -> 3" in from_default.stdout, from_default.stdout
 
 
+def test_diff_exit_code_says_whether_anything_differs(tmp_path):
+    """`--exit-code`: 1 when the spec, the deployment or a file differs, 0 for one spec written two ways."""
+    text = (EXAMPLES / "agg.yaml").read_text()
+    left_out = tmp_path / "left-out.yaml"
+    left_out.write_text(text.replace("    replicas: 1\n", ""))
+    three = tmp_path / "three.yaml"
+    three.write_text(text.replace("    replicas: 1\n", "    replicas: 3\n"))
+    assert cli("diff", EXAMPLES / "agg.yaml", left_out, "--exit-code").returncode == 0
+    changed = cli("diff", EXAMPLES / "agg.yaml", three, "--exit-code")
+    assert changed.returncode == 1 and "pools.agg.replicas: 1 -> 3" in changed.stdout
+    assert cli("diff", EXAMPLES / "agg.yaml", three).returncode == 0  # without it, a report is not a failure
+    release = cli("diff", EXAMPLES / "agg.yaml", "--new-version", "1.3.1", "--exit-code")
+    assert release.returncode == 1, release.stdout  # other flags and files on another release
+
+
 def test_diff_names_a_whole_new_section_once():
     proc = cli("diff", EXAMPLES / "agg.yaml", EXAMPLES / "disagg_router.yaml")
     assert proc.returncode == 0, proc.stderr

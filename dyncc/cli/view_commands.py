@@ -121,7 +121,8 @@ def schema(output: str | None) -> None:
     metavar="VERSION",
     help="Build NEW (OLD when NEW is not given) for this Dynamo release, as `dyncc migrate --to` rewrites it.",
 )
-def diff(old: str, new: str | None, old_version: str | None, new_version: str | None) -> None:
+@click.option("--exit-code", is_flag=True, help="Exit 1 when anything differs (as `git diff --exit-code`), for CI.")
+def diff(old: str, new: str | None, old_version: str | None, new_version: str | None, exit_code: bool) -> None:
     """What changes between two specs, and on the cluster: replicas, GPUs, flags, engine keys, files.
     With one spec and --new-version: what changes when it is deployed on another Dynamo release."""
     from dyncc.tools.diff import compile_for_release, diff_compilations
@@ -133,5 +134,8 @@ def diff(old: str, new: str | None, old_version: str | None, new_version: str | 
         after = compile_for_release(new or old, new_version)
     except DiagnosticError as exc:
         fail(exc.diagnostics)
-    for line in diff_compilations(before, after):
+    found = diff_compilations(before, after)
+    for line in found.lines:
         say(line)
+    if exit_code and found.changed:
+        sys.exit(EXIT_INVALID)

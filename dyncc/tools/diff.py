@@ -7,6 +7,7 @@ for another Dynamo release (:func:`compile_for_release`), so one spec compares w
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,13 @@ def _pool_view(plan: DeploymentPlan) -> dict:
     return {p.role: p for p in plan.pools}
 
 
-def diff_compilations(old: Compilation, new: Compilation) -> list[str]:
+@dataclasses.dataclass(frozen=True)
+class SpecDiff:
+    lines: list[str]  # the report: a heading per part, then what changed in it
+    changed: bool  # anything in the spec, the deployment or a file differs (`dyncc diff --exit-code`)
+
+
+def diff_compilations(old: Compilation, new: Compilation) -> SpecDiff:
     lines = ["# spec"]
     lines += _changes(_spec_values(old), _spec_values(new), "  ")
     lines.append("# deployment")
@@ -158,4 +165,5 @@ def diff_compilations(old: Compilation, new: Compilation) -> list[str]:
             lines.append(f"  {target}: {', '.join(changed)} change")
         else:
             lines.append(f"  {target}: unchanged")
-    return lines
+    unchanged = [line for line in lines if line.startswith("#") or line.endswith(": unchanged")]
+    return SpecDiff(lines, len(unchanged) < len(lines))
