@@ -94,6 +94,9 @@ class Diagnostic:
     hint: str | None = None
     severity: Severity = "error"
     location: Location | None = None
+    # About the key at ``path`` (one that should not be there), not its value: located at the key, where
+    # the caret of an unknown spec key (DYN010) is.
+    about_key: bool = False
 
     if CHECK_CODES:
 

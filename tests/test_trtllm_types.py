@@ -330,3 +330,14 @@ def test_a_release_whose_types_were_not_read_is_checked_by_the_nearest_typed_one
     ]
     assert f"TensorRT-LLM {typed} refuses it" in found[0]["message"] and keyset in found[0]["message"]
     assert not [d for d in _diagnostics(tmp_path, "        stream_interval: 4\n", dynamo) if d["code"] == "DYN114"]
+
+
+def test_an_unknown_engine_key_is_pointed_at_by_its_key_and_a_bad_value_by_its_value(tmp_path):
+    """DYN108's caret sits on the key it does not know (as DYN010's does in the spec) and on the value it
+    refuses; the newcomer saw the unknown key's caret under its value."""
+    found = _diagnostics(tmp_path, "        print_iter_logs: false\n        moe_config: {backend: NOPE}\n")
+    located = {d["path"]: (d["line"], d["column"]) for d in found if d["code"] == "DYN108"}
+    assert located == {
+        "pools.agg.engine.extra.print_iter_logs": (9, 9),
+        "pools.agg.engine.extra.moe_config.backend": (10, 31),
+    }

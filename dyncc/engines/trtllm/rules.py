@@ -6,6 +6,7 @@ its own rules whenever TensorRT-LLM's engine configs are written."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 from dyncc.diagnostics import Diagnostic, YamlPath
@@ -57,7 +58,8 @@ def engine_keys_accepted(graph: Graph) -> Iterator[Diagnostic]:
             source = p.engine.sources.get(dotted)
             path = source.path if source and source.path else extra_path + problem.path
             value = p.engine.get(dotted) if problem.kind == "value" else None
-            yield finding(problem.message, path, _key_hint(graph, problem, value))
+            found = finding(problem.message, path, _key_hint(graph, problem, value))
+            yield dataclasses.replace(found, about_key=problem.kind == "key")
 
 
 def _key_hint(graph: Graph, problem: KeyProblem, value: object) -> str:
