@@ -218,3 +218,25 @@ def test_launch_scripts_run_dynamo_with_the_python_that_runs_dyncc(tmp_path, mon
     assert deployment.wait() == 0
     assert not deployment.wait_ready(30)  # returns once the script's output is read to the end; no URL in it
     assert deployment.lines == [f"python={sys.executable}"]
+
+
+@pytest.mark.parametrize("template", sorted(p.stem for p in (ROOT / "dyncc" / "starters").glob("*.yaml")))
+def test_a_starter_fits_the_gpus_it_names_or_any_gpu_dyncc_knows(template, tmp_path):
+    """`init --template T` validates as written; one that names no cluster.gpu_type must fit every GPU dyncc has
+    facts for, else naming the reader's GPU would turn it into a memory error (DYN140-142) they did not write."""
+    from dyncc.facts import gpu_names
+    from dyncc.spec.schema import starter_text
+
+    text = starter_text(template)
+    spec = tmp_path / "s.yaml"
+    spec.write_text(text)
+    assert cli("validate", spec).returncode == 0
+    if re.search(r"^  gpu_type:", text, re.M):
+        return
+    refused = {}
+    for name in gpu_names():
+        spec.write_text(text.replace("cluster:\n", f"cluster:\n  gpu_type: {name}\n", 1))
+        proc = cli("validate", spec)
+        if proc.returncode != 0:
+            refused[name] = sorted(set(re.findall(r"error (DYN\d+)", proc.stderr)))
+    assert not refused, refused
