@@ -18,17 +18,17 @@ from __future__ import annotations
 from typing import Any
 
 from dyncc.compiler.plan import ROUTER_POLICY_FILE, DeploymentPlan, PoolPlan, Slot, WorkerPlan
-from dyncc.diagnostics import Diagnostic
+from dyncc.diagnostics import Diagnostic, DiagnosticError
+from dyncc.targets.compose.env import ETCD_URL, HF_HOME, env_problems, worker_env
+from dyncc.targets.compose.env import discovery_env as _discovery_env
+from dyncc.targets.compose.env import literal as _literal
 from dyncc.targets.compose.settings import ComposeSettings
 from dyncc.targets.release_flags import frontend_host_args, worker_command_problems, worker_revision_problems
 from dyncc.yaml_text import dump_yaml
 
 NAME = "compose"
 ENGINE_MOUNT = "/etc/dyncc/engine"
-HF_HOME = "/root/.cache/huggingface"
 FRONTEND_PORT = 8000  # inside the frontend's container; published on compose.http_port
-ETCD_URL = "http://etcd:2379"
-NATS_URL = "nats://nats:4222"
 
 
 def check(plan: DeploymentPlan, settings: ComposeSettings) -> list[Diagnostic]:
@@ -46,11 +46,6 @@ def image(plan: DeploymentPlan) -> str:
     return found
 
 
-def _literal(value: object) -> str:
-    """``value`` as compose passes it on: no ``$VAR`` interpolation of spec content."""
-    return str(value).replace("$", "$$")
-
-
 def _healthcheck(port: int, start_period_s: int) -> dict[str, Any]:
     # The runtime image has python3, not necessarily curl.
     probe = (
@@ -64,15 +59,6 @@ def _healthcheck(port: int, start_period_s: int) -> dict[str, Any]:
         "retries": 3,
         "start_period": f"{start_period_s}s",
     }
-
-
-def _discovery_env(plan: DeploymentPlan) -> dict[str, str]:
-    env = {"ETCD_ENDPOINTS": ETCD_URL}
-    if plan.profile.discovery == "etcd+nats":
-        env["NATS_SERVER"] = NATS_URL
-    else:
-        env["DYN_DISCOVERY_BACKEND"] = "etcd"
-    return env
 
 
 def _discovery_services(plan: DeploymentPlan, settings: ComposeSettings) -> dict[str, Any]:
@@ -166,20 +152,11 @@ def _slot(plan: DeploymentPlan, slot: Slot) -> str | None:
 
 
 def _worker(plan: DeploymentPlan, settings: ComposeSettings, pool: PoolPlan, worker: WorkerPlan) -> dict[str, Any]:
-    env = {
-        **_discovery_env(plan),
-        "DYN_SYSTEM_PORT": str(settings.system_port),
-        # /health turns ready once the generate endpoint serves (what the healthcheck waits for).
-        "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": '["generate"]',
-        "HF_HOME": HF_HOME,
-        "HF_TOKEN": "${HF_TOKEN:-}",
-    }
-    env.update({k: _literal(v) for k, v in (*plan.profile.worker_env, *pool.env)})
     devices = [str(gpu) for gpu in worker.placement.gpus_on(0)]
     return {
         "image": _literal(image(plan)),
         "command": [_literal(w) for w in worker_command(plan, pool)],
-        "environment": env,
+        "environment": worker_env(plan, settings, pool),
         "volumes": [f"./engine:{ENGINE_MOUNT}:ro", _hf_cache_mount(settings), *_model_mounts(plan)],
         # The engine's ranks and the KV transfer between workers use shared memory and pinned memory.
         "ipc": "host",
@@ -207,6 +184,9 @@ def compose_file(plan: DeploymentPlan, settings: ComposeSettings) -> dict[str, A
 
 
 def render(plan: DeploymentPlan, settings: ComposeSettings) -> dict[str, str]:
+    problems = [d for d in env_problems(plan, settings) if d.is_error]  # no env name is written twice
+    if problems:
+        raise DiagnosticError(problems)
     header = (
         f"# {plan.header}\n"
         f"# Run: docker compose up -d   (in this directory; needs the NVIDIA Container Toolkit and "

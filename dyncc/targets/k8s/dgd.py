@@ -4,6 +4,7 @@ applied, then checked against the vendored CRD schema) and the 2025 operator's v
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from dyncc.compiler.plan import (
@@ -12,6 +13,7 @@ from dyncc.compiler.plan import (
 )
 from dyncc.diagnostics import Diagnostic
 from dyncc.spec.model import Planner
+from dyncc.targets import env_merge
 from dyncc.targets.k8s import cache, checking, pods
 from dyncc.targets.k8s.gpus import select_gpu_nodes
 from dyncc.targets.k8s.objects import (
@@ -36,6 +38,7 @@ from dyncc.targets.k8s.objects import (
     pool_name,
     runtime_version_override,
     worker_args,
+    worker_env_problems,
 )
 from dyncc.targets.k8s.settings import K8sSettings, PodSettings
 
@@ -187,10 +190,60 @@ def _dgd_metadata(plan: DeploymentPlan, k8s: K8sSettings) -> dict[str, Any]:
 
 
 def _checked_dgd(plan: DeploymentPlan, k8s: K8sSettings) -> tuple[dict, list[Diagnostic]]:
-    """The DGD with the spec's patches applied, and every problem of the result located in the spec."""
+    """The DGD with the spec's patches applied, and every problem of the result located in the spec: env the
+    spec gives that dyncc sets too (DYN525, DYN526), then the patched result (an env name twice: DYN527)."""
     build = _dgd_v1alpha1 if api_version(plan, k8s) == "v1alpha1" else _dgd_v1beta1
     dgd, sections = build(plan, k8s)
-    return dgd, checking.patched_and_checked(dgd, sections, k8s)
+    problems = worker_env_problems(plan, k8s) + checking.patched_and_checked(dgd, sections, k8s)
+    if not any(d.code == "DYN550" for d in problems):  # a result past the bounds is not walked
+        problems += _duplicate_env_problems(dgd, sections, k8s)
+    return dgd, problems
+
+
+def _env_lists(node: Any) -> Iterator[tuple[str, list]]:
+    """(key, list) of every ``env`` and v1alpha1 ``envs`` list in a component (containers, init containers,
+    the service's own envs), without recursion: a patched component is bounded (DYN550), not shallow."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key in ("env", "envs") and isinstance(value, list):
+                    yield key, value
+                else:
+                    stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _duplicate_env_problems(dgd: dict, sections: list[tuple[str, ...]], k8s: K8sSettings) -> list[Diagnostic]:
+    """DYN527: an env list naming a variable twice. dyncc writes each name once, so only ``patches`` or
+    ``merge`` can add the second; server-side apply would refuse the DGD, client-side apply keep the last."""
+    spec = dgd["spec"]
+    components = (
+        list(spec["services"].items()) if "services" in spec else [(c.get("name"), c) for c in spec["components"]]
+    )
+    problems = []
+    for (label, component), section in zip(components, sections):
+        for key, entries in _env_lists(component):
+            names = [str(e["name"]) for e in entries if isinstance(e, dict) and "name" in e]
+            for name in env_merge.duplicate_names(names):
+                own = checking.section_settings(k8s, section)
+                path: tuple[str, ...] = (
+                    ("k8s", *section, "patches" if own.patches else "merge")
+                    if own is not None and (own.patches or own.merge)
+                    else ("k8s", *section)
+                )
+                problems.append(
+                    Diagnostic(
+                        "DYN527",
+                        f"component {label}: an `{key}` list names {name[:80]!r} twice; server-side apply refuses the DGD "
+                        "(env is keyed by name) and client-side apply keeps the last value",
+                        path=path,
+                        hint="set it once: in pools.<role>.env or k8s.<component>.env rather than by a patch",
+                    )
+                )
+    return problems
 
 
 # --- v1alpha1 (2025 operator) -------------------------------------------------------------------------

@@ -18,8 +18,11 @@ from dyncc.compiler.plan import (
     Slot,
 )
 from dyncc.compiler.rules.versions import image_tag
+from dyncc.diagnostics import Diagnostic
 from dyncc.spec.model import Benchmark, Planner
-from dyncc.targets.k8s import cache
+from dyncc.targets import env_merge
+from dyncc.targets.env_merge import Given, Written
+from dyncc.targets.k8s import cache, pods
 from dyncc.targets.k8s.settings import K8sSettings, ModelCache
 from dyncc.yaml_text import dump_yaml
 
@@ -110,13 +113,64 @@ def _env(pairs) -> list[dict]:
     return [{"name": str(k), "value": str(v)} for k, v in pairs]
 
 
-def _worker_env(plan: DeploymentPlan, k8s: K8sSettings, pool: PoolPlan) -> list[tuple[str, str]]:
-    env = list(pool.env) + [kv for kv in plan.profile.worker_env if kv[0] not in dict(pool.env)]
+def written_worker_env(plan: DeploymentPlan, k8s: K8sSettings, pool: PoolPlan) -> list[Written]:
+    """What dyncc itself sets in a pool's worker containers, and whether anything relies on the value."""
+    written = [
+        Written(name, value, f"Dynamo {plan.dynamo_version}'s workers serve the health endpoints the pods' probes ask")
+        for name, value in plan.profile.worker_env
+    ]
     if pool.nodes_per_worker > 1:
-        env += [kv for kv in plan.engine.multinode_env if kv[0] not in dict(env)]
-    if k8s.model_cache is not None:
-        env.append(("HF_HOME", k8s.model_cache.mount_path))
-    return env
+        why = f"{plan.engine.label}'s ranks in a worker spanning nodes start under MPI, which refuses root otherwise"
+        written += [Written(name, value, why, relied_on=False) for name, value in plan.engine.multinode_env]
+    model_cache = k8s.model_cache
+    if model_cache is not None:
+        # Workers fetch a hub model into HF_HOME themselves unless the download Job put it in a directory of
+        # the cache (served by its path); then another HF_HOME leaves the cache unused but breaks nothing.
+        fetch = not model_cache.download and cache.model_is_hub_id(plan)
+        why = (
+            f"they download {plan.model_path} into HF_HOME, and k8s.model_cache is mounted at "
+            f"{model_cache.mount_path}: elsewhere each pod would download it again, outside the cache"
+            if fetch
+            else f"k8s.model_cache is mounted at {model_cache.mount_path}"
+        )
+        written.append(
+            Written(
+                "HF_HOME",
+                model_cache.mount_path,
+                why,
+                relied_on=fetch,
+                instead="k8s.model_cache.mount_path",
+                works_with=env_merge.inside(model_cache.mount_path),
+            )
+        )
+    return written
+
+
+def _worker_env(plan: DeploymentPlan, k8s: K8sSettings, pool: PoolPlan) -> list[tuple[str, str]]:
+    """The pool's env, then what dyncc sets itself: each name once (a spec value equal to dyncc's is written
+    once; the others are the diagnostics of :func:`worker_env_problems`)."""
+    given = [Given(name, value, ("pools", pool.role, "env", name)) for name, value in pool.env]
+    resolved = env_merge.resolve(written_worker_env(plan, k8s, pool), given, _workers(pool))
+    return [(g.name, str(g.value)) for g in resolved.given] + [(w.name, w.value) for w in resolved.written]
+
+
+def _workers(pool: PoolPlan) -> str:
+    return f"the k8s {pool.role} workers"
+
+
+def worker_env_problems(plan: DeploymentPlan, k8s: K8sSettings) -> list[Diagnostic]:
+    """DYN525/DYN526 for each variable the spec gives a pool's workers (``pools.<role>.env``, or the k8s env
+    settings, which take precedence over it) that dyncc sets there as well, to another value."""
+    problems: list[Diagnostic] = []
+    for pool in plan.pools:
+        own = getattr(k8s.pools, pool.role)
+        given = {name: Given(name, value, ("pools", pool.role, "env", name)) for name, value in pool.env}
+        for name, value in pods.effective(k8s.defaults, own).env.items():
+            section = ("pools", pool.role) if own is not None and name in own.env else ("defaults",)
+            given[name] = Given(name, value, ("k8s", *section, "env", name))
+        written = written_worker_env(plan, k8s, pool)
+        problems += env_merge.resolve(written, list(given.values()), _workers(pool)).problems
+    return env_merge.unique_problems(problems)
 
 
 def _gpus_per_pod(pool: PoolPlan) -> int:

@@ -32,6 +32,7 @@ from dyncc.targets.hub_cache import LOCAL_MODEL, hub_cache_lines
 from dyncc.targets.ports import bootstrap_port, port_problems, system_port
 from dyncc.targets.release_flags import frontend_host_args, worker_command_problems
 from dyncc.targets.shell import Raw, quote, ready_probe_text, shell_words, template_environment
+from dyncc.targets.slurm.env import env_problems, worker_env
 from dyncc.targets.slurm.groups import group_constraint, group_nodes, group_problems
 from dyncc.targets.slurm.settings import (
     PYXIS_OPTIONS,
@@ -426,11 +427,7 @@ def frontend_command(plan: DeploymentPlan, settings: SlurmSettings) -> list:
 
 
 def worker_command(plan: DeploymentPlan, settings: SlurmSettings, pool: PoolPlan, worker: WorkerPlan) -> list:
-    # `{worker_index}` is filled in here; `{rank}` by step.sh, where each rank starts (SLURM_PROCID).
-    env = [
-        f"DYN_SYSTEM_PORT={_port(settings, worker)}",
-        *(f"{k}={v}" for k, v in (*plan.profile.worker_env, *pool.env_for(worker))),
-    ]
+    env = [f"{k}={v}" for k, v in worker_env(plan, pool, worker, _port(settings, worker))]
     prefix = list(pool.launch_prefix)
     # Several ranks: each starts under the engine's launcher (which makes rank 0 the Dynamo worker).
     launcher = list(plan.engine.rank_launcher) if worker.gpus > 1 else []
@@ -539,6 +536,7 @@ def _too_large(plan: DeploymentPlan, size: int) -> Diagnostic:
 
 def render(plan: DeploymentPlan, settings: SlurmSettings) -> Files:
     problems = [d for d in check(plan, settings) if d.is_error]  # warnings are check()'s to report
+    problems += [d for d in env_problems(plan, settings.system_port_base) if d.is_error]
     if problems:
         raise DiagnosticError(problems)
     estimate = sbatch_bytes_estimate(plan, settings)

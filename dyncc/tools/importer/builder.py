@@ -76,6 +76,7 @@ class SpecBuilder:
         self._image(comps)
         self._secret(comps)
         self._volumes(comps)
+        self._env_the_cache_sets()
         self._cluster(comps)
         cache = (self.spec.get("k8s") or {}).get("model_cache") or {}
         for file, kind, name in self.sources.others:
@@ -413,6 +414,17 @@ class SpecBuilder:
                     "dyncc mounts the engine config and the model cache (k8s.model_cache) only",
                     c.path,
                 )
+
+    def _env_the_cache_sets(self) -> None:
+        """HF_HOME at the model cache's mount path is what k8s.model_cache sets in the workers: not carried
+        over, so the spec says it once (dyncc would write it once either way; another value is DYN525)."""
+        mount_path = ((self.spec.get("k8s") or {}).get("model_cache") or {}).get("mount_path")
+        for pool in self.spec["pools"].values():
+            env = pool.get("env") or {}
+            if mount_path is not None and env.get("HF_HOME") == mount_path:
+                del env["HF_HOME"]
+                if not env:
+                    del pool["env"]
 
     def _cluster(self, comps: list[Component]) -> None:
         workers = [c for c in comps if c.role in WORKER_ROLES and c.role in self.spec["pools"]]
