@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+import typing
 
 import pytest
 from command_lines import build_command_lines
@@ -18,9 +19,11 @@ from dyncc.compiler.profiles import profile_for, profiles
 from dyncc.engines.mocker.impl import modes as mock_modes
 from dyncc.engines.trtllm.release import keyset_for, release_view
 from dyncc.releases import first_with, last_with, release, releases
+from dyncc.spec.serving import RouterMode
 
 RELEASES = [r.dynamo for r in releases()]
 REFUSED = re.compile(r"\berror (DYN\d{3})\b")
+ERROR_AT = re.compile(r"^\S.*? error (DYN\d{3}): .*?^    at (\S+)$", re.M | re.S)
 
 
 def test_every_pypi_release_from_0_4_to_1_6_has_a_file():
@@ -85,6 +88,27 @@ def test_a_release_checked_against_another_key_set_says_so(tmp_path):
     assert exact.returncode == 0 and "DYN707" not in exact.stderr
 
 
+def _build_all(spec, version, engine, out):
+    """`dyncc build -t all` for ``version``; 0.4.0's frontend listens on every interface, so where the local
+    target refuses that (DYN514 at local.http_host) the other targets are built."""
+    proc = cli("build", spec, "-t", "all", "--dynamo-version", version, "--engine", engine, "-o", out)
+    if "at local.http_host" in proc.stderr:
+        rel = release(version)
+        assert rel is not None and "DYN514" in proc.stderr and not rel.has("frontend", "--http-host")
+        targets = ("-t", "slurm") if engine == "mocker" else ("-t", "slurm", "-t", "compose", "-t", "k8s")
+        proc = cli("build", spec, *targets, "--dynamo-version", version, "--engine", engine, "-o", out)
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc
+
+
+def _assert_every_command_line_is_the_releases(rel, out, worker):
+    lines = build_command_lines(out)
+    assert {c.component for c in lines} >= {"frontend", worker}
+    for line in lines:
+        problems = rel.argv_problems(line.component, [_value(w) for w in line.argv])  # type: ignore[arg-type]
+        assert problems == [], f"{line.where}: {problems}"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("version", RELEASES)
 def test_every_example_builds_and_every_flag_written_is_the_releases(version, tmp_path):
@@ -94,25 +118,98 @@ def test_every_example_builds_and_every_flag_written_is_the_releases(version, tm
     for example in VALID_EXAMPLES:
         for engine in ("trtllm", "mocker"):
             out = tmp_path / f"{example.stem}-{engine}"
-            proc = cli("build", example, "-t", "all", "--dynamo-version", version, "--engine", engine, "-o", out)
-            if "at local.http_host" in proc.stderr:  # 0.4.0's frontend listens on every interface: not local
-                assert "DYN514" in proc.stderr and not rel.has("frontend", "--http-host")
-                targets = ("-t", "slurm") if engine == "mocker" else ("-t", "slurm", "-t", "compose", "-t", "k8s")
-                proc = cli("build", example, *targets, "--dynamo-version", version, "--engine", engine, "-o", out)
-            assert proc.returncode in (0, 1), proc.stderr
+            proc = _build_all(example, version, engine, out)
             if proc.returncode == 1:
                 # Refused only for what the release lacks, with the code that says so.
                 assert set(REFUSED.findall(proc.stderr)) <= {"DYN514", "DYN503", "DYN703", "DYN702"}, proc.stderr
                 assert "came with Dynamo" in proc.stderr or "has no" in proc.stderr, proc.stderr
                 continue
             built += 1
-            lines = build_command_lines(out)
-            assert {c.component for c in lines} >= {"frontend", "worker" if engine == "trtllm" else "mocker"}
-            for line in lines:
-                problems = rel.argv_problems(line.component, [_value(w) for w in line.argv])  # type: ignore[arg-type]
-                assert problems == [], f"{line.where}: {problems}"
+            _assert_every_command_line_is_the_releases(rel, out, "worker" if engine == "trtllm" else "mocker")
     # Only mock runs may be refused (modes or flags the release's mock engine lacks).
     assert built >= len(VALID_EXAMPLES), f"Dynamo {version}: {built} builds"
+
+
+def _errors_at(report: str) -> list[tuple[str, str]]:
+    """(code, spec path) of each error in a text report."""
+    return ERROR_AT.findall(report)
+
+
+# Each spec setting that writes a frontend flag, set in disagg_router: (replace, with, its path).
+FRONTEND_SETTINGS = {
+    "kv_events": ("  mode: kv\n", "  mode: kv\n  kv_events: false\n", "router.kv_events"),
+    "block_size": ("  mode: kv\n", "  mode: kv\n  block_size: 32\n", "router.block_size"),
+    "credit": ("  mode: kv\n", "  mode: kv\n  overlap_score_credit: 0.5\n", "router.overlap_score_credit"),
+    "temperature": ("  mode: kv\n", "  mode: kv\n  temperature: 0.5\n", "router.temperature"),
+    "replica_sync": ("  mode: kv\n", "  mode: kv\n  replica_sync: true\n", "router.replica_sync"),
+    "reset_states": ("  mode: kv\n", "  mode: kv\n  reset_states: true\n", "router.reset_states"),
+    "conditional": ("  mode: kv\n", "  mode: kv\n  conditional_disagg: true\n", "router.conditional_disagg"),
+    "max_seq_len": ("  limit: 3\n", "  limit: 3\n  max_seq_len: 4096\n", "migration.max_seq_len"),
+    "request_plane": ("router:\n", "request_plane: tcp\nrouter:\n", "request_plane"),
+    "namespace": ("router:\n", "namespace: team-a\nrouter:\n", "namespace"),
+}
+
+
+def _frontend_variants() -> dict[str, tuple[str, str]]:
+    """(spec text, the path a refusal must point at): disagg_router in every router mode the spec offers, with
+    each setting that writes a frontend flag, and with two k8s frontends (the k8s target then adds
+    --router-replica-sync to the frontend itself)."""
+    text = (EXAMPLES / "disagg_router.yaml").read_text()
+    variants = {"two-frontends": (text + "k8s:\n  frontend:\n    replicas: 2\n", "k8s.frontend.replicas")}
+    for mode in typing.get_args(RouterMode):
+        variants[mode] = (text.replace("  mode: kv\n", f"  mode: {mode}\n"), "router.mode")
+    for name, (old, new, path) in FRONTEND_SETTINGS.items():
+        assert text.count(old) == 1, name
+        variants[name] = (text.replace(old, new), path)
+    return variants
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", RELEASES)
+def test_a_frontend_flag_the_release_refuses_is_refused_on_every_target_at_its_setting(version, tmp_path):
+    """Issue: `router.mode: least-loaded` on Dynamo 0.5.1 built for k8s, slurm and compose (only the local
+    target checked its frontend command), and local's DYN514 pointed at dynamo.version. Every router mode and
+    every setting that writes a frontend flag, on every release, either builds for every target with every
+    command line accepted by the release's parsers, or is refused once, at that setting, naming the release
+    that has (or last had) what it needs: by the compiler (DYN703) for the spec's flags, by the k8s target
+    (DYN514) for the flag it adds itself."""
+    rel = release(version)
+    assert rel is not None
+    for name, (text, at) in _frontend_variants().items():
+        spec, out = tmp_path / f"{name}.yaml", tmp_path / name
+        spec.write_text(text)
+        proc = _build_all(spec, version, "trtllm", out)
+        # Where the variant writes one flag (value) whose presence is known: whether the release lacks it.
+        flag = {"two-frontends": ("--router-replica-sync", None), "router.mode": ("--router-mode", name)}.get(
+            name if name == "two-frontends" else at
+        )
+        lacks = None if flag is None else not rel.accepts("frontend", *flag)
+        if proc.returncode == 1:
+            assert lacks is not False, f"{name}: refused on Dynamo {version}: {proc.stderr}"
+            assert _errors_at(proc.stderr) == [("DYN514" if name == "two-frontends" else "DYN703", at)], proc.stderr
+            assert re.search(r"it came with Dynamo \S+|Dynamo \S+ was the last release with it", proc.stderr)
+            first = first_with("frontend", *flag) if flag else None
+            assert first is None or f"it came with Dynamo {first.dynamo}" in proc.stderr, proc.stderr
+            continue
+        assert lacks is not True, f"{name}: built for Dynamo {version}"
+        _assert_every_command_line_is_the_releases(rel, out, "worker")
+        frontends = [c for c in build_command_lines(out) if c.component == "frontend"]
+        assert {c.where.split("/")[0] for c in frontends} >= {"slurm", "k8s", "compose"}, frontends
+        if at == "router.mode":
+            assert all(c.argv[c.argv.index("--router-mode") + 1] == name for c in frontends)
+
+
+@pytest.mark.parametrize("target", ["local", "k8s", "slurm", "compose"])
+def test_a_router_mode_the_release_lacks_is_refused_for_every_target_at_router_mode(target, tmp_path):
+    """The reported case: least-loaded on 0.5.1 (its --router-mode: round-robin, random, kv) built for k8s."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text((EXAMPLES / "disagg_router.yaml").read_text().replace("  mode: kv\n", "  mode: least-loaded\n"))
+    proc = cli("build", spec, "--dynamo-version", "0.5.1", "-t", target, "-o", tmp_path / "o")
+    assert proc.returncode == 1 and not (tmp_path / "o").exists(), proc.stderr
+    line = next(i for i, text in enumerate(spec.read_text().splitlines(), 1) if "least-loaded" in text)
+    assert _errors_at(proc.stderr) == [("DYN703", "router.mode")] and f"s.yaml:{line}:" in proc.stderr, proc.stderr
+    assert "`--router-mode` takes round-robin, random, kv, not least-loaded" in proc.stderr
+    assert "it came with Dynamo 1.1.0" in proc.stderr and "deploy Dynamo 1.1.0 or later" in proc.stderr
 
 
 def _value(word: str) -> str:

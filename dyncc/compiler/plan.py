@@ -18,7 +18,7 @@ from dyncc import __version__
 from dyncc.compiler.graph import DeploymentGraph, PoolInfo, RouterInfo
 from dyncc.compiler.placement import Placement, WorkerPlacement, nodes_per_worker
 from dyncc.compiler.profiles import Profile
-from dyncc.diagnostics import Diagnostic
+from dyncc.diagnostics import Diagnostic, YamlPath
 from dyncc.engines.base import Engine, PoolWorkers, Slot, WorkerCommand
 from dyncc.spec.model import (
     Benchmark,
@@ -138,6 +138,8 @@ class FrontendPlan:
     router_mode: RouterMode
     flags: tuple[str, ...]  # router, migration and namespace flags (targets add host/port/discovery)
     env: tuple[tuple[str, str], ...]
+    # The spec setting behind each option in ``flags``: where a refusal of the option points (DYN514).
+    flag_paths: tuple[tuple[str, YamlPath], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,6 +252,7 @@ def lower(graph: DeploymentGraph, placement: Placement) -> DeploymentPlan:
     spec, facts, profile, router = graph.spec, graph.facts, graph.profile, graph.router
     dynamo_version = spec.dynamo.version
     config, runtime = graph.engine.config_impl(), graph.runtime.module_impl()
+    frontend = frontend_flags(spec, router, profile)
     pool_plans, inputs, first_worker = [], [], 0
     for p in graph.pools():
         workers = _pool_workers(p, spec, profile, graph.strategy, facts.chat_template is not None)
@@ -267,7 +270,12 @@ def lower(graph: DeploymentGraph, placement: Placement) -> DeploymentPlan:
         served_name=spec.model.name,
         image=spec.image,
         gpu_type=spec.cluster.gpu_type,
-        frontend=FrontendPlan(router.mode, tuple(_frontend_flags(spec, router, profile)), ()),
+        frontend=FrontendPlan(
+            router.mode,
+            tuple(word for flag in frontend for word in flag.words),
+            (),
+            tuple((flag.option, flag.path) for flag in frontend),
+        ),
         pools=tuple(pool_plans),
         placement=placement,
         planner=spec.planner if spec.planner.enabled else None,
@@ -301,29 +309,47 @@ def worker_model_path(path: str, local_dir: str | None) -> str:
     return path
 
 
-def _frontend_flags(spec: CoreSpec, router: RouterInfo, profile: Profile) -> list[str]:
-    flags = ["--router-mode", router.mode]
+@dataclasses.dataclass(frozen=True)
+class SpecFlag:
+    """One option a spec setting writes on a command line, with that setting's path: where a refusal of the
+    option (or its value) by the release's parser points (DYN703, DYN514)."""
+
+    option: str
+    value: str | None
+    path: YamlPath
+
+    @property
+    def words(self) -> list[str]:
+        return [self.option] if self.value is None else [self.option, self.value]
+
+
+def frontend_flags(spec: CoreSpec, router: RouterInfo, profile: Profile) -> list[SpecFlag]:
+    """The frontend options the spec asks for, each with the setting it comes from (targets add host/port)."""
+    flags = [SpecFlag("--router-mode", router.mode, ("router", "mode"))]
     r = spec.router
     if router.mode == "kv":
-        flags += ["--kv-cache-block-size", str(router.block_size)]
+        flags.append(SpecFlag("--kv-cache-block-size", str(router.block_size), ("router", "block_size")))
         if not r.kv_events:
-            flags.append(profile.approximate_kv_routing_flag)
+            flags.append(SpecFlag(profile.approximate_kv_routing_flag, None, ("router", "kv_events")))
         if not profile.router_policy_config:  # else they are in the policy file: router_policy_yaml
             if r.overlap_score_credit is not None:
-                flags += ["--router-kv-overlap-score-credit", _num(r.overlap_score_credit)]
+                credit = _num(r.overlap_score_credit)
+                flags.append(SpecFlag("--router-kv-overlap-score-credit", credit, ("router", "overlap_score_credit")))
             if r.temperature is not None:
-                flags += ["--router-temperature", _num(r.temperature)]
-        if r.replica_sync:
-            flags.append("--router-replica-sync")
-        if r.conditional_disagg:
-            flags.append("--router-conditional-disagg")
-        if r.reset_states and profile.router_reset_flag:  # DYN703 refuses it where the flag is gone
-            flags.append("--router-reset-states")
+                flags.append(SpecFlag("--router-temperature", _num(r.temperature), ("router", "temperature")))
+        for field, option in (
+            ("replica_sync", "--router-replica-sync"),
+            ("conditional_disagg", "--router-conditional-disagg"),
+            ("reset_states", "--router-reset-states"),  # 0.5 to 1.3 only: DYN703 refuses it elsewhere
+        ):
+            if getattr(r, field):
+                flags.append(SpecFlag(option, None, ("router", field)))
     if profile.migration_on == "frontend":
         flags += _migration_flags(spec)
     if profile.frontend_namespace_flag:  # 0.4's frontend serves every namespace it discovers
-        flags += ["--namespace", spec.namespace]
-    flags += _request_plane_flags(spec, profile)
+        flags.append(SpecFlag("--namespace", spec.namespace, ("namespace",)))
+    if spec.request_plane is not None and profile.request_plane_flag:  # frontend and workers agree on it
+        flags.append(SpecFlag("--request-plane", spec.request_plane, ("request_plane",)))
     return flags
 
 
@@ -358,19 +384,13 @@ def router_policy_yaml(spec: CoreSpec, router: RouterInfo, profile: Profile, rol
     )
 
 
-def _request_plane_flags(spec: CoreSpec, profile: Profile) -> list[str]:
-    """Frontend and workers must agree on the request plane (DYN703 refuses it before Dynamo 1.0)."""
-    if spec.request_plane is None or not profile.request_plane_flag:
-        return []
-    return ["--request-plane", spec.request_plane]
-
-
-def _migration_flags(spec: CoreSpec) -> list[str]:
+def _migration_flags(spec: CoreSpec) -> list[SpecFlag]:
     if not spec.migration.limit:
         return []
-    flags = ["--migration-limit", str(spec.migration.limit)]
+    flags = [SpecFlag("--migration-limit", str(spec.migration.limit), ("migration", "limit"))]
     if spec.migration.max_seq_len is not None:
-        flags += ["--migration-max-seq-len", str(spec.migration.max_seq_len)]
+        length = str(spec.migration.max_seq_len)
+        flags.append(SpecFlag("--migration-max-seq-len", length, ("migration", "max_seq_len")))
     return flags
 
 

@@ -1,15 +1,17 @@
 """What a target writes on a command line, checked against the deployed release's own parser data.
 
-The compiler checks the spec's features against the release (DYN703); a target adds flags of its own (the
-frontend's host and port) and engines write options the spec does not name (the mock engine's limits). Here
-those command lines meet the release file: a flag the release's parser would refuse is DYN514 before anything
-starts, naming the release that has it.
+The compiler checks the spec's features and its frontend flags against the release (DYN703); a target adds
+flags of its own (the frontend's host and port, k8s's replica sync for several frontends) and engines write
+options the spec does not name (the mock engine's limits). Here those command lines meet the release file: a
+flag the release's parser would refuse is DYN514 before anything starts, naming the release that has it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from dyncc.compiler.plan import DeploymentPlan, Slot
-from dyncc.diagnostics import Diagnostic
+from dyncc.diagnostics import Diagnostic, YamlPath
 from dyncc.releases import Component, availability
 from dyncc.targets.shell import Raw
 
@@ -24,34 +26,50 @@ def frontend_host_args(plan: DeploymentPlan, host: str) -> list[str]:
     return ["--http-host", host] if has_flag(plan, "frontend", "--http-host") else []
 
 
-def command_problems(plan: DeploymentPlan, component: Component, argv: list, target: str) -> list[Diagnostic]:
-    """DYN514 for each option in ``argv`` (words after ``python3 -m dynamo.X``) the release's parser refuses.
-    Words the target fills in at run time (shell variables) are taken as the values they stand for."""
+def command_problems(
+    plan: DeploymentPlan,
+    component: Component,
+    argv: list,
+    target: str,
+    paths: Mapping[str, YamlPath] | None = None,
+) -> list[Diagnostic]:
+    """DYN514 for each option in ``argv`` (words after ``python3 -m dynamo.X``) the release's parser refuses,
+    at the setting that wrote it (``paths``: option -> spec path), else at dynamo.version. Words the target
+    fills in at run time (shell variables) are taken as the values they stand for."""
     release = plan.profile.release
     if release is None:
         return []
     words = ["0" if isinstance(w, Raw) else str(w) for w in argv]
-    refusals = release.refusals(component, words)
     # A flag the release lacks names the release that has it; a value outside the choices says the choices.
-    problems = list(
-        dict.fromkeys(
-            f"{r.option} ({availability(component, r.option, release.dynamo)[0]})"
-            for r in refusals
-            if r.kind == "unknown"
+    found: dict[YamlPath, list[str]] = {}
+    for r in release.refusals(component, words):
+        if r.kind not in ("unknown", "value"):  # a stray word here is the value of a flag refused as unknown
+            continue
+        problem = (
+            f"{r.option} ({availability(component, r.option, release.dynamo)[0]})" if r.kind == "unknown" else r.message
         )
-    )
-    problems += [r.message for r in refusals if r.kind == "value"]
-    if not problems:
-        return []
+        listed = found.setdefault((paths or {}).get(r.option, ("dynamo", "version")), [])
+        if problem not in listed:
+            listed.append(problem)
     return [
         Diagnostic(
             "DYN514",
             f"the {target} target's {component} command for Dynamo {release.dynamo} has what its parser refuses: "
             + "; ".join(problems),
-            path=("dynamo", "version"),
+            path=path,
             hint="deploy a release that has it, or leave out the setting that needs it",
         )
+        for path, problems in found.items()
     ]
+
+
+def frontend_command_problems(
+    plan: DeploymentPlan, argv: list, target: str, paths: Mapping[str, YamlPath] | None = None
+) -> list[Diagnostic]:
+    """DYN514 for the frontend command line a target writes (``argv``: the words after ``-m dynamo.frontend``).
+    The spec's own frontend flags are the compiler's to refuse (DYN703); what is left is what the target adds,
+    located at the target's setting that adds it (``paths``), else at the spec setting behind the flag."""
+    return command_problems(plan, "frontend", argv, target, {**dict(plan.frontend.flag_paths), **(paths or {})})
 
 
 def _probe(slot: Slot) -> object:

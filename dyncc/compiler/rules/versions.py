@@ -8,10 +8,11 @@ import re
 from collections.abc import Iterator
 
 from dyncc.compiler.graph import DeploymentGraph
+from dyncc.compiler.plan import frontend_flags
 from dyncc.compiler.profiles import profile_for, profiles, supported_list
 from dyncc.compiler.rules.base import finding, rule
-from dyncc.diagnostics import Diagnostic, YamlPath
-from dyncc.releases import Component, availability, releases
+from dyncc.diagnostics import Diagnostic, YamlPath, format_yaml_path
+from dyncc.releases import Component, availability, first_with, releases
 
 
 @rule("DYN701", "known-dynamo-version")
@@ -42,12 +43,50 @@ def _absent(
     if rel.accepts(component, option, value):
         return
     when, deploy = availability(component, option, profile.dynamo_version, value)
-    spelled = f"`{option} {value}`" if value is not None else f"`{option}`"
+    choices = rel.choices(component, option) if value is not None else ()
+    lacks = (
+        f"its {component}'s `{option}` takes {', '.join(choices)}, not {value}"
+        if choices
+        else f"its {component} has no `{option}{'' if value is None else ' ' + value}`"
+    )
     yield finding(
-        f"{what} is not in Dynamo {profile.dynamo_version}: its {component} has no {spelled} ({when}); "
-        "the parser refuses it at start-up",
+        f"{what} is not in Dynamo {profile.dynamo_version}: {lacks} ({when}); the parser refuses it at start-up",
         path,
         f"remove it, or {deploy}" if deploy else "remove it",
+    )
+
+
+def _frontend_flags_absent(graph: DeploymentGraph) -> Iterator[Diagnostic]:
+    """DYN703 for each frontend option the spec asks for (the plan's own list: every target writes these) that
+    the release's frontend lacks, or whose value is not among its choices, at the setting that asks for it."""
+    rel = graph.profile.release
+    if rel is None:
+        return
+    for flag in frontend_flags(graph.spec, graph.router, graph.profile):
+        what = format_yaml_path(flag.path)
+        if rel.has("frontend", flag.option) and flag.value is not None:  # the flag is there; is its value?
+            yield from _absent(graph, f"{what} {flag.value}", "frontend", flag.option, flag.path, flag.value)
+        else:
+            yield from _absent(graph, what, "frontend", flag.option, flag.path)
+
+
+def _worker_migration_length_absent(graph: DeploymentGraph) -> Iterator[Diagnostic]:
+    """Releases that migrate on the worker (before 1.0) take no `--migration-max-seq-len` there: the length
+    came with the frontend's migration (the frontend's flags are checked with the rest of them)."""
+    profile, migration = graph.profile, graph.spec.migration
+    rel = profile.release
+    if rel is None or profile.migration_on != "worker" or not migration.limit or migration.max_seq_len is None:
+        return
+    if rel.has("worker", "--migration-max-seq-len"):
+        return
+    first = first_with("frontend", "--migration-max-seq-len")
+    yield finding(
+        f"migration.max_seq_len is not in Dynamo {profile.dynamo_version}: its workers migrate requests and have "
+        "no `--migration-max-seq-len`"
+        + (f" (it came with Dynamo {first.dynamo}'s frontend)" if first else "")
+        + "; the parser refuses it at start-up",
+        ("migration", "max_seq_len"),
+        f"remove it, or deploy Dynamo {first.dynamo} or later" if first else "remove it",
     )
 
 
@@ -77,20 +116,10 @@ def feature_exists_in_version(graph: DeploymentGraph) -> Iterator[Diagnostic]:
     """Features the chosen Dynamo release lacks are errors naming the release that has them (its parsers' flags,
     from the release files)."""
     spec, profile = graph.spec, graph.profile
-    if spec.router.conditional_disagg:
-        yield from _absent(
-            graph,
-            "router.conditional_disagg",
-            "frontend",
-            "--router-conditional-disagg",
-            ("router", "conditional_disagg"),
-        )
+    yield from _frontend_flags_absent(graph)
+    yield from _worker_migration_length_absent(graph)
     if spec.request_plane is not None:
         yield from _absent(graph, "request_plane", "worker", "--request-plane", ("request_plane",))
-    if spec.router.mode == "kv" and spec.router.replica_sync:
-        yield from _absent(
-            graph, "router.replica_sync", "frontend", "--router-replica-sync", ("router", "replica_sync")
-        )
     if spec.planner.enabled and spec.planner.mode not in profile.planner_modes:
         has = (
             "no planner entry point (`python3 -m dynamo.planner`)"
@@ -105,18 +134,6 @@ def feature_exists_in_version(graph: DeploymentGraph) -> Iterator[Diagnostic]:
         )
     if spec.kvbm.enabled:
         yield from _absent(graph, "kvbm", "worker", "--connector", ("kvbm", "enabled"), "kvbm")
-    if spec.router.reset_states and spec.router.mode == "kv":
-        yield from _absent(
-            graph, "router.reset_states", "frontend", "--router-reset-states", ("router", "reset_states")
-        )
-    if spec.router.overlap_score_credit is not None and spec.router.mode == "kv":
-        yield from _absent(
-            graph,
-            "router.overlap_score_credit",
-            "frontend",
-            "--router-kv-overlap-score-credit",
-            ("router", "overlap_score_credit"),
-        )
     credit, most = spec.router.overlap_score_credit, profile.router_credit_max
     if credit is not None and spec.router.mode == "kv" and most is not None and credit > most:
         yield finding(

@@ -23,7 +23,12 @@ from dyncc.targets.compose.env import ETCD_URL, HF_HOME, env_problems, worker_en
 from dyncc.targets.compose.env import discovery_env as _discovery_env
 from dyncc.targets.compose.env import literal as _literal
 from dyncc.targets.compose.settings import ComposeSettings
-from dyncc.targets.release_flags import frontend_host_args, worker_command_problems, worker_revision_problems
+from dyncc.targets.release_flags import (
+    frontend_command_problems,
+    frontend_host_args,
+    worker_command_problems,
+    worker_revision_problems,
+)
 from dyncc.yaml_text import dump_yaml
 
 NAME = "compose"
@@ -35,7 +40,12 @@ def check(plan: DeploymentPlan, settings: ComposeSettings) -> list[Diagnostic]:
     """Beyond the capabilities (one node, workers in containers; each worker owns its container's ports): what
     the workers' engine cannot run or its release lacks, and, since the workers download the hub model
     themselves, model.revision needs the worker's --revision."""
-    return list(plan.engine_problems) + worker_command_problems(plan, NAME) + worker_revision_problems(plan, NAME)
+    return (
+        list(plan.engine_problems)
+        + worker_command_problems(plan, NAME)
+        + frontend_command_problems(plan, frontend_command(plan)[3:], NAME)
+        + worker_revision_problems(plan, NAME)
+    )
 
 
 def image(plan: DeploymentPlan) -> str:
@@ -111,22 +121,26 @@ def _model_mounts(plan: DeploymentPlan) -> list[str]:
     return [f"{_literal(plan.model_local_dir)}:{_literal(plan.model_local_dir)}:ro"] if plan.model_local_dir else []
 
 
-def _frontend(plan: DeploymentPlan, settings: ComposeSettings) -> dict[str, Any]:
-    command = [
+def frontend_command(plan: DeploymentPlan) -> list[str]:
+    return [
         "python3",
         "-m",
         "dynamo.frontend",
         *frontend_host_args(plan, "0.0.0.0"),
         "--http-port",
         str(FRONTEND_PORT),
+        *plan.frontend.flags,
+        *plan.router_policy_args(f"{ENGINE_MOUNT}/{ROUTER_POLICY_FILE}"),
     ]
+
+
+def _frontend(plan: DeploymentPlan, settings: ComposeSettings) -> dict[str, Any]:
     host = f"[{settings.http_host}]" if ":" in settings.http_host else settings.http_host
-    policy = plan.router_policy_args(f"{ENGINE_MOUNT}/{ROUTER_POLICY_FILE}")
     # The router policy file is in the engine directory: the frontend mounts it as the workers do.
-    engine = [f"./engine:{ENGINE_MOUNT}:ro"] if policy else []
+    engine = [f"./engine:{ENGINE_MOUNT}:ro"] if plan.router_policy is not None else []
     return {
         "image": _literal(image(plan)),
-        "command": [_literal(w) for w in (*command, *plan.frontend.flags, *policy)],
+        "command": [_literal(w) for w in frontend_command(plan)],
         "environment": {**_discovery_env(plan), "HF_HOME": HF_HOME, "HF_TOKEN": "${HF_TOKEN:-}"},
         "ports": [f"{host}:{settings.http_port}:{FRONTEND_PORT}"],
         "volumes": [*engine, _hf_cache_mount(settings), *_model_mounts(plan)],

@@ -46,11 +46,12 @@ from dyncc.targets.k8s.objects import (
     _revision_slot,
     _wants_compute_domain,
     _worker_takes_revision,
+    frontend_args,
     frontend_name,
     pool_name,
 )
 from dyncc.targets.k8s.settings import ComponentSettings, K8sSettings
-from dyncc.targets.release_flags import worker_command_problems
+from dyncc.targets.release_flags import frontend_command_problems, worker_command_problems
 
 
 def check(plan: DeploymentPlan, k8s: K8sSettings) -> list[Diagnostic]:
@@ -61,6 +62,10 @@ def check(plan: DeploymentPlan, k8s: K8sSettings) -> list[Diagnostic]:
         + _settings_problems(plan, k8s)
         + list(plan.engine_problems)
         + worker_command_problems(plan, NAME)
+        # Several frontends get --router-replica-sync from the target (frontend_args), not from the spec.
+        + frontend_command_problems(
+            plan, frontend_args(plan, k8s), NAME, {"--router-replica-sync": ("k8s", "frontend", "replicas")}
+        )
     )
     if problems:
         return problems

@@ -29,7 +29,7 @@ from dyncc.targets.hub_cache import LOCAL_MODEL, hub_cache_lines
 from dyncc.targets.local.settings import LocalSettings
 from dyncc.targets.ports import port_problems, system_port
 from dyncc.targets.release_flags import (
-    command_problems,
+    frontend_command_problems,
     frontend_host_args,
     has_flag,
     worker_command_problems,
@@ -135,7 +135,7 @@ def check(plan: DeploymentPlan, settings: LocalSettings) -> list[Diagnostic]:
         + _managed_env_problems(plan, settings)
         + worker_revision_problems(plan, "local")
         + _host_problems(plan, settings)
-        + command_problems(plan, "frontend", frontend_command(plan, settings)[3:], "local")
+        + frontend_command_problems(plan, frontend_command(plan, settings)[3:], "local")
     )
 
 

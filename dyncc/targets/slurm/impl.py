@@ -30,7 +30,7 @@ from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.targets.bench import bench_script
 from dyncc.targets.hub_cache import LOCAL_MODEL, hub_cache_lines
 from dyncc.targets.ports import bootstrap_port, port_problems, system_port
-from dyncc.targets.release_flags import frontend_host_args, worker_command_problems
+from dyncc.targets.release_flags import frontend_command_problems, frontend_host_args, worker_command_problems
 from dyncc.targets.shell import Raw, quote, ready_probe_text, shell_words, template_environment
 from dyncc.targets.slurm.env import env_problems, worker_env
 from dyncc.targets.slurm.groups import group_constraint, group_nodes, group_problems
@@ -144,6 +144,7 @@ def check(plan: DeploymentPlan, settings: SlurmSettings) -> list[Diagnostic]:
         port_problems(plan, "slurm", settings.http_port, settings.system_port_base)
         + list(plan.engine_problems)
         + worker_command_problems(plan, "slurm")
+        + frontend_command_problems(plan, frontend_command(plan, settings)[3:], "slurm")
         + option_problems("extra_sbatch", settings.extra_sbatch, MANAGED_SBATCH, "#SBATCH", SBATCH_OPTIONS)
         + option_problems("srun_options", settings.srun_options, MANAGED_SRUN, "srun", SRUN_OPTIONS)
         + revision_problems(plan)
