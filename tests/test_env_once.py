@@ -11,9 +11,9 @@ import shlex
 
 import pytest
 import yaml
-from conftest import REFERENCE, VALID_EXAMPLES
+from conftest import REFERENCE, ROOT, VALID_EXAMPLES
 
-from dyncc.api import render_targets
+from dyncc.api import render_targets, validate_text
 from dyncc.compiler import compile_spec
 from dyncc.deployment import load_spec_text
 from dyncc.diagnostics import Diagnostic, DiagnosticError
@@ -258,6 +258,9 @@ def test_compose_a_token_the_spec_gives_replaces_the_pass_through_with_a_warning
     services = yaml.safe_load(str(files["docker-compose.yaml"]))["services"]
     (worker,) = [s for name, s in services.items() if name.startswith("agg")]
     assert worker["environment"]["HF_TOKEN"] == "$$TOKEN_FROM_A_FILE"  # compose reads it literally
+    # and `validate -t compose` says so: the target's check reports it, not only its renderer.
+    checked = validate_text(spec, "s.yaml", ROOT, ["compose"])
+    assert [(d.code, d.severity) for d in checked.diagnostics if d.code.startswith("DYN52")] == [("DYN526", "warning")]
 
 
 def test_slurm_a_system_port_other_than_the_one_readiness_polls_is_an_error_and_the_same_one_written_once():

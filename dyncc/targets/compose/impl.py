@@ -45,6 +45,7 @@ def check(plan: DeploymentPlan, settings: ComposeSettings) -> list[Diagnostic]:
         + worker_command_problems(plan, NAME)
         + frontend_command_problems(plan, frontend_command(plan)[3:], NAME)
         + worker_revision_problems(plan, NAME)
+        + env_problems(plan, settings)  # DYN525/DYN526: a pool env variable compose writes itself
     )
 
 
