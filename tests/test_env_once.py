@@ -273,6 +273,31 @@ def test_slurm_a_system_port_other_than_the_one_readiness_polls_is_an_error_and_
     assert str(files["job.sbatch"]).count("DYN_SYSTEM_PORT=8081") == 1
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "instead"),
+    [
+        ("DYN_DISCOVERY_BACKEND", "etcd", None),  # the job runs no etcd: the worker would find no one
+        ("DYN_FILE_KV", "/tmp/elsewhere", None),
+        ("HF_HOME", "/scratch/hf", "slurm.model_cache_dir"),  # the download step put the model elsewhere
+    ],
+)
+def test_slurm_a_pool_env_value_against_what_the_job_exports_is_an_error(name, value, instead):
+    """The job script exports discovery and the model cache for every step; a pool env overriding one in its
+    workers alone was written without a word."""
+    spec = BASE + f"pools:\n  agg:\n    env:\n      {name}: {value}\n"
+    errors = _errors(spec, "slurm")
+    assert [(d.code, d.path) for d in errors] == [("DYN525", ("pools", "agg", "env", name))]
+    assert instead is None or instead in (errors[0].hint or "")
+    checked = validate_text(spec, "s.yaml", ROOT, ["slurm"])
+    assert [d.code for d in checked.diagnostics if d.is_error] == ["DYN525"]
+
+
+def test_slurm_a_pool_env_value_the_job_already_exports_is_written_once():
+    files, notes = _build(BASE + "pools:\n  agg:\n    env:\n      DYN_DISCOVERY_BACKEND: file\n", "slurm")
+    assert not [d for d in notes if d.code.startswith("DYN52")]
+    assert str(files["job.sbatch"]).count("DYN_DISCOVERY_BACKEND=file") == 1  # the job's export alone
+
+
 # --- dyncc import of Dynamo's multi-node example, and back -----------------------------------------
 
 

@@ -28,11 +28,12 @@ from dyncc.compiler.plan import (
 )
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.targets.bench import bench_script
+from dyncc.targets.env_merge import Written
 from dyncc.targets.hub_cache import LOCAL_MODEL, hub_cache_lines
 from dyncc.targets.ports import bootstrap_port, port_problems, system_port
 from dyncc.targets.release_flags import frontend_command_problems, frontend_host_args, worker_command_problems
 from dyncc.targets.shell import Raw, quote, ready_probe_text, shell_words, template_environment
-from dyncc.targets.slurm.env import env_problems, worker_env
+from dyncc.targets.slurm.env import env_problems, job_exports, worker_env
 from dyncc.targets.slurm.groups import group_constraint, group_nodes, group_problems
 from dyncc.targets.slurm.settings import (
     PYXIS_OPTIONS,
@@ -152,7 +153,14 @@ def check(plan: DeploymentPlan, settings: SlurmSettings) -> list[Diagnostic]:
         + checkpoint_problems(plan)
         + infra_node_problems(plan, settings)
         + segment_problems(plan, settings)
+        + env_problems(plan, settings.system_port_base, exported_env(plan, settings))  # DYN525/DYN526
     )
+
+
+def exported_env(plan: DeploymentPlan, settings: SlurmSettings) -> list[Written]:
+    """What job.sbatch exports for every step (the template writes the same from the same facts)."""
+    hf_home = (settings.model_cache_dir or "$DYNCC_DIR/hf-home") if downloads_model(plan) else None
+    return job_exports(plan, runs_etcd(plan, settings), runs_nats(plan), hf_home)
 
 
 def infra_node_problems(plan: DeploymentPlan, settings: SlurmSettings) -> list[Diagnostic]:
@@ -428,7 +436,8 @@ def frontend_command(plan: DeploymentPlan, settings: SlurmSettings) -> list:
 
 
 def worker_command(plan: DeploymentPlan, settings: SlurmSettings, pool: PoolPlan, worker: WorkerPlan) -> list:
-    env = [f"{k}={v}" for k, v in worker_env(plan, pool, worker, _port(settings, worker))]
+    exports = exported_env(plan, settings)
+    env = [f"{k}={v}" for k, v in worker_env(plan, pool, worker, _port(settings, worker), exports)]
     prefix = list(pool.launch_prefix)
     # Several ranks: each starts under the engine's launcher (which makes rank 0 the Dynamo worker).
     launcher = list(plan.engine.rank_launcher) if worker.gpus > 1 else []
@@ -537,7 +546,6 @@ def _too_large(plan: DeploymentPlan, size: int) -> Diagnostic:
 
 def render(plan: DeploymentPlan, settings: SlurmSettings) -> Files:
     problems = [d for d in check(plan, settings) if d.is_error]  # warnings are check()'s to report
-    problems += [d for d in env_problems(plan, settings.system_port_base) if d.is_error]
     if problems:
         raise DiagnosticError(problems)
     estimate = sbatch_bytes_estimate(plan, settings)
