@@ -40,6 +40,12 @@ def test_round_trip_of_dynamos_examples_differs_only_by_coded_warnings(manifest,
     assert unexplained == [], "\n".join(map(str, unexplained))
     # The spec names what was lost at its top, so a reader of the file sees it too.
     assert all(w.message in result.text for w in result.warnings)
+    # A warning about a part of the manifest says where it is there: file:line:col of that part.
+    for warning in result.warnings:
+        if warning.path[:1] == ("spec",):
+            assert warning.location is not None and warning.location.file == str(manifest), warning
+            line = manifest.read_text().splitlines()[warning.location.line - 1]
+            assert line.strip(), warning
 
 
 @pytest.mark.reference("dynamo-examples/deploy")

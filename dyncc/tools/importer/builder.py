@@ -40,7 +40,11 @@ class SpecBuilder:
         self.engines: dict[str, Engine] = {}  # role -> the engine its workers run
 
     def warn(self, code: str, message: str, hint: str, path: YamlPath, *covers: DiffKey) -> None:
-        self.notes.append(ImportNote(Diagnostic(code, message, path=path, hint=hint, severity="warning"), covers))
+        # A path into the DGD (spec.components[1], spec.backendFramework) is located in its file; the others
+        # name the imported spec's settings, which have no place in the manifest.
+        where = self.sources.dgd_source.locate(path) if path[:1] in (("spec",), ("metadata",)) else None
+        diagnostic = Diagnostic(code, message, path=path, hint=hint, severity="warning", location=where)
+        self.notes.append(ImportNote(diagnostic, covers))
 
     def run(self) -> dict[str, Any]:
         dgd = self.sources.dgd
