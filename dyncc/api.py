@@ -72,6 +72,7 @@ def check(loaded: LoadedSpec, targets: Iterable[str] = ("all",), render: bool = 
     that can run it, the others named in an info note), located in the spec. With ``render`` each target is
     also rendered in memory, as `build` renders it (:func:`render_targets`), for the limits only the output
     shows (a Kubernetes object or a job script too large): `validate` and `build` refuse the same specs."""
+    targets = tuple(targets)
     graph, placement, diagnostics = check_spec(loaded)
     if has_errors(diagnostics) or placement is None:
         return list(diagnostics)
@@ -81,7 +82,7 @@ def check(loaded: LoadedSpec, targets: Iterable[str] = ("all",), render: bool = 
         if problem is not None:
             found.append(problem)
             continue
-        found += _left_out(compilation, target)
+        found += _left_out(compilation, target, "all" in targets)
         checked = target.check(compilation.plan, target.settings(loaded.spec))
         found += [d for d in checked if not d.is_error]  # its warnings and notes; errors come from rendering
         if not render:
@@ -131,11 +132,15 @@ def _targets_for(compilation: Compilation, requested: Iterable[str]) -> list[tup
     return found
 
 
-def _left_out(compilation: Compilation, target: Target) -> list[Diagnostic]:
-    """Warnings for the add-on features (a load test) ``target`` builds the spec without."""
+def _left_out(compilation: Compilation, target: Target, every: bool) -> list[Diagnostic]:
+    """Warnings for the add-on features (a load test) ``target`` builds the spec without; notes when the target
+    was not asked for by name (``all``), as a target that cannot run the spec at all is then skipped with a
+    note: a load test every spec with `benchmark:` would warn about on compose is not the user's mistake."""
     from dyncc.targets import targets
 
     found = left_out(compilation.plan, target, targets())
+    if every:
+        found = [dataclasses.replace(d, severity="info") if d.severity == "warning" else d for d in found]
     return [d.located(compilation.loaded.source.locate(d.path)) for d in found]
 
 
@@ -147,6 +152,7 @@ def render_targets(compilation: Compilation, targets: Iterable[str]) -> tuple[di
     """Render each target in memory. ``all`` skips (with a note) targets that cannot run the spec; a target
     that can run it and whose checks fail is an error, with ``all`` too: `validate` reports the same errors
     (:func:`check`), and a build that leaves a target out must not pass where validation fails."""
+    targets = tuple(targets)
     rendered: dict[str, Files] = {}
     skipped: list[Diagnostic] = []
     errors: list[Diagnostic] = []
@@ -159,7 +165,7 @@ def render_targets(compilation: Compilation, targets: Iterable[str]) -> tuple[di
         except DiagnosticError as exc:  # collected, so one run names every target's errors
             errors += exc.diagnostics
             continue
-        skipped += _left_out(compilation, target) + notes
+        skipped += _left_out(compilation, target, "all" in targets) + notes
     if errors:
         raise DiagnosticError(errors)
     return rendered, skipped

@@ -129,6 +129,17 @@ def test_replica_sync_warns_where_one_frontend_runs_and_not_on_k8s_with_frontend
     assert k8s.returncode == 0 and "DYN307" not in k8s.stdout + k8s.stderr, k8s.stdout + k8s.stderr
 
 
+def test_a_feature_left_out_is_a_warning_for_a_target_asked_for_and_a_note_under_all(tmp_path):
+    """`-t compose` and a `benchmark:` compose does not write: a warning; the default `-t all`, where compose was
+    not asked for by name: a note, as a target that cannot run the spec at all is skipped with a note."""
+    spec = write(tmp_path, benchmark={"isl": 128, "osl": 16})
+    named = cli("validate", "-t", "compose", spec)
+    assert named.returncode == 0 and "warning DYN581" in named.stdout + named.stderr
+    every = cli("validate", spec)
+    assert every.returncode == 0 and "info DYN581" in every.stdout + every.stderr
+    assert "warning DYN581" not in every.stdout + every.stderr
+
+
 @pytest.mark.parametrize("option", ["temperature", "overlap_score_credit"])
 def test_router_weights_validate_without_a_deprecation_warning(tmp_path, option):
     # Dynamo 1.6 deprecates their flags; dyncc writes them into --router-policy-config (tests/test_router_policy.py).
