@@ -123,7 +123,7 @@ def test_wide_ep_decode_spans_four_whole_nodes_with_sixteen_ranks():
 def test_placement_scales_linearly_enough_for_ten_thousand_gpus():
     loaded = spec(
         "cluster: {gpus_per_node: 8, nodes: 1250}\n",
-        "pools:\n  prefill: {replicas: 500, tensor_parallel: 4}\n  decode: {replicas: 125, tensor_parallel: 64}\n",
+        "pools:\n  prefill: {replicas: 500, tensor_parallel: 4}\n  decode: {replicas: 500, tensor_parallel: 16}\n",
     )
     result = compile_spec(loaded)
     assert result.placement.gpus_used == 10_000 and result.placement.nodes_used == 1250

@@ -46,8 +46,9 @@ def _diagnostics(proc) -> list[dict]:
 
 
 def test_a_sweep_whose_every_point_is_invalid_fails_validate_and_sweep(tmp_path):
-    # The base spec is valid (TP 1); TP 16 and 32 need more GPUs than the 8-GPU node has (DYN403).
-    spec = _spec_with(tmp_path, sweep={"pools.agg.tensor_parallel": [16, 32]})
+    # The base spec is valid (2 replicas of TP 1); 2 x TP 16 and 2 x TP 8 need more GPUs than the 8-GPU node
+    # has (DYN403). (TP 32 would also split Qwen3-0.6B's 16 attention heads: DYN124.)
+    spec = _spec_with(tmp_path, sweep={"pools.agg.tensor_parallel": [16, 8]})
     sweep_line = spec.read_text().splitlines().index("sweep:") + 1
     checked = cli("validate", "--format", "json", spec)
     assert checked.returncode == 1, checked.stdout

@@ -24,6 +24,7 @@ from pydantic_core import ErrorDetails
 
 from dyncc.diagnostics import Diagnostic, DiagnosticError, YamlPath, format_yaml_path
 from dyncc.facts import ModelArch, NotEnoughFacts, arch_from_config, known_model
+from dyncc.facts.heads import read_heads
 from dyncc.facts.stated import apply_stated_facts
 from dyncc.spec.chat_template import read_chat_template
 from dyncc.spec.deprecations import upgrade
@@ -91,7 +92,11 @@ class ModelFacts:
     moe: bool | None = None
     num_experts: int | None = None
     mtp_layers: int | None = None
+    # Query and KV heads per layer, and whether attention is MLA: from the spec, else config.json, else dyncc's
+    # table of well-known models (dyncc.facts.heads), each naming its origin in ``source``.
     attention_heads: int | None = None
+    kv_heads: int | None = None
+    mla: bool | None = None
     local_dir: str | None = None  # the checkpoint directory, when model.path names one on this machine
     chat_template: str | None = None  # the text of model.chat_template, read from beside the spec
     source: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -389,16 +394,23 @@ def read_model_facts(spec: CoreSpec, base_dir: Path, source: SourceMap) -> Model
         moe = num_experts > 1
         origin["moe"] = origin["num_experts"]
     arch, arch_source = _model_arch(spec, config if has_config else None, model_dir, config_path, source)
-    heads = model.attention_heads
-    if heads is not None:
-        origin["attention_heads"] = "spec"
-    elif has_config and isinstance(config.get("num_attention_heads"), int) and config["num_attention_heads"] > 0:
-        heads, origin["attention_heads"] = config["num_attention_heads"], str(config_path)
+    stated = model.facts
+    heads = read_heads(
+        stated_heads=model.attention_heads,
+        stated_kv_heads=stated.kv_heads if stated is not None else None,
+        stated_kv_lora_rank=stated.kv_lora_rank if stated is not None else None,
+        config=config if has_config else None,
+        config_label=str(config_path),
+        model_path=model.path,
+    )
+    origin.update(heads.source)
     return ModelFacts(
         moe=moe,
         num_experts=num_experts,
         mtp_layers=mtp_layers,
-        attention_heads=heads,
+        attention_heads=heads.attention,
+        kv_heads=heads.kv,
+        mla=heads.mla,
         local_dir=local_dir,
         chat_template=read_chat_template(model.chat_template, base_dir, source.locate),
         source=origin,
@@ -430,6 +442,8 @@ def _model_arch(
     stated = spec.model.facts
     if stated is not None:
         arch, why = apply_stated_facts(arch, stated, spec.model.attention_heads, why)
+    if arch is not None and spec.model.attention_heads is not None:  # what DYN124 reads sizes memory too
+        arch = dataclasses.replace(arch, attention_heads=spec.model.attention_heads)
     return arch, why
 
 

@@ -66,8 +66,9 @@ class ModelSource(SpecModel):
         None,
         ge=1,
         le=1_000_000,
-        description="Attention (query) heads per layer (config.json `num_attention_heads` if local); "
-        "tensor_parallel must divide it unless attention DP is on (DYN124).",
+        description="Attention (query) heads per layer; default: config.json `num_attention_heads` if local, "
+        "else dyncc's table of well-known models. tensor_parallel must divide it unless attention DP is on "
+        "(DYN124).",
     )
     tool_call_parser: NoControlChars | None = Field(
         None,

@@ -31,19 +31,45 @@ def gpus_per_worker_is_tp_times_pp(graph: DeploymentGraph) -> Iterator[Diagnosti
 
 @rule("DYN124", "tp-divides-attention-heads")
 def tensor_parallel_divides_heads(graph: DeploymentGraph) -> Iterator[Diagnostic]:
-    """Tensor parallelism splits a layer's attention heads evenly over the TP ranks (attention DP does not)."""
-    heads = graph.facts.attention_heads
-    if heads is None:
+    """Tensor parallelism gives each TP rank the same number of a layer's attention heads, so TP divides the
+    query heads; each rank also gets a whole number of KV heads, so TP divides the KV heads or is a multiple of
+    them (each then copied to TP / KV-heads ranks). MLA caches a latent instead of KV heads: only the query
+    heads split. Attention DP keeps every head on every rank. The counts are the model facts every rule reads
+    (the spec, else config.json, else dyncc's table of well-known models), named in the message."""
+    facts = graph.facts
+    heads, kv = facts.attention_heads, None if facts.mla else facts.kv_heads
+    if heads is None and kv is None:
         return
     for p in graph.pools():
         tp = p.spec.tensor_parallel
-        if not p.spec.attention_dp and heads % tp:
-            divisors = [d for d in range(1, min(heads, 64) + 1) if heads % d == 0]
-            yield finding(
-                f"tensor_parallel {tp} does not divide the model's {heads} attention heads",
-                p.path + ("tensor_parallel",),
-                f"{graph.engine.label} refuses to start such a worker: choose one of {divisors}, or attention_dp: true",
+        if p.spec.attention_dp or tp == 1:
+            continue
+        if heads is not None and heads % tp:
+            problem = f"does not divide the model's {heads} attention heads"
+            source = facts.source.get("attention_heads", "spec")
+        elif kv is not None and (kv % tp if kv >= tp else tp % kv):
+            problem = (
+                f"splits the model's {kv} KV heads unevenly (each rank needs a whole number of them, "
+                f"or TP a multiple of them so each is copied)"
             )
+            source = facts.source.get("kv_heads", "spec")
+        else:
+            continue
+        yield finding(
+            f"tensor_parallel {tp} {problem} [from {source}]",
+            p.path + ("tensor_parallel",),
+            f"{graph.engine.label} refuses to start such a worker: choose one of {_head_splits(heads, kv)}, "
+            "or attention_dp: true",
+        )
+
+
+def _head_splits(heads: int | None, kv: int | None) -> list[int]:
+    """TP sizes up to 64 that split both head counts as TensorRT-LLM needs."""
+    return [
+        tp
+        for tp in range(1, 65)
+        if (heads is None or heads % tp == 0) and (kv is None or (kv % tp == 0 if kv >= tp else tp % kv == 0))
+    ]
 
 
 @rule("DYN102", "moe-parallel-product")
