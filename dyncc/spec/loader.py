@@ -9,9 +9,11 @@ pydantic's strict mode sees ordinary ``int``/``str``/``dict`` values.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import errno
 import json
+import math
 import os
 import re
 import types
@@ -273,9 +275,70 @@ def _diagnostic_for(
         "DYN012",
         f"{where}: {msg.lower()} (got {got})",
         path=loc,
-        hint="check the value's type; quote strings that look like numbers",
+        hint=_type_hint(kind, value),
         location=source.locate(loc),
     )
+
+
+# pydantic's error type -> what the field takes.
+_EXPECTED = {
+    "int_type": "whole number",
+    "int_parsing": "whole number",
+    "int_from_float": "whole number",
+    "float_type": "number",
+    "float_parsing": "number",
+    "string_type": "string",
+    "bool_type": "boolean",
+    "bool_parsing": "boolean",
+    "dict_type": "mapping",
+    "model_type": "mapping",
+    "model_attributes_type": "mapping",
+    "list_type": "list",
+}
+
+
+def _type_hint(kind: str, value: Any) -> str:
+    """What to write instead, from what was given and what the field takes: a number written as a string
+    loses its quotes, a string YAML read as a number gains them."""
+    expected = _EXPECTED.get(kind)
+    if value is None:
+        return "give a value, or leave the key out for its default"
+    if expected in ("whole number", "number"):
+        if isinstance(value, str):
+            number = _number(value)
+            if number is not None and (expected == "number" or isinstance(number, int)):
+                return f"remove the quotes: {value.strip()} is a number here, not a string"
+            return f"write a {expected} without quotes"
+        if isinstance(value, float) and expected == "whole number":
+            return f"write {int(value)}" if value.is_integer() else "write a whole number"
+        return f"write a {expected}" + (" (true/false are not numbers)" if isinstance(value, bool) else "")
+    if expected == "string" and isinstance(value, float):
+        return "quote it as written: unquoted, YAML reads it as a number (1.10 would become 1.1)"
+    if expected == "string" and isinstance(value, (bool, int, datetime.date)):
+        shown = value.isoformat() if isinstance(value, datetime.date) else str(value).lower()
+        noun = "a boolean" if isinstance(value, bool) else "a number" if isinstance(value, int) else "a date"
+        return f'quote it: "{shown}" (unquoted, YAML reads it as {noun})'
+    if expected == "boolean":
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return f"remove the quotes: write {value.strip().lower()}"
+        return "write true or false"
+    if expected == "mapping":
+        return "write a mapping here: `key: value` entries, indented under the key"
+    if expected == "list":
+        return "write a list here: `[a, b]` or one `- item` per line"
+    return "check the value's type" + (f": a {expected} here" if expected else "")
+
+
+def _number(text: str) -> int | float | None:
+    try:
+        return int(text.strip())
+    except ValueError:
+        pass
+    try:
+        number = float(text.strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _range_hint(kind: str, error: ErrorDetails) -> str:
@@ -308,14 +371,19 @@ def _range_hint(kind: str, error: ErrorDetails) -> str:
 def _did_you_mean(word: str, candidates: list[str] | set[str]) -> str | None:
     if word in KEY_SYNONYMS and KEY_SYNONYMS[word] in candidates:
         return KEY_SYNONYMS[word]
-    matches = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
+    # Compared without case: `KV` -> `kv`, `nixl` -> `NIXL`, `MTP` -> `mtp` (difflib alone scores these 0).
+    by_lower = {c.lower(): c for c in sorted(candidates)}
+    lower = word.lower()
+    if lower in by_lower:
+        return by_lower[lower]
+    matches = difflib.get_close_matches(lower, sorted(by_lower), n=1, cutoff=0.6)
     if matches:
-        return matches[0]
+        return by_lower[matches[0]]
     # `kv-aware` -> `kv`, `tensor` -> `tensor_parallel`: one is the start of the other.
     prefixed = sorted(
-        c for c in candidates if len(c) >= 2 and (word.startswith(c) or c.startswith(word)) and len(word) >= 2
+        c for c in by_lower if len(c) >= 2 and (lower.startswith(c) or c.startswith(lower)) and len(lower) >= 2
     )
-    return max(prefixed, key=len) if prefixed else None
+    return by_lower[max(prefixed, key=len)] if prefixed else None
 
 
 def _field_annotation(model: type[CoreSpec], loc: YamlPath) -> Any:
