@@ -29,6 +29,7 @@ class Budget:
     batch: int  # max_batch_size in force
     free_fraction: float
     max_seq_len_set: bool
+    kv_value_bytes: float = 2.0  # bytes per cached value in the KV cache type in force (1: FP8 already)
 
     @property
     def before_kv(self) -> int:

@@ -50,6 +50,39 @@ def _smallest_fitting_tp(graph: DeploymentGraph, p: PoolInfo, gpu: facts.GpuFact
     return None
 
 
+def _smallest_fitting_gpu(graph: DeploymentGraph, p: PoolInfo, gpu: facts.GpuFacts) -> str | None:
+    """The known GPU with the least memory above ``gpu``'s that holds this worker as it is."""
+    model = graph.engine.config_impl()
+    larger = sorted(
+        {g.name: g for g in map(facts.gpu, facts.gpu_names()) if g and g.memory_mib > gpu.memory_mib}.values(),
+        key=lambda g: g.memory_mib,
+    )
+    for other in larger:
+        b = model.memory_budget(graph, p, other.memory_bytes)
+        if b is not None and b.fits:
+            return other.name
+    return None
+
+
+# Checkpoint formats smaller than 16-bit weights, largest first: a hint names only those smaller than the
+# checkpoint's own (an FP8 checkpoint is told of NVFP4; a 4-bit one of neither).
+_SMALLER_FORMATS = (("fp8", "FP8"), ("nvfp4", "NVFP4"))
+
+
+def _smaller_weights(graph: DeploymentGraph) -> list[str]:
+    arch = graph.facts.arch
+    if arch is None:
+        return []
+    now = facts.DTYPE_BYTES.get(arch.weight_dtype, 2.0)
+    smaller = [name for key, name in _SMALLER_FORMATS if facts.DTYPE_BYTES[key] < now]
+    return [f"use an {' or '.join(smaller)} checkpoint"] if smaller else []
+
+
+def _smaller_kv(b: Budget) -> list[str]:
+    """An FP8 KV cache, unless the cache is FP8 (or smaller) already."""
+    return ["use an FP8 KV cache (kv_cache_dtype: fp8)"] if b.kv_value_bytes > 1 else []
+
+
 @rule("DYN140", "worker-fits-gpu-memory")
 def workers_fit_gpu_memory(graph: DeploymentGraph) -> Iterator[Diagnostic]:
     """Each worker's weights, working set and one full-length request's KV cache fit its GPUs."""
@@ -77,10 +110,19 @@ def workers_fit_gpu_memory(graph: DeploymentGraph) -> Iterator[Diagnostic]:
                 f"less than one {b.sequence_tokens}-token request needs ({gib(b.sequence_bytes)})"
             )
         tp = _smallest_fitting_tp(graph, p, gpu)
-        hint = f"raise tensor_parallel (TP{tp} fits)" if tp else "spread the model over more GPUs"
-        hint += (
-            ", use a quantized checkpoint (FP8, NVFP4), lower max_seq_len / max_num_tokens, or a GPU with more memory"
-        )
+        remedies = [f"raise tensor_parallel (TP{tp} fits)" if tp else "spread the model over more GPUs"]
+        remedies += _smaller_weights(graph)
+        if b.before_kv >= b.capacity:
+            # max_num_tokens sizes the working set, which can only help when the rest fits without it
+            # (max_seq_len sizes just the KV cache).
+            if b.before_kv - b.working_set < b.capacity:
+                remedies.append("lower max_num_tokens")
+        else:
+            remedies += [*_smaller_kv(b), "lower max_seq_len"]
+        larger = _smallest_fitting_gpu(graph, p, gpu)
+        if larger:
+            remedies.append(f"a GPU with more memory ({larger} fits)")
+        hint = f"{', '.join(remedies[:-1])}, or {remedies[-1]}" if len(remedies) > 1 else remedies[0]
         yield finding(message + f" [model facts: {graph.facts.arch_source}]", p.path + ("tensor_parallel",), hint)
 
 
@@ -100,7 +142,8 @@ def gpu_memory_tight(graph: DeploymentGraph) -> Iterator[Diagnostic]:
                 f"{gib(b.capacity)}, leaving {gib(b.kv_cache)} of KV cache ({b.sequences} requests of "
                 f"{b.sequence_tokens} tokens)",
                 p.path + ("tensor_parallel",),
-                "estimates carry a few GiB of error: raise tensor_parallel, or use a quantized checkpoint",
+                "estimates carry a few GiB of error: raise tensor_parallel"
+                + "".join(f", or {r}" for r in _smaller_weights(graph)),
                 severity="warning",
             )
         elif p.spec.engine.max_batch_size is not None and b.max_seq_len_set and b.sequences < b.batch:
@@ -109,8 +152,9 @@ def gpu_memory_tight(graph: DeploymentGraph) -> Iterator[Diagnostic]:
                 f"requests of max_seq_len {b.sequence_tokens} tokens, fewer than max_batch_size {b.batch}: "
                 "at full length the batch is capped there and further requests wait",
                 p.path + ("engine", "max_batch_size"),
-                f"lower max_batch_size to {max(1, b.sequences)} or max_seq_len, use an FP8 KV cache, or spread "
-                "the weights over more GPUs",
+                f"lower max_batch_size to {max(1, b.sequences)} or max_seq_len, "
+                + "".join(f"{r}, " for r in _smaller_kv(b))
+                + "or spread the weights over more GPUs",
                 severity="warning",
             )
 

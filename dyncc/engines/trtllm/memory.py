@@ -152,6 +152,7 @@ def budget(arch: ModelArch, shape: WorkerShape, capacity: int) -> Budget:
         batch=shape.max_batch_size or DEFAULT_MAX_BATCH_SIZE,
         free_fraction=fraction,
         max_seq_len_set=shape.max_seq_len is not None,
+        kv_value_bytes=kv_value_bytes(arch, shape.kv_cache_dtype),
     )
 
 
