@@ -89,6 +89,19 @@ def test_a_dynamo_version_without_a_release_file_is_refused_with_the_known_list(
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    ("version", "said"),
+    [
+        ("1.7.0", "the newest release dyncc has is 1.6.1"),  # newer than every file: no other release is it
+        ("1.3.0", "did you mean `1.3.0.post1` or `1.3.1`?"),  # a release of a known line without its own file
+    ],
+)
+def test_a_version_without_a_file_is_answered_with_the_releases_near_it(version, said, tmp_path):
+    proc = cli("validate", EXAMPLES / "agg.yaml", "--dynamo-version", version)
+    assert proc.returncode == 1 and said in proc.stderr, proc.stderr
+    assert "did you mean `1.6.0`" not in proc.stderr and "scripts/" not in proc.stderr
+
+
 def test_a_trtllm_version_other_than_the_pinned_one_is_refused(tmp_path):
     spec = write_spec(tmp_path, "dynamo: {version: 1.6.1, trtllm: 1.3.0rc29}\nmodel: {path: m}\npools: {agg: {}}\n")
     assert codes(diagnostics_of(spec), "error") == []

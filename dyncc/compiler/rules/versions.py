@@ -12,7 +12,7 @@ from dyncc.compiler.plan import frontend_flags
 from dyncc.compiler.profiles import profile_for, profiles, supported_list
 from dyncc.compiler.rules.base import finding, rule
 from dyncc.diagnostics import Diagnostic, YamlPath, format_yaml_path
-from dyncc.releases import Component, availability, first_with, releases
+from dyncc.releases import Component, availability, first_with, releases, version_or_none
 
 
 @rule("DYN701", "known-dynamo-version")
@@ -21,15 +21,29 @@ def dynamo_version_has_a_profile(graph: DeploymentGraph) -> Iterator[Diagnostic]
     version = graph.spec.dynamo.version
     if profile_for(version) is not None:
         return
-    close = difflib.get_close_matches(version, [r.dynamo for r in releases()], n=1, cutoff=0.6)
     yield finding(
         f"no release file for Dynamo {version}: dyncc does not know the flags its parsers accept, so no file "
         "could say exactly what it deploys",
         ("dynamo", "version"),
-        (f"did you mean `{close[0]}`? " if close else "")
-        + f"dyncc has {supported_list()}; a new release is one file (scripts/release_flags.py, then "
-        "scripts/gen_releases.py)",
+        _nearest_release(version)
+        + f"dyncc has {supported_list()}; a release it lacks is one data file, read from that release's wheel "
+        "(docs/architecture.md, `Releases are data`)",
     )
+
+
+def _nearest_release(version: str) -> str:
+    """What to suggest for a version without a file: the releases of its line, the newest when it is newer
+    than all, else the closest spelling."""
+    known = [r.dynamo for r in releases()]
+    parsed = version_or_none(version)
+    if parsed is not None:
+        line = [r.dynamo for r in releases() if r.version.release[:2] == parsed.release[:2]]
+        if parsed > releases()[-1].version:
+            return f"the newest release dyncc has is {known[-1]}; "
+        if line:
+            return f"did you mean {' or '.join(f'`{v}`' for v in line[-2:])}? "
+    close = difflib.get_close_matches(version, known, n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`? " if close else ""
 
 
 def _absent(
