@@ -91,3 +91,21 @@ def test_mla_splits_only_the_query_heads(tmp_path):
     # Multi-head latent attention caches one latent per token: its num_key_value_heads is not split.
     config = {"hidden_size": 7168, "num_attention_heads": 48, "num_key_value_heads": 16, "kv_lora_rank": 512}
     assert _local(tmp_path, config, 6) == []
+
+
+def test_a_well_known_moe_models_experts_come_from_the_table_for_dyn107(tmp_path):
+    """DeepSeek-R1's 256 routed experts, from dyncc's table when the spec and a local config say nothing:
+    expert_parallel 6 does not divide them; 8 does; whether the model is MoE is left to the spec."""
+    from conftest import cli
+
+    spec = tmp_path / "s.yaml"
+    text = (
+        "apiVersion: dyncc/v1\nname: ds\nmodel: {path: deepseek-ai/DeepSeek-R1}\n"
+        "cluster: {gpus_per_node: 8, nodes: 1, gpu_type: B300}\npools:\n  agg: {tensor_parallel: 8, expert_parallel: EP}\n"
+    )
+    spec.write_text(text.replace("EP", "4"))
+    ok = cli("validate", spec)
+    assert "DYN107" not in ok.stdout + ok.stderr
+    spec.write_text(text.replace("tensor_parallel: 8", "tensor_parallel: 6").replace("EP", "6"))
+    refused = cli("validate", spec)
+    assert "error DYN107: 256 experts do not divide over expert_parallel 6 (from dyncc's table" in refused.stderr

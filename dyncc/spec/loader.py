@@ -462,6 +462,11 @@ def read_model_facts(spec: CoreSpec, base_dir: Path, source: SourceMap) -> Model
         moe = num_experts > 1
         origin["moe"] = origin["num_experts"]
     arch, arch_source = _model_arch(spec, config if has_config else None, model_dir, config_path, source)
+    if num_experts is None and not has_config and arch is not None and arch.experts > 1:
+        # dyncc's table knows the routed experts of a well-known MoE model: expert_parallel must divide them
+        # (DYN107) as it must a local checkpoint's. Whether a model is MoE at all stays the spec's or its
+        # config's to say: that changes the engine configs dyncc writes.
+        num_experts, origin["num_experts"] = arch.experts, arch_source
     stated = model.facts
     heads = read_heads(
         stated_heads=model.attention_heads,

@@ -167,7 +167,8 @@ def experts_divisible_by_ep(graph: DeploymentGraph) -> Iterator[Diagnostic]:
         ep = p.spec.expert_parallel
         if ep > 1 and experts % ep:
             yield finding(
-                f"{experts} experts do not divide over expert_parallel {ep}",
+                f"{experts} experts do not divide over expert_parallel {ep} "
+                f"(from {graph.facts.source.get('num_experts', 'spec')})",
                 p.path + ("expert_parallel",),
                 f"choose expert_parallel dividing {experts}",
             )
