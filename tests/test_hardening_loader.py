@@ -359,3 +359,17 @@ def test_long_source_lines_are_clipped_around_the_error(tmp_path):
     proc = cli("validate", "s.yaml", cwd=tmp_path)
     assert "DYN018" in proc.stderr
     assert max(len(line) for line in proc.stderr.splitlines()) < 400
+
+
+def test_an_anchor_defined_twice_is_a_located_warning_not_a_python_warning(tmp_path):
+    """YAML allows it (later aliases mean the newer value); dyncc says so as DYN023 at the second definition,
+    and ruamel's ReusedAnchorWarning (a Python warning naming dyncc's own source file) is not printed."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "apiVersion: dyncc/v1\nname: x\nmodel: {path: Qwen/Qwen3-0.6B, moe: false}\n"
+        "pools:\n  prefill: &p {replicas: 1}\n  decode: &p {replicas: 2}\n"
+    )
+    proc = run_dyncc("validate", spec)
+    assert proc.returncode == 0
+    assert "s.yaml:6:11: warning DYN023: anchor &p is defined again (first at line 5)" in proc.stdout + proc.stderr
+    assert "ReusedAnchorWarning" not in proc.stdout + proc.stderr and "bounded_yaml.py" not in proc.stderr

@@ -6,14 +6,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.composer import Composer
+from ruamel.yaml.composer import Composer, ReusedAnchorWarning
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError
-from ruamel.yaml.events import AliasEvent, MappingStartEvent, SequenceStartEvent
+from ruamel.yaml.events import AliasEvent, MappingStartEvent, ScalarEvent, SequenceStartEvent
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scanner import RoundTripScanner
 from ruamel.yaml.tokens import DirectiveToken, DocumentEndToken, StreamStartToken
@@ -40,6 +41,8 @@ class _Budget:
     line: int = 0  # 0-based, as ruamel's marks
     column: int = 0
     open_anchors: set[str] = dataclasses.field(default_factory=set)  # anchored collections being composed
+    anchors: dict[str, Location] = dataclasses.field(default_factory=dict)  # where each anchor was defined
+    notes: list[Diagnostic] = dataclasses.field(default_factory=list)  # warnings about valid but doubtful YAML
     in_document: bool = False  # the scanner has passed content since the last document end
 
     def at(self, mark: Any) -> None:
@@ -149,7 +152,10 @@ class _BoundedComposer(Composer):
                 f"remove the tag: a {budget.kind.noun} holds plain strings, numbers, booleans, lists and mappings",
                 where,
             )
-        anchor = event.anchor if isinstance(event, (SequenceStartEvent, MappingStartEvent)) else None
+        defined = event.anchor if isinstance(event, (ScalarEvent, SequenceStartEvent, MappingStartEvent)) else None
+        if defined is not None:
+            _note_redefinition(budget, defined, where)
+        anchor = defined if isinstance(event, (SequenceStartEvent, MappingStartEvent)) else None
         if anchor is not None:
             budget.open_anchors.add(anchor)
         budget.depth += 1
@@ -160,6 +166,25 @@ class _BoundedComposer(Composer):
         finally:
             budget.depth -= 1
             budget.open_anchors.discard(anchor)
+
+
+def _note_redefinition(budget: _Budget, anchor: str, where: Location) -> None:
+    """DYN023: an anchor name defined again. YAML allows it (later aliases mean the newer value), but an alias
+    written for the first one silently changes meaning; ruamel's own Python warning is not shown."""
+    first = budget.anchors.get(anchor)
+    budget.anchors[anchor] = where
+    if first is None:
+        return
+    budget.notes.append(
+        Diagnostic(
+            "DYN023",
+            f"anchor &{anchor} is defined again (first at line {first.line}): every *{anchor} after this line "
+            "means this value",
+            hint="give each anchor its own name",
+            severity="warning",
+            location=where,
+        )
+    )
 
 
 def _short_tag(tag: str) -> str:
@@ -188,10 +213,18 @@ def _new_yaml(file: str, kind: InputKind) -> YAML:
 
 def parse_yaml(raw: bytes | str, file: str, kind: InputKind = SPEC) -> Any:
     """The ruamel tree of one YAML document; every failure is a :class:`DiagnosticError` with a location."""
+    return parse_yaml_noted(raw, file, kind)[0]
+
+
+def parse_yaml_noted(raw: bytes | str, file: str, kind: InputKind = SPEC) -> tuple[Any, list[Diagnostic]]:
+    """:func:`parse_yaml`, and the warnings about what the document does that YAML allows but that is likely
+    a mistake (an anchor defined twice: DYN023)."""
     text = _text(raw, file, kind)
     yaml = _new_yaml(file, kind)
-    with _located_errors(yaml, text, file):
-        return yaml.load(io.StringIO(text))
+    with _located_errors(yaml, text, file), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReusedAnchorWarning)  # said as DYN023, located, instead
+        tree = yaml.load(io.StringIO(text))
+    return tree, list(_budget(yaml).notes)
 
 
 def parse_yaml_documents(raw: bytes | str, file: str, kind: InputKind) -> list[Any]:
@@ -199,7 +232,8 @@ def parse_yaml_documents(raw: bytes | str, file: str, kind: InputKind) -> list[A
     stream)."""
     text = _text(raw, file, kind)
     yaml = _new_yaml(file, kind)
-    with _located_errors(yaml, text, file):
+    with _located_errors(yaml, text, file), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReusedAnchorWarning)  # a spec says it (DYN023); manifests are read as is
         return list(yaml.load_all(io.StringIO(text)))
 
 

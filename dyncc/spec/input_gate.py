@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dyncc.diagnostics import Diagnostic, DiagnosticError, Location
-from dyncc.spec.bounded_yaml import parse_yaml, parse_yaml_documents
+from dyncc.spec.bounded_yaml import parse_yaml, parse_yaml_documents, parse_yaml_noted
 from dyncc.spec.input_kind import MAX_DEPTH, MAX_NODES, MAX_SPEC_BYTES, MAX_TOKENS, MAX_VALUES, SPEC, InputKind
 from dyncc.spec.yaml_tree import Expansion, SourceMap, to_plain
 
@@ -136,8 +136,8 @@ def read_input(path: str | Path, kind: InputKind = SPEC) -> bytes:
 
 def load_yaml_data(raw: bytes | str, file: str = "<string>", kind: InputKind = SPEC) -> tuple[Any, SourceMap]:
     """The document as plain Python data, with the SourceMap that locates its values."""
-    tree = parse_yaml(raw, file, kind)
-    source = SourceMap(file, tree)
+    tree, notes = parse_yaml_noted(raw, file, kind)
+    source = SourceMap(file, tree, notes)
     return to_plain(tree, file, source, Expansion(kind)), source
 
 

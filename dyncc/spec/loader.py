@@ -154,7 +154,7 @@ def load_spec_text(
             ]
         )
     upgraded = upgrade(data)
-    notices = [d.located(source.locate(d.path, at_key=True)) for d in upgraded.diagnostics]
+    notices = list(source.notes) + [d.located(source.locate(d.path, at_key=True)) for d in upgraded.diagnostics]
     if any(d.is_error for d in notices):
         raise DiagnosticError(notices)
     try:

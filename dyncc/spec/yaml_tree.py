@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -15,9 +16,10 @@ from dyncc.spec.input_kind import MAX_DEPTH, MAX_VALUES, SPEC, InputKind
 class SourceMap:
     """Answers "where in the file is the value at this YAML path?" from ruamel's position marks."""
 
-    def __init__(self, file: str, root: Any):
+    def __init__(self, file: str, root: Any, notes: Sequence[Diagnostic] = ()):
         self.file = file
         self.root = root
+        self.notes = tuple(notes)  # warnings the parse found (DYN023), located
 
     def locate(self, path: YamlPath, at_key: bool = False) -> Location:
         """The deepest position along ``path`` that exists; the key itself when ``at_key``."""
