@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from dyncc.cli.group import aic_progress, finite_seconds, main, runtime_options, target_option
+from dyncc.cli.group import aic_progress, dynamo_version_option, finite_seconds, main, runtime_options, target_option
 from dyncc.cli.report import EXIT_INVALID, fail, os_error_diagnostic, say, show
 from dyncc.diagnostics import DiagnosticError, Location
 
@@ -28,10 +28,8 @@ if TYPE_CHECKING:
     help="json: one machine-readable report; github: workflow annotations; sarif: SARIF 2.1.0; junit: JUnit XML.",
 )
 @target_option("Run this target's checks too; `all`: every target that can run the spec (the others are named).")
-@click.option(
-    "--dynamo-version",
-    default=None,
-    help="Check the specs as deploying this Dynamo version instead of their own (as `dyncc build --dynamo-version`).",
+@dynamo_version_option(
+    "Check the specs as deploying this Dynamo version instead of their own (as `dyncc build --dynamo-version`)."
 )
 def validate(specs: tuple[str, ...], fmt: str, targets: tuple[str, ...], dynamo_version: str | None) -> None:
     """Check SPECS and the checks of the targets they are meant for; exit 1 if any has an error."""
@@ -83,11 +81,7 @@ def _validate_one(path: str, targets: tuple[str, ...], dynamo_version: str | Non
 )
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if the files on disk differ from a fresh build.")
 @runtime_options
-@click.option(
-    "--dynamo-version",
-    default=None,
-    help="Deploy this Dynamo version instead of the spec's (e.g. 0.5.1: the 2025 profile).",
-)
+@dynamo_version_option("Deploy this Dynamo version instead of the spec's (e.g. 0.5.1: the 2025 profile).")
 def build(
     spec: str,
     targets: tuple[str, ...],
@@ -171,11 +165,7 @@ def build(
     callback=finite_seconds,
     help="Seconds to wait for readiness (default: the spec's; on Slurm pending time counts, 600 s more).",
 )
-@click.option(
-    "--dynamo-version",
-    default=None,
-    help="Deploy this Dynamo version instead of the spec's (as `dyncc build --dynamo-version`).",
-)
+@dynamo_version_option("Deploy this Dynamo version instead of the spec's (as `dyncc build --dynamo-version`).")
 def up(
     spec: str,
     target: str,
@@ -221,10 +211,8 @@ def up(
     callback=finite_seconds,
     help="Readiness timeout per point (s).",
 )
-@click.option(
-    "--dynamo-version",
-    default=None,
-    help="Build every point for this Dynamo version instead of the spec's (as `dyncc build --dynamo-version`).",
+@dynamo_version_option(
+    "Build every point for this Dynamo version instead of the spec's (as `dyncc build --dynamo-version`)."
 )
 def sweep(
     spec: str,

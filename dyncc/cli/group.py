@@ -85,6 +85,11 @@ def target_option(help_text: str, default: str = "all") -> Callable[[Callable[..
     )
 
 
+def dynamo_version_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--dynamo-version`: the command works for that Dynamo release instead of the spec's."""
+    return click.option("--dynamo-version", default=None, metavar="VERSION", help=help_text)
+
+
 def runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """`--engine` and `--timing`: what the workers run, and how long the mock engine's steps take."""
     command = click.option(
