@@ -113,6 +113,7 @@ def _check_request(req: Request) -> None:
 
 def search(req: Request, timeout: float, progress: runner.Progress | None) -> dict[str, Any]:
     _check_request(req)
+    about = modelled()  # the engine the search is for: the default spec's
     args: dict[str, Any] = {
         "model": req.model,
         "system": req.system,
@@ -121,13 +122,13 @@ def search(req: Request, timeout: float, progress: runner.Progress | None) -> di
         "osl": req.osl,
         "ttft": req.ttft,
         "tpot": req.tpot,
-        "backend_version": modelled().backend.version,
+        "backend_version": about.backend.version,
         "top_n": 5,
     }
     if req.mtp:
         args.update(nextn=req.mtp, nextn_accepted=req.mtp_accepted)
     where = runner.Failure(model_path=(), system_path=(), what="AIConfigurator's search")
-    return runner.run("search", args, timeout=timeout, progress=progress, failure=where, engine=modelled().backend)
+    return runner.run("search", args, timeout=timeout, progress=progress, failure=where, engine=about.backend)
 
 
 def choose(search_result: dict[str, Any], req: Request, name: str) -> tuple[str, Candidate, list[Rejected]]:
@@ -208,13 +209,14 @@ def render(
     sla = f"ISL {req.isl}, OSL {req.osl}, TTFT <= {req.ttft:g} ms, TPOT <= {req.tpot:g} ms"
     if req.mtp:
         sla += f", MTP {req.mtp} ({req.mtp_accepted:g} accepted)"
+    about = modelled()
     header = [
         SCHEMA_NOTE.rstrip("\n"),
         f"# Chosen by AIConfigurator {runner.AIC_VERSION} for {req.model} on {req.gpus} x {req.system}: {sla}.",
         f"# Prediction ({c.label()}, {c.groups} replica group(s) of {c.gpus_per_group} GPUs):",
         f"#   {prediction_line(c)}",
         f"#   at concurrency {concurrency} per replica group ({concurrency * c.groups} in all).",
-        f"# Its data was measured on {modelled().data_note()}; this spec deploys {modelled().deploys}.",
+        f"# Its data was measured on {about.data_note()}; this spec deploys {about.deploys}.",
         "# `dyncc estimate` on this file asks AIConfigurator again for the topology as edited.",
     ]
     others = [o for o in found if o is not c][:6]

@@ -224,6 +224,7 @@ def _compiled(text: str) -> tuple[TypeNode, TypeAdapter[Any]]:
     return node, TypeAdapter(to_python(node))
 
 
+@functools.lru_cache(maxsize=16)
 def typed_version(version: str) -> str | None:
     """The key set whose value types check ``version``'s engine configs: its own where it carries types
     (read from that version's llm_args), else the nearest one that does; None where none does."""
