@@ -230,27 +230,20 @@ def with_dynamo_version(loaded: LoadedSpec, version: str | None) -> LoadedSpec:
     """The spec deploying another Dynamo version (``--dynamo-version``): the profile, and so the rules, follow."""
     if version is None:
         return loaded
-    try:
-        versions = Versions(version=version)
-    except ValidationError:
-        unprefixed = version[1:] if version[:1] in ("v", "V") else None
-        hint = (
-            f"did you mean `{unprefixed}`? (no `v`)"
-            if unprefixed and _is_version(unprefixed)
-            else "e.g. 1.6.1 or 0.5.1"
-        )
-        raise DiagnosticError(
-            [Diagnostic("DYN013", f"--dynamo-version {version!r} is not a version", hint=hint)]
-        ) from None
+    versions = _versions(version)
+    if versions is None:
+        unprefixed = version[1:] if version[:1] in ("v", "V") else ""
+        hint = f"did you mean `{unprefixed}`? (no `v`)" if _versions(unprefixed) else "e.g. 1.6.1 or 0.5.1"
+        raise DiagnosticError([Diagnostic("DYN013", f"--dynamo-version {version!r} is not a version", hint=hint)])
     return dataclasses.replace(loaded, spec=loaded.spec.model_copy(update={"dynamo": versions}))
 
 
-def _is_version(text: str) -> bool:
+def _versions(version: str) -> Versions | None:
+    """``dynamo:`` deploying ``version``, or None when the spec would refuse it as a version."""
     try:
-        Versions(version=text)
+        return Versions(version=version)
     except ValidationError:
-        return False
-    return True
+        return None
 
 
 def build(
