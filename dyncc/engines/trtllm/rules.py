@@ -95,8 +95,7 @@ def extra_value_types(graph: Graph) -> Iterator[Diagnostic]:
     """Engine values have the types TensorRT-LLM declares (those dyncc reads itself are not even merged)."""
     for p in graph.pools():
         for dotted, value, expected in p.engine.type_errors:
-            shown = repr(value)
-            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            shown = _shown(value)
             yield finding(
                 f"engine.extra `{dotted}` is {shown} ({type(value).__name__}); it must be {expected}",
                 p.path + ("engine", "extra") + tuple(dotted.split(".")),
@@ -117,8 +116,7 @@ def extra_value_types(graph: Graph) -> Iterator[Diagnostic]:
             dotted = ".".join(path)
             if dotted in reported or any(dotted.startswith(r + ".") for r in reported):
                 continue
-            shown = repr(p.engine.get(dotted))
-            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            shown = _shown(p.engine.get(dotted))
             if typed == version:
                 yield finding(
                     f"engine `{dotted}: {shown}` is refused by TensorRT-LLM {version}: {reason}; "
@@ -134,6 +132,12 @@ def extra_value_types(graph: Graph) -> Iterator[Diagnostic]:
                 f"give the value the type TensorRT-LLM {typed} declares for this key",
                 severity="warning",
             )
+
+
+def _shown(value: object) -> str:
+    """A value as a message quotes it: its repr, cut at 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _source_path(p: GraphPool, dotted: str) -> YamlPath:
