@@ -221,8 +221,7 @@ def parse_yaml_noted(raw: bytes | str, file: str, kind: InputKind = SPEC) -> tup
     a mistake (an anchor defined twice: DYN023)."""
     text = _text(raw, file, kind)
     yaml = _new_yaml(file, kind)
-    with _located_errors(yaml, text, file), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ReusedAnchorWarning)  # said as DYN023, located, instead
+    with _parsing(yaml, text, file):
         tree = yaml.load(io.StringIO(text))
     return tree, list(_budget(yaml).notes)
 
@@ -232,8 +231,7 @@ def parse_yaml_documents(raw: bytes | str, file: str, kind: InputKind) -> list[A
     stream)."""
     text = _text(raw, file, kind)
     yaml = _new_yaml(file, kind)
-    with _located_errors(yaml, text, file), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ReusedAnchorWarning)  # a spec says it (DYN023); manifests are read as is
+    with _parsing(yaml, text, file):
         return list(yaml.load_all(io.StringIO(text)))
 
 
@@ -265,6 +263,15 @@ def _text(raw: bytes | str, file: str, kind: InputKind) -> str:
                 )
             ]
         ) from None
+
+
+@contextlib.contextmanager
+def _parsing(yaml: YAML, text: str, file: str) -> Iterator[None]:
+    """Around one parse: ruamel's errors located and coded, and its ReusedAnchorWarning not printed (the
+    composer notes a redefined anchor as DYN023 with its position)."""
+    with _located_errors(yaml, text, file), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReusedAnchorWarning)
+        yield
 
 
 @contextlib.contextmanager
