@@ -83,11 +83,7 @@ class Launched:
 
     def terminate(self) -> None:
         """Ask launch.sh to stop everything (it stops its processes, then exits); safe in a signal handler."""
-        if self.process.returncode is None:
-            try:
-                os.kill(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        run.ask_to_stop(self.process)
 
     def stop(self, echo: Echo) -> int:
         self.terminate()

@@ -336,6 +336,16 @@ def _pdeathsig_prefix() -> tuple[str, ...]:
     return (setpriv, "--pdeathsig", "TERM") if probe.returncode == 0 else ()
 
 
+def ask_to_stop(process: subprocess.Popen) -> None:
+    """SIGTERM a launch script dyncc started (by its pid; it then stops its own processes), unless it has
+    been waited for already; safe inside a signal handler (it does not wait)."""
+    if process.returncode is None:
+        try:
+            os.kill(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
 class Deployment:
     """A running ``launch.sh``; ``stop()`` ends it and everything it started.
 
@@ -378,11 +388,7 @@ class Deployment:
 
     def terminate(self) -> None:
         """Ask the launch script to stop everything; safe inside a signal handler (it does not wait)."""
-        if self.process.returncode is None:
-            try:
-                os.kill(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        ask_to_stop(self.process)
 
     def stop(self) -> int:
         """SIGTERM the launch script (it stops its processes); returns its exit status."""
