@@ -9,32 +9,63 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field, create_model
+from pydantic import Field, PlainSerializer, SerializationInfo, create_model
 
 from dyncc.spec import LoadedSpec
 from dyncc.spec import loader as _loader
-from dyncc.spec.model import CoreSpec
+from dyncc.spec.model import CoreSpec, SectionModel
 
 if TYPE_CHECKING:
     from dyncc.targets.base import Target
 
 
-@functools.lru_cache(maxsize=1)
-def deployment_model() -> type[CoreSpec]:
-    """``DeploymentSpec``: :class:`CoreSpec` with a ``<settings_key>:`` section per registered target."""
+@functools.cache
+def deployment_model(written: frozenset[str] | None = None) -> type[CoreSpec]:
+    """``DeploymentSpec``: :class:`CoreSpec` with a ``<settings_key>:`` section per registered target.
+
+    ``written``: the section keys a spec writes. The other sections hold their defaults, made without a
+    validator (``SectionModel.unvalidated_defaults``), so loading a spec builds only the settings models it
+    needs (a cold ``build -t all`` spends most of its own time building models). None: every section typed,
+    as the JSON schema, the docs and the editor need it."""
     from dyncc.targets import targets
 
-    sections: dict[str, Any] = {
-        t.settings_key: (t.settings_model, Field(default_factory=t.settings_model, description=_section_doc(t)))
-        for t in targets()
-    }
+    sections: dict[str, Any] = {}
+    for t in targets():
+        doc = _section_doc(t)
+        if written is None or t.settings_key in written:
+            sections[t.settings_key] = (t.settings_model, Field(default_factory=t.settings_model, description=doc))
+        else:
+            # Never validated: a key the spec does not write. Its value is the section's own default instance,
+            # dumped by its own model (pydantic's dump of an Any does not build a deferred model).
+            defaults = t.settings_model.unvalidated_defaults
+            unwritten = Annotated[Any, PlainSerializer(_dump_section)]
+            sections[t.settings_key] = (unwritten, Field(default_factory=defaults, description=doc))
     model: type[CoreSpec] = create_model(
         "DeploymentSpec", __base__=CoreSpec, __module__=__name__, __doc__=DEPLOYMENT_DOC, **sections
     )
     return model
+
+
+def model_for(data: Mapping[str, Any]) -> type[CoreSpec]:
+    """The deployment model that validates ``data``: typed in the target sections ``data`` writes."""
+    from dyncc.targets import targets
+
+    return deployment_model(frozenset(t.settings_key for t in targets() if t.settings_key in data))
+
+
+def _dump_section(section: SectionModel, info: SerializationInfo) -> Any:
+    return section.model_dump(
+        mode=info.mode,
+        by_alias=info.by_alias,
+        exclude_unset=info.exclude_unset,
+        exclude_defaults=info.exclude_defaults,
+        exclude_none=info.exclude_none,
+        round_trip=info.round_trip,
+    )
 
 
 DEPLOYMENT_DOC = (
@@ -49,11 +80,11 @@ def _section_doc(target: Target) -> str:
 
 
 def load_spec(path: str | Path) -> LoadedSpec:
-    return _loader.load_spec(path, model=deployment_model())
+    return _loader.load_spec(path, model_for=model_for)
 
 
 def load_spec_text(raw: bytes | str, file: str = "<string>", base_dir: Path | None = None) -> LoadedSpec:
-    return _loader.load_spec_text(raw, file, base_dir, model=deployment_model())
+    return _loader.load_spec_text(raw, file, base_dir, model_for=model_for)
 
 
 def schema() -> dict:

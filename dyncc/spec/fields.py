@@ -3,7 +3,7 @@ shell scripts, manifests and file names."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,3 +19,26 @@ LaunchWord = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x0
 
 class SpecModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=False)
+
+
+class SectionModel(SpecModel):
+    """A model of a target's settings section, or of a part of one.
+
+    Its validator is built on first use, not at import: most specs write no section for most targets, and a
+    build reads those targets' defaults only (``unvalidated_defaults``), so a build builds the models of the
+    sections its spec writes and no others."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    @classmethod
+    def unvalidated_defaults(cls) -> SectionModel:
+        """The instance ``cls()`` validates to, made without building a validator: every field's default, a
+        nested section's own defaults made the same way. Defaults are valid by construction (a test compares
+        this with ``cls()`` for every section model), so there is nothing to validate."""
+        values: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            factory = field.default_factory
+            if isinstance(factory, type) and issubclass(factory, SectionModel):
+                values[name] = factory.unvalidated_defaults()
+        # Not the nested names: a default is not a value the spec set (model_fields_set stays empty).
+        return cls.model_construct(_fields_set=set(), **values)

@@ -18,6 +18,7 @@ import os
 import re
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Union
 
@@ -64,6 +65,9 @@ __all__ = [
     "read_spec_bytes",
 ]
 MAX_CONFIG_JSON_BYTES = 16 * 1024 * 1024  # a checkpoint's config.json is a few KB
+
+# The caller's choice of the model that validates a spec's (upgraded) data.
+ModelFor = Callable[[dict[str, Any]], type[CoreSpec]]
 
 # Keys people bring from other tools; mapped to ours in did-you-mean hints.
 KEY_SYNONYMS = {
@@ -122,13 +126,14 @@ class LoadedSpec:
         return self.source.file
 
 
-def load_spec(path: str | Path, *, model: type[CoreSpec]) -> LoadedSpec:
-    """Read and validate one spec file against ``model``; raises :class:`DiagnosticError` with located
-    diagnostics. The model is the caller's: this package knows what a deployment is, not which targets'
-    sections a spec may hold, so the whole model (``dyncc.deployment.deployment_model``) is built above it and
-    ``dyncc.deployment.load_spec`` is what the rest of dyncc calls."""
+def load_spec(path: str | Path, *, model_for: ModelFor) -> LoadedSpec:
+    """Read and validate one spec file against the model ``model_for`` gives for its data; raises
+    :class:`DiagnosticError` with located diagnostics. The model is the caller's: this package knows what a
+    deployment is, not which targets' sections a spec may hold, so the whole model
+    (``dyncc.deployment.deployment_model``) is built above it and ``dyncc.deployment.load_spec`` is what the
+    rest of dyncc calls."""
     path = Path(path)
-    return load_spec_text(read_spec_bytes(path), str(path), base_dir=path.parent, model=model)
+    return load_spec_text(read_spec_bytes(path), str(path), base_dir=path.parent, model_for=model_for)
 
 
 def read_spec_bytes(path: Path) -> bytes:
@@ -138,7 +143,7 @@ def read_spec_bytes(path: Path) -> bytes:
 
 
 def load_spec_text(
-    raw: bytes | str, file: str = "<string>", base_dir: Path | None = None, *, model: type[CoreSpec]
+    raw: bytes | str, file: str = "<string>", base_dir: Path | None = None, *, model_for: ModelFor
 ) -> LoadedSpec:
     data, source = load_yaml_data(raw, file)
     if not isinstance(data, dict):
@@ -157,6 +162,7 @@ def load_spec_text(
     notices = list(source.notes) + [d.located(source.locate(d.path, at_key=True)) for d in upgraded.diagnostics]
     if any(d.is_error for d in notices):
         raise DiagnosticError(notices)
+    model = model_for(upgraded.data)
     try:
         spec = model.model_validate(upgraded.data)
     except ValidationError as exc:

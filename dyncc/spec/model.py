@@ -27,7 +27,7 @@ from dyncc.spec.engine_settings import (
     Speculative,
     TransferBackend,
 )
-from dyncc.spec.fields import DNS_LABEL, ENV_NAME, LaunchWord, NoControlChars, SpecModel
+from dyncc.spec.fields import DNS_LABEL, ENV_NAME, LaunchWord, NoControlChars, SectionModel, SpecModel
 from dyncc.spec.model_source import ModelFactsSpec, ModelSource, WeightDtype
 from dyncc.spec.pools import ROLES, Pool, Pools, Role
 from dyncc.spec.serving import Kvbm, LoadThresholds, Migration, Planner, Router, RouterMode
@@ -65,6 +65,7 @@ __all__ = [
     "Role",
     "Router",
     "RouterMode",
+    "SectionModel",
     "SpecModel",
     "Speculative",
     "SweepKey",

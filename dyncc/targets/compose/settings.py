@@ -6,12 +6,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from dyncc.spec.model import SpecModel
+from dyncc.spec.model import SectionModel
 
 IMAGE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$"
 
 
-class ComposeSettings(SpecModel):
+class ComposeSettings(SectionModel):
     """The compose target: one docker compose file for one GPU server."""
 
     http_host: Literal["127.0.0.1", "0.0.0.0", "::1", "::"] = Field(

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from dyncc.spec.model import DNS_LABEL, ENV_NAME, SpecModel
+from dyncc.spec.model import DNS_LABEL, ENV_NAME, SectionModel
 
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$"
 Quantity = Annotated[str, Field(pattern=QUANTITY, max_length=64)]
@@ -32,7 +32,7 @@ AbsPath = Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/@+=:-]*$", max_length=10
 COMPONENT_NAME = r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$"  # the CRD's pattern for spec.components[].name
 
 
-class Resources(SpecModel):
+class Resources(SectionModel):
     """Container resources besides GPUs (dyncc sets ``nvidia.com/gpu`` from the pool's parallelism)."""
 
     requests: dict[ResourceName, Quantity] = Field(
@@ -43,7 +43,7 @@ class Resources(SpecModel):
     )
 
 
-class Toleration(SpecModel):
+class Toleration(SectionModel):
     """A Kubernetes toleration (`podTemplate.spec.tolerations[]`), with snake_case keys."""
 
     key: str | None = Field(None, max_length=316, description="Taint key tolerated; unset with Exists: every taint.")
@@ -59,7 +59,7 @@ class Toleration(SpecModel):
     )
 
 
-class Probe(SpecModel):
+class Probe(SectionModel):
     """An HTTP probe; the defaults suit a model that loads for many minutes (720 x 10 s = 2 h before the pod
     is restarted). Default endpoint: a worker's system server (`/live` on 9090, the operator's
     DYN_SYSTEM_PORT), the frontend's HTTP server (`/health` on 8000)."""
@@ -81,7 +81,7 @@ class Probe(SpecModel):
     )
 
 
-class EnvSource(SpecModel):
+class EnvSource(SectionModel):
     """An env value from elsewhere: the downward API (``field_ref: metadata.uid``), a container resource,
     a Secret key or a ConfigMap key. Exactly one."""
 
@@ -118,7 +118,7 @@ class EnvSource(SpecModel):
         return self
 
 
-class EnvFrom(SpecModel):
+class EnvFrom(SectionModel):
     """All keys of a Secret or ConfigMap as env variables."""
 
     secret: Subdomain | None = Field(None, description="Secret whose keys all become env variables (`secretRef`).")
@@ -136,7 +136,7 @@ class EnvFrom(SpecModel):
         return self
 
 
-class Volume(SpecModel):
+class Volume(SectionModel):
     """An extra volume mounted into the main container. Exactly one source."""
 
     name: DnsName = Field(description="Volume name, unique in the pod.")
@@ -168,7 +168,7 @@ class Volume(SpecModel):
         return self
 
 
-class JsonPatch(SpecModel):
+class JsonPatch(SectionModel):
     """One RFC 6902 operation on the component's object (``/podTemplate/spec/hostIPC``), as kustomize's
     ``patches`` take them."""
 
@@ -198,7 +198,7 @@ class JsonPatch(SpecModel):
         return self
 
 
-class PodSettings(SpecModel):
+class PodSettings(SectionModel):
     """Settings of one component's pods (or, under ``k8s.defaults``, of every component's)."""
 
     resources: Resources | None = Field(
@@ -292,7 +292,7 @@ class PoolSettings(ComponentSettings):
     )
 
 
-class PoolsSettings(SpecModel):
+class PoolsSettings(SectionModel):
     """Settings of each pool's worker component, by role; a role the spec has no pool for is DYN544."""
 
     agg: PoolSettings | None = Field(None, description="The agg workers' component (DYN544 without pools.agg).")
@@ -307,7 +307,7 @@ class PoolsSettings(SpecModel):
     )
 
 
-class ModelCache(SpecModel):
+class ModelCache(SectionModel):
     """A PersistentVolumeClaim the model is downloaded into once, by a Job; workers serve from it."""
 
     pvc: str = Field(
@@ -346,7 +346,7 @@ class ModelCache(SpecModel):
     )
 
 
-class Topology(SpecModel):
+class Topology(SectionModel):
     """Grove topology-aware scheduling (DGD spec.topologyConstraint)."""
 
     cluster_topology_name: Subdomain = Field(description="The Grove ClusterTopology the deployment is scheduled by.")
@@ -355,7 +355,7 @@ class Topology(SpecModel):
     )
 
 
-class Metrics(SpecModel):
+class Metrics(SectionModel):
     """Prometheus scraping of the deployment's pods."""
 
     pod_monitor: bool = Field(False, description="Write a PodMonitor (prometheus-operator) for every pod's /metrics.")
@@ -368,7 +368,7 @@ PatchChange = Literal[
 ]
 
 
-class K8sSettings(SpecModel):
+class K8sSettings(SectionModel):
     """The Kubernetes target: a DynamoGraphDeployment for the Dynamo operator and the objects it needs."""
 
     api_version: Literal["v1beta1", "v1alpha1"] | None = Field(

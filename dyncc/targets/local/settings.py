@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from dyncc.spec.model import SpecModel
+from dyncc.spec.model import SectionModel
 
 
-class LocalSettings(SpecModel):
+class LocalSettings(SectionModel):
     """The local target: a bash launch script running the frontend and every worker on this machine."""
 
     http_host: Literal["127.0.0.1", "0.0.0.0", "localhost", "::1"] = Field(

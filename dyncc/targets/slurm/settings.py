@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from dyncc.spec.model import SpecModel
+from dyncc.spec.model import SectionModel
 
 # Paths on the cluster's shared filesystem: absolute, plain characters (they are written into a bash script,
 # double-quoted, and into pyxis's comma-separated --container-mounts).
@@ -79,7 +79,7 @@ def managed_option(name: str, options: frozenset[str], managed: Mapping[str, str
     return hit, f"--{name}, which may abbreviate --{hit} (or {others}: Slurm refuses the ambiguity)"
 
 
-class SlurmSettings(SpecModel):
+class SlurmSettings(SectionModel):
     """The Slurm target: one sbatch job running the frontend and every worker as srun steps."""
 
     partition: str | None = Field(
