@@ -48,6 +48,7 @@ FLOOR_LIBRARIES = (
     "click",
     "jinja2",
     "networkx",
+    "msgspec",
     "packaging.version",
     "pydantic",
     "ruamel.yaml",

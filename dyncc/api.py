@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import msgspec
 from pydantic import ValidationError
 
 from dyncc.compiler import Compilation, check_spec, compile_spec, locate
@@ -20,8 +20,7 @@ from dyncc.spec.model import Versions
 from dyncc.targets.base import Target, cannot_run, left_out
 
 
-@dataclasses.dataclass(frozen=True)
-class Validation:
+class Validation(msgspec.Struct, frozen=True):
     file: str
     diagnostics: tuple[Diagnostic, ...]
 
@@ -95,16 +94,14 @@ def check(loaded: LoadedSpec, targets: Iterable[str] = ("all",), render: bool = 
     return locate(loaded, found)
 
 
-@dataclasses.dataclass(frozen=True)
-class TargetOutput:
+class TargetOutput(msgspec.Struct, frozen=True):
     target: str
     directory: Path
     files: Files
     drift: tuple[str, ...] = ()
 
 
-@dataclasses.dataclass(frozen=True)
-class BuildResult:
+class BuildResult(msgspec.Struct, frozen=True):
     compilation: Compilation
     outputs: tuple[TargetOutput, ...]
     skipped: tuple[Diagnostic, ...]  # targets `all` left out because they cannot run this spec
@@ -140,12 +137,12 @@ def _left_out(compilation: Compilation, target: Target, every: bool) -> list[Dia
 
     found = left_out(compilation.plan, target, targets())
     if every:
-        found = [dataclasses.replace(d, severity="info") if d.severity == "warning" else d for d in found]
+        found = [msgspec.structs.replace(d, severity="info") if d.severity == "warning" else d for d in found]
     return [d.located(compilation.loaded.source.locate(d.path)) for d in found]
 
 
 def _skip_note(target: Target, problem: Diagnostic) -> Diagnostic:
-    return dataclasses.replace(problem, severity="info", message=f"{target.name} skipped: {problem.message}")
+    return msgspec.structs.replace(problem, severity="info", message=f"{target.name} skipped: {problem.message}")
 
 
 def render_targets(compilation: Compilation, targets: Iterable[str]) -> tuple[dict[str, Files], list[Diagnostic]]:
@@ -202,7 +199,7 @@ def with_worker_runtime(loaded: LoadedSpec, runtime: str | None) -> LoadedSpec:
     """The spec with ``worker_runtime`` set from outside it (``--engine``); the rules and targets see it."""
     if runtime is None:
         return loaded
-    return dataclasses.replace(loaded, spec=loaded.spec.model_copy(update={"worker_runtime": runtime}))
+    return msgspec.structs.replace(loaded, spec=loaded.spec.model_copy(update={"worker_runtime": runtime}))
 
 
 def with_mocker_timing(loaded: LoadedSpec, timing: str | None) -> LoadedSpec:
@@ -212,7 +209,7 @@ def with_mocker_timing(loaded: LoadedSpec, timing: str | None) -> LoadedSpec:
         return loaded
     if timing not in ("builtin", "aiconfigurator"):
         timing = os.path.abspath(timing)
-    return dataclasses.replace(loaded, spec=loaded.spec.model_copy(update={"mocker_timing": timing}))
+    return msgspec.structs.replace(loaded, spec=loaded.spec.model_copy(update={"mocker_timing": timing}))
 
 
 def compile_timed(loaded: LoadedSpec, progress: Callable[[float, str], None] | None = None) -> Compilation:
@@ -235,7 +232,7 @@ def with_dynamo_version(loaded: LoadedSpec, version: str | None) -> LoadedSpec:
         unprefixed = version[1:] if version[:1] in ("v", "V") else ""
         hint = f"did you mean `{unprefixed}`? (no `v`)" if _versions(unprefixed) else "e.g. 1.6.1 or 0.5.1"
         raise DiagnosticError([Diagnostic("DYN013", f"--dynamo-version {version!r} is not a version", hint=hint)])
-    return dataclasses.replace(loaded, spec=loaded.spec.model_copy(update={"dynamo": versions}))
+    return msgspec.structs.replace(loaded, spec=loaded.spec.model_copy(update={"dynamo": versions}))
 
 
 def _versions(version: str) -> Versions | None:

@@ -5,12 +5,12 @@ from it; a test keeps it complete.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
 from importlib import resources
 from pathlib import Path
 
+import msgspec
 import yaml
 
 CODE_PATTERN = re.compile(r"^DYN\d{3}$")
@@ -33,8 +33,7 @@ FAMILIES = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class CodeInfo:
+class CodeInfo(msgspec.Struct, frozen=True):
     code: str
     severity: str
     title: str

@@ -7,11 +7,12 @@ can print any of them the same way, as text for people or JSON for CI.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections.abc import Sequence
 from typing import Literal
+
+import msgspec
 
 Severity = Literal["error", "warning", "info"]
 
@@ -47,8 +48,7 @@ def printable(text: str) -> str:
     return _CONTROL.sub(_escape, text)
 
 
-@dataclasses.dataclass(frozen=True)
-class Location:
+class Location(msgspec.Struct, frozen=True):
     file: str
     line: int  # 1-based
     column: int  # 1-based
@@ -59,7 +59,7 @@ class Location:
 
 # With DYNCC_CHECK_CODES=1 (tests/conftest.py sets it, for the tests and every dyncc process they start) each
 # diagnostic is checked against the code registry (dyncc/codes.yaml) as it is made, and by
-# dataclasses.replace: an unregistered code, or a severity its entry does not list, raises at once. Without
+# msgspec.structs.replace: an unregistered code, or a severity its entry does not list, raises at once. Without
 # it the class has no __post_init__ at all, so users pay nothing, not even the registry's load.
 CHECK_CODES = os.environ.get("DYNCC_CHECK_CODES") == "1"
 
@@ -86,8 +86,7 @@ def check_registered(code: str, severity: str) -> None:
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class Diagnostic:
+class Diagnostic(msgspec.Struct, frozen=True):
     code: str
     message: str
     path: YamlPath = ()
@@ -108,7 +107,7 @@ class Diagnostic:
         return self.severity == "error"
 
     def located(self, location: Location | None) -> Diagnostic:
-        return dataclasses.replace(self, location=location)
+        return msgspec.structs.replace(self, location=location)
 
     def to_json(self) -> dict:
         loc = self.location

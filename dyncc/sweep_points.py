@@ -5,7 +5,6 @@ points) share it; it sits below the API, which passes its own check in.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import json
@@ -13,6 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from pydantic import ValidationError
 
 from dyncc.compiler.rules import sweep_problems
@@ -26,16 +26,15 @@ from dyncc.yaml_text import dump_yaml
 Check = Callable[..., list[Diagnostic]]
 
 
-@dataclasses.dataclass
-class Point:
+class Point(msgspec.Struct, dict=True):  # dict: the cached spec_text
     index: int
     name: str
     values: dict[str, Any]
     data: dict[str, Any]  # the point's spec as the user wrote the base, the swept values set
-    codes: list[str] = dataclasses.field(default_factory=list)
-    messages: list[str] = dataclasses.field(default_factory=list)
+    codes: list[str] = msgspec.field(default_factory=list)
+    messages: list[str] = msgspec.field(default_factory=list)
     directory: Path | None = None
-    results: list[dict] = dataclasses.field(default_factory=list)
+    results: list[dict] = msgspec.field(default_factory=list)
     gpus: int = 0  # GPUs the point's deployment stands for
     timed_by: str | None = None  # the mock engine's timing (`aiconfigurator` or a file); None: built-in or real
 
@@ -135,7 +134,7 @@ def _load_point(point: Point, base: LoadedSpec, validated: dict[str, Any]) -> Lo
     except ValidationError:
         return load_spec_text(point.spec_text, f"<sweep point p{point.index}>", base_dir=base.base_dir)
     facts = base.facts if spec.model == base.spec.model else read_model_facts(spec, base.base_dir, base.source)
-    return dataclasses.replace(base, spec=spec, facts=facts, notices=())
+    return msgspec.structs.replace(base, spec=spec, facts=facts, notices=())
 
 
 def mark_invalid(point: Point, errors: list[Diagnostic]) -> None:

@@ -4,7 +4,6 @@ only trusts what its owner wrote. Each test feeds the class of input an adversar
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import random
@@ -12,6 +11,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import msgspec
 import pytest
 from conftest import assert_no_traceback, cli
 from hypothesis import given, settings
@@ -376,7 +376,7 @@ def test_k8s_configmap_over_one_mib_is_refused():
     compilation = compile_spec(load_spec_text(Path("examples/disagg.yaml").read_text(), "d.yaml"))
     plan = compilation.plan
     big = "# " + "x" * 600_000 + "\n"
-    plan = dataclasses.replace(plan, pools=tuple(dataclasses.replace(p, engine_yaml=big) for p in plan.pools))
+    plan = msgspec.structs.replace(plan, pools=tuple(msgspec.structs.replace(p, engine_yaml=big) for p in plan.pools))
     with pytest.raises(DiagnosticError) as exc:
         k8s.render(plan, compilation.loaded.spec.k8s)
     assert [d.code for d in exc.value.diagnostics] == ["DYN511"]

@@ -8,10 +8,10 @@ warnings. Run over every example manifest Dynamo ships (../shared/reference), an
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
+import msgspec
 import pytest
 import yaml
 from conftest import REFERENCE
@@ -168,7 +168,7 @@ def test_the_comparison_finds_what_changed(manifests, tmp_path):
         "max_batch_size: 64\n", "max_batch_size: 32\n", 1
     )
     assert edited != result.text
-    changed = dataclasses.replace(result, text=edited)
+    changed = msgspec.structs.replace(result, text=edited)
     keys = {d.key for d in round_trip(changed, tmp_path)}
     assert ("prefill", "replicas") in keys and ("decode", "engine", "max_batch_size") in keys
 

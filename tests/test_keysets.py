@@ -9,13 +9,13 @@ and for every example, use only keys and values the version accepts.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from conftest import EXAMPLES, REFERENCE, ROOT, VALID_EXAMPLES
 
@@ -246,7 +246,7 @@ def _profile(version: str) -> Any:
     """A real release's TensorRT-LLM view whose key set (and TensorRT-LLM) is ``version``: only the engine
     side matters here."""
     base = next(v for v in map(release_view, releases()) if v.transfer_default == "NIXL")
-    return dataclasses.replace(base, version=version, keyset=version)
+    return msgspec.structs.replace(base, version=version, keyset=version)
 
 
 SPECULATIVE = {

@@ -8,12 +8,12 @@ computed from the key set's declared semantics applied to the YAML text dyncc wr
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from conftest import EXAMPLES, REFERENCE, VALID_EXAMPLES
 from ruamel.yaml import YAML
@@ -101,7 +101,7 @@ def test_engine_yaml_drafts_the_specs_draft_len(tmp_path: Path, key_set: str, dy
     spec = with_dynamo_version(loaded, dynamo).spec
     rel = release(dynamo)
     assert rel is not None
-    profile = dataclasses.replace(release_view(rel), version=key_set, keyset=key_set)
+    profile = msgspec.structs.replace(release_view(rel), version=key_set, keyset=key_set)
     for role, pool in spec.pools.declared():
         resolved = resolve_engine(spec, role, pool, True, profile)
         config = _yaml(engine_yaml(role, resolved.config, spec.name, key_set))

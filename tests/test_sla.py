@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import click
+import msgspec
 import pytest
 from click.testing import CliRunner
 from conftest import process_stats
@@ -111,9 +112,8 @@ def test_mtp_row_speculates(tmp_path: Path) -> None:
 
 
 def dataclass_replace(req: Request, **changes: object) -> Request:
-    import dataclasses
 
-    return dataclasses.replace(req, **changes)  # type: ignore[arg-type]
+    return msgspec.structs.replace(req, **changes)  # type: ignore[arg-type]
 
 
 def _builds_everywhere(text: str, tmp_path: Path, expected: set[str]) -> None:

@@ -19,9 +19,10 @@ the spec deploys. Column meanings that differ from dyncc's:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any, Literal
+
+import msgspec
 
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.facts.aic_systems import SYSTEMS
@@ -29,8 +30,7 @@ from dyncc.facts.aic_systems import SYSTEMS
 Mode = Literal["agg", "disagg"]
 
 
-@dataclasses.dataclass(frozen=True)
-class Worker:
+class Worker(msgspec.Struct, frozen=True):
     """One worker's shape in AIConfigurator's terms."""
 
     tp: int  # attention TP
@@ -48,8 +48,7 @@ class Worker:
         return f"tp{self.tp}-pp{self.pp}-dp{self.dp}-etp{self.moe_tp}-ep{self.moe_ep}"
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelFacts:
+class ModelFacts(msgspec.Struct, frozen=True):
     moe: bool
     num_experts: int | None
     mtp_layers: int
@@ -59,8 +58,7 @@ class ModelFacts:
         return cls(bool(data.get("moe")), data.get("num_experts"), int(data.get("mtp_layers") or 0))
 
 
-@dataclasses.dataclass(frozen=True)
-class Candidate:
+class Candidate(msgspec.Struct, frozen=True):
     """One row of a search, ready to become a spec."""
 
     mode: Mode
@@ -184,8 +182,7 @@ def _pool(w: Worker, count: int, facts: ModelFacts, role: str) -> dict[str, Any]
     return pool
 
 
-@dataclasses.dataclass(frozen=True)
-class Request:
+class Request(msgspec.Struct, frozen=True):
     """What the user asked for (``init --from-sla``)."""
 
     model: str

@@ -13,7 +13,6 @@ Every failure is a coded :class:`~dyncc.diagnostics.DiagnosticError` (DYN901-DYN
 from __future__ import annotations
 
 import collections
-import dataclasses
 import importlib.util
 import json
 import os
@@ -26,13 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from dyncc.diagnostics import Diagnostic, DiagnosticError, YamlPath
 
 AIC_VERSION = "0.12.0"  # the pin of the `sla` extra: rows and estimates are checked against this version
 
 
-@dataclasses.dataclass(frozen=True)
-class Backend:
+class Backend(msgspec.Struct, frozen=True):
     """An engine as AIConfigurator models it: its backend name, the version of the engine its kernel data
     was measured on, and the engine's name in messages. Each engine declares its own
     (:meth:`dyncc.engines.base.Engine.aic`): what AIConfigurator has data for is a fact of the engine."""
@@ -53,8 +53,7 @@ INSTALL_HINT = (
 Progress = Callable[[float, str], None]  # (elapsed seconds, the worker's last progress note or "")
 
 
-@dataclasses.dataclass(frozen=True)
-class Failure:
+class Failure(msgspec.Struct, frozen=True):
     """Where a request came from, so its errors point at the spec value or CLI option at fault."""
 
     path: YamlPath = ()

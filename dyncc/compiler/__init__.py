@@ -7,7 +7,7 @@ previous one built; none re-derives it.
 
 from __future__ import annotations
 
-import dataclasses
+import msgspec
 
 from dyncc.compiler.graph import DeploymentGraph, build_graph
 from dyncc.compiler.groups import pool_groups
@@ -20,8 +20,7 @@ from dyncc.spec import LoadedSpec
 __all__ = ["Compilation", "RULES", "check_spec", "compile_spec", "locate"]
 
 
-@dataclasses.dataclass(frozen=True)
-class Compilation:
+class Compilation(msgspec.Struct, frozen=True):
     loaded: LoadedSpec
     graph: DeploymentGraph
     placement: Placement

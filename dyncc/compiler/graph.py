@@ -18,10 +18,10 @@ hosts and paths are chosen by the targets from their own settings.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from pathlib import Path
 
+import msgspec
 import networkx as nx
 
 from dyncc.compiler.profiles import Profile, newest_profile, profile_for
@@ -52,8 +52,7 @@ def pool_node(role: Role) -> str:
     return f"pool:{role}"
 
 
-@dataclasses.dataclass(frozen=True)
-class PoolInfo:
+class PoolInfo(msgspec.Struct, frozen=True):
     """Everything the compiler resolved for one pool; stored as the ``pool`` attribute of its node."""
 
     role: Role
@@ -81,26 +80,22 @@ class PoolInfo:
         return self.limits.block_size
 
 
-@dataclasses.dataclass(frozen=True)
-class RouterInfo:
+class RouterInfo(msgspec.Struct, frozen=True):
     mode: RouterMode
     block_size: int | None
     block_size_source: Provenance | None
     kv_events: bool
 
 
-@dataclasses.dataclass(frozen=True)
-class FrontendNode:
+class FrontendNode(msgspec.Struct, frozen=True):
     router: RouterInfo
 
 
-@dataclasses.dataclass(frozen=True)
-class DiscoveryNode:
+class DiscoveryNode(msgspec.Struct, frozen=True):
     pass
 
 
-@dataclasses.dataclass(frozen=True)
-class PlannerNode:
+class PlannerNode(msgspec.Struct, frozen=True):
     mode: str
 
 

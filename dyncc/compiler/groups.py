@@ -9,8 +9,9 @@ label, a Slurm node feature).
 
 from __future__ import annotations
 
-import dataclasses
 import re
+
+import msgspec
 
 from dyncc import facts
 from dyncc.diagnostics import Diagnostic, YamlPath
@@ -19,8 +20,7 @@ from dyncc.spec.model import CoreSpec, Pool, Role
 IMPLICIT = "default"  # the name of the one group a spec without node_groups has
 
 
-@dataclasses.dataclass(frozen=True)
-class NodeGroupInfo:
+class NodeGroupInfo(msgspec.Struct, frozen=True):
     name: str
     gpu_type: str | None
     gpus_per_node: int

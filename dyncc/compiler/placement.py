@@ -22,9 +22,10 @@ apart, the placement says so (DYN409): jobs ask for the nodes the workers use.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Iterator
+
+import msgspec
 
 from dyncc.compiler.graph import PoolInfo
 from dyncc.compiler.groups import NodeGroupInfo
@@ -39,8 +40,7 @@ MAX_TOTAL_GPUS = 262_144
 MAX_GPUS_PER_WORKER = 2048
 
 
-@dataclasses.dataclass(frozen=True)
-class WorkerPlacement:
+class WorkerPlacement(msgspec.Struct, frozen=True):
     """One worker's GPUs: ``gpus`` consecutive GPUs from (``first_node``, ``first_gpu``) on."""
 
     role: str
@@ -79,8 +79,7 @@ class WorkerPlacement:
         return tuple(range(start, end))
 
 
-@dataclasses.dataclass(frozen=True)
-class GroupPlacement:
+class GroupPlacement(msgspec.Struct, frozen=True):
     """The nodes one node group's pools were placed on: ``nodes_used`` nodes from ``first_node`` on."""
 
     name: str
@@ -94,8 +93,7 @@ class GroupPlacement:
     explicit: bool  # declared in cluster.node_groups (not the cluster's one implicit group)
 
 
-@dataclasses.dataclass(frozen=True)
-class Placement:
+class Placement(msgspec.Struct, frozen=True):
     gpus_per_node: int
     nodes: int
     workers: tuple[WorkerPlacement, ...]
@@ -164,7 +162,7 @@ def place_ranks(pools: list[PoolInfo], gpus_per_node: int, nodes: int, separate:
 
     ``separate``: no node holds workers of two pools (``cluster.pool_nodes: separate``)."""
     placement = _place_separate(pools, gpus_per_node, nodes) if separate else _place_shared(pools, gpus_per_node, nodes)
-    return dataclasses.replace(placement, notes=tuple(_node_notes(placement, pools, separate)))
+    return msgspec.structs.replace(placement, notes=tuple(_node_notes(placement, pools, separate)))
 
 
 def _place_separate(pools: list[PoolInfo], gpus_per_node: int, nodes: int) -> Placement:
@@ -178,7 +176,7 @@ def _place_separate(pools: list[PoolInfo], gpus_per_node: int, nodes: int) -> Pl
             own = _place_shared([info], gpus_per_node, nodes - offset)
         except PlacementError as exc:
             raise PlacementError(_separate_hint(exc.diagnostic)) from None
-        workers += [dataclasses.replace(w, first_node=w.first_node + offset) for w in own.workers]
+        workers += [msgspec.structs.replace(w, first_node=w.first_node + offset) for w in own.workers]
         offset += max(w.last_node for w in own.workers) + 1
     return Placement(gpus_per_node, nodes, tuple(workers), offset)
 
@@ -236,7 +234,7 @@ def _no_node_left(info: PoolInfo, nodes: int) -> Diagnostic:
 
 
 def _separate_hint(diagnostic: Diagnostic) -> Diagnostic:
-    return dataclasses.replace(
+    return msgspec.structs.replace(
         diagnostic,
         message=diagnostic.message + " (with each pool on nodes of its own: cluster.pool_nodes: separate)",
         hint="add nodes (cluster.nodes), lower replicas, or set cluster.pool_nodes: shared",
@@ -316,7 +314,7 @@ def place_groups(pools: list[PoolInfo], groups: dict[str, NodeGroupInfo], separa
         only = declared[0]
         placed = place_ranks(pools, only.gpus_per_node, only.nodes, separate)
         roles = tuple(p.role for p in pools)
-        return dataclasses.replace(placed, groups=(_group_placement(only, 0, placed.nodes_used, roles),))
+        return msgspec.structs.replace(placed, groups=(_group_placement(only, 0, placed.nodes_used, roles),))
     workers: list[WorkerPlacement] = []
     notes: list[Diagnostic] = []
     placed_groups: list[GroupPlacement] = []
@@ -327,7 +325,7 @@ def place_groups(pools: list[PoolInfo], groups: dict[str, NodeGroupInfo], separa
             own = place_ranks(members, group.gpus_per_node, group.nodes, separate)
         except PlacementError as exc:
             raise PlacementError(_in_group(exc.diagnostic, group)) from None
-        workers += [dataclasses.replace(w, first_node=w.first_node + offset) for w in own.workers]
+        workers += [msgspec.structs.replace(w, first_node=w.first_node + offset) for w in own.workers]
         notes += [_in_group(d, group) for d in own.notes]
         placed_groups.append(_group_placement(group, offset, own.nodes_used, tuple(p.role for p in members)))
         offset += own.nodes_used
@@ -360,7 +358,7 @@ def _in_group(diagnostic: Diagnostic, group: NodeGroupInfo) -> Diagnostic:
     path = diagnostic.path
     if path[:2] == ("cluster", "nodes"):
         path = group.path + ("nodes",)
-    return dataclasses.replace(
+    return msgspec.structs.replace(
         diagnostic,
         message=f"node group {group.name!r}: " + (reword(diagnostic.message) or ""),
         hint=reword(diagnostic.hint),

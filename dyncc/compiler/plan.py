@@ -10,9 +10,10 @@ engine files) and wrap it in a process, an srun step, a container or a component
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import msgspec
 
 from dyncc import __version__
 from dyncc.compiler.graph import DeploymentGraph, PoolInfo, RouterInfo
@@ -89,8 +90,7 @@ def oversized_files(
     ]
 
 
-@dataclasses.dataclass(frozen=True)
-class WorkerPlan:
+class WorkerPlan(msgspec.Struct, frozen=True):
     name: str  # e.g. "prefill-0": unique, safe as a file name and a log name
     replica: int
     placement: WorkerPlacement
@@ -101,8 +101,7 @@ class WorkerPlan:
         return self.placement.gpus
 
 
-@dataclasses.dataclass(frozen=True)
-class PoolPlan:
+class PoolPlan(msgspec.Struct, frozen=True):
     role: Role
     replicas: int
     gpus_per_worker: int
@@ -133,8 +132,7 @@ class PoolPlan:
         return tuple((k, v.replace(WORKER_INDEX, index)) for k, v in self.env)
 
 
-@dataclasses.dataclass(frozen=True)
-class FrontendPlan:
+class FrontendPlan(msgspec.Struct, frozen=True):
     router_mode: RouterMode
     flags: tuple[str, ...]  # router, migration and namespace flags (targets add host/port/discovery)
     env: tuple[tuple[str, str], ...]
@@ -142,8 +140,7 @@ class FrontendPlan:
     flag_paths: tuple[tuple[str, YamlPath], ...] = ()
 
 
-@dataclasses.dataclass(frozen=True)
-class DeploymentPlan:
+class DeploymentPlan(msgspec.Struct, frozen=True):
     name: str
     namespace: str
     profile: Profile
@@ -174,11 +171,11 @@ class DeploymentPlan:
     router_policy: str | None = None  # the frontend's router policy YAML, shipped as ROUTER_POLICY_FILE
     # Each pool's mock-engine timing file (NPZ bytes), filled in by dyncc.twin before the targets render;
     # a pool without one keeps the mock's built-in timing.
-    mock_timing: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
+    mock_timing: Mapping[str, bytes] = msgspec.field(default_factory=dict)
     # What a target running these workers would fail on, as their engine says (a mode it lacks).
     engine_problems: tuple[Diagnostic, ...] = ()
     # The configuring engine's view of the release (what its config files are written for).
-    engine_view: Any = dataclasses.field(default=None, compare=False, repr=False)
+    engine_view: Any = None
 
     def worker_args(self, pool: PoolPlan, fill: Callable[[Slot], Any]) -> list[Any]:
         """The pool's worker arguments (after ``python3 -m <module>``) with the target's words in the slots
@@ -309,8 +306,7 @@ def worker_model_path(path: str, local_dir: str | None) -> str:
     return path
 
 
-@dataclasses.dataclass(frozen=True)
-class SpecFlag:
+class SpecFlag(msgspec.Struct, frozen=True):
     """One option a spec setting writes on a command line, with that setting's path: where a refusal of the
     option (or its value) by the release's parser points (DYN703, DYN514)."""
 

@@ -15,15 +15,15 @@ version numbers. Facts: shared/reference/README.md §6 and its 2025 example mani
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Literal
+
+import msgspec
 
 from dyncc.releases import Release, newest, release, releases
 
 
-@dataclasses.dataclass(frozen=True)
-class Profile:
+class Profile(msgspec.Struct, frozen=True):
     dynamo_version: str  # the one Dynamo release this profile is
     # Worker flags
     migration_on: Literal["frontend", "worker"]
@@ -68,8 +68,8 @@ class Profile:
     # DYN_EVENT_PLANE where file discovery runs no NATS: 1.0-1.1 default to NATS and 1.2 fails to choose;
     # None where the release picks ZMQ by itself (1.3+) or runs NATS anyway (0.x).
     event_plane_env: str | None = None
-    # The release data every fact above was read from (not part of a profile's identity).
-    release: Release | None = dataclasses.field(default=None, compare=False, hash=False, repr=False)
+    # The release data every fact above was read from (a Release compares by identity).
+    release: Release | None = None
 
 
 def profile_of(rel: Release) -> Profile:

@@ -15,10 +15,11 @@ component.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import msgspec
 
 from dyncc.diagnostics import Diagnostic, Severity, YamlPath
 
@@ -41,8 +42,7 @@ if TYPE_CHECKING:
 SlotKind = Literal["model", "local_model", "engine_file", "data_file", "revision", "bootstrap_port"]
 
 
-@dataclasses.dataclass(frozen=True)
-class Slot:
+class Slot(msgspec.Struct, frozen=True):
     """A word of a worker's command line that only the target knows."""
 
     kind: SlotKind
@@ -53,8 +53,7 @@ class Slot:
 Word = str | Slot
 
 
-@dataclasses.dataclass(frozen=True)
-class WorkerCommand:
+class WorkerCommand(msgspec.Struct, frozen=True):
     """One pool's worker command line: ``python3 -m <module> <args>``, the same on every target but for the
     slots each target fills in (:meth:`fill`)."""
 
@@ -84,8 +83,7 @@ class WorkerCommand:
         return any(slot.kind == kind for slot in self.slots())
 
 
-@dataclasses.dataclass(frozen=True)
-class WorkerLimits:
+class WorkerLimits(msgspec.Struct, frozen=True):
     """What the configuring engine's resolved config says of a worker's size, for engines that read no
     config of their own (the mock engine): None where the config leaves it to the engine's default."""
 
@@ -96,8 +94,7 @@ class WorkerLimits:
     data_parallel: int | None = None  # attention-DP ranks; None: attention DP off
 
 
-@dataclasses.dataclass(frozen=True)
-class PoolWorkers:
+class PoolWorkers(msgspec.Struct, frozen=True):
     """What the compiler decided for one pool's workers, for the engine to spell as options of its release."""
 
     role: str  # agg, prefill, decode or encode
@@ -119,8 +116,7 @@ class PoolWorkers:
     speedup_ratio: float  # the mock engine's speed-up over real time
 
 
-@dataclasses.dataclass
-class ResolvedConfig:
+class ResolvedConfig(msgspec.Struct):
     """A pool's engine config as the configuring engine resolved it: each value, where it came from (the
     spec, a default, a rule), and what the spec's passthrough section overrode or could not merge."""
 
@@ -128,7 +124,7 @@ class ResolvedConfig:
     sources: dict[str, Provenance]
     overrides: list[tuple[str, Any, Any]]  # (dotted key, first-class value, extra's value)
     owned_conflicts: list[str]
-    type_errors: list[tuple[str, Any, str]] = dataclasses.field(default_factory=list)  # (dotted, value, expected)
+    type_errors: list[tuple[str, Any, str]] = msgspec.field(default_factory=list)  # (dotted, value, expected)
 
     def get(self, dotted: str, default: Any = None) -> Any:
         node: Any = self.config
@@ -139,8 +135,7 @@ class ResolvedConfig:
         return node
 
 
-@dataclasses.dataclass(frozen=True)
-class ConfigReading:
+class ConfigReading(msgspec.Struct, frozen=True):
     """What ``dyncc import`` reads of the engine's workers beside their config (``read_config``)."""
 
     defaults: Mapping[str, Any]  # flattened config key -> the engine's default: written or left out, the same
@@ -150,8 +145,7 @@ class ConfigReading:
     model_env: str  # where a Dynamo 1.x worker reads that model from first
 
 
-@dataclasses.dataclass
-class ReadConfig:
+class ReadConfig(msgspec.Struct):
     """A worker's engine config as the spec says it: the inverse of :meth:`ConfigImplementation.config_text`."""
 
     pool: dict[str, Any]  # the pool's fields: tensor_parallel, pipeline_parallel, ..., attention_dp
@@ -193,8 +187,7 @@ class GraphPool(Protocol):
     def path(self) -> tuple[str, ...]: ...
 
 
-@dataclasses.dataclass(frozen=True)
-class EngineRule:
+class EngineRule(msgspec.Struct, frozen=True):
     """A validation rule that is an engine's own, with its stable code (the compiler runs it with its rules)."""
 
     code: str
@@ -258,8 +251,7 @@ class ConfigImplementation(Implementation, Protocol):
         ...
 
 
-@dataclasses.dataclass(frozen=True)
-class Engine:
+class Engine(msgspec.Struct, frozen=True):
     """An engine's declaration: cheap to import, read by the compiler and (through the plan) the targets."""
 
     name: str  # the spec's `worker_runtime` value and `--engine NAME`
@@ -328,7 +320,7 @@ def rule(registry: list[EngineRule], code: str, name: str) -> Callable[[RuleChec
     def register(fn: RuleCheck) -> RuleCheck:
         def stamped(graph: Graph) -> Iterator[Diagnostic]:
             for found in fn(graph):
-                yield dataclasses.replace(found, code=code)
+                yield msgspec.structs.replace(found, code=code)
 
         registry.append(EngineRule(code, name, stamped, (fn.__doc__ or "").strip().splitlines()[0]))
         return fn

@@ -4,11 +4,12 @@ AIConfigurator system) in ``gpus.json`` and well-known checkpoints' architecture
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 from importlib import resources
 from typing import Any
+
+import msgspec
 
 from dyncc.facts.arch import DTYPE_BYTES, ModelArch, NotEnoughFacts, arch_from_config
 
@@ -25,8 +26,7 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass(frozen=True)
-class GpuFacts:
+class GpuFacts(msgspec.Struct, frozen=True):
     name: str  # the canonical spelling, e.g. H100
     memory_mib: int  # total memory as nvidia-smi reports it
     product: str  # the nvidia.com/gpu.product node label GPU feature discovery sets
@@ -39,8 +39,7 @@ class GpuFacts:
         return self.memory_mib * 1024 * 1024
 
 
-@dataclasses.dataclass(frozen=True)
-class KnownModel:
+class KnownModel(msgspec.Struct, frozen=True):
     hub_id: str
     arch: ModelArch
     published_params_b: float

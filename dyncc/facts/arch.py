@@ -13,9 +13,10 @@ are left out (under 0.1 % of any model here), which is why a count may sit a lit
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any
+
+import msgspec
 
 # Bytes per parameter. Block-scaled 4-bit formats carry one 8-bit scale per block: 16 values for NVFP4,
 # 32 for MXFP4 (OCP MX spec). FP8 block scales (one FP32 per 128 x 128 block) add 0.02 % and are left out.
@@ -33,8 +34,7 @@ DTYPE_NAMES = tuple(DTYPE_BYTES)
 _ATTENTION_PROJECTION = re.compile(r"self_attn(\*|$|\.(q|k|v|o|qkv|q_a|q_b|kv_a|kv_b)_proj)")
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelArch:
+class ModelArch(msgspec.Struct, frozen=True):
     """What GPU memory depends on. Parameter counts are of the whole model (all layers); ``*_dtype`` name
     keys of :data:`DTYPE_BYTES`."""
 
@@ -97,15 +97,15 @@ class ModelArch:
         return 2 * self.kv_heads * self.head_dim
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, 0) or k in _REQUIRED}
+        return {k: v for k, v in msgspec.structs.asdict(self).items() if v not in (None, 0) or k in _REQUIRED}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelArch:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**{k: v for k, v in data.items() if k in cls.__struct_fields__})
 
 
-_REQUIRED = {f.name for f in dataclasses.fields(ModelArch) if f.default is dataclasses.MISSING}
+# The fields without a default: the first ones, as a struct's defaults are its last fields'.
+_REQUIRED = set(ModelArch.__struct_fields__[: len(ModelArch.__struct_fields__) - len(ModelArch.__struct_defaults__)])
 
 
 class NotEnoughFacts(ValueError):

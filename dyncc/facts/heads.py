@@ -5,19 +5,19 @@ each names where it came from, so a refusal built on it can say so."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
+
+import msgspec
 
 from dyncc.facts import known_model
 from dyncc.facts.arch import text_config
 
 
-@dataclasses.dataclass(frozen=True)
-class Heads:
+class Heads(msgspec.Struct, frozen=True):
     attention: int | None = None
     kv: int | None = None
     mla: bool | None = None
-    source: dict[str, str] = dataclasses.field(default_factory=dict)  # attention_heads / kv_heads -> where from
+    source: dict[str, str] = msgspec.field(default_factory=dict)  # attention_heads / kv_heads -> where from
 
 
 def _count(value: Any) -> int | None:

@@ -7,15 +7,14 @@ only this.
 
 from __future__ import annotations
 
-import dataclasses
+import msgspec
 
 GIB = 1024**3
 # Weights and working set above this share of the GPU leave a KV cache too small to batch well.
 TIGHT_SHARE = 0.9
 
 
-@dataclasses.dataclass(frozen=True)
-class Budget:
+class Budget(msgspec.Struct, frozen=True):
     """Bytes on one GPU of the worker."""
 
     capacity: int

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
+
+import msgspec
 
 from dyncc.facts.arch import ModelArch
 
@@ -80,4 +81,4 @@ def _override(arch: ModelArch, values: dict[str, Any], attention_heads: int | No
         )
         if experts and not arch.experts:
             changes.update(experts=2, experts_per_token=1)
-    return dataclasses.replace(arch, **changes)
+    return msgspec.structs.replace(arch, **changes)

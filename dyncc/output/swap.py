@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import errno
 import functools
 import json
@@ -16,6 +15,8 @@ import signal
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
+import msgspec
 
 from dyncc.compiler.plan import FileContent, encoded
 from dyncc.diagnostics import DiagnosticError
@@ -46,8 +47,7 @@ def file_mode(relpath: str) -> int:
 # --- staging and swapping ----------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class Staged:
+class Staged(msgspec.Struct):
     """One target's staging directory ``root``: ``root/tree`` is the new output until the swap, the old
     one after it; ``root/old`` is where the two-rename fallback parks the old output."""
 
@@ -55,7 +55,7 @@ class Staged:
     dest: Path
     existed: bool = False
     swapped: bool = False
-    carried: list[str] = dataclasses.field(default_factory=list)
+    carried: list[str] = msgspec.field(default_factory=list)
 
     @property
     def tree(self) -> Path:

@@ -10,7 +10,6 @@ version that has one.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any, Literal
 
+import msgspec
 from packaging.version import Version
 
 Component = Literal["worker", "frontend", "mocker"]
@@ -26,8 +26,7 @@ COMPONENTS: tuple[Component, ...] = ("worker", "frontend", "mocker")
 _NO_VALUE = ("store_true", "store_false", "store_const", "count", "bool(--x/--no-x)")
 
 
-@dataclasses.dataclass(frozen=True)
-class Flag:
+class Flag(msgspec.Struct, frozen=True):
     name: str
     kind: str = ""  # "" takes a value; store_true, bool(--x/--no-x) (BooleanOptionalAction), append, ...
     aliases: tuple[str, ...] = ()
@@ -48,8 +47,7 @@ class Flag:
         return names
 
 
-@dataclasses.dataclass(frozen=True)
-class Refusal:
+class Refusal(msgspec.Struct, frozen=True):
     """One thing a release's parser would refuse in a command line."""
 
     option: str  # the option it is about ("" for a stray word)
@@ -57,13 +55,18 @@ class Refusal:
     message: str
 
 
-@dataclasses.dataclass(frozen=True)
-class Release:
+class Release(msgspec.Struct, frozen=True, eq=False, dict=True):
+    """One Dynamo release's data. Compared and hashed by identity, as one instance stands for each release in
+    a process (``release()`` caches them); ``dict`` holds its cached option index."""
+
     dynamo: str
     pins: Mapping[str, str]  # engine name -> the version its wheel pins (`Requires-Dist: <engine>==X`)
     flags: Mapping[Component, Mapping[str, Flag]]
     documented: Mapping[str, Any]  # facts no parser shows: {name: value}
-    constants: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # parser module defaults
+    constants: Mapping[str, Any] = msgspec.field(default_factory=dict)  # parser module defaults
+
+    def __repr__(self) -> str:  # its flags run to thousands of lines
+        return f"Release(dynamo={self.dynamo!r})"
 
     @property
     def version(self) -> Version:

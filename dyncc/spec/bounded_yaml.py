@@ -4,12 +4,12 @@ and composes, tags and directives checked; every failure a located, coded :class
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 from ruamel.yaml import YAML
 from ruamel.yaml.composer import Composer, ReusedAnchorWarning
 from ruamel.yaml.constructor import RoundTripConstructor
@@ -29,8 +29,7 @@ _PLAIN_TAGS = frozenset({"!"} | {f"tag:yaml.org,2002:{kind}" for kind in ("str",
 _YAML_VERSIONS = frozenset({(1, 1), (1, 2)})
 
 
-@dataclasses.dataclass
-class _Budget:
+class _Budget(msgspec.Struct):
     """What one parse has used so far, and the last position reached (for errors that carry none)."""
 
     file: str
@@ -40,9 +39,9 @@ class _Budget:
     depth: int = 0
     line: int = 0  # 0-based, as ruamel's marks
     column: int = 0
-    open_anchors: set[str] = dataclasses.field(default_factory=set)  # anchored collections being composed
-    anchors: dict[str, Location] = dataclasses.field(default_factory=dict)  # where each anchor was defined
-    notes: list[Diagnostic] = dataclasses.field(default_factory=list)  # warnings about valid but doubtful YAML
+    open_anchors: set[str] = msgspec.field(default_factory=set)  # anchored collections being composed
+    anchors: dict[str, Location] = msgspec.field(default_factory=dict)  # where each anchor was defined
+    notes: list[Diagnostic] = msgspec.field(default_factory=list)  # warnings about valid but doubtful YAML
     in_document: bool = False  # the scanner has passed content since the last document end
 
     def at(self, mark: Any) -> None:

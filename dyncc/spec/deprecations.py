@@ -8,14 +8,14 @@ value lived, where it lives now and the release that moved it; the CHANGELOG lis
 from __future__ import annotations
 
 import copy
-import dataclasses
 from typing import Any
+
+import msgspec
 
 from dyncc.diagnostics import Diagnostic, YamlPath, format_yaml_path
 
 
-@dataclasses.dataclass(frozen=True)
-class MovedKey:
+class MovedKey(msgspec.Struct, frozen=True):
     old: tuple[str, ...]
     new: tuple[str, ...]
     since: str  # the dyncc change that moved it, as the CHANGELOG names it
@@ -37,8 +37,7 @@ MOVED_KEYS: tuple[MovedKey, ...] = (
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class Upgrade:
+class Upgrade(msgspec.Struct, frozen=True):
     """The document in the current form, what was rewritten (``moves``: old path -> new path) and the
     diagnostics: a DYN021 warning per old form read, a DYN022 error where two old forms disagree."""
 

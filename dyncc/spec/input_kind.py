@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import msgspec
 
 # Limits that bound the time and memory of loading whatever the input. ruamel's pure-Python round-trip
 # parser is the cost: ~1-3 us per character and ~70-150 us per value (measured), so the byte cap bounds
@@ -16,8 +16,7 @@ MAX_VALUES = 20_000  # values after aliases are expanded (an alias to a list of 
 MAX_TOKENS = 8 * MAX_NODES  # scanner tokens: a backstop for input that makes tokens but no nodes
 
 
-@dataclasses.dataclass(frozen=True)
-class InputKind:
+class InputKind(msgspec.Struct, frozen=True):
     """A kind of file dyncc reads: what messages call it, its size cap, and the codes of its refusals."""
 
     noun: str  # "spec", "manifest": "cannot read spec file", "the manifest has more than ..."

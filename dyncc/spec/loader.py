@@ -8,7 +8,6 @@ pydantic's strict mode sees ordinary ``int``/``str``/``dict`` values.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import difflib
 import errno
@@ -22,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Union
 
+import msgspec
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
@@ -91,8 +91,7 @@ KEY_SYNONYMS = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelFacts:
+class ModelFacts(msgspec.Struct, frozen=True):
     """What rules know of the checkpoint, and where each fact came from (``spec``, ``config.json``)."""
 
     moe: bool | None = None
@@ -105,15 +104,14 @@ class ModelFacts:
     mla: bool | None = None
     local_dir: str | None = None  # the checkpoint directory, when model.path names one on this machine
     chat_template: str | None = None  # the text of model.chat_template, read from beside the spec
-    source: dict[str, str] = dataclasses.field(default_factory=dict)
+    source: dict[str, str] = msgspec.field(default_factory=dict)
     # The checkpoint's size and shape for the GPU memory check (DYN140): from config.json, dyncc's table of
     # well-known models, or model.facts; None (with the reason in arch_source) when none says enough.
     arch: ModelArch | None = None
     arch_source: str = ""
 
 
-@dataclasses.dataclass(frozen=True)
-class LoadedSpec:
+class LoadedSpec(msgspec.Struct, frozen=True):
     spec: Any  # an instance of the composed model: CoreSpec plus each target's section
     source: SourceMap
     facts: ModelFacts
@@ -522,7 +520,7 @@ def _model_arch(
     if stated is not None:
         arch, why = apply_stated_facts(arch, stated, spec.model.attention_heads, why)
     if arch is not None and spec.model.attention_heads is not None:  # what DYN124 reads sizes memory too
-        arch = dataclasses.replace(arch, attention_heads=spec.model.attention_heads)
+        arch = msgspec.structs.replace(arch, attention_heads=spec.model.attention_heads)
     return arch, why
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Literal
+
+import msgspec
 
 SourceKind = Literal["user", "default", "rule"]
 
 
-@dataclasses.dataclass(frozen=True)
-class Provenance:
+class Provenance(msgspec.Struct, frozen=True):
     kind: SourceKind
     detail: str  # spec path for "user", reason for "default", rule code for "rule"
     path: tuple = ()  # spec path of the value, for file:line

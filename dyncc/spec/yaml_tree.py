@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from dyncc.diagnostics import Diagnostic, DiagnosticError, Location, YamlPath
@@ -73,13 +73,12 @@ def _node_position(node: Any) -> tuple[int, int]:
     return 0, 0
 
 
-@dataclasses.dataclass
-class Expansion:
+class Expansion(msgspec.Struct):
     """Values produced so far, and the collections already converted (seeing one again is an alias use)."""
 
     kind: InputKind = SPEC
     values: int = 0
-    first_path: dict[int, YamlPath] = dataclasses.field(default_factory=dict)  # id -> where it was written
+    first_path: dict[int, YamlPath] = msgspec.field(default_factory=dict)  # id -> where it was written
     aliased: bool = False
 
 

@@ -14,11 +14,12 @@ one; each target's ``__init__`` has mypy check its implementation module against
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+import msgspec
 
 from dyncc.diagnostics import Diagnostic
 from dyncc.spec.model import SpecModel
@@ -56,8 +57,7 @@ class Implementation(Protocol[SettingsT_contra]):
     def render(self, plan: DeploymentPlan, settings: SettingsT_contra, /) -> Mapping[str, FileContent]: ...
 
 
-@dataclasses.dataclass(frozen=True)
-class Target(Generic[SettingsT]):
+class Target(msgspec.Struct, Generic[SettingsT], frozen=True):
     name: str  # -t NAME and the output directory OUT/NAME
     settings_key: str  # the spec section it owns
     settings_model: type[SettingsT]
@@ -91,8 +91,7 @@ class Target(Generic[SettingsT]):
 AnyTarget = Target[Any]
 
 
-@dataclasses.dataclass(frozen=True)
-class Feature:
+class Feature(msgspec.Struct, frozen=True):
     """A spec feature that needs a capability: every target either realizes it or refuses it with a code.
 
     ``blocking`` refusals stop the target (an error; ``build -t all`` skips it); the others let the target
@@ -323,11 +322,11 @@ def _with_capable(diagnostic: Diagnostic, capability: Capability, others: Iterab
     capable = [t.name for t in others if t.can(capability)]
     if diagnostic.severity != "error":
         named = f"; targets that realize it: {', '.join(capable)}" if capable else ""
-        return dataclasses.replace(diagnostic, message=diagnostic.message + named)
+        return msgspec.structs.replace(diagnostic, message=diagnostic.message + named)
     hint = f"build it with -t {' or -t '.join(capable)}" if capable else diagnostic.hint
     if capable and diagnostic.hint:
         hint = f"{hint}, or {diagnostic.hint}"
-    return dataclasses.replace(diagnostic, hint=hint)
+    return msgspec.structs.replace(diagnostic, hint=hint)
 
 
 def cannot_run(plan: DeploymentPlan, target: AnyTarget, others: Iterable[AnyTarget]) -> Diagnostic | None:

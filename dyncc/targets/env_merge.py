@@ -15,15 +15,15 @@ keyed by name), client-side apply silently keeps the last, and ``env A=1 A=2`` t
 
 from __future__ import annotations
 
-import dataclasses
 import posixpath
 from collections.abc import Callable, Iterable, Sequence
+
+import msgspec
 
 from dyncc.diagnostics import Diagnostic, YamlPath, format_yaml_path
 
 
-@dataclasses.dataclass(frozen=True)
-class Written:
+class Written(msgspec.Struct, frozen=True):
     """A variable dyncc writes into a process's environment."""
 
     name: str
@@ -41,8 +41,7 @@ class Written:
         return not (isinstance(value, str) and self.works_with is not None and self.works_with(value))
 
 
-@dataclasses.dataclass(frozen=True)
-class Given:
+class Given(msgspec.Struct, frozen=True):
     """A variable the spec gives a process (a string, or a target's value source such as k8s valueFrom)."""
 
     name: str
@@ -50,8 +49,7 @@ class Given:
     path: YamlPath
 
 
-@dataclasses.dataclass(frozen=True)
-class Resolved:
+class Resolved(msgspec.Struct, frozen=True):
     written: tuple[Written, ...]  # dyncc's entries to write
     given: tuple[Given, ...]  # the spec's entries to write; no name is in both
     problems: tuple[Diagnostic, ...]

@@ -7,9 +7,10 @@ for another Dynamo release (:func:`compile_for_release`), so one spec compares w
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from dyncc.api import render_targets
 from dyncc.compiler import Compilation, compile_spec
@@ -119,8 +120,7 @@ def _pool_view(plan: DeploymentPlan) -> dict:
     return {p.role: p for p in plan.pools}
 
 
-@dataclasses.dataclass(frozen=True)
-class SpecDiff:
+class SpecDiff(msgspec.Struct, frozen=True):
     lines: list[str]  # the report: a heading per part, then what changed in it
     changed: bool  # anything in the spec, the deployment or a file differs (`dyncc diff --exit-code`)
 

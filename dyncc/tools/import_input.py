@@ -10,11 +10,11 @@ values of the shapes it expects.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
 from dyncc.diagnostics import Diagnostic, DiagnosticError, Location, YamlPath, format_yaml_path
@@ -30,7 +30,7 @@ MANIFEST = InputKind(
     count_hint=_COUNT_HINT,
     yaml_version=(1, 1),
 )
-ENGINE_CONFIG = dataclasses.replace(MANIFEST, noun="engine config")
+ENGINE_CONFIG = msgspec.structs.replace(MANIFEST, noun="engine config")
 
 # --- the shapes read -----------------------------------------------------------------------------------
 
@@ -179,16 +179,14 @@ class _EngineConfig(_Shape):
 # --- reading ---------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class EngineText:
+class EngineText(msgspec.Struct, frozen=True):
     """An engine config's text as the DGD mounts it (a ConfigMap's key) and where it came from."""
 
     text: str
     origin: str  # "ConfigMap NAME, key KEY (FILE)": names the ConfigMap in errors about its content
 
 
-@dataclasses.dataclass
-class Sources:
+class Sources(msgspec.Struct):
     dgd: dict
     dgd_file: str
     dgd_source: SourceMap  # locates the DGD's values in its file

@@ -19,13 +19,13 @@ migrating to a release, never one with an error).
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
@@ -40,8 +40,7 @@ from dyncc.spec.loader import SourceMap, parse_yaml, read_spec_bytes
 VERSION_PATH: YamlPath = ("dynamo", "version")
 
 
-@dataclasses.dataclass(frozen=True)
-class Migration:
+class Migration(msgspec.Struct, frozen=True):
     text: str  # the migrated spec (the input unchanged when nothing moved)
     changes: tuple[str, ...]  # one line per rewrite, for people: path, old -> new, why
     diagnostics: tuple[Diagnostic, ...]  # what the migrated spec still warns about
@@ -100,8 +99,7 @@ def _move_old_forms(tree: CommentedMap, file: str) -> list[tuple[YamlPath, YamlP
 # --- another release --------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class _OriginalSource:
+class _OriginalSource(msgspec.Struct, frozen=True):
     """Locates a finding in the file the user has: a setting moved from an old form at its old place."""
 
     source: SourceMap
@@ -109,11 +107,10 @@ class _OriginalSource:
 
     def locate(self, finding: Diagnostic) -> Diagnostic:
         path = self.moved_from.get(finding.path, finding.path)
-        return dataclasses.replace(finding, location=self.source.locate(path))
+        return msgspec.structs.replace(finding, location=self.source.locate(path))
 
 
-@dataclasses.dataclass(frozen=True)
-class Step:
+class Step(msgspec.Struct, frozen=True):
     """The release migrated from and to, as ``dynamo.version`` says them."""
 
     old: str

@@ -11,7 +11,6 @@ tried. ``estimate`` asks AIConfigurator about the topology an existing spec desc
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import math
 import re
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
 
 from dyncc.aic import mapping, runner
 from dyncc.aic.mapping import Candidate, ModelFacts, Request, aic_worker_args
@@ -32,8 +32,7 @@ from dyncc.spec.model import CoreSpec, Versions
 from dyncc.spec.schema import SCHEMA_NOTE
 
 
-@dataclasses.dataclass(frozen=True)
-class Modelled:
+class Modelled(msgspec.Struct, frozen=True):
     """The engine AIConfigurator is asked about, and what the spec deploys (its data may be of another version)."""
 
     backend: runner.Backend
@@ -57,15 +56,13 @@ def modelled(worker_runtime: str | None = None, dynamo_version: str | None = Non
     return Modelled(backend, f"Dynamo {known.dynamo} with {impl.version_note(impl.release_view(known))}")
 
 
-@dataclasses.dataclass(frozen=True)
-class Rejected:
+class Rejected(msgspec.Struct, frozen=True):
     candidate: Candidate
     codes: tuple[str, ...]
     message: str
 
 
-@dataclasses.dataclass(frozen=True)
-class SlaResult:
+class SlaResult(msgspec.Struct, frozen=True):
     text: str  # the spec, commented
     chosen: Candidate
     rejected: tuple[Rejected, ...]
@@ -243,8 +240,7 @@ def init_from_sla(
 # --- dyncc estimate -----------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Estimate:
+class Estimate(msgspec.Struct, frozen=True):
     mode: str
     ttft: float
     tpot: float
@@ -544,7 +540,7 @@ def register(group: click.Group) -> None:
             progress=runner.stderr_progress("dyncc: AIConfigurator estimating"),
         )  # fmt: skip
         if fmt == "json":
-            fields = dataclasses.asdict(result)
+            fields = msgspec.structs.asdict(result)
             fields.pop("raw")
             click.echo(json.dumps(fields, indent=2))
         else:

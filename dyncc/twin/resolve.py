@@ -8,8 +8,9 @@ point each mock worker at its pool's file.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
+
+import msgspec
 
 from dyncc.aic import runner
 from dyncc.aic.mapping import Worker, aic_worker_args
@@ -61,7 +62,7 @@ def with_timing(
         # Checked by DYN912 already, but the file may have changed since: the bytes copied are the bytes checked.
         data = _checked_timing(compilation, timing_path(plan.mocker_timing, compilation.loaded.base_dir))
         timing = {pool.role: data for pool in compilation.graph.pools()}
-    return dataclasses.replace(compilation, plan=dataclasses.replace(plan, mock_timing=timing))
+    return msgspec.structs.replace(compilation, plan=msgspec.structs.replace(plan, mock_timing=timing))
 
 
 def _checked_timing(compilation: Compilation, path: Path) -> bytes:

@@ -19,7 +19,6 @@ template cache), so a second run reads the file and starts no AIConfigurator.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -30,6 +29,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from dyncc.aic import runner
 from dyncc.aic.mapping import Worker
 from dyncc.compiler.timing_file import npz_problem
@@ -37,8 +38,7 @@ from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.engines import configuring, engines
 
 
-@dataclasses.dataclass(frozen=True)
-class Grid:
+class Grid(msgspec.Struct, frozen=True):
     """Where the timing is sampled: prefill ISLs, and decode KV tokens x context lengths."""
 
     prefill_isl: tuple[int, ...]
@@ -88,15 +88,14 @@ def stand_in_backend() -> str:
     return name
 
 
-@dataclasses.dataclass(frozen=True)
-class PoolTiming:
+class PoolTiming(msgspec.Struct, frozen=True):
     """One pool's worker shape on one system: what a timing file is for."""
 
     model: str
     system: str
     worker: Worker
     is_moe: bool = False
-    backend: str = dataclasses.field(default_factory=stand_in_backend)  # the engine timed, as AIConfigurator names it
+    backend: str = msgspec.field(default_factory=stand_in_backend)  # the engine timed, as AIConfigurator names it
 
     def key(self, grid: Grid) -> dict[str, Any]:
         return {
@@ -105,7 +104,7 @@ class PoolTiming:
             "aiconfigurator": runner.AIC_VERSION,
             f"{self.backend}_data": aic_engine(self.backend).version,  # hashed into the file name
             "parallel": self.worker.key(),
-            "grid": dataclasses.asdict(grid),
+            "grid": msgspec.structs.asdict(grid),
         }
 
     def file_name(self, grid: Grid) -> str:
@@ -181,8 +180,7 @@ def _cached(path: Path) -> bool:
     return ours and npz_problem(path) is None  # a damaged entry is made again, not used
 
 
-@dataclasses.dataclass(frozen=True)
-class TimingFile:
+class TimingFile(msgspec.Struct, frozen=True):
     path: Path
     cached: bool  # read from the cache: AIConfigurator was not started
 

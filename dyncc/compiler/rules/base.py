@@ -7,8 +7,9 @@ rule cannot report under another rule's code. Codes are stable: CI pipelines mat
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Iterator
+
+import msgspec
 
 from dyncc.compiler.graph import DeploymentGraph
 from dyncc.diagnostics import Diagnostic, Severity, YamlPath
@@ -16,8 +17,7 @@ from dyncc.diagnostics import Diagnostic, Severity, YamlPath
 RuleCheck = Callable[[DeploymentGraph], Iterable[Diagnostic]]
 
 
-@dataclasses.dataclass(frozen=True)
-class Rule:
+class Rule(msgspec.Struct, frozen=True):
     code: str
     name: str
     summary: str
@@ -31,7 +31,7 @@ def rule(code: str, name: str) -> Callable[[RuleCheck], RuleCheck]:
     def register(fn: RuleCheck) -> RuleCheck:
         def stamped(graph: DeploymentGraph) -> Iterator[Diagnostic]:
             for found in fn(graph):
-                yield dataclasses.replace(found, code=code)
+                yield msgspec.structs.replace(found, code=code)
 
         RULES.append(Rule(code, name, (fn.__doc__ or "").strip().splitlines()[0], stamped))
         return fn

@@ -9,7 +9,6 @@ anything is deployed. Adding a version is adding its file; the code is shared.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import functools
 import json
@@ -17,6 +16,7 @@ from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
+import msgspec
 from packaging.version import Version
 
 # Keys TRT-LLM 1.x removed; named so the error can say "removed" rather than "unknown".
@@ -32,8 +32,7 @@ REMOVED_KEYS = {
 DEFAULT_KEYS_VERSION = "1.3.0rc29"
 
 
-@dataclasses.dataclass(frozen=True)
-class KeyProblem:
+class KeyProblem(msgspec.Struct, frozen=True):
     """One key or enum value a TRT-LLM version would reject."""
 
     path: tuple[str, ...]

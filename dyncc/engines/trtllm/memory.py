@@ -23,9 +23,10 @@ Figures, and where they come from:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from dyncc.facts.arch import DTYPE_BYTES, ModelArch
 from dyncc.facts.memory import GIB, Budget
@@ -48,8 +49,7 @@ _MOE_K = {1: 22.0, 2: 13.0, 4: 10.0}
 KV_DTYPE_BYTES = {"fp8": 1.0, "fp8_ds_mla": 1.0, "nvfp4": 0.5 + 1 / 16, "float16": 2.0, "bfloat16": 2.0, "float32": 4.0}
 
 
-@dataclasses.dataclass(frozen=True)
-class WorkerShape:
+class WorkerShape(msgspec.Struct, frozen=True):
     """A worker's parallelism and engine limits (None: TensorRT-LLM's default)."""
 
     tensor_parallel: int

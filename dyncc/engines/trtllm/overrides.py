@@ -21,17 +21,17 @@ reads it); :func:`lost_values` names each value a config sets that the version w
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any, Literal
+
+import msgspec
 
 from dyncc.engines.trtllm.keys import accepted_keys
 
 How = Literal["always", "when_set", "alias"]
 
 
-@dataclasses.dataclass(frozen=True)
-class Override:
+class Override(msgspec.Struct, frozen=True):
     key: str
     overrides: str
     how: How
@@ -40,8 +40,7 @@ class Override:
     fact: str = ""
 
 
-@dataclasses.dataclass(frozen=True)
-class LostValue:
+class LostValue(msgspec.Struct, frozen=True):
     """A value an engine config sets that TensorRT-LLM replaces (``kind`` overwritten or dropped) or reads
     under its new name (``kind`` deprecated: the value holds, the spelling is deprecated)."""
 

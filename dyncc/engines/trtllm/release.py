@@ -8,7 +8,7 @@ else the nearest one (``keyset``; DYN707 warns).
 
 from __future__ import annotations
 
-import dataclasses
+import msgspec
 
 from dyncc.engines.trtllm.keys import accepted_keys, enum_values, keys_versions, nearest_version
 from dyncc.releases import Release
@@ -17,8 +17,7 @@ from dyncc.releases import Release
 PIN = "trtllm"
 
 
-@dataclasses.dataclass(frozen=True)
-class TrtllmRelease:
+class TrtllmRelease(msgspec.Struct, frozen=True):
     dynamo_version: str
     version: str  # the TensorRT-LLM the release pins
     keyset: str  # the key set that checks engine configs (the pin's, or the nearest: DYN707)
@@ -33,8 +32,8 @@ class TrtllmRelease:
     model_flag: str  # the worker's model flag (1.0 renamed --model-path to --model; the old name deprecated)
     encode_endpoint: str | None  # the encode worker's default endpoint; `{namespace}` filled in
     revision_flag: bool  # `--revision`: the worker downloads a hub model at a revision (1.0.0+)
-    # The release data every fact above was read from (not part of the view's identity).
-    release: Release | None = dataclasses.field(default=None, compare=False, hash=False, repr=False)
+    # The release data every fact above was read from (a Release compares by identity).
+    release: Release | None = None
 
     @property
     def keyset_exact(self) -> bool:

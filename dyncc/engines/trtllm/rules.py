@@ -6,8 +6,9 @@ its own rules whenever TensorRT-LLM's engine configs are written."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
+
+import msgspec
 
 from dyncc.diagnostics import Diagnostic, YamlPath
 from dyncc.engines.base import EngineRule, Graph, GraphPool, ResolvedConfig, finding, rule
@@ -59,7 +60,7 @@ def engine_keys_accepted(graph: Graph) -> Iterator[Diagnostic]:
             path = source.path if source and source.path else extra_path + problem.path
             value = p.engine.get(dotted) if problem.kind == "value" else None
             found = finding(problem.message, path, _key_hint(graph, problem, value))
-            yield dataclasses.replace(found, about_key=problem.kind == "key")
+            yield msgspec.structs.replace(found, about_key=problem.kind == "key")
 
 
 def _key_hint(graph: Graph, problem: KeyProblem, value: object) -> str:

@@ -24,12 +24,12 @@ is one there, and ``"fast"`` is not.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Optional, Union
 
+import msgspec
 from pydantic import (
     Field,
     NonNegativeFloat,
@@ -64,8 +64,7 @@ class TypeGrammarError(ValueError):
     """A type string that is not in the grammar above."""
 
 
-@dataclasses.dataclass(frozen=True)
-class TypeNode:
+class TypeNode(msgspec.Struct, frozen=True):
     """One parsed type: a scalar (with bounds), a generic over other types, or a Literal's values."""
 
     name: str

@@ -10,10 +10,11 @@ local directory cannot be downloaded (DYN545).
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import shlex
 from typing import Any
+
+import msgspec
 
 from dyncc.compiler.plan import DeploymentPlan, PoolPlan
 from dyncc.targets.k8s import pods
@@ -24,8 +25,7 @@ DOWNLOAD_DONE = ".dyncc-download-complete"
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 
 
-@dataclasses.dataclass(frozen=True)
-class Download:
+class Download(msgspec.Struct, frozen=True):
     repo: str
     revision: str | None
     directory: str  # in the cache volume

@@ -10,9 +10,10 @@ is copied in, and the component after every operation, against :data:`LIMITS`.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 from typing import Any
+
+import msgspec
 
 from dyncc.diagnostics import Diagnostic
 from dyncc.targets.k8s.settings import ComponentSettings, JsonPatch
@@ -28,8 +29,7 @@ class PatchTooLarge(Exception):
     pass
 
 
-@dataclasses.dataclass(frozen=True)
-class Limits:
+class Limits(msgspec.Struct, frozen=True):
     """Bounds of one component's patching. A generated component has ~150 nodes, ~10 levels and a few KB;
     real site patches add a few dozen operations."""
 

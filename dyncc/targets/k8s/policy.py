@@ -13,9 +13,10 @@ the generated component, so they are never reported here.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from typing import Any
+
+import msgspec
 
 from dyncc.diagnostics import Diagnostic
 from dyncc.targets.k8s import patches
@@ -25,8 +26,7 @@ HOST_NAMESPACES = (("hostNetwork", "host_network"), ("hostPID", "host_pid"), ("h
 CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 
 
-@dataclasses.dataclass(frozen=True)
-class Shape:
+class Shape(msgspec.Struct, frozen=True):
     """Where a component of one DGD API version keeps its pod spec, main container and GPU count."""
 
     pod: Path  # from the component to the PodSpec

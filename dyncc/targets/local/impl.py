@@ -17,9 +17,10 @@ frontend's (which listens on ``local.http_host``).
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from importlib import resources
+
+import msgspec
 
 from dyncc.compiler.plan import ROUTER_POLICY_FILE, DeploymentPlan, Files, PoolPlan, Slot, WorkerPlan
 from dyncc.diagnostics import Diagnostic, DiagnosticError
@@ -65,8 +66,7 @@ SERVER_DISCOVERY_ENV = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class PortUse:
+class PortUse(msgspec.Struct, frozen=True):
     """A port the deployment listens on, and the spec setting that chooses it."""
 
     host: str

@@ -12,9 +12,10 @@ the host (``worker_runtime: mocker``: Dynamo's mock engine) runs without contain
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from importlib import resources
+
+import msgspec
 
 from dyncc.compiler.plan import (
     ROUTER_POLICY_FILE,
@@ -117,8 +118,7 @@ MAX_SBATCH_BYTES = 4 * 1024 * 1024
 STEP_OVERHEAD_BYTES = 400  # a step's comment and srun line around its command (~300 bytes today)
 
 
-@dataclasses.dataclass(frozen=True)
-class StepView:
+class StepView(msgspec.Struct, frozen=True):
     """What the template needs of one worker replica's srun step."""
 
     name: str

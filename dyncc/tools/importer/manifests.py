@@ -5,12 +5,12 @@ The import reads the original this way, and the round trip reads what dyncc buil
 
 from __future__ import annotations
 
-import dataclasses
 import posixpath
 import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
 import yaml
 
 from dyncc.diagnostics import Diagnostic, YamlPath, format_yaml_path
@@ -52,16 +52,14 @@ DEFAULT_FLAGS = {
 GENERATED_CONTAINER_KEYS = {"name", "image", "command", "args", "env", "envFrom", "resources", "volumeMounts"}
 
 
-@dataclasses.dataclass(frozen=True)
-class ImportNote:
+class ImportNote(msgspec.Struct, frozen=True):
     """A coded warning and the facts of the original it accounts for in the round trip."""
 
     diagnostic: Diagnostic
     covers: tuple[DiffKey, ...] = ()
 
 
-@dataclasses.dataclass
-class Component:
+class Component(msgspec.Struct):
     name: str
     kind: str  # frontend, planner, worker, or what the manifest said
     role: str  # frontend, planner, agg, prefill, decode, encode
@@ -80,27 +78,24 @@ class Component:
     unmodelled: list[str]  # pod and container keys dyncc does not write
 
 
-@dataclasses.dataclass
-class RoleFacts:
+class RoleFacts(msgspec.Struct):
     replicas: int
     gpus: int  # per worker: the pod's GPU limit x nodeCount
     image: str | None
     flags: dict[str, str]  # normalized flag -> value ("" for a switch)
     engine: dict[str, Any] | None  # flattened engine config; None when the manifests do not hold it
-    env: dict[str, str] = dataclasses.field(default_factory=dict)  # the DGD's env, then the component's
+    env: dict[str, str] = msgspec.field(default_factory=dict)  # the DGD's env, then the component's
     # The worker's engine's own defaults (flattened): a config value equal to one is the same as none.
-    engine_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    engine_defaults: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
 
-@dataclasses.dataclass
-class DgdFacts:
+class DgdFacts(msgspec.Struct):
     api_version: str
     name: str
     roles: dict[str, RoleFacts]
 
 
-@dataclasses.dataclass(frozen=True)
-class Difference:
+class Difference(msgspec.Struct, frozen=True):
     key: DiffKey
     original: Any
     rebuilt: Any
@@ -109,8 +104,7 @@ class Difference:
         return f"{'/'.join(self.key)}: {self.original!r} -> {self.rebuilt!r}"
 
 
-@dataclasses.dataclass(frozen=True)
-class ImportResult:
+class ImportResult(msgspec.Struct, frozen=True):
     spec: dict[str, Any]
     text: str
     notes: tuple[ImportNote, ...]

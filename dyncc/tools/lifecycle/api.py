@@ -6,11 +6,12 @@ A deployment is found by its directory (``OUT/up-<name>`` on this machine, ``OUT
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from dyncc.api import (
     BuildResult,
@@ -182,8 +183,7 @@ def down(directory: str | Path, echo: Echo) -> list[Diagnostic]:
 # --- status ----------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class ComponentStatus:
+class ComponentStatus(msgspec.Struct, frozen=True):
     name: str
     kind: str
     where: str  # "pid 1234", "node3", ""
@@ -192,8 +192,7 @@ class ComponentStatus:
     detail: str
 
 
-@dataclasses.dataclass(frozen=True)
-class Status:
+class Status(msgspec.Struct, frozen=True):
     state: DeploymentState
     running: bool
     headline: str
@@ -215,7 +214,7 @@ class Status:
             "url": s.url,
             "job_id": s.slurm.job_id if s.slurm else None,
             "pid": s.local.pid if s.local else None,
-            "components": [dataclasses.asdict(c) for c in self.components],
+            "components": [msgspec.structs.asdict(c) for c in self.components],
         }
 
 

@@ -12,7 +12,6 @@ job's own benchmark step does), so it reaches the frontend the way the cluster's
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import math
@@ -24,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.tools.lifecycle.logs import Tail, last_lines
 from dyncc.tools.lifecycle.options import BENCH_TIMEOUT_S
@@ -34,8 +35,7 @@ MAX_RECORD_LINE = 4 * 1024 * 1024  # a per-request record: a few KB (its chunk l
 STOP_GRACE_S = 10
 
 
-@dataclasses.dataclass
-class Level:
+class Level(msgspec.Struct):
     """One aiperf run (a concurrency level), judged request by request."""
 
     concurrency: int
@@ -44,9 +44,9 @@ class Level:
     failed: int = 0
     empty: int = 0
     short: int = 0
-    errors: list[str] = dataclasses.field(default_factory=list)  # the first few distinct error messages
-    ttft_ms: list[float] = dataclasses.field(default_factory=list)
-    itl_ms: list[float] = dataclasses.field(default_factory=list)
+    errors: list[str] = msgspec.field(default_factory=list)  # the first few distinct error messages
+    ttft_ms: list[float] = msgspec.field(default_factory=list)
+    itl_ms: list[float] = msgspec.field(default_factory=list)
     output_tokens_per_s: float | None = None  # aiperf's summary, when it wrote one
     ran: bool = True
 
@@ -313,8 +313,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-@dataclasses.dataclass(frozen=True)
-class GateOptions:
+class GateOptions(msgspec.Struct, frozen=True):
     results: Path | None = None
     ttft_ms: float | None = None
     itl_ms: float | None = None

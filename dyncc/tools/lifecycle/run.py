@@ -10,7 +10,6 @@ by the kernel (parent-death signal) and stops too: a deployment never outlives t
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import fcntl
 import functools
@@ -26,6 +25,8 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.targets import ready_probe
@@ -43,8 +44,7 @@ PID_FILE = "launch.pid"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-@dataclasses.dataclass(frozen=True)
-class SmokeResult:
+class SmokeResult(msgspec.Struct, frozen=True):
     name: str
     ok: bool
     detail: str

@@ -18,9 +18,10 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+
+import msgspec
 
 from dyncc.api import BuildResult
 from dyncc.diagnostics import Diagnostic, DiagnosticError
@@ -42,8 +43,7 @@ CANCEL_WAIT_S = 90  # scancel, then Slurm's KillWait and the epilog: the job lea
 UNKNOWN_JOB = "Invalid job id"
 
 
-@dataclass(frozen=True)
-class JobInfo:
+class JobInfo(msgspec.Struct, frozen=True):
     state: str  # PENDING, RUNNING, COMPLETING, CANCELLED, ...
     reason: str
     command: str

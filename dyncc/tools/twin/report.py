@@ -10,16 +10,16 @@ and throughput away from the static model.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
+
 from dyncc.diagnostics import DiagnosticError
 
 
-@dataclasses.dataclass(frozen=True)
-class Predicted:
+class Predicted(msgspec.Struct, frozen=True):
     ttft_ms: float
     itl_ms: float
     tokens_per_s_per_gpu: float  # output tokens per second per GPU of the deployment
@@ -35,8 +35,7 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-@dataclasses.dataclass(frozen=True)
-class Row:
+class Row(msgspec.Struct, frozen=True):
     point: str
     values: str
     gpus: int
@@ -102,8 +101,7 @@ def table(rows: list[Row]) -> str:
     return "\n".join(out) + "\n"
 
 
-@dataclasses.dataclass(frozen=True)
-class Ordering:
+class Ordering(msgspec.Struct, frozen=True):
     concurrency: int
     twin: tuple[str, ...]  # points, best throughput per GPU first
     aic: tuple[str, ...]
