@@ -7,6 +7,7 @@ import os
 import select
 import sys
 import tempfile
+import traceback
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -118,8 +119,6 @@ def reader_gone() -> NoReturn:
 
 def internal_error(exc: BaseException) -> NoReturn:
     """One line instead of a traceback; the trace goes to a file the user can attach to a bug report."""
-    import traceback  # here: only a crash needs it
-
     trace = "".join(traceback.format_exception(exc))
     where = _write_trace(trace)
     kept = f"the full trace is in {where}" if where else "the full trace could not be written anywhere"

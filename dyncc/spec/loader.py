@@ -9,6 +9,7 @@ pydantic's strict mode sees ordinary ``int``/``str``/``dict`` values.
 from __future__ import annotations
 
 import datetime
+import difflib
 import errno
 import json
 import math
@@ -379,8 +380,6 @@ def _did_you_mean(word: str, candidates: list[str] | set[str]) -> str | None:
     lower = word.lower()
     if lower in by_lower:
         return by_lower[lower]
-    import difflib  # here: only a misspelt key needs it, and it costs every load a few ms
-
     matches = difflib.get_close_matches(lower, sorted(by_lower), n=1, cutoff=0.6)
     if matches:
         return by_lower[matches[0]]
