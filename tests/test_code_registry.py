@@ -2,7 +2,7 @@
 entry does not list, fails a test. Two checks, so neither test coverage nor a helper function hides one:
 
 - at run time, with DYNCC_CHECK_CODES=1 (tests/conftest.py sets it for the tests and every dyncc process they
-  start), each Diagnostic is checked as it is made and when ``dataclasses.replace`` remakes it;
+  start), each Diagnostic is checked as it is made and when ``msgspec.structs.replace`` remakes it (msgspec 0.21+ runs ``__post_init__`` there);
 - statically, every place in dyncc/ that names a code beside a severity is read with ``ast``: a
   ``Diagnostic(...)``, a call of a helper that passes its ``code`` parameter on to one, and the ``finding(...)``
   calls of a function registered with ``@rule(..., "DYNnnn", ...)`` (which stamps its code on them).

@@ -314,3 +314,19 @@ def test_a_huge_dynamo_version_is_dyn701_at_its_line(tmp_path):
     proc = cli("validate", spec)
     assert proc.returncode == 1 and "internal error" not in proc.stderr, proc.stderr[-500:]
     assert re.search(r"s\.yaml:5:\d+: error DYN701", proc.stdout + proc.stderr), (proc.stdout + proc.stderr)[-800:]
+
+
+@pytest.mark.parametrize("version", ["0.5.1", "1.6.1"])
+def test_a_copied_or_pickled_profile_equals_the_original(version):
+    """A Release is identified by its version: a copy of a profile (or of a view holding its release) is equal
+    and hashes alike, though its flag maps are new objects (their own maps are not hashable)."""
+    import copy
+    import pickle
+
+    profile = profile_for(version)
+    view = release_view(release(version))
+    for original in (profile, view, release(version)):
+        for copied in (copy.deepcopy(original), pickle.loads(pickle.dumps(original))):
+            assert copied == original and hash(copied) == hash(original)
+    assert profile_for("0.5.1") != profile_for("1.6.1")
+    assert release("0.5.1") != release("1.6.1")

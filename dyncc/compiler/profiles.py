@@ -68,7 +68,7 @@ class Profile(msgspec.Struct, frozen=True):
     # DYN_EVENT_PLANE where file discovery runs no NATS: 1.0-1.1 default to NATS and 1.2 fails to choose;
     # None where the release picks ZMQ by itself (1.3+) or runs NATS anyway (0.x).
     event_plane_env: str | None = None
-    # The release data every fact above was read from (a Release compares by identity).
+    # The release data every fact above was read from (a Release compares by its version).
     release: Release | None = None
 
 

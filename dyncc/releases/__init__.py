@@ -56,8 +56,8 @@ class Refusal(msgspec.Struct, frozen=True):
 
 
 class Release(msgspec.Struct, frozen=True, eq=False, dict=True):
-    """One Dynamo release's data. Compared and hashed by identity, as one instance stands for each release in
-    a process (``release()`` caches them); ``dict`` holds its cached option index."""
+    """One Dynamo release's data, identified by its version: compared and hashed by it (its flags are maps,
+    and a copy of a profile or a plan must still equal the original); ``dict`` holds its option index."""
 
     dynamo: str
     pins: Mapping[str, str]  # engine name -> the version its wheel pins (`Requires-Dist: <engine>==X`)
@@ -67,6 +67,12 @@ class Release(msgspec.Struct, frozen=True, eq=False, dict=True):
 
     def __repr__(self) -> str:  # its flags run to thousands of lines
         return f"Release(dynamo={self.dynamo!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Release) and other.dynamo == self.dynamo
+
+    def __hash__(self) -> int:
+        return hash(self.dynamo)
 
     @property
     def version(self) -> Version:

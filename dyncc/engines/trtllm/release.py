@@ -32,7 +32,7 @@ class TrtllmRelease(msgspec.Struct, frozen=True):
     model_flag: str  # the worker's model flag (1.0 renamed --model-path to --model; the old name deprecated)
     encode_endpoint: str | None  # the encode worker's default endpoint; `{namespace}` filled in
     revision_flag: bool  # `--revision`: the worker downloads a hub model at a revision (1.0.0+)
-    # The release data every fact above was read from (a Release compares by identity).
+    # The release data every fact above was read from (a Release compares by its version).
     release: Release | None = None
 
     @property
