@@ -122,7 +122,7 @@ def _targets_for(compilation: Compilation, requested: Iterable[str]) -> list[tup
     for target in chosen:
         problem = cannot_run(compilation.plan, target, targets())
         if problem is not None:
-            problem = problem.located(compilation.loaded.source.locate(problem.path))
+            problem = compilation.loaded.located(problem)
             if "all" in wanted:
                 problem = _skip_note(target, problem)
         found.append((target, problem))
@@ -138,7 +138,7 @@ def _left_out(compilation: Compilation, target: Target, every: bool) -> list[Dia
     found = left_out(compilation.plan, target, targets())
     if every:
         found = [msgspec.structs.replace(d, severity="info") if d.severity == "warning" else d for d in found]
-    return [d.located(compilation.loaded.source.locate(d.path)) for d in found]
+    return [compilation.loaded.located(d) for d in found]
 
 
 def _skip_note(target: Target, problem: Diagnostic) -> Diagnostic:
@@ -199,7 +199,7 @@ def with_worker_runtime(loaded: LoadedSpec, runtime: str | None) -> LoadedSpec:
     """The spec with ``worker_runtime`` set from outside it (``--engine``); the rules and targets see it."""
     if runtime is None:
         return loaded
-    return msgspec.structs.replace(loaded, spec=loaded.spec.model_copy(update={"worker_runtime": runtime}))
+    return loaded.setting(("worker_runtime",), f"--engine {runtime}", worker_runtime=runtime)
 
 
 def with_mocker_timing(loaded: LoadedSpec, timing: str | None) -> LoadedSpec:
@@ -209,7 +209,7 @@ def with_mocker_timing(loaded: LoadedSpec, timing: str | None) -> LoadedSpec:
         return loaded
     if timing not in ("builtin", "aiconfigurator"):
         timing = os.path.abspath(timing)
-    return msgspec.structs.replace(loaded, spec=loaded.spec.model_copy(update={"mocker_timing": timing}))
+    return loaded.setting(("mocker_timing",), f"--timing {timing}", mocker_timing=timing)
 
 
 def compile_timed(loaded: LoadedSpec, progress: Callable[[float, str], None] | None = None) -> Compilation:
@@ -231,8 +231,10 @@ def with_dynamo_version(loaded: LoadedSpec, version: str | None) -> LoadedSpec:
     if versions is None:
         unprefixed = version[1:] if version[:1] in ("v", "V") else ""
         hint = f"did you mean `{unprefixed}`? (no `v`)" if _versions(unprefixed) else "e.g. 1.6.1 or 0.5.1"
-        raise DiagnosticError([Diagnostic("DYN013", f"--dynamo-version {version!r} is not a version", hint=hint)])
-    return msgspec.structs.replace(loaded, spec=loaded.spec.model_copy(update={"dynamo": versions}))
+        raise DiagnosticError(
+            [Diagnostic("DYN013", f"--dynamo-version {version!r} is not a version", ("dynamo", "version"), hint=hint)]
+        )
+    return loaded.setting(("dynamo",), f"--dynamo-version {version}", dynamo=versions)
 
 
 def _versions(version: str) -> Versions | None:

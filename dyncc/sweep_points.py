@@ -93,7 +93,7 @@ def expand_loaded(raw: bytes | str, base: LoadedSpec, dynamo_version: str | None
     # Counted before anything is expanded: a few lines of lists can multiply into millions of points.
     problems = sweep_problems(base.spec.sweep)
     if problems:
-        raise DiagnosticError([d.located(base.source.locate(d.path)) for d in problems])
+        raise DiagnosticError([base.located(d) for d in problems])
     data, _ = load_yaml_data(raw, base.source.file)
     sweep = data.pop("sweep", {}) or {}
     keys = sorted(sweep)

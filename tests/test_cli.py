@@ -167,3 +167,30 @@ def test_validate_checks_a_spec_as_another_release_would_deploy_it(tmp_path):
     assert cli("build", spec, "--dynamo-version", "1.3.1", "-o", tmp_path / "o", "-t", "local").returncode == 0
     prefixed = cli("validate", spec, "--dynamo-version", "v1.3.1")
     assert prefixed.returncode == 1 and "did you mean `1.3.1`?" in prefixed.stderr
+
+
+def _diagnostics(proc) -> list[dict]:
+    return [d for f in json.loads(proc.stdout)["files"] for d in f["diagnostics"]]
+
+
+def test_a_problem_with_a_value_the_command_line_gave_names_the_option_not_a_line(tmp_path):
+    """The spec's own line holds another value (or none): pointing there would blame the file."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text((EXAMPLES / "agg.yaml").read_text() + "dynamo:\n  version: 1.6.1\n")
+    unknown = cli("validate", spec, "--dynamo-version", "9.9.9", "--format", "json")
+    (release,) = [d for d in _diagnostics(unknown) if d["code"] == "DYN701"]
+    assert release["message"].startswith("--dynamo-version 9.9.9: no release file for Dynamo 9.9.9")
+    assert release["line"] is None and release["path"] == "dynamo.version"
+    assert "apiVersion" not in cli("validate", spec, "--dynamo-version", "9.9.9").stderr
+    # The file's own value is still located at its line.
+    own = tmp_path / "own.yaml"
+    own.write_text(spec.read_text().replace("version: 1.6.1", "version: 9.9.9"))
+    (located,) = [d for d in _diagnostics(cli("validate", own, "--format", "json")) if d["code"] == "DYN701"]
+    assert located["line"] == own.read_text().splitlines().index("  version: 9.9.9") + 1
+    assert not located["message"].startswith("--")
+    missing = cli(
+        "build", EXAMPLES / "agg.yaml", "--engine", "mocker", "--timing", tmp_path / "no.npz", "-o", tmp_path / "o"
+    )
+    assert missing.returncode == 1 and f"--timing {tmp_path / 'no.npz'}: mocker_timing" in missing.stderr
+    version_typo = cli("validate", EXAMPLES / "agg.yaml", "--dynamo-version", "v1.6.1")
+    assert "at dynamo.version" in version_typo.stderr and "<document>" not in version_typo.stderr

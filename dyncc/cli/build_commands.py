@@ -239,7 +239,7 @@ def sweep(
         status = "built" if p.valid else "invalid: " + "; ".join(p.messages[:2])
         say(f"p{p.index} [{p.label()}]: {status}")
     say(f"index: {out / 'index.md'}")
-    verdict = [d.located(base.source.locate(d.path)) for d in sweeps.summary(points)]
+    verdict = [base.located(d) for d in sweeps.summary(points)]
     if any(d.is_error for d in verdict):  # DYN804: no point built
         fail(verdict)
     show(verdict)

@@ -56,7 +56,7 @@ def locate(loaded: LoadedSpec, diagnostics: list[Diagnostic]) -> list[Diagnostic
 
 
 def _locate(loaded: LoadedSpec, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
-    located = [d if d.location else d.located(loaded.source.locate(d.path, at_key=d.about_key)) for d in diagnostics]
+    located = [d if d.location else loaded.located(d) for d in diagnostics]
 
     def order(d: Diagnostic) -> tuple[int, int, int, str]:
         line, column = (d.location.line, d.location.column) if d.location else (0, 0)

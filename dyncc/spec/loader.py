@@ -118,10 +118,25 @@ class LoadedSpec(msgspec.Struct, frozen=True):
     base_dir: Path
     # Warnings from reading the file itself, before any rule: old spec forms read as their new form (DYN021).
     notices: tuple[Diagnostic, ...] = ()
+    # Values the command line set over the file's (`--dynamo-version 1.5.1` sets `dynamo`): (path, option).
+    given: tuple[tuple[YamlPath, str], ...] = ()
 
     @property
     def file(self) -> str:
         return self.source.file
+
+    def located(self, diagnostic: Diagnostic) -> Diagnostic:
+        """``diagnostic`` at the file:line:col of its spec path; about a value the command line gave, it names
+        the option instead and points at no line (the file's line holds another value, or none)."""
+        for path, option in self.given:
+            if diagnostic.path[: len(path)] == path:
+                return msgspec.structs.replace(diagnostic, location=None, message=f"{option}: {diagnostic.message}")
+        return diagnostic.located(self.source.locate(diagnostic.path, at_key=diagnostic.about_key))
+
+    def setting(self, path: YamlPath, option: str, **update: Any) -> LoadedSpec:
+        """The spec with top-level ``update`` applied, given by the command line's ``option`` at ``path``."""
+        spec = self.spec.model_copy(update=update)
+        return msgspec.structs.replace(self, spec=spec, given=(*self.given, (path, option)))
 
 
 def load_spec(path: str | Path, *, model_for: ModelFor) -> LoadedSpec:

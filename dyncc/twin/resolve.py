@@ -69,8 +69,7 @@ def _checked_timing(compilation: Compilation, path: Path) -> bytes:
     """A timing file's bytes, read and checked once, as DYN912 checks them."""
     data, problem = read_timing_file(path)
     if data is None:
-        where = compilation.loaded.source.locate(("mocker_timing",))
         raise DiagnosticError(
-            [Diagnostic("DYN912", f"mocker_timing {path} {problem}", ("mocker_timing",), location=where)]
+            [compilation.loaded.located(Diagnostic("DYN912", f"mocker_timing {path} {problem}", ("mocker_timing",)))]
         )
     return data
