@@ -148,6 +148,29 @@ def test_model_facts_come_from_a_local_config_json(tmp_path):
     assert "config.json" in mtp.message
 
 
+@pytest.mark.parametrize(
+    ("hub_id", "layers"),
+    [("meta-llama/Llama-4-Maverick-17B-128E-Instruct", 0), ("Qwen/Qwen3-32B", 0), ("deepseek-ai/DeepSeek-R1", 1)],
+)
+def test_a_well_known_hub_models_mtp_layers_come_from_the_table(tmp_path, hub_id, layers):
+    """Its num_nextn_predict_layers, as a local config.json's are: mtp on a model without them would fail when
+    the engine loads it, so it is refused (DYN105); the spec's own model.mtp_layers still wins."""
+    spec_file = tmp_path / "s.yaml"
+    text = f"apiVersion: dyncc/v1\nname: t\nmodel: {{path: {hub_id}}}\nspeculative: {{mode: mtp, draft_len: 1}}\n"
+    spec_file.write_text(text + "pools:\n  agg: {tensor_parallel: 8}\n")
+    loaded = load_spec(spec_file)
+    assert loaded.facts.mtp_layers == layers and hub_id in loaded.facts.source["mtp_layers"]
+    refused = [d for d in check_spec(loaded)[2] if d.code == "DYN105"]
+    assert len(refused) == (layers == 0)
+    spec_file.write_text(
+        text.replace("model: {path: " + hub_id, "model: {mtp_layers: 1, path: " + hub_id)
+        + "pools:\n  agg: {tensor_parallel: 8}\n"
+    )
+    stated = load_spec(spec_file)
+    assert stated.facts.mtp_layers == 1 and stated.facts.source["mtp_layers"] == "spec"
+    assert not [d for d in check_spec(stated)[2] if d.code == "DYN105"]
+
+
 def test_broken_local_config_json_is_a_coded_error(tmp_path):
     (tmp_path / "ckpt").mkdir()
     (tmp_path / "ckpt" / "config.json").write_text("{not json")

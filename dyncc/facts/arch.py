@@ -61,6 +61,7 @@ class ModelArch(msgspec.Struct, frozen=True):
     sliding_layers: int = 0  # layers with a sliding window (they cache at most sliding_window tokens)
     mtp_layer_params: int = 0  # one MTP (next-n) layer, loaded when speculative mode is mtp
     max_position_embeddings: int | None = None
+    mtp_layers: int = 0  # MTP (next-n prediction) layers in the checkpoint: what speculative mode mtp drafts with
 
     @property
     def params(self) -> int:
@@ -186,6 +187,7 @@ def arch_from_config(config: dict[str, Any], hf_quant: dict[str, Any] | None = N
         sliding_window=window,
         sliding_layers=sliding,
         mtp_layer_params=(moe_layer + 2 * hidden * hidden) if mtp else 0,
+        mtp_layers=mtp,
         max_position_embeddings=c.get("max_position_embeddings")
         if isinstance(c.get("max_position_embeddings"), int)
         else None,

@@ -453,6 +453,7 @@ def _literal_values(model: type[CoreSpec], loc: YamlPath) -> list[Any]:
 # config.json keys that different model families use for the same facts.
 _EXPERT_KEYS = ("n_routed_experts", "num_local_experts", "num_experts", "moe_num_experts")
 _MTP_KEYS = ("num_nextn_predict_layers",)
+_TABLE = "dyncc's table of well-known models ("  # how a fact from dyncc.facts' model table names its source
 
 
 def read_model_facts(spec: CoreSpec, base_dir: Path, source: SourceMap) -> ModelFacts:
@@ -486,6 +487,10 @@ def read_model_facts(spec: CoreSpec, base_dir: Path, source: SourceMap) -> Model
         # (DYN107) as it must a local checkpoint's. Whether a model is MoE at all stays the spec's or its
         # config's to say: that changes the engine configs dyncc writes.
         num_experts, origin["num_experts"] = arch.experts, arch_source
+    if mtp_layers is None and not has_config and arch is not None and arch_source.startswith(_TABLE):
+        # The table read each well-known checkpoint's num_nextn_predict_layers: mtp on one without MTP layers
+        # (Llama, Qwen...) is refused (DYN105) as it is for a local checkpoint, not left to fail at start-up.
+        mtp_layers, origin["mtp_layers"] = arch.mtp_layers, arch_source
     stated = model.facts
     heads = read_heads(
         stated_heads=model.attention_heads,
@@ -528,7 +533,7 @@ def _model_arch(
     else:
         known = known_model(spec.model.path)
         if known is not None:
-            arch, why = known.arch, f"dyncc's table of well-known models ({known.hub_id})"
+            arch, why = known.arch, f"{_TABLE}{known.hub_id})"
         else:
             why = f"{spec.model.path!r} is not a local checkpoint nor in dyncc's table of well-known models"
     stated = spec.model.facts

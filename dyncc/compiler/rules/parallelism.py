@@ -133,7 +133,7 @@ def mtp_needs_mtp_layers(graph: DeploymentGraph) -> Iterator[Diagnostic]:
             f"speculative mode mtp, but the model has no MTP layers (from {facts.source.get('mtp_layers', 'spec')})",
             ("speculative", "mode"),
             "use eagle3 with a draft model, or a checkpoint with MTP layers "
-            "(e.g. DeepSeek-R1: num_nextn_predict_layers 1)",
+            "(e.g. DeepSeek-R1: num_nextn_predict_layers 1); model.mtp_layers states a checkpoint's own count",
         )
 
 
