@@ -16,7 +16,7 @@ import msgspec
 from pydantic import ValidationError
 
 from dyncc.compiler.rules import sweep_problems
-from dyncc.deployment import load_spec_text
+from dyncc.deployment import load_spec_text, model_for
 from dyncc.diagnostics import Diagnostic, DiagnosticError
 from dyncc.spec import LoadedSpec
 from dyncc.spec.loader import load_yaml_data, read_model_facts
@@ -129,8 +129,10 @@ def _load_point(point: Point, base: LoadedSpec, validated: dict[str, Any]) -> Lo
     """The point as a loaded spec. Parsing each point's YAML would cost the base's parse once per point (up
     to a second for a large spec, times 512 points), so the swept values are set on the base's validated
     data instead; a point whose values the model refuses is loaded from its text, for the loader's codes."""
+    data = _with_values(validated, point.values, point.name)
     try:
-        spec = type(base.spec).model_validate(_with_values(validated, point.values, point.name))
+        # The point's own model: a swept key may write a target section the base spec leaves unwritten.
+        spec = model_for(data).model_validate(data)
     except ValidationError:
         return load_spec_text(point.spec_text, f"<sweep point p{point.index}>", base_dir=base.base_dir)
     facts = base.facts if spec.model == base.spec.model else read_model_facts(spec, base.base_dir, base.source)

@@ -141,3 +141,23 @@ def test_a_build_of_every_target_builds_only_the_sections_the_spec_writes(exampl
     # own. (A written section's default parts, e.g. k8s.metrics, are validated as pydantic makes them.)
     written_modules = {t.settings_model.__module__ for t in targets() if t.settings_model.__name__ in typed}
     assert set(found["own validator"]) <= written_modules
+
+
+@pytest.mark.parametrize("section", ["compose", "local", "slurm"])
+def test_a_sweep_over_a_section_the_base_does_not_write_is_checked_point_by_point(section, tmp_path):
+    """Each point is validated by its own model: the swept key writes the section the base leaves unwritten
+    (a point reusing the base's model took the values unchecked, and a target then met a plain dict)."""
+    from dyncc.api import validate
+
+    key, good, bad = {
+        "compose": ("restart", '[always, "no"]', "[bogus]"),
+        "local": ("http_port", "[8001, 8002]", "[99999]"),
+        "slurm": ("partition", "[batch, gpu]", '["bad partition;"]'),
+    }[section]
+    base = (EXAMPLES / "agg.yaml").read_text()
+    spec = tmp_path / "s.yaml"
+    spec.write_text(base + f"sweep:\n  {section}.{key}: {good}\n")
+    assert validate(spec).ok
+    spec.write_text(base + f"sweep:\n  {section}.{key}: {bad}\n")
+    refused = validate(spec)
+    assert not refused.ok and "DYN804" in {d.code for d in refused.diagnostics}
