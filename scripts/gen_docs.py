@@ -1,7 +1,8 @@
 """Regenerate docs/spec-reference.md and the bundled dyncc/spec/dyncc-v1.schema.json (from the spec's JSON
 Schema), docs/error-codes.md with its table of every code (from the code registry, dyncc/codes.yaml),
-docs/capabilities.md (from the registered targets' declared capabilities) and docs/disagg_router.svg (the
-topology picture in the README): every generated doc, in one command. tests/test_views.py,
+docs/capabilities.md (from the registered targets' declared capabilities), docs/disagg_router.svg (the
+topology picture in the README) and the results in docs/performance.md (from benchmarks/results.md, which
+benchmarks/run.py writes): every generated doc, in one command. tests/test_views.py,
 tests/test_codes.py, tests/test_capabilities.py and tests/test_spec_docs.py fail when any is stale;
 tests/test_docs_site.py builds the site they are part of. (The golden tree is not a doc:
 scripts/update_golden.py.)
@@ -185,6 +186,18 @@ def error_codes_doc(registry: dict, examples_dir: pathlib.Path) -> str:
     return "\n".join(out)
 
 
+RESULTS_START = "<!-- results: benchmarks/results.md (scripts/gen_docs.py copies it here) -->\n"
+RESULTS_END = "<!-- end results -->\n"
+
+
+def performance_doc(doc: str, results: str) -> str:
+    """docs/performance.md with the benchmark's latest results (benchmarks/results.md, which
+    benchmarks/run.py writes) between its markers; its own title left out, the page has one."""
+    start, end = doc.index(RESULTS_START) + len(RESULTS_START), doc.index(RESULTS_END)
+    body = results.split("\n", 1)[1].lstrip("\n") if results.startswith("# ") else results
+    return doc[:start] + body.rstrip("\n") + "\n\n" + doc[end:]
+
+
 def main() -> None:
     sys.path.insert(0, str(ROOT))
     from dyncc.codes import registry
@@ -196,6 +209,9 @@ def main() -> None:
     (ROOT / "docs" / "capabilities.md").write_text(capability_matrix(targets()), encoding="utf-8")
     (ROOT / "dyncc" / "spec" / "dyncc-v1.schema.json").write_text(schema_text())
     (ROOT / "docs" / "error-codes.md").write_text(error_codes_doc(registry(), ROOT / "examples" / "invalid"))
+    performance = ROOT / "docs" / "performance.md"
+    results = (ROOT / "benchmarks" / "results.md").read_text(encoding="utf-8")
+    performance.write_text(performance_doc(performance.read_text(encoding="utf-8"), results), encoding="utf-8")
     dot = subprocess.run(
         [sys.executable, "-m", "dyncc", "graph", "examples/disagg_router.yaml", "--format", "dot"],
         cwd=ROOT,

@@ -13,7 +13,7 @@ from dyncc.codes import registry
 from dyncc.deployment import schema
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from gen_docs import codes_in, spec_reference  # noqa: E402
+from gen_docs import codes_in, performance_doc, spec_reference  # noqa: E402
 
 REFERENCE = ROOT / "docs" / "spec-reference.md"
 # A table cell boundary: a `|` the generator did not escape.
@@ -92,3 +92,11 @@ def test_defaults_are_shown_including_those_made_by_a_factory():
     assert rows[("Benchmark", "concurrency")]["default"] == "`[1, 4, 16]`"
     assert rows[("DeploymentSpec", "router")]["default"] == "`{}`"
     assert "DYN101" in rows[("Pool", "gpus_per_worker")]["codes"]
+
+
+def test_the_performance_page_shows_the_benchmarks_latest_results():
+    """docs/performance.md carries benchmarks/results.md as benchmarks/run.py last wrote it."""
+    page = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
+    results = (ROOT / "benchmarks" / "results.md").read_text(encoding="utf-8")
+    assert performance_doc(page, results) == page, "run scripts/gen_docs.py"
+    assert results.splitlines()[2] in page  # the run's own line: which command, when, which Python
