@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -49,55 +48,28 @@ STOP_WAIT_S = 20  # launch.sh stops its processes within 8 s, then reaps them
 Echo = Callable[[str], None]
 
 
-class Launched:
-    """launch.sh running in its own session, its output appended to ``run_dir/launch.log``."""
+class Launched(run.LaunchScript):
+    """launch.sh running in its own session, its output appended to ``run_dir/launch.log`` (a detached one
+    outlives dyncc); ``relay`` echoes what it wrote since the last call."""
 
     def __init__(self, script: Path, run_dir: Path, detached: bool):
         run_dir.mkdir(parents=True, exist_ok=True)
         self.log = run_dir / LAUNCH_LOG
-        prefix = () if detached else run._pdeathsig_prefix()
         with open(self.log, "wb") as out:  # the child keeps its own descriptor
-            self.process = subprocess.Popen(
-                [*prefix, "bash", str(script)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={"DYNCC_PYTHON": run.worker_python(), **os.environ},
-                start_new_session=True,
-            )
+            super().__init__(script, out, pdeathsig=not detached)
         self.ticks = start_ticks(self.process.pid) or 0
         self._tail = Tail(self.log)
-        self.lines: list[str] = []
-        self.url: str | None = None
 
     def relay(self, echo: Echo) -> None:
         """Echo the lines the script wrote since the last call; note the ready line's URL."""
         for line in self._tail.lines():
-            self.lines.append(line)
-            echo(line)
-            if line.startswith(run.READY_MARK) and self.url is None:
-                self.url = line[len(run.READY_MARK) :].split("/v1", 1)[0]
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def terminate(self) -> None:
-        """Ask launch.sh to stop everything (it stops its processes, then exits); safe in a signal handler."""
-        run.ask_to_stop(self.process)
+            echo(self.noted(line))
 
     def stop(self, echo: Echo) -> int:
-        self.terminate()
-        try:
-            self.process.wait(STOP_WAIT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        status = self.stop_within(STOP_WAIT_S)
         kill_leftovers(Path(self.log).parent / run.LOCK_FILE)
         self.relay(echo)
-        return self.process.returncode
-
-    def foreign_listener(self) -> str | None:
-        return next((line for line in self.lines if run.FOREIGN_MARK in line), None)
+        return status
 
 
 Bench = Callable[[DeploymentState, threading.Event], int]

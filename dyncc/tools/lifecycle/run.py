@@ -346,39 +346,78 @@ def ask_to_stop(process: subprocess.Popen) -> None:
             pass
 
 
-class Deployment:
-    """A running ``launch.sh``; ``stop()`` ends it and everything it started.
+class LaunchScript:
+    """A ``launch.sh`` dyncc started in its own session (so stopping it reaches everything it started): the
+    lines it has written so far, its ready URL once it says it, and how to stop it. Its output goes to
+    ``output`` (a pipe, or a log file a detached deployment outlives dyncc with); the subclasses read it."""
+
+    def __init__(self, script: Path, output: Any, *, pdeathsig: bool, env: dict[str, str] | None = None):
+        self.script = Path(script)
+        self.lines: list[str] = []
+        self.url: str | None = None
+        self.process = subprocess.Popen(
+            [*(_pdeathsig_prefix() if pdeathsig else ()), "bash", str(self.script)],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=output is subprocess.PIPE,
+            env={"DYNCC_PYTHON": worker_python(), **os.environ, **(env or {})},
+            start_new_session=True,
+        )
+
+    def noted(self, line: str) -> str:
+        """Keep one line the script wrote; its ready line gives the frontend's URL."""
+        self.lines.append(line)
+        if line.startswith(READY_MARK) and self.url is None:
+            self.url = line[len(READY_MARK) :].split("/v1", 1)[0]
+        return line
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def terminate(self) -> None:
+        """Ask the launch script to stop everything; safe inside a signal handler (it does not wait)."""
+        ask_to_stop(self.process)
+
+    def stop_within(self, seconds: float) -> int:
+        """SIGTERM the launch script (it stops its processes), SIGKILL its session after ``seconds``; returns
+        its exit status."""
+        if self.process.poll() is None:
+            self.terminate()
+            try:
+                self.process.wait(seconds)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.process.returncode
+
+    def foreign_listener(self) -> str | None:
+        """The launch script's report that another process serves one of the deployment's ports."""
+        return next((line for line in self.lines if FOREIGN_MARK in line), None)
+
+
+class Deployment(LaunchScript):
+    """A running ``launch.sh`` whose output dyncc reads as it comes (echoed, and watched for readiness);
+    ``stop()`` ends it and everything it started.
 
     Create it on a thread that outlives it (the main one): the parent-death signal follows the thread."""
 
     def __init__(
         self, launch_script: Path, env: dict[str, str] | None = None, echo: Callable[[str], None] | None = None
     ):
-        self.script = Path(launch_script)
-        self.lines: list[str] = []
-        self.url: str | None = None
+        super().__init__(launch_script, subprocess.PIPE, pdeathsig=True, env=env)
         self._ready = threading.Event()
         self._echo = echo
-        self.process = subprocess.Popen(
-            [*_pdeathsig_prefix(), "bash", str(self.script)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={"DYNCC_PYTHON": worker_python(), **os.environ, **(env or {})},
-            start_new_session=True,
-        )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            line = line.rstrip("\n")
-            self.lines.append(line)
+            self.noted(line.rstrip("\n"))
             if self._echo:
-                self._echo(line)
-            if line.startswith(READY_MARK):
-                self.url = line[len(READY_MARK) :].split("/v1", 1)[0]
+                self._echo(self.lines[-1])
+            if self.url is not None:
                 self._ready.set()
         self._ready.set()  # exited: nobody should keep waiting
 
@@ -386,25 +425,11 @@ class Deployment:
         self._ready.wait(timeout)
         return self.url is not None and self.process.poll() is None
 
-    def terminate(self) -> None:
-        """Ask the launch script to stop everything; safe inside a signal handler (it does not wait)."""
-        ask_to_stop(self.process)
-
     def stop(self) -> int:
         """SIGTERM the launch script (it stops its processes); returns its exit status."""
-        if self.process.poll() is None:
-            self.terminate()
-            try:
-                self.process.wait(STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        status = self.stop_within(STOP_GRACE_S)
         self._reader.join(5)
-        return self.process.returncode
+        return status
 
     def wait(self) -> int:
         return self.process.wait()
-
-    def foreign_listener(self) -> str | None:
-        """The launch script's report that another process serves one of the deployment's ports."""
-        return next((line for line in self.lines if FOREIGN_MARK in line), None)
