@@ -11,7 +11,7 @@ import functools
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from pydantic import Field, PlainSerializer, SerializationInfo, create_model
 
@@ -60,6 +60,10 @@ def model_for(data: Mapping[str, Any]) -> type[CoreSpec]:
 def _dump_section(section: SectionModel, info: SerializationInfo) -> Any:
     return section.model_dump(
         mode=info.mode,
+        # This section's part of a whole-spec include/exclude (pydantic-core's and pydantic's names for one shape).
+        include=cast(Any, info.include),
+        exclude=cast(Any, info.exclude),
+        context=info.context,
         by_alias=info.by_alias,
         exclude_unset=info.exclude_unset,
         exclude_defaults=info.exclude_defaults,

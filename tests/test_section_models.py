@@ -80,6 +80,9 @@ def test_a_spec_dumps_the_same_whichever_sections_are_typed(example):
     for mode in ("python", "json"):
         assert loaded.spec.model_dump(mode=mode, by_alias=True) == everything_typed.model_dump(mode=mode, by_alias=True)
     assert loaded.spec.model_dump_json() == everything_typed.model_dump_json()
+    for part in ({"local": {"http_port"}, "slurm": True}, {"compose": {"restart"}, "name": True}):
+        assert loaded.spec.model_dump(include=part) == everything_typed.model_dump(include=part)
+        assert loaded.spec.model_dump(exclude=part) == everything_typed.model_dump(exclude=part)
 
 
 def test_a_written_section_is_validated_and_an_unwritten_one_is_not_typed():
