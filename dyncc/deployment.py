@@ -28,7 +28,7 @@ def deployment_model(written: frozenset[str] | None = None) -> type[CoreSpec]:
     """``DeploymentSpec``: :class:`CoreSpec` with a ``<settings_key>:`` section per registered target.
 
     ``written``: the section keys a spec writes. The other sections hold their defaults, made without a
-    validator (``SectionModel.unvalidated_defaults``), so loading a spec builds only the settings models it
+    validator (``SectionModel.section_defaults``), so loading a spec builds only the settings models it
     needs (a cold ``build -t all`` spends most of its own time building models). None: every section typed,
     as the JSON schema, the docs and the editor need it."""
     from dyncc.targets import targets
@@ -41,7 +41,7 @@ def deployment_model(written: frozenset[str] | None = None) -> type[CoreSpec]:
         else:
             # Never validated: a key the spec does not write. Its value is the section's own default instance,
             # dumped by its own model (pydantic's dump of an Any does not build a deferred model).
-            defaults = t.settings_model.unvalidated_defaults
+            defaults = t.settings_model.section_defaults
             unwritten = Annotated[Any, PlainSerializer(_dump_section)]
             sections[t.settings_key] = (unwritten, Field(default_factory=defaults, description=doc))
     model: type[CoreSpec] = create_model(
