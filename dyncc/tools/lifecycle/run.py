@@ -336,16 +336,6 @@ def _pdeathsig_prefix() -> tuple[str, ...]:
     return (setpriv, "--pdeathsig", "TERM") if probe.returncode == 0 else ()
 
 
-def ask_to_stop(process: subprocess.Popen) -> None:
-    """SIGTERM a launch script dyncc started (by its pid; it then stops its own processes), unless it has
-    been waited for already; safe inside a signal handler (it does not wait)."""
-    if process.returncode is None:
-        try:
-            os.kill(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-
-
 class LaunchScript:
     """A ``launch.sh`` dyncc started in its own session (so stopping it reaches everything it started): the
     lines it has written so far, its ready URL once it says it, and how to stop it. Its output goes to
@@ -376,8 +366,13 @@ class LaunchScript:
         return self.process.poll() is None
 
     def terminate(self) -> None:
-        """Ask the launch script to stop everything; safe inside a signal handler (it does not wait)."""
-        ask_to_stop(self.process)
+        """SIGTERM the launch script by its pid (it then stops its own processes), unless it has been waited
+        for already; safe inside a signal handler (it does not wait)."""
+        if self.process.returncode is None:
+            try:
+                os.kill(self.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
     def stop_within(self, seconds: float) -> int:
         """SIGTERM the launch script (it stops its processes), SIGKILL its session after ``seconds``; returns
@@ -413,10 +408,10 @@ class Deployment(LaunchScript):
 
     def _read(self) -> None:
         assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.noted(line.rstrip("\n"))
+        for raw in self.process.stdout:
+            line = self.noted(raw.rstrip("\n"))
             if self._echo:
-                self._echo(self.lines[-1])
+                self._echo(line)
             if self.url is not None:
                 self._ready.set()
         self._ready.set()  # exited: nobody should keep waiting
