@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from dyncc.diagnostics import Diagnostic, DiagnosticError, YamlPath, format_yaml_path
-from dyncc.facts import ModelArch, NotEnoughFacts, arch_from_config, known_model
+from dyncc.facts import KnownModel, ModelArch, NotEnoughFacts, arch_from_config, known_model
 from dyncc.facts.heads import read_heads
 from dyncc.facts.stated import apply_stated_facts
 from dyncc.spec.chat_template import read_chat_template
@@ -453,7 +453,6 @@ def _literal_values(model: type[CoreSpec], loc: YamlPath) -> list[Any]:
 # config.json keys that different model families use for the same facts.
 _EXPERT_KEYS = ("n_routed_experts", "num_local_experts", "num_experts", "moe_num_experts")
 _MTP_KEYS = ("num_nextn_predict_layers",)
-_TABLE = "dyncc's table of well-known models ("  # how a fact from dyncc.facts' model table names its source
 
 
 def read_model_facts(spec: CoreSpec, base_dir: Path, source: SourceMap) -> ModelFacts:
@@ -487,10 +486,11 @@ def read_model_facts(spec: CoreSpec, base_dir: Path, source: SourceMap) -> Model
         # (DYN107) as it must a local checkpoint's. Whether a model is MoE at all stays the spec's or its
         # config's to say: that changes the engine configs dyncc writes.
         num_experts, origin["num_experts"] = arch.experts, arch_source
-    if mtp_layers is None and not has_config and arch is not None and arch_source.startswith(_TABLE):
+    known = None if has_config else known_model(model.path)
+    if mtp_layers is None and known is not None:
         # The table read each well-known checkpoint's num_nextn_predict_layers: mtp on one without MTP layers
         # (Llama, Qwen...) is refused (DYN105) as it is for a local checkpoint, not left to fail at start-up.
-        mtp_layers, origin["mtp_layers"] = arch.mtp_layers, arch_source
+        mtp_layers, origin["mtp_layers"] = known.arch.mtp_layers, _from_table(known)
     stated = model.facts
     heads = read_heads(
         stated_heads=model.attention_heads,
@@ -533,7 +533,7 @@ def _model_arch(
     else:
         known = known_model(spec.model.path)
         if known is not None:
-            arch, why = known.arch, f"{_TABLE}{known.hub_id})"
+            arch, why = known.arch, _from_table(known)
         else:
             why = f"{spec.model.path!r} is not a local checkpoint nor in dyncc's table of well-known models"
     stated = spec.model.facts
@@ -542,6 +542,11 @@ def _model_arch(
     if arch is not None and spec.model.attention_heads is not None:  # what DYN124 reads sizes memory too
         arch = msgspec.structs.replace(arch, attention_heads=spec.model.attention_heads)
     return arch, why
+
+
+def _from_table(known: KnownModel) -> str:
+    """How a fact read from dyncc.facts' table of well-known models names its source."""
+    return f"dyncc's table of well-known models ({known.hub_id})"
 
 
 def _probe_model_dir(model_dir: Path, source: SourceMap) -> tuple[bool, bool]:
