@@ -22,12 +22,12 @@ EXAMPLES = ROOT / "examples"
 
 def _section_models() -> list[type[SectionModel]]:
     """Every SectionModel reachable from a registered target's settings, by field annotation."""
-    found: dict[str, type[SectionModel]] = {}
+    found: dict[type[SectionModel], None] = {}  # in the order reached
 
     def visit(model: type[SectionModel]) -> None:
-        if model.__qualname__ in found:
+        if model in found:
             return
-        found[f"{model.__module__}.{model.__qualname__}"] = model
+        found[model] = None
         for field in model.model_fields.values():
             for inner in _model_types(field.annotation):
                 if issubclass(inner, SectionModel):
@@ -35,7 +35,7 @@ def _section_models() -> list[type[SectionModel]]:
 
     for target in targets():
         visit(target.settings_model)
-    return list(found.values())
+    return list(found)
 
 
 def _model_types(annotation: object) -> list[type[BaseModel]]:
